@@ -1,0 +1,126 @@
+"""Typed, validated view of one dataloader config. Built by `config.loader`; read everywhere else."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+ResolutionType = Literal["pixel", "area", "pixel_area"]
+CropAspect = Literal["square", "preserve", "closest", "random"]
+CropStyle = Literal["center", "random", "corner"]
+CompositeLayout = Literal["horizontal", "vertical", "grid"]
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    """Where a row's captions come from, in order of preference."""
+
+    columns: tuple[str, ...] = ()  # primary caption columns; each may be a nested path "a.b"
+    fallback_column: str | None = None
+    description_column: str | None = None
+    instance_prompt: str | None = None  # caption_strategy "instanceprompt"
+    strategy: str = "huggingface"  # huggingface | textfile | filename | instanceprompt
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """The `filter_func` block plus the size floor, as typed values."""
+
+    quality_thresholds: Mapping[str, float] = field(default_factory=dict)
+    quality_column: str = "quality_assessment"
+    collection: tuple[str, ...] | None = None
+    collection_column: str = "collection"
+    min_width: int | None = None
+    min_height: int | None = None
+    min_frames: int | None = None  # video only
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """A row image made of `image_count` tiles of which tile `select_index` is kept."""
+
+    enabled: bool = False
+    image_count: int = 1
+    select_index: int = 0
+    layout: CompositeLayout = "horizontal"
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """Every setting that decides a sample's target size and crop box."""
+
+    resolution: float = 1024
+    resolution_type: ResolutionType = "pixel"
+    minimum_image_size: float | None = None
+    crop: bool = False
+    crop_aspect: CropAspect = "square"
+    crop_aspect_buckets: tuple[float, ...] | None = None
+    crop_style: CropStyle = "random"
+    alignment: int = 64
+    train_batch_size: int | None = None
+    drop_small_buckets: bool = False
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """One dataset backend: one Dagster partition."""
+
+    id: str
+    type: Literal["huggingface", "local"]
+    dataset_type: Literal["image", "video"]
+    cache_dir: Path  # absolute; our caches live under it
+    dataset_name: str | None = None  # hub id or absolute local path (huggingface type)
+    split: str = "train"
+    revision: str | None = None
+    image_column: str = "image"
+    instance_data_dir: Path | None = None  # absolute (local type)
+    width_column: str | None = None
+    height_column: str | None = None
+    num_frames_column: str | None = None
+    fps_column: str | None = None
+    num_proc: int | None = None
+    probability: float = 1.0
+    repeats: int = 0
+    captions: CaptionConfig = field(default_factory=CaptionConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    composite: CompositeConfig = field(default_factory=CompositeConfig)
+    buckets: BucketConfig = field(default_factory=BucketConfig)
+    text_embeds_dir: Path | None = None  # absolute; from the text_embeds entry, if any
+
+    @property
+    def file_extension(self) -> str:
+        return "mp4" if self.dataset_type == "video" else "jpg"
+
+    @property
+    def metadata_dir(self) -> Path:
+        return self.cache_dir / "huggingface_metadata" / self.id
+
+    @property
+    def vae_dir(self) -> Path:
+        return self.cache_dir / "vae" / self.id
+
+    @property
+    def text_dir(self) -> Path:
+        return self.text_embeds_dir or (self.cache_dir / "text_embeds" / self.id)
+
+
+@dataclass(frozen=True)
+class DataloaderConfig:
+    """The whole dataloader file: its enabled dataset backends, in file order."""
+
+    path: Path
+    backends: tuple[BackendConfig, ...]
+    text_embeds_dir: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def backend_ids(self) -> list[str]:
+        return [b.id for b in self.backends]
+
+    def backend(self, backend_id: str) -> BackendConfig:
+        for b in self.backends:
+            if b.id == backend_id:
+                return b
+        raise KeyError(
+            f"backend {backend_id!r} is not an enabled dataset in {self.path}; "
+            f"known ids: {', '.join(self.backend_ids) or '(none)'}"
+        )
