@@ -1,0 +1,25 @@
+"""The dataloader config: parsed once into typed objects."""
+
+from hf_assets.config.loader import CONFIG_ENV, ConfigError, config_path_from_env, load_config, parse_config
+from hf_assets.config.schema import (
+    BackendConfig,
+    BucketConfig,
+    CaptionConfig,
+    CompositeConfig,
+    DataloaderConfig,
+    FilterConfig,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "BackendConfig",
+    "BucketConfig",
+    "CaptionConfig",
+    "CompositeConfig",
+    "ConfigError",
+    "DataloaderConfig",
+    "FilterConfig",
+    "config_path_from_env",
+    "load_config",
+    "parse_config",
+]
