@@ -50,7 +50,7 @@ def corrupt_bytes(seed: int = 0) -> bytes:
     return b"\xff\xd8\xff\xe0" + rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
 
 
-def truncated_jpeg(width: int = 64, height: int = 48) -> bytes:
+def truncated_jpeg(width: int = 640, height: int = 480) -> bytes:
     """A JPEG cut short after its header: its size is readable, its pixels are not."""
     data = encode_image(width, height, "JPEG")
     return data[: len(data) // 3]

@@ -206,6 +206,13 @@ class _Parser:
                 f"resolution {resolution} with resolution_type \"area\" means {resolution} megapixels; "
                 "give megapixels (e.g. 1.0) or use resolution_type \"pixel_area\"",
             )
+        minimum = m.get("minimum_image_size")
+        if resolution_type == "area" and isinstance(minimum, (int, float)) and minimum > 64:
+            self.problem(
+                where,
+                f"minimum_image_size {minimum} with resolution_type \"area\" means {minimum} megapixels; "
+                "give megapixels (e.g. 0.25)",
+            )
         crop_aspect = m.get("crop_aspect", "square")
         if m.get("crop") and crop_aspect in ("closest", "random") and not m.get("crop_aspect_buckets"):
             self.problem(where, f"crop_aspect \"{crop_aspect}\" needs key 'crop_aspect_buckets', e.g. [0.75, 1.0, 1.33]")

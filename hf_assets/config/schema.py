@@ -100,7 +100,7 @@ class BackendConfig:
 
     @property
     def text_dir(self) -> Path:
-        return self.text_embeds_dir or (self.cache_dir / "text_embeds" / self.id)
+        return (self.text_embeds_dir or self.cache_dir / "text_embeds") / self.id
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,7 @@ def test_hub_ids_are_kept_as_given(tmp_path):
 def test_text_embeds_entry_is_not_a_partition_but_sets_the_text_cache(tmp_path):
     cfg = load(tmp_path, HF, {"id": "te", "type": "local", "dataset_type": "text_embeds", "cache_dir": "te-cache"})
     assert cfg.backend_ids == ["photos"]
-    assert cfg.backend("photos").text_dir == (tmp_path / "sub" / "te-cache").resolve()
+    assert cfg.backend("photos").text_dir == (tmp_path / "sub" / "te-cache").resolve() / "photos"
 
 
 def test_without_text_embeds_entry_text_cache_is_under_cache_dir(tmp_path):
@@ -269,3 +269,8 @@ def test_missing_file_names_the_environment_variable(tmp_path):
 def test_unknown_backend_lookup_lists_known_ids(tmp_path):
     with pytest.raises(KeyError, match="photos"):
         load(tmp_path, HF).backend("nope")
+
+
+def test_area_minimum_image_size_given_in_pixels_is_caught(tmp_path):
+    entry = {**HF, "resolution": 1.0, "resolution_type": "area", "minimum_image_size": 512}
+    assert "minimum_image_size 512" in problems(tmp_path, entry)

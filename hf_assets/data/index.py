@@ -1,0 +1,109 @@
+"""Build the filtered index of a split: one row per kept sample with captions and effective size."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hf_assets.config.schema import BackendConfig, CaptionConfig
+from hf_assets.data.captions import extract_captions, first_caption
+from hf_assets.data.columns import resolve_column
+from hf_assets.data.composite import tile_boxes
+from hf_assets.data.filters import count_reasons, drop_reasons
+from hf_assets.data.sizes import image_sizes
+from hf_assets.data.sources import RawSplit
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("filename", pa.string()),
+        ("row", pa.int64()),
+        ("caption", pa.string()),
+        ("captions", pa.list_(pa.string())),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("source_width", pa.int32()),
+        ("source_height", pa.int32()),
+        ("tile_left", pa.int32()),
+        ("tile_top", pa.int32()),
+        ("tile_right", pa.int32()),
+        ("tile_bottom", pa.int32()),
+    ]
+)
+
+
+def virtual_filenames(num_rows: int, extension: str) -> pa.Array:
+    """The reference's virtual names: row i is "{i}.jpg" (or .mp4)."""
+    rows = pc.cast(pa.array(np.arange(num_rows, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(rows, pa.scalar("." + extension), pa.scalar(""))
+
+
+def source_sizes(split: RawSplit, backend: BackendConfig) -> tuple[pa.Array, pa.Array]:
+    """Displayed (EXIF-oriented) width and height of every row: from size columns, else image headers."""
+    table = split.table
+    if backend.width_column and backend.height_column:
+        widths = pc.cast(resolve_column(table, backend.width_column), pa.int32())
+        heights = pc.cast(resolve_column(table, backend.height_column), pa.int32())
+        return widths.combine_chunks(), heights.combine_chunks()
+    if backend.dataset_type == "video":
+        raise ValueError(
+            f"backend '{backend.id}': video sizes come from columns; set width_column and height_column"
+        )
+    return image_sizes(table.column(backend.image_column), base_dir=split.base_dir)
+
+
+def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Table, dict[str, int]]:
+    """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason."""
+    table = split.table
+    n = table.num_rows
+    src_w, src_h = source_sizes(split, backend)
+    readable = pc.and_(pc.is_valid(src_w), pc.is_valid(src_h))
+    boxes = tile_boxes(
+        np.asarray(src_w.fill_null(0), dtype=np.int64), np.asarray(src_h.fill_null(0), dtype=np.int64), backend.composite
+    )
+    box = {name: pa.array(boxes[:, i].astype(np.int32)) for i, name in enumerate(("left", "top", "right", "bottom"))}
+    unreadable = pa.scalar(None, pa.int32())
+    width = pc.if_else(readable, pc.subtract(box["right"], box["left"]), unreadable)
+    height = pc.if_else(readable, pc.subtract(box["bottom"], box["top"]), unreadable)
+
+    caption_cfg = backend.captions
+    if backend.type == "local":
+        caption_cfg = CaptionConfig(columns=("caption",), strategy="huggingface")
+    captions = extract_captions(table, caption_cfg)
+    num_frames = None
+    if backend.dataset_type == "video" and backend.num_frames_column:
+        num_frames = resolve_column(table, backend.num_frames_column).combine_chunks()
+    reasons = drop_reasons(
+        table,
+        widths=width,
+        heights=height,
+        captions=captions,
+        filters=backend.filters,
+        buckets=backend.buckets,
+        num_frames=num_frames,
+    )
+    filenames = table.column("filename").combine_chunks() if backend.type == "local" else virtual_filenames(
+        n, backend.file_extension
+    )
+    columns = {
+        "filename": filenames,
+        "row": pa.array(np.arange(n, dtype=np.int64)),
+        "caption": first_caption(captions),
+        "captions": captions,
+        "width": width,
+        "height": height,
+        "source_width": src_w,
+        "source_height": src_h,
+        "tile_left": box["left"],
+        "tile_top": box["top"],
+        "tile_right": box["right"],
+        "tile_bottom": box["bottom"],
+    }
+    schema = INDEX_SCHEMA
+    if num_frames is not None:
+        columns["num_frames"] = pc.cast(num_frames, pa.int32())
+        schema = schema.append(pa.field("num_frames", pa.int32()))
+    if backend.dataset_type == "video" and backend.fps_column:
+        columns["fps"] = pc.cast(resolve_column(table, backend.fps_column).combine_chunks(), pa.float32())
+        schema = schema.append(pa.field("fps", pa.float32()))
+    index = pa.Table.from_pydict(columns, schema=schema)
+    kept = index.filter(pc.is_null(reasons))
+    return kept, count_reasons(reasons)

@@ -1,0 +1,44 @@
+"""A `type: local` backend: a folder of images whose captions come from sidecars, file names or one prompt."""
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from hf_assets.config.schema import BackendConfig
+from hf_assets.data.sources import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit, fingerprint_of
+
+
+def scan_image_folder(backend: BackendConfig) -> RawSplit:
+    """List the images under instance_data_dir (sorted, recursive) with their captions; no image is opened."""
+    root = backend.instance_data_dir
+    if root is None or not root.is_dir():
+        raise DatasetNotFound(
+            f"backend '{backend.id}': instance_data_dir '{root}' is not a folder; "
+            "set it to the folder of images (relative paths resolve against the config file)"
+        )
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    names = [p.relative_to(root).as_posix() for p in files]
+    captions = [caption_for(p, backend) for p in files]
+    stats = [p.stat() for p in files]
+    table = pa.table(
+        {
+            "filename": pa.array(names, pa.string()),
+            "image": pa.array([{"bytes": None, "path": str(p)} for p in files], IMAGE_STRUCT),
+            "caption": pa.array(captions, pa.string()),
+        }
+    )
+    parts = [f"{n}|{s.st_size}|{s.st_mtime_ns}|{c}" for n, s, c in zip(names, stats, captions)]
+    return RawSplit(backend.id, table, str(root), fingerprint_of(parts), base_dir=root)
+
+
+def caption_for(image_path: Path, backend: BackendConfig) -> str | None:
+    """The caption a local image gets under the backend's caption_strategy."""
+    strategy = backend.captions.strategy
+    if strategy == "instanceprompt":
+        return backend.captions.instance_prompt
+    if strategy == "filename":
+        return image_path.stem.replace("_", " ")
+    sidecar = image_path.with_suffix(".txt")
+    if not sidecar.is_file():
+        return None
+    return sidecar.read_text(encoding="utf-8", errors="replace")

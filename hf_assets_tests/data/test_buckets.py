@@ -1,0 +1,252 @@
+"""Aspect bucketing: one test per rule, worked examples plus property checks over many sizes."""
+
+import io
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from hf_assets.config.schema import BucketConfig
+from hf_assets.data.buckets import (
+    BUCKET_COLUMNS,
+    align,
+    assign_buckets,
+    bucket_histogram,
+    bucket_histogram_png,
+    bucket_keys,
+    closest_aspects,
+    drop_small_buckets,
+    small_buckets,
+    target_sizes,
+)
+
+# Sizes seen in real datasets: phone photos both ways, DSLR, HD video frames, scans, cinema, screenshots.
+REAL_SIZES = [
+    (4032, 3024), (3024, 4032), (6000, 4000), (4000, 6000), (1920, 1080), (1080, 1920),
+    (800, 600), (512, 512), (2048, 858), (1170, 2532), (2480, 3508), (640, 427),
+]
+ASPECTS = (0.5, 0.75, 1.0, 1.33, 1.78)
+
+
+def sizes(cfg: BucketConfig, w, h, backend_id: str = "photos", rows=None):
+    """target_sizes on plain lists, returning Python lists per column."""
+    w, h = np.asarray(w), np.asarray(h)
+    rows = np.arange(len(w)) if rows is None else np.asarray(rows)
+    return {k: v.tolist() for k, v in target_sizes(w, h, cfg, backend_id, rows).items()}
+
+
+def index_table(widths, heights, rows=None) -> pa.Table:
+    """A minimal filtered index with the columns assign_buckets reads, plus a filename."""
+    rows = list(range(len(widths))) if rows is None else list(rows)
+    return pa.table(
+        {
+            "filename": pa.array([f"{r}.jpg" for r in rows], pa.string()),
+            "row": pa.array(rows, pa.int64()),
+            "width": pa.array(widths, pa.int32()),
+            "height": pa.array(heights, pa.int32()),
+        }
+    )
+
+
+def test_alignment_rounds_to_nearest_multiple_with_a_floor():
+    assert align(1000) == 1024  # 15.625 -> 16
+    assert align(1500) == 1472 and align(1530) == 1536  # 23.4 -> 23, 23.9 -> 24
+    assert align(10) == 64 and align(0) == 64  # never below one multiple
+    assert align(96) == 128 and align(160) == 128  # halves round to even, like Python's round()
+    assert align(1000, 8) == 1000 and align(1003, 8) == 1000
+    values = np.array([0, 10, 96, 160, 1000, 1500, 1003.9, 4095])
+    assert align(values).tolist() == [align(float(v)) for v in values]
+    assert align(values, 16).tolist() == [max(16, round(v / 16) * 16) for v in values.tolist()]
+
+
+def test_pixel_mode_short_side_is_resolution_for_landscape_and_portrait():
+    cfg = BucketConfig(resolution=1024, resolution_type="pixel")
+    s = sizes(cfg, [6000, 4000, 1920, 1080, 512], [4000, 6000, 1080, 1920, 512])
+    assert s["target_width"] == [1536, 1024, 1792, 1024, 1024]  # 1024 * 16/9 = 1820.4 -> 1792
+    assert s["target_height"] == [1024, 1536, 1024, 1792, 1024]
+
+
+def test_pixel_area_on_a_3_2_image():
+    # e = 1024; sqrt(1.5) = 1.2247: 1254.1 -> 1280 and 836.1 -> 832.
+    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area")
+    s = sizes(cfg, [3000, 2000], [2000, 3000])
+    assert (s["target_width"], s["target_height"]) == ([1280, 832], [832, 1280])
+
+
+def test_area_mode_resolution_is_megapixels():
+    # 1.0 MP at 3:2: sqrt(1.5e6) = 1224.7 -> 1216, sqrt(1e6 / 1.5) = 816.5 -> 832; square 1000 -> 1024.
+    cfg = BucketConfig(resolution=1.0, resolution_type="area")
+    s = sizes(cfg, [6000, 4000, 2048], [4000, 6000, 2048])
+    assert s["target_width"] == [1216, 832, 1024]
+    assert s["target_height"] == [832, 1216, 1024]
+    half = sizes(BucketConfig(resolution=0.25, resolution_type="area"), [512], [512])
+    assert (half["target_width"], half["target_height"]) == ([512], [512])
+
+
+@pytest.mark.parametrize(
+    "resolution, resolution_type, side",
+    [(512, "pixel", 512), (1000, "pixel_area", 1024), (1.0, "area", 1024), (0.5, "area", 704)],
+)
+def test_square_crop_is_an_aligned_square_of_the_mode_size(resolution, resolution_type, side):
+    cfg = BucketConfig(resolution=resolution, resolution_type=resolution_type, crop=True, crop_aspect="square")
+    w, h = zip(*REAL_SIZES)
+    s = sizes(cfg, w, h)
+    assert set(s["target_width"]) == {side} and set(s["target_height"]) == {side}
+
+
+def test_square_center_crop_of_a_4_3_photo_worked_by_hand():
+    # 4000x3000 covering 512x512: scale = 512/3000, resized 683x512, centred box starts at (683-512)//2 = 85.
+    base = dict(resolution=512, resolution_type="pixel", crop=True, crop_aspect="square")
+    centre = sizes(BucketConfig(**base, crop_style="center"), [4000, 3000], [3000, 4000])
+    assert centre["resize_width"] == [683, 512] and centre["resize_height"] == [512, 683]
+    assert centre["crop_left"] == [85, 0] and centre["crop_top"] == [0, 85]
+    corner = sizes(BucketConfig(**base, crop_style="corner"), [4000, 3000], [3000, 4000])
+    assert corner["crop_left"] == [171, 0] and corner["crop_top"] == [0, 171]  # bottom-right, as SimpleTuner
+
+
+def test_preserve_and_no_crop_keep_the_image_aspect():
+    w, h = zip(*REAL_SIZES)
+    plain = sizes(BucketConfig(resolution=1024, resolution_type="pixel_area"), w, h)
+    preserve = sizes(BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="preserve"), w, h)
+    assert plain["target_width"] == preserve["target_width"]
+    assert plain["target_height"] == preserve["target_height"]
+
+
+def test_closest_picks_the_nearest_aspect_in_log_space():
+    got = closest_aspects(np.array([1.5, 1.2, 0.5, 3.0, 0.8, 1.545, 1.0]), [1.78, 0.75, 1.0, 1.33])
+    # 1.545 is nearer 1.33 on a linear scale but nearer 1.78 in ratio (1.545/1.33 > 1.78/1.545).
+    assert got.tolist() == [1.33, 1.33, 0.75, 1.78, 0.75, 1.78, 1.0]
+    cfg = BucketConfig(
+        resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest", crop_aspect_buckets=(0.75, 1.0, 1.33)
+    )
+    s = sizes(cfg, [4032, 3024, 1920], [3024, 4032, 1080])
+    # 1.33: 1024*sqrt(1.33) = 1180.9 -> 1152, 1024/sqrt(1.33) = 887.9 -> 896.
+    assert list(zip(s["target_width"], s["target_height"])) == [(1152, 896), (896, 1152), (1152, 896)]
+
+
+def test_closest_and_random_need_buckets():
+    cfg = BucketConfig(crop=True, crop_aspect="closest")
+    with pytest.raises(ValueError, match="crop_aspect_buckets"):
+        sizes(cfg, [1024], [768])
+
+
+def test_random_is_deterministic_and_depends_on_the_backend_id():
+    cfg = BucketConfig(
+        resolution=768, resolution_type="pixel_area", crop=True, crop_aspect="random",
+        crop_aspect_buckets=ASPECTS, crop_style="random",
+    )
+    rng = np.random.default_rng(7)
+    w, h = rng.integers(600, 6000, 5000), rng.integers(600, 6000, 5000)
+    a1, a2 = sizes(cfg, w, h, "photos"), sizes(cfg, w, h, "photos")
+    b = sizes(cfg, w, h, "photos-v2")
+    assert a1 == a2
+    for key in ("target_width", "crop_left", "crop_top"):
+        assert np.mean(np.array(a1[key]) != np.array(b[key])) > 0.3
+    # Every configured aspect is used, about equally.
+    _, counts = np.unique(np.array(a1["target_width"]) * 100000 + np.array(a1["target_height"]), return_counts=True)
+    assert len(counts) == len(ASPECTS) and counts.min() > 800
+    # A sample's draw depends on its row, not on which other rows survived filtering.
+    sub = sizes(cfg, w[::3], h[::3], "photos", rows=np.arange(5000)[::3])
+    assert sub["crop_left"] == a1["crop_left"][::3] and sub["target_width"] == a1["target_width"][::3]
+
+
+@pytest.mark.parametrize("resolution_type, resolution", [("pixel", 1024), ("pixel_area", 768), ("area", 0.5)])
+@pytest.mark.parametrize("crop_aspect", ["none", "square", "preserve", "closest", "random"])
+@pytest.mark.parametrize("crop_style", ["center", "corner", "random"])
+def test_resize_covers_target_and_crop_box_is_inside(resolution_type, resolution, crop_aspect, crop_style):
+    rng = np.random.default_rng(2024)
+    n = 10_000
+    w = np.exp(rng.uniform(0, np.log(12000), n)).astype(np.int64) + 1
+    h = np.exp(rng.uniform(0, np.log(12000), n)).astype(np.int64) + 1
+    extremes = np.array([[1, 1], [1, 9000], [9000, 1], [7, 3], [64, 64], [20000, 300], [300, 20000], [1023, 1025]])
+    w[: len(extremes)], h[: len(extremes)] = extremes[:, 0], extremes[:, 1]
+    cfg = BucketConfig(
+        resolution=resolution, resolution_type=resolution_type, crop=crop_aspect != "none",
+        crop_aspect="square" if crop_aspect == "none" else crop_aspect, crop_aspect_buckets=ASPECTS,
+        crop_style=crop_style,
+    )
+    s = {k: np.asarray(v) for k, v in sizes(cfg, w, h, "prop", rows=rng.permutation(n)).items()}
+    tw, th, rw, rh, cl, ct = (s[k] for k in BUCKET_COLUMNS)
+    assert np.all(tw % 64 == 0) and np.all(th % 64 == 0) and tw.min() >= 64 and th.min() >= 64
+    assert np.all(rw >= tw) and np.all(rh >= th)
+    assert np.all(np.minimum(rw - tw, rh - th) == 0)  # covers tightly on one side
+    scale = np.maximum(tw / w, th / h)
+    assert np.all(np.abs(rw - w * scale) <= 0.5 + 1e-6) and np.all(np.abs(rh - h * scale) <= 0.5 + 1e-6)
+    assert np.all(cl >= 0) and np.all(ct >= 0)
+    assert np.all(cl + tw <= rw) and np.all(ct + th <= rh)
+    if crop_style == "random" and crop_aspect == "square":
+        assert len(np.unique(cl)) > 500 and len(np.unique(ct)) > 500  # offsets actually vary
+
+
+def test_bucket_key_format_matches_python_round():
+    tw = [1024, 1024, 832, 1216, 1280, 1365, 64, 4096]
+    th = [1024, 1344, 1088, 832, 832, 1024, 4096, 64]
+    assert bucket_keys(tw, th).to_pylist() == ["1.0", "0.76", "0.76", "1.46", "1.54", "1.33", "0.02", "64.0"]
+    grid = np.arange(64, 4097, 64)
+    gw, gh = np.meshgrid(grid, grid)
+    keys = bucket_keys(gw.ravel(), gh.ravel()).to_pylist()
+    assert keys == [str(round(int(a) / int(b), 2)) for a, b in zip(gw.ravel(), gh.ravel())]
+    assert bucket_keys([], []).type == pa.string()
+
+
+def test_assign_buckets_appends_contract_columns():
+    w, h = zip(*REAL_SIZES)
+    table = index_table(w, h, rows=range(100, 100 + len(w)))
+    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest",
+                       crop_aspect_buckets=ASPECTS, crop_style="center")
+    out = assign_buckets(table, cfg, "photos")
+    assert out.column_names == table.column_names + ["bucket", *BUCKET_COLUMNS]
+    assert out.schema.field("bucket").type == pa.string()
+    assert all(out.schema.field(c).type == pa.int32() for c in BUCKET_COLUMNS)
+    assert out.slice(0, 1).to_pylist()[0] == {
+        "filename": "100.jpg", "row": 100, "width": 4032, "height": 3024, "bucket": "1.29",
+        "target_width": 1152, "target_height": 896, "resize_width": 1195, "resize_height": 896,
+        "crop_left": 21, "crop_top": 0,
+    }
+    expected = [str(round(a / b, 2)) for a, b in zip(out["target_width"].to_pylist(), out["target_height"].to_pylist())]
+    assert out["bucket"].to_pylist() == expected
+
+
+def test_assign_buckets_on_an_empty_index_keeps_the_schema():
+    empty = index_table([], [])
+    out = assign_buckets(empty, BucketConfig(crop=True, crop_aspect="random", crop_aspect_buckets=ASPECTS), "x")
+    assert out.num_rows == 0
+    assert out.schema.field("bucket").type == pa.string()
+    assert [out.schema.field(c).type for c in BUCKET_COLUMNS] == [pa.int32()] * 6
+    assert bucket_histogram(out) == [] and small_buckets(out, 4) == {}
+
+
+def test_small_buckets_are_reported_and_dropped():
+    # 10 landscape 3:2, 3 portrait 2:3, 1 square at pixel 512.
+    w = [3000] * 10 + [2000] * 3 + [1000]
+    h = [2000] * 10 + [3000] * 3 + [1000]
+    out = assign_buckets(index_table(w, h), BucketConfig(resolution=512, resolution_type="pixel"), "b")
+    assert bucket_histogram(out) == [("0.67", 3), ("1.0", 1), ("1.5", 10)]
+    assert small_buckets(out, 4) == {"0.67": 3, "1.0": 1}
+    kept = drop_small_buckets(out, 4)
+    assert kept.num_rows == 10 and set(kept["bucket"].to_pylist()) == {"1.5"}
+    assert drop_small_buckets(out, 1) is out
+
+
+def test_histogram_png_is_a_valid_png():
+    png = bucket_histogram_png([("0.67", 3), ("1.0", 1200), ("1.5", 10)], "photos: samples per bucket")
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.size[0] >= 400 and image.size[1] >= 300
+    many = bucket_histogram_png([(str(round(0.25 + i * 0.1, 2)), i * 7 + 1) for i in range(40)], "many")
+    assert Image.open(io.BytesIO(many)).format == "PNG"
+    assert Image.open(io.BytesIO(bucket_histogram_png([], "empty"))).format == "PNG"
+
+
+def test_a_million_rows_is_fast():
+    rng = np.random.default_rng(1)
+    n = 1_000_000
+    table = index_table(rng.integers(256, 8000, n), rng.integers(256, 8000, n))
+    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="random",
+                       crop_aspect_buckets=ASPECTS, crop_style="random")
+    start = time.perf_counter()
+    out = assign_buckets(table, cfg, "big")
+    elapsed = time.perf_counter() - start
+    assert out.num_rows == n
+    assert elapsed < 5.0, f"{elapsed:.2f}s for 1M rows"  # ~0.3 s measured; loose bound for busy CI

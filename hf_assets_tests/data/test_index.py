@@ -1,0 +1,97 @@
+"""The filtered index of a whole split: names, sizes, captions and drop reasons together."""
+
+import pyarrow.compute as pc
+
+from hf_assets.config import parse_config
+from hf_assets.data.index import build_filtered_index
+from hf_assets.data.sources import open_split
+from hf_assets_tests.conftest import photo_rows
+
+
+def index_for(tmp_path, entry):
+    backend = parse_config([entry], tmp_path / "dataloader.json").backends[0]
+    return build_filtered_index(open_split(backend), backend)
+
+
+def test_filenames_are_the_row_index_and_survive_filter_changes(tmp_path, hub_dataset, photos_entry):
+    loose, _ = index_for(tmp_path, photos_entry)
+    strict, _ = index_for(tmp_path, {**photos_entry, "filter_func": {"collection": ["photo"]}})
+    assert loose.column("filename").to_pylist() == [f"{r}.jpg" for r in loose.column("row").to_pylist()]
+    loose_names = dict(zip(loose.column("row").to_pylist(), loose.column("filename").to_pylist()))
+    for row, name in zip(strict.column("row").to_pylist(), strict.column("filename").to_pylist()):
+        assert loose_names[row] == name
+
+
+def test_header_sizes_equal_the_size_columns_including_exif_rotation(tmp_path, hub_dataset, photos_entry):
+    from_headers, _ = index_for(tmp_path, photos_entry)
+    from_columns, _ = index_for(tmp_path, {**photos_entry, "width_column": "width", "height_column": "height"})
+    by_row = {r["row"]: (r["width"], r["height"]) for r in from_columns.to_pylist()}
+    for record in from_headers.to_pylist():
+        assert by_row[record["row"]] == (record["width"], record["height"])
+    rotated = [r for r in from_headers.to_pylist() if r["row"] % 8 == 5]
+    assert rotated and all((r["width"], r["height"]) == (400, 600) for r in rotated)
+
+
+def test_unreadable_image_is_dropped_counted_and_the_rest_kept(tmp_path, hub_dataset, photos_entry):
+    index, dropped = index_for(tmp_path, photos_entry)
+    assert dropped["unreadable_image"] == 1
+    assert 5 not in index.column("row").to_pylist()
+    assert index.num_rows + sum(dropped.values()) == 24
+
+
+def test_caption_variants_come_from_each_column_and_fallback(tmp_path, hub_dataset, photos_entry):
+    index, dropped = index_for(tmp_path, photos_entry)
+    rows = {r["row"]: r for r in index.to_pylist()}
+    assert rows[0]["captions"] == ["a photo of item 0", "outdoor", "sunny"]
+    assert rows[0]["caption"] == "a photo of item 0"
+    # row 1: caption is whitespace and tags empty -> the nested fallback is used
+    assert rows[1]["captions"] == ["nested caption 1"]
+    assert dropped["no_caption"] == 0
+
+
+def test_row_without_any_caption_is_dropped_as_no_caption(tmp_path, hub_dataset, photos_entry):
+    entry = {**photos_entry, "caption_column": "caption"}
+    entry.pop("fallback_caption_column")
+    index, dropped = index_for(tmp_path, entry)
+    assert dropped["no_caption"] > 0
+    assert pc.all(pc.greater(pc.list_value_length(index.column("captions")), 0)).as_py()
+
+
+def test_minimum_image_size_drops_small_images_as_too_small(tmp_path, hub_dataset, photos_entry):
+    index, dropped = index_for(tmp_path, {**photos_entry, "resolution_type": "pixel", "minimum_image_size": 300})
+    assert dropped["too_small"] == 3  # the three 120x90 images
+    assert pc.min(index.column("width")).as_py() >= 300 and pc.min(index.column("height")).as_py() >= 300
+
+
+def test_quality_and_collection_filters_apply_together(tmp_path, hub_dataset, photos_entry):
+    entry = {**photos_entry, "filter_func": {"quality_thresholds": {"aesthetic_score": 5.0}, "collection": ["photo", "artwork"]}}
+    index, dropped = index_for(tmp_path, entry)
+    assert dropped["quality"] > 0 and dropped["collection"] > 0
+    source = {i: r for i, r in enumerate(photo_rows())}
+    for row in index.column("row").to_pylist():
+        assert source[row]["collection"] in ("photo", "artwork")
+        assert source[row]["quality_assessment"]["aesthetic_score"] >= 5.0
+
+
+def test_composite_tile_is_the_effective_size_and_its_box_is_recorded(tmp_path, hub_dataset, photos_entry):
+    entry = {**photos_entry, "width_column": "width", "height_column": "height",
+             "composite_image_config": {"enabled": True, "image_count": 4, "select_index": 1}}
+    index, _ = index_for(tmp_path, entry)
+    first = index.to_pylist()[0]  # row 0 is 640x480
+    assert (first["width"], first["height"]) == (160, 480)
+    assert (first["tile_left"], first["tile_top"], first["tile_right"], first["tile_bottom"]) == (160, 0, 320, 480)
+    assert (first["source_width"], first["source_height"]) == (640, 480)
+
+
+def test_local_folder_index_uses_relative_paths_and_sidecar_captions(tmp_path):
+    from hf_assets_tests.imagegen import encode_image
+
+    root = tmp_path / "imgs"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(encode_image(300, 200))
+    (root / "a.txt").write_text(" a cat \n")
+    (root / "b.png").write_bytes(encode_image(200, 300, "PNG"))  # no sidecar
+    entry = {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "textfile"}
+    index, dropped = index_for(tmp_path, entry)
+    assert index.to_pylist()[0]["filename"] == "a.jpg" and index.to_pylist()[0]["captions"] == ["a cat"]
+    assert dropped["no_caption"] == 1 and index.num_rows == 1
