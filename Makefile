@@ -1,0 +1,38 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: demo test ui venv bench clean-demo
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: venv $(DAGSTER_HOME)/dagster.yaml
+	HF_HUB_OFFLINE=1 $(PY) -m examples.run_demo
+
+test: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+ui: venv $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster-daemon run -w workspace.yaml & \
+	trap 'kill $$!' EXIT; \
+	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: venv
+	HF_HUB_OFFLINE=1 $(PY) bench/bench_metadata.py
+
+clean-demo:
+	rm -rf examples/demo_data $(DAGSTER_HOME)

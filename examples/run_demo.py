@@ -1,0 +1,68 @@
+"""`make demo`: build the demo data if missing, materialize every asset for every backend, say where things are."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = ROOT / "examples" / "dataloader.json"
+
+
+def main() -> int:
+    from examples.make_demo_data import build_demo_data
+
+    build_demo_data(ROOT / "examples" / "demo_data")
+    os.environ.setdefault("HF_ASSETS_DATALOADER_CONFIG", str(DEMO_CONFIG))
+    os.environ.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+    from hf_assets.config import load_config
+    from hf_assets.definitions import defs
+
+    config = load_config(os.environ["HF_ASSETS_DATALOADER_CONFIG"])
+    selection = ",".join(sorted(k.to_user_string() for k in defs.resolve_all_asset_keys() if _materializable(defs, k)))
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    for backend in config.backends:
+        started = time.time()
+        cmd = [dagster, "asset", "materialize", "-m", "hf_assets.definitions", "--select", selection,
+               "--partition", backend.id]
+        print(f"\n=== {backend.id}: {' '.join(cmd[1:])}", flush=True)
+        result = subprocess.run(cmd, cwd=ROOT, env=os.environ, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(result.stdout[-4000:], result.stderr[-8000:], sep="\n")
+            print(f"FAILED: {backend.id}", file=sys.stderr)
+            return result.returncode
+        print(f"    done in {time.time() - started:.1f}s", flush=True)
+    report(config)
+    return 0
+
+
+def _materializable(defs, key) -> bool:
+    return defs.resolve_assets_def(key).is_executable
+
+
+def report(config) -> None:
+    """Print where each backend's caches are and how to look at them."""
+    import pyarrow.parquet as pq
+
+    print("\nCaches:")
+    for backend in config.backends:
+        buckets = backend.metadata_dir / "aspect_buckets.parquet"
+        rows = pq.read_metadata(buckets).num_rows if buckets.exists() else 0
+        print(f"  {backend.id}: {rows} samples")
+        print(f"    metadata     {backend.metadata_dir}")
+        for label, path in (("vae latents", backend.vae_dir), ("text embeds", backend.text_dir)):
+            if path.exists():
+                print(f"    {label:<12} {path}")
+    print(
+        "\nOpen the UI:   make ui   (then http://127.0.0.1:3000)"
+        f"\nDAGSTER_HOME:  {os.environ['DAGSTER_HOME']}"
+        "\nYour own data: HF_ASSETS_DATALOADER_CONFIG=/path/to/dataloader.json make ui"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Turn plain results into Dagster materialization metadata: schemas, count tables, pictures."""
+
+import base64
+
+import dagster as dg
+import pyarrow as pa
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """An Arrow schema as a Dagster table schema (shown in the UI's column list)."""
+    return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
+
+
+def counts_table(counts: dict[str, int], key: str = "reason", value: str = "rows") -> dg.MetadataValue:
+    """A two-column table of named counts."""
+    records = [dg.TableRecord({key: k, value: int(v)}) for k, v in counts.items()]
+    schema = dg.TableSchema(columns=[dg.TableColumn(key, "string"), dg.TableColumn(value, "int")])
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
+    """A PNG shown inline in the UI."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def preview(table: pa.Table, columns: list[str], rows: int = 5) -> dg.MetadataValue:
+    """The first rows of a table as markdown."""
+    head = table.select([c for c in columns if c in table.column_names]).slice(0, rows).to_pylist()
+    if not head:
+        return dg.MetadataValue.md("_(no rows)_")
+    names = list(head[0])
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for record in head:
+        cells = [str(record[n]).replace("|", "\\|").replace("\n", " ")[:80] for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))

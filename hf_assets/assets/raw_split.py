@@ -1,0 +1,30 @@
+import dagster as dg
+
+from hf_assets.assets.metadata import column_schema
+from hf_assets.data.sources import open_split
+from hf_assets.resources.dataloader import DataloaderConfigResource
+
+
+def build_raw_split(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The `raw_split` asset over the given backend partitions."""
+
+    @dg.asset(name="raw_split", partitions_def=partitions, group_name="metadata", kinds={"huggingface", "arrow"})
+    def raw_split(context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource) -> dg.Output:
+        """The backend's split as a memory-mapped Arrow table; no image is decoded."""
+        backend = dataloader.backend(context.partition_key)
+        split = open_split(backend)
+        context.log.info(f"{backend.id}: {split.num_rows} rows from {split.source}")
+        return dg.Output(
+            split,
+            metadata={
+                "dataset": split.source,
+                "split": backend.split,
+                "revision": split.revision or "(default)",
+                "fingerprint": split.fingerprint,
+                "rows": split.num_rows,
+                "dagster/row_count": split.num_rows,
+                "dagster/column_schema": column_schema(split.table.schema),
+            },
+        )
+
+    return raw_split

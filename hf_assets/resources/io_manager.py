@@ -1,0 +1,55 @@
+"""Persists each asset's small value beside its backend's caches; loads it back for runs and trainers."""
+
+import dagster as dg
+import pyarrow as pa
+
+from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.data.sources import RawSplit, open_split
+from hf_assets.resources.dataloader import cached_config
+
+
+class HFAssetsIOManager(dg.ConfigurableIOManager):
+    """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`; encoder caches are reopened lazily."""
+
+    config_path: str
+
+    def _backend(self, context):
+        key = context.asset_partition_key if context.has_asset_partitions else None
+        if key is None:
+            raise ValueError("hf_assets assets are partitioned by backend id; pass partition_key")
+        return cached_config(self.config_path).backend(key)
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        backend = self._backend(context)
+        name = context.asset_key.path[-1]
+        if isinstance(obj, RawSplit):
+            meta = {"source": obj.source, "fingerprint": obj.fingerprint, "revision": obj.revision}
+            save_table(backend.metadata_dir, name, pa.table({"column": obj.table.schema.names}), meta)
+        elif isinstance(obj, pa.Table):
+            save_table(backend.metadata_dir, name, obj, {"backend": backend.id})
+        elif hasattr(obj, "directory"):
+            return  # an encoder cache: the asset wrote and committed its own files
+        else:
+            raise TypeError(f"{name}: cannot store a {type(obj).__name__}")
+
+    def load_input(self, context: dg.InputContext):
+        backend = self._backend(context)
+        name = context.asset_key.path[-1]
+        if name == "raw_split":
+            split = open_split(backend)
+            stored = load_manifest(backend.metadata_dir, name).get("fingerprint")
+            if stored and stored != split.fingerprint:
+                context.log.warning(
+                    f"raw_split of '{backend.id}' changed since it was materialized "
+                    f"({stored} -> {split.fingerprint}); downstream assets use the current data"
+                )
+            return split
+        if name == "vae_latents":
+            from hf_assets.cache.latents import open_latents
+
+            return open_latents(backend.vae_dir)
+        if name == "text_embeds":
+            from hf_assets.cache.text_embeds import open_text_embeds
+
+            return open_text_embeds(backend.text_dir)
+        return load_table(backend.metadata_dir, name)
