@@ -1,0 +1,217 @@
+"""A resumable, content-keyed tensor cache: plan what to encode, write shards + journal, commit."""
+
+import contextlib
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hf_assets.cache.atomic import clean_stale_temps, write_parquet_atomic
+from hf_assets.cache.hashing import cache_keys
+from hf_assets.cache.manifest import (
+    ENTRY_SCHEMA,
+    FORMAT_VERSION,
+    HASH_COLUMNS,
+    JOURNAL_DIR,
+    LOCATION_COLUMNS,
+    SHARDS_DIR,
+    Manifest,
+    entries_table,
+    first_per_key,
+    read_manifest,
+    write_manifest,
+)
+from hf_assets.cache.shards import (
+    DEFAULT_MAX_BYTES,
+    SHARD_SUFFIX,
+    FlushedShard,
+    ShardWriter,
+    delete_shards,
+    list_shards,
+)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX
+    fcntl = None
+
+log = logging.getLogger(__name__)
+LOCK_FILE = ".lock"
+
+
+class CacheBusyError(RuntimeError):
+    """Another writer or commit holds this cache directory."""
+
+
+class MissingEntriesError(RuntimeError):
+    """`commit` was asked for keys that no shard holds (the encoder did not finish)."""
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What `EncodedCache.commit` wrote and removed."""
+
+    manifest: Manifest
+    missing: int
+    deleted_shards: tuple[str, ...]
+    size_bytes: int
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class EncodedCache:
+    """One cache directory: `manifest.parquet` + `manifest.json`, `shards/`, and a `journal/` of flushes.
+
+    Usage: `to_encode, reused = cache.plan(wanted)`; `with cache.writer() as w: w.add(key, tensors)`
+    for each row of `to_encode`; `cache.commit(wanted, meta)`. A killed run loses at most the
+    unflushed buffer: the next `plan` reads the journal and only re-plans what is missing.
+    `wanted` needs `content_hash` and `settings_hash` columns; `key` is derived from them.
+    """
+
+    def __init__(self, directory: str | os.PathLike, prefix: str = "shard", max_bytes: int = DEFAULT_MAX_BYTES):
+        self.directory = Path(directory)
+        self.shards_dir = self.directory / SHARDS_DIR
+        self.journal_dir = self.directory / JOURNAL_DIR
+        self.prefix = prefix
+        self.max_bytes = max_bytes
+
+    def read(self) -> Manifest:
+        """The last committed manifest (empty if none)."""
+        return read_manifest(self.directory)
+
+    def with_keys(self, wanted: pa.Table) -> pa.Table:
+        """`wanted` with its `key` column = cache_key(content_hash, settings_hash), first."""
+        missing = [c for c in HASH_COLUMNS if c not in wanted.column_names]
+        if missing:
+            raise ValueError(f"EncodedCache: wanted table lacks column(s) {missing}")
+        keys = cache_keys(wanted.column("content_hash"), wanted.column("settings_hash"))
+        if "key" in wanted.column_names:
+            if not wanted.column("key").cast(pa.string()).combine_chunks().equals(keys):
+                raise ValueError("EncodedCache: wanted 'key' differs from cache_key(content_hash, settings_hash)")
+            return wanted
+        return wanted.add_column(0, "key", keys)
+
+    def _journal_parts(self) -> list[Path]:
+        if not self.journal_dir.is_dir():
+            return []
+        return sorted(p for p in self.journal_dir.glob("*.parquet") if not p.name.startswith("."))
+
+    def journal_entries(self, parts: list[Path] | None = None) -> pa.Table:
+        """Entries flushed since the last commit (ENTRY_SCHEMA); unreadable parts are skipped."""
+        tables = []
+        for part in self._journal_parts() if parts is None else parts:
+            try:
+                tables.append(pq.read_table(part).cast(ENTRY_SCHEMA))
+            except Exception as exc:  # its shard, if any, is re-encoded and pruned
+                log.warning("EncodedCache: skipping unreadable journal part %s: %s", part, exc)
+        return pa.concat_tables(tables) if tables else ENTRY_SCHEMA.empty_table()
+
+    def known_entries(self, manifest: Manifest | None = None, parts: list[Path] | None = None) -> pa.Table:
+        """Entries (manifest + journal) whose shard file exists, one per key."""
+        manifest = self.read() if manifest is None else manifest
+        known = pa.concat_tables([manifest.entries(), self.journal_entries(parts)])
+        on_disk = pa.array(list_shards(self.shards_dir), type=pa.string())
+        known = known.filter(pc.is_in(known.column("shard"), value_set=on_disk))
+        return first_per_key(known)
+
+    def plan(self, wanted: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Split `wanted` into (rows to encode, one per new key; rows whose entry is already cached)."""
+        wanted = self.with_keys(wanted)
+        known = self.known_entries()
+        present = pc.is_in(wanted.column("key"), value_set=known.column("key"))
+        return first_per_key(wanted.filter(pc.invert(present))), wanted.filter(present)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / LOCK_FILE, "a+b") as f:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise CacheBusyError(f"{self.directory} is being written by another writer or commit") from None
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _journal(self, shard: FlushedShard) -> None:
+        stem = shard.name.removesuffix(SHARD_SUFFIX)
+        write_parquet_atomic(entries_table([shard]), self.journal_dir / f"{stem}.parquet")
+
+    @contextlib.contextmanager
+    def writer(self, max_bytes: int | None = None) -> Iterator[ShardWriter]:
+        """A ShardWriter into `shards/` that journals each flushed shard; holds the directory lock."""
+        with self._lock():
+            self.shards_dir.mkdir(parents=True, exist_ok=True)
+            clean_stale_temps(self.shards_dir)
+            clean_stale_temps(self.journal_dir)
+            w = ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal)
+            with w:
+                yield w
+
+    def commit(
+        self, wanted: pa.Table, meta: Mapping[str, Any] | None = None, allow_missing: bool = False
+    ) -> CommitResult:
+        """Write the final manifest for `wanted`, clear the journal, and delete unreferenced shards."""
+        with self._lock():
+            wanted = self.with_keys(wanted)
+            old = self.read()
+            parts = self._journal_parts()
+            known = self.known_entries(old, parts)
+            idx = pc.index_in(wanted.column("key"), value_set=known.column("key"))
+            absent = pc.is_null(idx)
+            missing = pc.sum(absent).as_py() or 0
+            if missing and not allow_missing:
+                sample = wanted.filter(absent).column("key").slice(0, 3).to_pylist()
+                raise MissingEntriesError(
+                    f"{self.directory}: {missing} wanted entries are not cached (e.g. {sample}); "
+                    "encode them or pass allow_missing=True"
+                )
+            if missing:
+                wanted, idx = wanted.filter(pc.invert(absent)), pc.drop_null(idx)
+            locations = known.take(idx)
+            table = wanted.drop_columns([c for c in LOCATION_COLUMNS if c in wanted.column_names])
+            for name in LOCATION_COLUMNS:
+                table = table.append_column(ENTRY_SCHEMA.field(name), locations.column(name))
+            manifest = Manifest(table=table, meta=self._meta(old.meta, meta, table))
+            write_manifest(self.directory, table, manifest.meta)
+            for part in parts:
+                part.unlink(missing_ok=True)
+            referenced = manifest.shards()
+            deleted = delete_shards(self.shards_dir, [s for s in list_shards(self.shards_dir) if s not in referenced])
+            for d in (self.shards_dir, self.journal_dir, self.directory):
+                clean_stale_temps(d)
+            return CommitResult(manifest, missing, tuple(deleted), self.size_bytes())
+
+    @staticmethod
+    def _meta(old: Mapping[str, Any], new: Mapping[str, Any] | None, table: pa.Table) -> dict[str, Any]:
+        base = dict(old) if new is None else dict(new)
+        now = _now()
+        base["format_version"] = FORMAT_VERSION
+        base["created_at"] = old.get("created_at", now)
+        base["updated_at"] = now
+        base["num_rows"] = table.num_rows
+        base["num_keys"] = len(pc.unique(table.column("key"))) if table.num_rows else 0
+        base["num_shards"] = len(pc.unique(table.column("shard"))) if table.num_rows else 0
+        base["tensor_bytes"] = int(pc.sum(first_per_key(table).column("nbytes")).as_py() or 0)
+        return base
+
+    def size_bytes(self) -> int:
+        """Bytes on disk under the cache directory (shards, manifest, journal)."""
+        total = 0
+        for root, _, files in os.walk(self.directory):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(os.path.join(root, name)).st_size
+        return total

@@ -1,0 +1,57 @@
+"""Hashes: stable, canonical (order and spelling insensitive), sensitive to every value."""
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_assets.cache.hashing import cache_key, cache_keys, canonical_json, content_hash, settings_hash
+
+
+def test_content_hash_is_blake2b_128_hex():
+    assert content_hash(b"abc") == hashlib.blake2b(b"abc", digest_size=16).hexdigest()
+    assert len(content_hash(b"")) == 32
+    assert content_hash(memoryview(b"abc")) == content_hash(bytearray(b"abc"))
+    assert content_hash(b"abc") != content_hash(b"abd")
+
+
+def test_settings_hash_ignores_key_order_and_spelling():
+    a = {"vae": "x", "target": (768, 1024), "scale": 1.0, "dtype": torch.bfloat16}
+    b = {"dtype": "torch.bfloat16", "scale": 1, "target": [768, 1024], "vae": "x"}
+    assert settings_hash(a) == settings_hash(b)
+    assert canonical_json(a) == '{"dtype":"torch.bfloat16","scale":1,"target":[768,1024],"vae":"x"}'
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"vae": "y"}, {"target": [768, 1023]}, {"crop": [0, 1, 768, 1024]}, {"max_length": 78}, {"extra": None}],
+)
+def test_settings_hash_changes_with_every_setting(change):
+    base = {"vae": "x", "target": [768, 1024], "crop": [0, 0, 768, 1024], "max_length": 77}
+    assert settings_hash(base) != settings_hash({**base, **change})
+
+
+def test_settings_hash_accepts_numpy_paths_sets_and_dataclasses():
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        size: int
+        path: Path
+
+    obj = {"n": np.int64(3), "f": np.float32(0.5), "s": {"b", "a"}, "cfg": Cfg(2, Path("/m")), "t": torch.tensor(1)}
+    assert canonical_json(obj) == '{"cfg":{"path":"/m","size":2},"f":0.5,"n":3,"s":["a","b"],"t":1}'
+    with pytest.raises(TypeError, match="object"):
+        settings_hash({"bad": object()})
+
+
+def test_cache_key_depends_on_both_hashes_and_vectorises():
+    c, s = content_hash(b"img"), settings_hash({"a": 1})
+    assert cache_key(c, s) != cache_key(c, settings_hash({"a": 2}))
+    assert cache_key(c, s) != cache_key(content_hash(b"img2"), s)
+    assert cache_keys([c, c], [s, s]).to_pylist() == [cache_key(c, s)] * 2
+    with pytest.raises(ValueError):
+        cache_keys([c], [s, s])
+    with pytest.raises(ValueError):
+        cache_keys([None], [s])
