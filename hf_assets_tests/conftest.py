@@ -96,3 +96,11 @@ def photos_entry() -> dict:
         "resolution_type": "pixel_area",
         "cache_dir": "cache/photos",
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> Path:
+    """A diffusers-layout SDXL pipeline folder with tiny random-weight VAE and text encoders."""
+    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sdxl", "sdxl")

@@ -1,0 +1,127 @@
+"""The encoders of one run: where they come from, on which device and dtype, loaded only when first used."""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from hf_assets.encode.models import (
+    as_dtype,
+    detect_family,
+    load_text_encoders,
+    load_vae,
+    model_identity,
+    resolve_root,
+)
+
+MODEL_SETTING = "HF_ASSETS_MODEL"
+VAE_SETTING = "HF_ASSETS_VAE"
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' is cuda when available, else cpu; 'cuda', 'cuda:N' and 'cpu' are checked."""
+    if device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"HF_ASSETS_DEVICE={device!r}: CUDA is not available on this machine; use 'auto' or 'cpu'")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 on cuda and fp32 on cpu; otherwise bf16, fp16 or fp32."""
+    if dtype in ("", "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return as_dtype(dtype)
+
+
+@dataclass
+class Encoders:
+    """A VAE and the text encoders of one pipeline, loaded lazily and kept for the process."""
+
+    model: str
+    vae_path: str = ""
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+    log: Callable[[str], None] = logging.getLogger(__name__).info
+    _vae: Any = None
+    _text: list | None = None
+
+    def __post_init__(self):
+        if not self.model and not self.vae_path:
+            raise ValueError(
+                f"no model configured: set {MODEL_SETTING} to a diffusers pipeline folder or hub id "
+                "(e.g. stabilityai/stable-diffusion-xl-base-1.0)"
+            )
+        if self.model:
+            resolve_root(self.model, MODEL_SETTING)
+        if self.vae_path:
+            resolve_root(self.vae_path, VAE_SETTING)
+
+    @property
+    def vae_source(self) -> tuple[str, str | None, str]:
+        """(path or id, subfolder, setting name) the VAE loads from."""
+        if self.vae_path:
+            return self.vae_path, None, VAE_SETTING
+        return self.model, "vae", MODEL_SETTING
+
+    def vae_identity(self) -> str:
+        """A stable identity of the VAE weights, computed without loading them."""
+        path, sub, setting = self.vae_source
+        return model_identity(path, sub, setting=setting)
+
+    def vae_config(self) -> dict:
+        """The VAE's config.json (scaling factors, channels, blocks) without loading weights."""
+        path, sub, setting = self.vae_source
+        root = resolve_root(path, setting).path
+        folder = root / sub if sub and (root / sub / "config.json").is_file() else root
+        return json.loads((folder / "config.json").read_text())
+
+    def vae(self):
+        """The VAE, loaded on first use."""
+        if self._vae is None:
+            path, sub, setting = self.vae_source
+            self.log(f"loading VAE from {path}{'/' + sub if sub else ''} on {self.device} as {self.dtype}")
+            self._vae = load_vae(path, sub, self.dtype, self.device, setting=setting)
+        return self._vae
+
+    def family(self) -> str:
+        """The pipeline family (sd, sdxl, sd3, flux or generic) that picks the text recipe."""
+        if not self.model:
+            raise ValueError(f"text encoders need {MODEL_SETTING}: only {VAE_SETTING} is set")
+        return detect_family(self.model, MODEL_SETTING)
+
+    def text_encoders(self) -> list:
+        """The family's text encoders with tokenizers, loaded on first use."""
+        if self._text is None:
+            self.log(f"loading {self.family()} text encoders from {self.model} on {self.device} as {self.dtype}")
+            self._text = load_text_encoders(self.model, self.family(), self.dtype, self.device, setting=MODEL_SETTING)
+        return self._text
+
+    def random_weights_note(self) -> str | None:
+        """A warning when the pipeline folder says its weights are random (the demo's tiny models)."""
+        marker = Path(self.model) / "RANDOM_WEIGHTS" if self.model else None
+        if marker is not None and marker.is_file():
+            return f"{self.model} holds tiny models with RANDOM weights (demo only); set {MODEL_SETTING} for real ones"
+        return None
+
+
+TEXT_PARTS = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3")
+
+
+def text_identity(encoders: Encoders, max_length: int) -> dict:
+    """Everything that changes a caption's embeddings, computed without loading a model."""
+    from hf_assets.encode.text import RECIPE_VERSION
+
+    root = resolve_root(encoders.model, MODEL_SETTING).path
+    parts = {p: model_identity(encoders.model, p, setting=MODEL_SETTING) for p in TEXT_PARTS if (root / p).is_dir()}
+    return {
+        "family": encoders.family(),
+        "recipe_version": RECIPE_VERSION,
+        "parts": parts,
+        "dtype": str(encoders.dtype).removeprefix("torch."),
+        "max_length": max_length,
+    }

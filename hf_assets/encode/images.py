@@ -1,0 +1,119 @@
+"""Decode an image and apply its tile box, resize and crop box exactly as the bucket table says."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+Box = tuple[int, int, int, int]
+DRAFT_MIN_REDUCTION = 4  # use JPEG DCT scaling only when downscaling at least this much
+WHITE = (255, 255, 255)
+
+
+class CorruptImage(ValueError):
+    """The bytes do not decode to an image, or the stored boxes do not fit it."""
+
+
+def load_pixels(
+    data: bytes | str | Path | dict,
+    tile_box: Box | None = None,
+    resize_wh: tuple[int, int] | None = None,
+    crop_box: Box | None = None,
+    draft: bool = False,
+) -> np.ndarray:
+    """uint8 (H, W, 3): decode, EXIF-orient, RGB (alpha over white), crop tile, LANCZOS resize, crop box."""
+    # Boxes are (left, top, right, bottom): tile_box in the oriented full image, crop_box in the resized tile.
+    # draft=True: a JPEG shrinking >= 4x decodes at a reduced DCT scale (>= 2x the target) and is resized from
+    # a fractional box; 1.6-2.7x faster, within ~0.5 levels on average, but no longer bit-equal to Pillow.
+    try:
+        with Image.open(_as_stream(data)) as src:
+            drafted = _apply_draft(src, tile_box, resize_wh) if draft else None
+            src.load()
+            img = ImageOps.exif_transpose(src)  # a transposed copy, or a plain copy when upright
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as error:
+        raise CorruptImage(f"cannot decode image: {error}") from error
+    img = to_rgb(img)
+    if drafted is not None:
+        img = _resize_scaled(img, tile_box, resize_wh, drafted)
+    else:
+        if tile_box is not None and tuple(tile_box) != (0, 0) + img.size:
+            img = img.crop(_checked(tile_box, img.size, "tile box"))
+        if resize_wh is not None and tuple(resize_wh) != img.size:
+            img = img.resize(tuple(int(v) for v in resize_wh), Image.Resampling.LANCZOS)
+    if crop_box is not None and tuple(crop_box) != (0, 0) + img.size:
+        img = img.crop(_checked(crop_box, img.size, "crop box"))
+    return np.asarray(img, dtype=np.uint8)
+
+
+def _as_stream(data) -> io.BytesIO | str:
+    """A file-like object or path for Image.open: bytes, a path, or a datasets Image struct dict."""
+    if isinstance(data, dict):
+        data = data.get("bytes") or data.get("path")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(data))
+    if isinstance(data, (str, Path)):
+        return str(data)
+    raise CorruptImage(f"no image data (got {type(data).__name__})")
+
+
+def _checked(box, size: tuple[int, int], what: str) -> Box:
+    """The box as ints, or CorruptImage when it leaves the image (the metadata does not match the bytes)."""
+    left, top, right, bottom = (int(v) for v in box)
+    if not (0 <= left < right <= size[0] and 0 <= top < bottom <= size[1]):
+        raise CorruptImage(f"{what} {(left, top, right, bottom)} does not fit the {size[0]}x{size[1]} image")
+    return left, top, right, bottom
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB image: transparency composited over white, 16-bit and float modes scaled to 8 bits."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        arr = arr / 257.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else arr
+        return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, WHITE + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _apply_draft(img: Image.Image, tile_box, resize_wh):
+    """(1 / DCT scale, oriented full size) after asking a JPEG for a reduced scale, or None when not worth it."""
+    if img.format != "JPEG" or resize_wh is None:
+        return None
+    swap = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    full = (img.size[1], img.size[0]) if swap else img.size
+    tile = tile_box or (0, 0) + full
+    reduction = min((tile[2] - tile[0]) / resize_wh[0], (tile[3] - tile[1]) / resize_wh[1])
+    if reduction < DRAFT_MIN_REDUCTION:
+        return None
+    w, h = img.size
+    keep = 2.0 / reduction  # keep at least twice the target resolution
+    result = img.draft(img.mode, (max(1, int(w * keep)), max(1, int(h * keep))))
+    if result is None or result[1][2] >= w:
+        return None
+    return result[1][2] / w, full
+
+
+def _resize_scaled(img: Image.Image, tile_box, resize_wh, drafted) -> Image.Image:
+    """Resize the tile of a draft-decoded image, mapping the tile box through the DCT scale."""
+    factor, full = drafted
+    left, top, right, bottom = _checked(tile_box or (0, 0) + full, full, "tile box")
+    box = (left * factor, top * factor, min(right * factor, img.size[0]), min(bottom * factor, img.size[1]))
+    return img.resize(tuple(int(v) for v in resize_wh), Image.Resampling.LANCZOS, box=box)
+
+
+def to_tensor(batch, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, 3, H, W) float in [-1, 1] from a list of equally sized uint8 (H, W, 3) arrays."""
+    arrays = list(batch)
+    if not arrays:
+        raise ValueError("to_tensor needs at least one image")
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"images in one batch must share a size, got {sorted(shapes)}")
+    stacked = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    return stacked.to(dtype).div_(127.5).sub_(1.0)

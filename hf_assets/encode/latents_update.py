@@ -1,0 +1,172 @@
+"""Bring a backend's latent cache up to date: encode only what is new or changed, resumably."""
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from hf_assets.cache.encoded import EncodedCache
+from hf_assets.cache.hashing import settings_hash
+from hf_assets.data.sources import RawSplit
+from hf_assets.encode.image_source import content_hashes, iter_images
+from hf_assets.encode.images import load_pixels
+from hf_assets.encode.prefetch import prefetch
+from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
+
+FORMAT = 1
+GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
+            "crop_left", "crop_top", "target_width", "target_height"]
+SLICE_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class LatentSettings:
+    """Everything global that changes a latent: the VAE, its dtype, the stored dtype, the transform."""
+
+    vae_identity: str
+    model_dtype: str
+    storage_dtype: str
+    resample: str = "lanczos"
+    format: int = FORMAT
+
+
+@dataclass
+class EncodeReport:
+    """What one update did."""
+
+    encoded: int = 0
+    reused: int = 0
+    dropped: dict[str, str] = field(default_factory=dict)  # filename -> reason
+    encode_seconds: float = 0.0
+    size_bytes: int = 0
+
+    @property
+    def throughput(self) -> float:
+        return self.encoded / self.encode_seconds if self.encode_seconds else 0.0
+
+
+def vae_factors_from_config(config: dict) -> dict:
+    """scaling_factor, shift_factor, downscale and latent_channels from a VAE config.json."""
+    return {
+        "scaling_factor": float(config.get("scaling_factor", 0.18215)),
+        "shift_factor": float(config.get("shift_factor") or 0.0),
+        "downscale": 2 ** (len(config.get("block_out_channels", [0, 0, 0, 0])) - 1),
+        "latent_channels": int(config.get("latent_channels", 4)),
+    }
+
+
+def wanted_latents(buckets: pa.Table, split: RawSplit, image_column: str, settings: LatentSettings,
+                   memo_dir: Path | None = None) -> pa.Table:
+    """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
+    rows = buckets.column("row").to_numpy()
+    base = settings_hash(asdict(settings))
+    geometry = np.stack([buckets.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY], axis=1)
+    per_row = [hashlib.blake2b(f"{base}|{g}".encode(), digest_size=16).hexdigest() for g in geometry.tolist()]
+    table = buckets.select(["filename", "row"] + GEOMETRY)
+    table = table.append_column("content_hash", content_hashes(split, image_column, rows, memo_dir))
+    return table.append_column("settings_hash", pa.array(per_row, pa.string()))
+
+
+def update_latents(
+    wanted: pa.Table,
+    split: RawSplit,
+    image_column: str,
+    vae_loader: Callable[[], torch.nn.Module],
+    directory: Path,
+    meta: dict,
+    storage_dtype: torch.dtype,
+    batch_size: int = 8,
+    workers: int = 4,
+    shard_bytes: int = 256 << 20,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+) -> EncodeReport:
+    """Encode the samples of `wanted` the cache lacks, then commit a manifest of all that are present."""
+    report = EncodeReport()
+    unreadable = pc.equal(wanted.column("content_hash"), "")
+    for name in wanted.filter(unreadable).column("filename").to_pylist():
+        report.dropped[name] = "unreadable_image"
+    cache = EncodedCache(directory, prefix="latents", max_bytes=shard_bytes)
+    readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
+    to_encode, reused = cache.plan(readable)
+    report.reused = reused.num_rows
+    failures: dict[str, str] = {}  # cache key -> reason
+    if to_encode.num_rows:
+        to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending")])
+        log(f"encoding {to_encode.num_rows} latents ({reused.num_rows} reused) into {directory}")
+        vae = vae_loader()
+        started = time.perf_counter()
+        with cache.writer() as writer:
+            for batch in _batches(to_encode, split, image_column, batch_size, workers, failures):
+                keys, arrays = zip(*batch)
+                pixels = _to_device(arrays, vae)
+                mean, std = encode_with_oom_backoff(lambda x: encode_latents(vae, x), pixels, log)
+                mean, std = mean.to("cpu", storage_dtype), std.to("cpu", storage_dtype)
+                for i, key in enumerate(keys):
+                    writer.add(key, {"mean": mean[i], "std": std[i]})
+                report.encoded += len(keys)
+        report.encode_seconds = time.perf_counter() - started
+    is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
+    bad = readable.filter(is_bad)
+    for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
+        report.dropped[name] = failures[key]
+    result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+    report.size_bytes = result.size_bytes
+    return report
+
+
+def _batches(to_encode: pa.Table, split: RawSplit, image_column: str, batch_size: int, workers: int,
+             failures: dict[str, str]) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Decoded, transformed images in batches of one target size, decoded ahead on worker threads."""
+    jobs = _jobs(to_encode, split, image_column)
+    batch: list[tuple[str, np.ndarray]] = []
+    size = None
+    for item in prefetch(jobs, _load, workers=workers, max_in_flight=max(2 * batch_size, workers)):
+        key, target = item.job[0], item.job[1]["target"]
+        if not item.ok:
+            failures[key] = f"corrupt_image: {(str(item.error).splitlines() or [''])[0][:200]}"
+            continue
+        if batch and (target != size or len(batch) == batch_size):
+            yield batch
+            batch = []
+        size = target
+        batch.append((key, item.value))
+    if batch:
+        yield batch
+
+
+def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple[str, dict, object]]:
+    for start in range(0, table.num_rows, SLICE_ROWS):
+        part = table.slice(start, SLICE_ROWS)
+        sources = iter_images(split, image_column, part.column("row").to_numpy())
+        for record, source in zip(part.to_pylist(), sources):
+            geometry = {
+                "tile": (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"]),
+                "resize": (record["resize_width"], record["resize_height"]),
+                "crop": (record["crop_left"], record["crop_top"],
+                         record["crop_left"] + record["target_width"], record["crop_top"] + record["target_height"]),
+                "target": (record["target_width"], record["target_height"]),
+            }
+            yield record["key"], geometry, source
+
+
+def _load(job) -> np.ndarray:
+    _, g, source = job
+    if source is None:
+        raise ValueError("no image bytes or path")
+    return load_pixels(source, g["tile"], g["resize"], g["crop"])
+
+
+def _to_device(arrays, vae) -> torch.Tensor:
+    """uint8 HWC images to a (B, 3, H, W) tensor in [-1, 1] on the VAE's device and dtype (normalised there)."""
+    param = next(vae.parameters())
+    stacked = torch.from_numpy(np.stack(arrays))
+    if param.device.type == "cuda":
+        stacked = stacked.pin_memory().to(param.device, non_blocking=True)
+    return stacked.permute(0, 3, 1, 2).to(param.dtype).div_(127.5).sub_(1.0)

@@ -1,0 +1,193 @@
+"""Tiny diffusers-layout pipeline folders: real classes, tiny configs, seeded random weights."""
+
+import json
+import string
+from pathlib import Path
+
+FAMILY_CLASS = {
+    "sd": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+    "flux": "FluxPipeline",
+}
+ALIASES = {"sd1": "sd", "sd15": "sd", "sd2": "sd"}
+
+# family -> (latent_channels, scaling_factor, shift_factor), as in the real VAE configs
+VAE_SETTINGS = {
+    "sd": (4, 0.18215, None),
+    "sdxl": (4, 0.13025, None),
+    "sd3": (16, 1.5305, 0.0609),
+    "flux": (16, 0.3611, 0.1159),
+}
+
+# family -> [(encoder subfolder, tokenizer subfolder, kind, width)]
+COMPONENTS = {
+    "sd": [("text_encoder", "tokenizer", "clip", 32)],
+    "sdxl": [("text_encoder", "tokenizer", "clip", 32), ("text_encoder_2", "tokenizer_2", "clip_projection", 48)],
+    "sd3": [
+        ("text_encoder", "tokenizer", "clip_projection", 32),
+        ("text_encoder_2", "tokenizer_2", "clip_projection", 48),
+        ("text_encoder_3", "tokenizer_3", "t5", 96),
+    ],
+    "flux": [("text_encoder", "tokenizer", "clip", 32), ("text_encoder_2", "tokenizer_2", "t5", 64)],
+}
+MODEL_CLASS = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel"}
+TOKENIZER_CLASS = {"clip": "CLIPTokenizer", "clip_projection": "CLIPTokenizer", "t5": "T5TokenizerFast"}
+CLIP_MERGES = ["t h", "th e</w>", "c a", "ca t</w>", "d o", "do g</w>", "o f</w>", "p h", "ph o", "pho t", "phot o</w>"]
+T5_WORDS = ["a", "the", "of", "photo", "cat", "dog", "in", "on", "with", "and", "red", "blue"]
+
+
+def build_tiny_pipeline(folder: Path, family: str = "sdxl", seed: int = 0) -> Path:
+    """Write a tiny pipeline folder (model_index.json, vae, text encoders, tokenizers) and return it."""
+    import diffusers
+    import torch
+
+    fam = ALIASES.get(family, family)
+    if fam not in FAMILY_CLASS:
+        raise ValueError(f"family={family!r}: expected one of {sorted(FAMILY_CLASS) + sorted(ALIASES)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {"_class_name": FAMILY_CLASS[fam], "_diffusers_version": diffusers.__version__}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _save_vae(folder / "vae", fam)
+        index["vae"] = ["diffusers", "AutoencoderKL"]
+        for i, (enc_name, tok_name, kind, width) in enumerate(COMPONENTS[fam]):
+            torch.manual_seed(seed * 1000 + i + 1)
+            clip_pad = "!" if enc_name == "text_encoder_2" else "<|endoftext|>"
+            if kind == "t5":
+                tok = _save_t5_tokenizer(folder / tok_name)
+                model = _t5_model(width, tok)
+            else:
+                tok = _save_clip_tokenizer(folder / tok_name, clip_pad)
+                model = _clip_model(kind, width, tok)
+            model.save_pretrained(folder / enc_name)
+            index[enc_name] = ["transformers", MODEL_CLASS[kind]]
+            index[tok_name] = ["transformers", TOKENIZER_CLASS[kind]]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def _save_vae(path: Path, family: str) -> None:
+    """Save a two-level AutoencoderKL (downscale 2) with the family's latent channels and factors."""
+    from diffusers import AutoencoderKL
+
+    channels, scale, shift = VAE_SETTINGS[family]
+    flow = family in ("sd3", "flux")
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=channels,
+        norm_num_groups=4,
+        sample_size=64,
+        scaling_factor=scale,
+        shift_factor=shift,
+        use_quant_conv=not flow,
+        use_post_quant_conv=not flow,
+    )
+    vae.save_pretrained(path)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte-to-printable-character table used by byte-level BPE."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs = bs[:]
+    extra = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + extra)
+            extra += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def _save_clip_tokenizer(path: Path, pad_token: str):
+    """Write vocab.json + merges.txt (every byte, with and without </w>, a few merges) and save a CLIPTokenizer."""
+    from transformers import CLIPTokenizer
+
+    chars = list(_bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": 256 + i for i, c in enumerate(chars)})
+    for merge in CLIP_MERGES:
+        vocab.setdefault(merge.replace(" ", ""), len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(CLIP_MERGES) + "\n")
+    tok = CLIPTokenizer.from_pretrained(path, model_max_length=77, pad_token=pad_token)
+    tok.save_pretrained(path)
+    return tok
+
+
+def _save_t5_tokenizer(path: Path):
+    """Build a tokenizers-library Unigram model (T5 layout: <pad>, </s>, <unk>) and save a T5 fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [("\u2581" + w, -3.0) for w in T5_WORDS]
+    pieces += [(c, -6.0) for c in string.ascii_letters + string.digits + string.punctuation]
+    pieces += [("\u2581" + c, -5.0) for c in string.ascii_lowercase if c != "a"]
+    backend = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
+    backend.normalizer = normalizers.Replace(" {2,}", " ")
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")]
+    )
+    backend.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(
+        single=["$A", "</s>"], pair=["$A", "</s>", "$B", "</s>"], special_tokens=[("</s>", 1)]
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    backend.save(str(path / "tokenizer.json"))
+    tok = T5TokenizerFast(
+        tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0,
+        model_max_length=512,
+    )
+    tok.save_pretrained(path)
+    return tok
+
+
+def _clip_model(kind: str, width: int, tok):
+    """A two-layer CLIP text model (with a projection head for clip_projection)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=len(tok),
+        hidden_size=width,
+        intermediate_size=2 * width,
+        projection_dim=width - 8,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu" if width == 32 else "gelu",
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    cls = CLIPTextModelWithProjection if kind == "clip_projection" else CLIPTextModel
+    return cls(config).eval()
+
+
+def _t5_model(width: int, tok):
+    """A two-layer T5 v1.1-style encoder (gated GELU, untied embeddings)."""
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(
+        vocab_size=len(tok),
+        d_model=width,
+        d_kv=width // 4,
+        d_ff=2 * width,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=32,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        dropout_rate=0.0,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    return T5EncoderModel(config).eval()
