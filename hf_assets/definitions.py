@@ -1,5 +1,6 @@
 """The hf_assets code location: assets, resources, jobs and automation, wired from the dataloader config."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -8,10 +9,21 @@ from hf_assets.assets.aspect_buckets import build_aspect_buckets
 from hf_assets.assets.filtered_index import build_filtered_index_asset
 from hf_assets.assets.partitions import backend_partitions
 from hf_assets.assets.raw_split import build_raw_split
+from hf_assets.assets.text_embeds import build_text_embeds
+from hf_assets.assets.vae_latents import build_vae_latents
 from hf_assets.automation.schedules import build_refresh_schedule
 from hf_assets.config import config_path_from_env, load_config
 from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import HFAssetsIOManager
+
+ENCODER_ENV = {"model": "HF_ASSETS_MODEL", "vae": "HF_ASSETS_VAE", "device": "HF_ASSETS_DEVICE"}
+
+
+def encoder_resource() -> EncoderResource:
+    """The encoder resource, each setting read from its environment variable when that is set."""
+    settings = {field: dg.EnvVar(env) for field, env in ENCODER_ENV.items() if os.environ.get(env)}
+    return EncoderResource(**settings)
 
 
 def build_definitions(config_path: Path | str | None = None) -> dg.Definitions:
@@ -22,34 +34,29 @@ def build_definitions(config_path: Path | str | None = None) -> dg.Definitions:
         build_raw_split(partitions),
         build_filtered_index_asset(partitions),
         build_aspect_buckets(partitions),
-        dg.AssetSpec(
-            "vae_latents",
-            deps=["aspect_buckets"],
-            partitions_def=partitions,
-            group_name="encoders",
-            description="VAE latent distribution per sample (not implemented yet).",
-        ),
-        dg.AssetSpec(
-            "text_embeds",
-            deps=["aspect_buckets"],
-            partitions_def=partitions,
-            group_name="encoders",
-            description="Text-encoder embeddings per caption variant (not implemented yet).",
-        ),
+        build_vae_latents(partitions),
+        build_text_embeds(partitions),
     ]
     prepare = dg.define_asset_job(
         "prepare_datasets",
+        selection=dg.AssetSelection.all(),
+        partitions_def=partitions,
+        description="Scan, filter, bucket and encode one backend.",
+    )
+    scan = dg.define_asset_job(
+        "scan_datasets",
         selection=dg.AssetSelection.assets("raw_split", "filtered_index", "aspect_buckets"),
         partitions_def=partitions,
-        description="Scan, filter and bucket one backend.",
+        description="Scan, filter and bucket one backend (no model needed).",
     )
     return dg.Definitions(
         assets=assets,
-        jobs=[prepare],
+        jobs=[prepare, scan],
         schedules=[build_refresh_schedule(prepare, config.backend_ids)],
         resources={
             "dataloader": DataloaderConfigResource(path=str(config.path)),
             "io_manager": HFAssetsIOManager(config_path=str(config.path)),
+            "encoders": encoder_resource(),
         },
         # Each partition is a chain; one process per run keeps models loaded once and avoids step start-up.
         executor=dg.in_process_executor,

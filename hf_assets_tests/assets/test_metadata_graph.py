@@ -35,7 +35,7 @@ def graph(tmp_path, hub_dataset, photos_entry):
 
 
 def run(defs, instance, partition):
-    job = defs.resolve_job_def("prepare_datasets")
+    job = defs.resolve_job_def("scan_datasets")
     result = job.execute_in_process(partition_key=partition, instance=instance)
     assert result.success
     return result

@@ -1,0 +1,71 @@
+import dagster as dg
+import pyarrow as pa
+
+from hf_assets.assets.vae_latents import _result
+from hf_assets.cache import verify
+from hf_assets.cache.latents import LatentCache
+from hf_assets.cache.manifest import read_manifest
+from hf_assets.cache.text_embeds import open_text_embeds
+from hf_assets.encode.encoders import text_identity
+from hf_assets.encode.text_update import update_text_embeds, wanted_captions
+from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.gpu import EncoderResource
+
+CHECKS = ("text_embeds_complete", "text_embed_shapes", "text_embeds_finite")
+
+
+def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The `text_embeds` asset over the given backend partitions."""
+
+    @dg.asset(
+        name="text_embeds",
+        partitions_def=partitions,
+        group_name="encoders",
+        kinds={"pytorch", "safetensors"},
+        pool="gpu",
+        check_specs=[dg.AssetCheckSpec(name, asset="text_embeds", blocking=True) for name in CHECKS],
+    )
+    def text_embeds(
+        context: dg.AssetExecutionContext,
+        dataloader: DataloaderConfigResource,
+        encoders: EncoderResource,
+        aspect_buckets: pa.Table,
+        vae_latents: LatentCache,
+    ):
+        """Text-encoder embeddings of every caption variant of every encoded sample, each distinct text once."""
+        backend = dataloader.backend(context.partition_key)
+        models = encoders.encoders
+        max_length = encoders.max_length or None
+        identity = text_identity(models, encoders.max_length)
+        encoded = pa.array(list(vae_latents), pa.string())
+        wanted = wanted_captions(aspect_buckets, identity, only=encoded)
+        report = update_text_embeds(
+            wanted, models.text_encoders, identity["family"], max_length, backend.text_dir,
+            {"identity": identity, "backend": backend.id}, batch_size=encoders.text_batch_size,
+            shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+        )
+        manifest = read_manifest(backend.text_dir).table
+        complete = verify.missing(wanted, manifest, ["filename", "variant"])
+        shapes, expected = verify.inconsistent_shapes(manifest)
+        finite = verify.nonfinite_tensors(backend.text_dir)
+        return dg.MaterializeResult(
+            value=open_text_embeds(backend.text_dir),
+            metadata={
+                "encoded": report.encoded,
+                "reused": report.reused,
+                "variants": wanted.num_rows,
+                "distinct_captions": len(set(wanted.column("content_hash").to_pylist())),
+                "throughput_captions_per_s": round(report.throughput, 2),
+                "cache_bytes": report.size_bytes,
+                "cache_dir": dg.MetadataValue.path(str(backend.text_dir)),
+                "family": identity["family"],
+                "shapes": dg.MetadataValue.json(expected),
+            },
+            check_results=[
+                _result("text_embeds_complete", complete, "every caption variant of every encoded sample is present"),
+                _result("text_embed_shapes", shapes, "each tensor name has one shape across the cache"),
+                _result("text_embeds_finite", finite, "no NaN or inf"),
+            ],
+        )
+
+    return text_embeds

@@ -1,0 +1,95 @@
+import dagster as dg
+import pyarrow as pa
+
+from hf_assets.assets.metadata import counts_table
+from hf_assets.cache import verify
+from hf_assets.cache.latents import open_latents
+from hf_assets.cache.manifest import read_manifest
+from hf_assets.cache.tables import save_table
+from hf_assets.data.sources import RawSplit
+from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_factors_from_config, wanted_latents
+from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.gpu import EncoderResource
+
+CHECKS = ("latents_complete", "latent_shapes", "latents_finite")
+
+
+def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The `vae_latents` asset over the given backend partitions."""
+
+    @dg.asset(
+        name="vae_latents",
+        partitions_def=partitions,
+        group_name="encoders",
+        kinds={"pytorch", "safetensors"},
+        pool="gpu",
+        check_specs=[dg.AssetCheckSpec(name, asset="vae_latents", blocking=True) for name in CHECKS],
+    )
+    def vae_latents(
+        context: dg.AssetExecutionContext,
+        dataloader: DataloaderConfigResource,
+        encoders: EncoderResource,
+        aspect_buckets: pa.Table,
+        raw_split: RawSplit,
+    ):
+        """The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings."""
+        backend = dataloader.backend(context.partition_key)
+        models = encoders.encoders
+        factors = vae_factors_from_config(models.vae_config())
+        settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
+        wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir)
+        meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
+                "storage_dtype": settings.storage_dtype, "backend": backend.id}
+        report = update_latents(
+            wanted, raw_split, backend.image_column, models.vae, backend.vae_dir, meta, encoders.storage_dtype,
+            batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
+            shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+        )
+        if report.dropped:
+            context.log.warning(f"{backend.id}: {len(report.dropped)} image(s) could not be encoded: "
+                                f"{dict(list(report.dropped.items())[:5])}")
+        dropped = {"filename": pa.array(list(report.dropped), pa.string()),
+                   "reason": pa.array(list(report.dropped.values()), pa.string())}
+        save_table(backend.vae_dir, "dropped", pa.table(dropped))
+        manifest = read_manifest(backend.vae_dir).table
+        complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
+        shapes = verify.latent_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
+        finite = verify.nonfinite_tensors(backend.vae_dir)
+        return dg.MaterializeResult(
+            value=open_latents(backend.vae_dir),
+            metadata={
+                "encoded": report.encoded,
+                "reused": report.reused,
+                "dropped": len(report.dropped),
+                "dropped_by_reason": counts_table(_reason_counts(report.dropped)),
+                "throughput_img_per_s": round(report.throughput, 2),
+                "cache_bytes": report.size_bytes,
+                "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
+                "vae": settings.vae_identity,
+                "scaling_factor": factors["scaling_factor"],
+                "shift_factor": factors["shift_factor"],
+            },
+            check_results=[
+                _result("latents_complete", complete, "every bucketed sample has a latent or a drop reason"),
+                _result("latent_shapes", shapes, "shape is (C, target_height / f, target_width / f)"),
+                _result("latents_finite", finite, "no NaN or inf (fp16 SDXL VAE: use bf16/fp32 or the fp16-fix VAE)"),
+            ],
+        )
+
+    return vae_latents
+
+
+def _reason_counts(dropped: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for reason in dropped.values():
+        counts[reason.split(":")[0]] = counts.get(reason.split(":")[0], 0) + 1
+    return counts
+
+
+def _result(name: str, finding: verify.Finding, description: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=finding.passed,
+        description=description,
+        metadata={"failures": finding.count, "examples": dg.MetadataValue.json(finding.examples)},
+    )
