@@ -26,7 +26,12 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
+DEMO_MODEL := $(CURDIR)/examples/demo_data/tiny-sdxl-pipeline
+
+# With the demo config and no model set, the UI uses the demo's tiny random-weight pipeline.
 ui: venv $(DAGSTER_HOME)/dagster.yaml
+	if [ -z "$$HF_ASSETS_DATALOADER_CONFIG" ] && [ -z "$$HF_ASSETS_MODEL" ]; then \
+	  export HF_ASSETS_MODEL=$(DEMO_MODEL); fi; \
 	$(VENV)/bin/dagster-daemon run -w workspace.yaml & \
 	trap 'kill $$!' EXIT; \
 	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000

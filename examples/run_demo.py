@@ -9,6 +9,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "examples" / "dataloader.json"
+DEMO_MODEL = ROOT / "examples" / "demo_data" / "tiny-sdxl-pipeline"
+REAL_MODEL_HINT = (
+    "To encode with a real model: HF_ASSETS_MODEL=stabilityai/stable-diffusion-xl-base-1.0 make demo\n"
+    "  (a hub id, or a local diffusers pipeline folder; HF_ASSETS_VAE overrides the VAE, e.g.\n"
+    "  madebyollin/sdxl-vae-fp16-fix; the hub id needs network access or a filled hub cache)"
+)
+
+
+def demo_model() -> Path:
+    """The demo's tiny SDXL-layout pipeline with random weights, built once under the demo data folder."""
+    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+
+    marker = DEMO_MODEL / "RANDOM_WEIGHTS"
+    if not marker.is_file():
+        build_tiny_pipeline(DEMO_MODEL, "sdxl")
+        marker.write_text("Tiny models with random weights, built by `make demo`. Their outputs mean nothing.\n")
+    return DEMO_MODEL
 
 
 def main() -> int:
@@ -16,6 +33,10 @@ def main() -> int:
 
     build_demo_data(ROOT / "examples" / "demo_data")
     os.environ.setdefault("HF_ASSETS_DATALOADER_CONFIG", str(DEMO_CONFIG))
+    if not os.environ.get("HF_ASSETS_MODEL"):
+        os.environ["HF_ASSETS_MODEL"] = str(demo_model())
+        print(f"HF_ASSETS_MODEL is not set: using {DEMO_MODEL} (tiny models, RANDOM weights, demo only)")
+    print(f"model: {os.environ['HF_ASSETS_MODEL']}", flush=True)
     os.environ.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
@@ -57,6 +78,7 @@ def report(config) -> None:
         for label, path in (("vae latents", backend.vae_dir), ("text embeds", backend.text_dir)):
             if path.exists():
                 print(f"    {label:<12} {path}")
+    print("\n" + REAL_MODEL_HINT)
     print(
         "\nOpen the UI:   make ui   (then http://127.0.0.1:3000)"
         f"\nDAGSTER_HOME:  {os.environ['DAGSTER_HOME']}"

@@ -48,17 +48,44 @@ def read_source(source: bytes | str | None) -> bytes | None:
 
 
 def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_dir: Path | None = None) -> pa.Array:
-    """blake2b of each row's image bytes ("" when unreadable); reused from `memo_dir` while the split is unchanged."""
+    """blake2b of each row's image bytes ("" when unreadable), memoised in `memo_dir`.
+
+    A memo entry is reused while the split's fingerprint is unchanged and, for an image stored as a
+    file path, while that file's size and modification time are unchanged.
+    """
     rows = np.asarray(rows, dtype=np.int64)
-    known: dict[int, str] = {}
+    known: dict[int, tuple[str, str]] = {}  # row -> (content hash, file stamp or "" for inline bytes)
     if memo_dir is not None and load_manifest(memo_dir, HASH_TABLE).get("fingerprint") == split.fingerprint:
         memo = load_table(memo_dir, HASH_TABLE)
-        known = dict(zip(memo.column("row").to_numpy().tolist(), memo.column("content_hash").to_pylist()))
-    todo = np.array([r for r in rows.tolist() if r not in known], dtype=np.int64)
-    for row, source in zip(todo.tolist(), iter_images(split, image_column, todo)):
+        hashes, stamps = memo.column("content_hash").to_pylist(), memo.column("stamp").to_pylist()
+        known = dict(zip(memo.column("row").to_numpy().tolist(), zip(hashes, stamps)))
+    recheck = np.array([r for r in rows.tolist() if r not in known or known[r][1]], dtype=np.int64)
+    changed = False
+    for row, source in zip(recheck.tolist(), iter_images(split, image_column, recheck)):
+        stamp = _stamp(source)
+        if row in known and known[row][1] == stamp and stamp != "missing":
+            continue
         data = read_source(source)
-        known[row] = content_hash(data) if data else ""
-    if memo_dir is not None and len(todo):
-        table = pa.table({"row": pa.array(list(known), pa.int64()), "content_hash": pa.array(list(known.values()))})
+        known[row] = (content_hash(data) if data else "", stamp)
+        changed = True
+    if memo_dir is not None and changed:
+        table = pa.table(
+            {
+                "row": pa.array(list(known), pa.int64()),
+                "content_hash": pa.array([h for h, _ in known.values()], pa.string()),
+                "stamp": pa.array([s for _, s in known.values()], pa.string()),
+            }
+        )
         save_table(memo_dir, HASH_TABLE, table, {"fingerprint": split.fingerprint})
-    return pa.array([known[r] for r in rows.tolist()], pa.string())
+    return pa.array([known[r][0] for r in rows.tolist()], pa.string())
+
+
+def _stamp(source: bytes | str | None) -> str:
+    """"" for inline bytes; "size:mtime_ns" for a file path; "missing" when there is nothing to read."""
+    if isinstance(source, bytes):
+        return ""
+    try:
+        stat = Path(source).stat() if source else None
+    except OSError:
+        stat = None
+    return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "missing"

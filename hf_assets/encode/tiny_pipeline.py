@@ -69,15 +69,18 @@ def build_tiny_pipeline(folder: Path, family: str = "sdxl", seed: int = 0) -> Pa
 
 
 def _save_vae(path: Path, family: str) -> None:
-    """Save a two-level AutoencoderKL (downscale 2) with the family's latent channels and factors."""
+    """Save a four-level AutoencoderKL (downscale 8, as the real ones) with the family's channels and factors.
+
+    The real downscale matters: the mid-block attention is quadratic in latent pixels.
+    """
     from diffusers import AutoencoderKL
 
     channels, scale, shift = VAE_SETTINGS[family]
     flow = family in ("sd3", "flux")
     vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(8, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
         layers_per_block=1,
         latent_channels=channels,
         norm_num_groups=4,

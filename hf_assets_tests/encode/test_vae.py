@@ -6,10 +6,10 @@ import torch
 from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff, is_oom, vae_factors
 
 FACTORS = {
-    "sd": {"scaling_factor": 0.18215, "shift_factor": 0.0, "downscale": 2, "latent_channels": 4},
-    "sdxl": {"scaling_factor": 0.13025, "shift_factor": 0.0, "downscale": 2, "latent_channels": 4},
-    "sd3": {"scaling_factor": 1.5305, "shift_factor": 0.0609, "downscale": 2, "latent_channels": 16},
-    "flux": {"scaling_factor": 0.3611, "shift_factor": 0.1159, "downscale": 2, "latent_channels": 16},
+    "sd": {"scaling_factor": 0.18215, "shift_factor": 0.0, "downscale": 8, "latent_channels": 4},
+    "sdxl": {"scaling_factor": 0.13025, "shift_factor": 0.0, "downscale": 8, "latent_channels": 4},
+    "sd3": {"scaling_factor": 1.5305, "shift_factor": 0.0609, "downscale": 8, "latent_channels": 16},
+    "flux": {"scaling_factor": 0.3611, "shift_factor": 0.1159, "downscale": 8, "latent_channels": 16},
 }
 
 
@@ -32,7 +32,7 @@ def test_encode_latents_casts_pixels_to_the_vae_dtype(tiny_pipelines):
     from hf_assets.encode.models import load_vae
 
     vae = load_vae(tiny_pipelines["sdxl"], dtype=torch.bfloat16)
-    mean, std = encode_latents(vae, torch.zeros(1, 3, 16, 16))
+    mean, std = encode_latents(vae, torch.zeros(1, 3, 64, 64))
     assert mean.dtype == torch.bfloat16 and mean.shape == (1, 4, 8, 8)
 
 

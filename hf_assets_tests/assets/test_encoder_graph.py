@@ -1,0 +1,100 @@
+"""The whole graph through Dagster: encoders in the gpu pool, blocking checks, incremental reruns, lazy values."""
+
+import dagster as dg
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hf_assets.cache.latents import LatentCache
+from hf_assets.definitions import build_definitions
+from hf_assets_tests.conftest import write_config
+
+
+@pytest.fixture
+def graph(tmp_path, hub_dataset, photos_entry, tiny_sdxl, monkeypatch):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    entries = [
+        {**photos_entry, "resolution": 96, "aspect_bucket_alignment": 32},
+        {"id": "te", "type": "local", "dataset_type": "text_embeds", "cache_dir": "cache/text"},
+    ]
+    defs = build_definitions(write_config(tmp_path / "dataloader.json", entries))
+    (tmp_path / "home").mkdir()
+    return defs, dg.DagsterInstance.local_temp(str(tmp_path / "home")), tmp_path
+
+
+def run(defs, instance, raise_on_error=True):
+    job = defs.resolve_job_def("prepare_datasets")
+    return job.execute_in_process(partition_key="photos", instance=instance, raise_on_error=raise_on_error)
+
+
+def metadata(result, asset):
+    for event in result.get_asset_materialization_events():
+        if event.materialization.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    return None
+
+
+def test_encoders_are_in_the_gpu_pool(graph):
+    defs, _, _ = graph
+    assert defs.resolve_assets_def("vae_latents").node_def.pool == "gpu"
+    assert defs.resolve_assets_def("text_embeds").node_def.pool == "gpu"
+
+
+def test_bundled_instance_config_limits_the_pool_to_one(tmp_path):
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).parents[2] / "dagster.yaml").read_text())
+    config = dg.DagsterInstance.from_config(str(home)).get_concurrency_config()
+    assert config.pool_config.default_pool_limit == 1
+
+
+def test_full_graph_passes_its_checks_and_values_load_lazily(graph):
+    defs, instance, tmp_path = graph
+    result = run(defs, instance)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert len(checks) == 6 and all(checks.values())
+    buckets = defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
+    latents = defs.load_asset_value("vae_latents", partition_key="photos", instance=instance)
+    embeds = defs.load_asset_value("text_embeds", partition_key="photos", instance=instance)
+    assert isinstance(latents, LatentCache) and sorted(latents) == sorted(buckets.column("filename").to_pylist())
+    first = buckets.to_pylist()[0]
+    assert latents[first["filename"]].shape == (4, first["target_height"] // 8, first["target_width"] // 8)
+    assert [d["prompt_embeds"].shape[0] for d in embeds[first["filename"]]] == [77] * len(first["captions"])
+    assert embeds.captions(first["filename"]) == first["captions"]
+    assert (tmp_path / "cache" / "text" / "photos" / "manifest.parquet").is_file()
+
+
+def test_rerun_with_nothing_changed_encodes_nothing(graph):
+    defs, instance, _ = graph
+    first = run(defs, instance)
+    second = run(defs, instance)
+    assert metadata(first, "vae_latents")["encoded"] > 0
+    assert metadata(second, "vae_latents")["encoded"] == 0
+    assert metadata(second, "vae_latents")["reused"] == metadata(first, "vae_latents")["encoded"]
+    assert metadata(second, "text_embeds")["encoded"] == 0
+
+
+def test_planted_nan_latent_fails_the_blocking_check_and_stops_text_embeds(graph):
+    defs, instance, tmp_path = graph
+    run(defs, instance)
+    shard = next((tmp_path / "cache" / "photos" / "vae" / "photos" / "shards").glob("*.safetensors"))
+    tensors = load_file(shard)
+    name = next(n for n in tensors if n.endswith("/mean"))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, shard)
+    result = run(defs, instance, raise_on_error=False)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["latents_finite"].passed and checks["latents_complete"].passed
+    assert not result.success
+    assert metadata(result, "text_embeds") is None
+
+
+def test_missing_model_fails_naming_the_setting(graph, monkeypatch):
+    defs, instance, tmp_path = graph
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tmp_path / "no-such-pipeline"))
+    with pytest.raises(Exception) as info:
+        run(defs, instance)
+    assert "HF_ASSETS_MODEL=" in str(info.value) + str(info.value.__cause__)
+    assert "no such folder" in str(info.value) + str(info.value.__cause__)
