@@ -12,6 +12,7 @@ from hf_assets.data.sources import RawSplit
 
 CHUNK_ROWS = 256
 HASH_TABLE = "content_hashes"
+MEMO_FORMAT = 2
 
 
 def iter_images(split: RawSplit, image_column: str, rows: np.ndarray) -> Iterator[bytes | str | None]:
@@ -55,7 +56,8 @@ def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_di
     """
     rows = np.asarray(rows, dtype=np.int64)
     known: dict[int, tuple[str, str]] = {}  # row -> (content hash, file stamp or "" for inline bytes)
-    if memo_dir is not None and load_manifest(memo_dir, HASH_TABLE).get("fingerprint") == split.fingerprint:
+    memo_meta = load_manifest(memo_dir, HASH_TABLE) if memo_dir is not None else {}
+    if memo_meta.get("fingerprint") == split.fingerprint and memo_meta.get("memo_format") == MEMO_FORMAT:
         memo = load_table(memo_dir, HASH_TABLE)
         hashes, stamps = memo.column("content_hash").to_pylist(), memo.column("stamp").to_pylist()
         known = dict(zip(memo.column("row").to_numpy().tolist(), zip(hashes, stamps)))
@@ -76,7 +78,7 @@ def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_di
                 "stamp": pa.array([s for _, s in known.values()], pa.string()),
             }
         )
-        save_table(memo_dir, HASH_TABLE, table, {"fingerprint": split.fingerprint})
+        save_table(memo_dir, HASH_TABLE, table, {"fingerprint": split.fingerprint, "memo_format": MEMO_FORMAT})
     return pa.array([known[r][0] for r in rows.tolist()], pa.string())
 
 
