@@ -34,6 +34,8 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
     ):
         """The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings."""
         backend = dataloader.backend(context.partition_key)
+        if backend.dataset_type == "video":
+            raise dg.Failure(f"{backend.id}: video latents are not supported yet; its metadata assets are ready")
         models = encoders.encoders
         factors = vae_factors_from_config(models.vae_config())
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))

@@ -30,10 +30,9 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
-def virtual_filenames(num_rows: int, extension: str) -> pa.Array:
-    """The reference's virtual names: row i is "{i}.jpg" (or .mp4)."""
-    rows = pc.cast(pa.array(np.arange(num_rows, dtype=np.int64)), pa.string())
-    return pc.binary_join_element_wise(rows, pa.scalar("." + extension), pa.scalar(""))
+def virtual_filenames(rows: pa.Array, extension: str) -> pa.Array:
+    """The reference's virtual names: row i of the loaded split is "{i}.jpg" (or .mp4)."""
+    return pc.binary_join_element_wise(pc.cast(rows, pa.string()), pa.scalar("." + extension), pa.scalar(""))
 
 
 def source_sizes(split: RawSplit, backend: BackendConfig) -> tuple[pa.Array, pa.Array]:
@@ -53,7 +52,6 @@ def source_sizes(split: RawSplit, backend: BackendConfig) -> tuple[pa.Array, pa.
 def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Table, dict[str, int]]:
     """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason."""
     table = split.table
-    n = table.num_rows
     src_w, src_h = source_sizes(split, backend)
     readable = pc.and_(pc.is_valid(src_w), pc.is_valid(src_h))
     boxes = tile_boxes(
@@ -80,30 +78,30 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Ta
         buckets=backend.buckets,
         num_frames=num_frames,
     )
-    filenames = table.column("filename").combine_chunks() if backend.type == "local" else virtual_filenames(
-        n, backend.file_extension
-    )
+    keep = pc.is_null(reasons)
+    kept_rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)).astype(np.int64)
+    take = pa.array(kept_rows)
+    kept_captions = captions.take(take)
+    if backend.type == "local":
+        filenames = table.column("filename").take(take)
+    else:
+        filenames = virtual_filenames(take, backend.file_extension)
     columns = {
         "filename": filenames,
-        "row": pa.array(np.arange(n, dtype=np.int64)),
-        "caption": first_caption(captions),
-        "captions": captions,
-        "width": width,
-        "height": height,
-        "source_width": src_w,
-        "source_height": src_h,
-        "tile_left": box["left"],
-        "tile_top": box["top"],
-        "tile_right": box["right"],
-        "tile_bottom": box["bottom"],
+        "row": take,
+        "caption": first_caption(kept_captions),
+        "captions": kept_captions,
+        "width": width.take(take),
+        "height": height.take(take),
+        "source_width": src_w.take(take),
+        "source_height": src_h.take(take),
+        **{f"tile_{side}": box[side].take(take) for side in ("left", "top", "right", "bottom")},
     }
     schema = INDEX_SCHEMA
     if num_frames is not None:
-        columns["num_frames"] = pc.cast(num_frames, pa.int32())
+        columns["num_frames"] = pc.cast(num_frames.take(take), pa.int32())
         schema = schema.append(pa.field("num_frames", pa.int32()))
     if backend.dataset_type == "video" and backend.fps_column:
-        columns["fps"] = pc.cast(resolve_column(table, backend.fps_column).combine_chunks(), pa.float32())
+        columns["fps"] = pc.cast(resolve_column(table, backend.fps_column).take(take), pa.float32())
         schema = schema.append(pa.field("fps", pa.float32()))
-    index = pa.Table.from_pydict(columns, schema=schema)
-    kept = index.filter(pc.is_null(reasons))
-    return kept, count_reasons(reasons)
+    return pa.Table.from_pydict(columns, schema=schema), count_reasons(reasons)

@@ -35,7 +35,10 @@ class RawSplit:
 
 
 def open_split(backend: BackendConfig) -> RawSplit:
-    """Load the backend's split without decoding images (hub id, Parquet/Arrow folder, save_to_disk folder, image folder)."""
+    """Load the backend's split without decoding images (hub id, Parquet/Arrow folder, save_to_disk folder, image folder).
+
+    Only the Arrow table is kept: image columns stay as their stored bytes or paths, never decoded.
+    """
     if backend.type == "local":
         from hf_assets.data.local_folder import scan_image_folder
 
@@ -104,7 +107,7 @@ def _load_dataset(backend: BackendConfig, name: str):
         if type(exc).__name__ in {"DatasetNotFoundError", "RepositoryNotFoundError", "OfflineModeIsEnabled"}:
             raise DatasetNotFound(_not_found_message(backend, name, exc)) from None
         raise
-    return _undecoded(dataset, backend.image_column)
+    return dataset
 
 
 def _load_saved(backend: BackendConfig, folder: Path):
@@ -122,16 +125,7 @@ def _load_saved(backend: BackendConfig, folder: Path):
         if len(parts) != 1:
             raise ValueError(f"backend '{backend.id}': split '{backend.split}' must be one contiguous slice")
         loaded = loaded.select(range(parts[0].from_, parts[0].to))
-    return _undecoded(loaded, backend.image_column)
-
-
-def _undecoded(dataset, image_column: str):
-    import datasets
-
-    feature = dataset.features.get(image_column)
-    if isinstance(feature, datasets.Image) and feature.decode:
-        dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
-    return dataset
+    return loaded
 
 
 def _is_saved_to_disk(folder: Path) -> bool:

@@ -95,3 +95,43 @@ def test_local_folder_index_uses_relative_paths_and_sidecar_captions(tmp_path):
     index, dropped = index_for(tmp_path, entry)
     assert index.to_pylist()[0]["filename"] == "a.jpg" and index.to_pylist()[0]["captions"] == ["a cat"]
     assert dropped["no_caption"] == 1 and index.num_rows == 1
+
+
+def test_video_backend_uses_mp4_names_and_frame_filters(tmp_path):
+    import datasets
+
+    rows = {
+        "video": [b"\x00\x00\x00\x18ftypmp42" + bytes([i]) * 64 for i in range(6)],
+        "width": [640, 1280, 480, 720, 640, 320],
+        "height": [360, 720, 480, 1280, 360, 240],
+        "frame_count": [150, 90, 125, 200, 30, 300],
+        "fps": [24.0, 30.0, 25.0, 24.0, 30.0, 60.0],
+        "description": [f"clip {i}" for i in range(6)],
+    }
+    folder = tmp_path / "data" / "clips"
+    (folder / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict(rows).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    entry = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
+             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
+             "huggingface": {"caption_column": "description", "num_frames_column": "frame_count", "fps_column": "fps",
+                             "width_column": "width", "height_column": "height"},
+             "video": {"num_frames": 125, "min_frames": 100}, "resolution": 480, "resolution_type": "pixel"}
+    index, dropped = index_for(tmp_path, entry)
+    assert index.column("filename").to_pylist() == ["0.mp4", "2.mp4", "3.mp4", "5.mp4"]
+    assert index.column("num_frames").to_pylist() == [150, 125, 200, 300]
+    assert index.column("fps").to_pylist() == [24.0, 25.0, 24.0, 60.0]
+    assert dropped["too_few_frames"] == 2
+
+
+def test_video_backend_without_size_columns_says_what_to_set(tmp_path):
+    import datasets
+    import pytest
+
+    folder = tmp_path / "data" / "clips"
+    (folder / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict({"video": [b"x"], "text": ["a"]}).to_parquet(str(folder / "data" / "train.parquet"))
+    entry = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
+             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
+             "caption_column": "text"}
+    with pytest.raises(ValueError, match="width_column and height_column"):
+        index_for(tmp_path, entry)
