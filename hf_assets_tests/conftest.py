@@ -11,6 +11,17 @@ from hf_assets_tests.imagegen import corrupt_bytes, encode_image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The models under test are tiny: one torch thread avoids oversubscribing small CI machines."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # (stored width, stored height, format, EXIF orientation): landscape, portrait, square, panorama, tiny, rotated.
 PHOTO_SPECS = [
     (640, 480, "JPEG", None),

@@ -118,8 +118,11 @@ def text_identity(encoders: Encoders, max_length: int) -> dict:
 
     root = resolve_root(encoders.model, MODEL_SETTING).path
     parts = {p: model_identity(encoders.model, p, setting=MODEL_SETTING) for p in TEXT_PARTS if (root / p).is_dir()}
+    family = encoders.family()
+    if family in ("sd", "sdxl"):
+        max_length = 0  # CLIP-only recipes always use 77 tokens: the setting changes nothing
     return {
-        "family": encoders.family(),
+        "family": family,
         "recipe_version": RECIPE_VERSION,
         "parts": parts,
         "dtype": str(encoders.dtype).removeprefix("torch."),
