@@ -11,7 +11,11 @@ from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 
-CHECKS = ("text_embeds_complete", "text_embed_shapes", "text_embeds_finite")
+CHECKS = {
+    "text_embeds_complete": "Every caption variant of every encoded sample has embeddings.",
+    "text_embed_shapes": "Each stored tensor name has one shape across the cache.",
+    "text_embeds_finite": "No embedding holds NaN or inf.",
+}
 
 
 def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -23,7 +27,10 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
-        check_specs=[dg.AssetCheckSpec(name, asset="text_embeds", blocking=True) for name in CHECKS],
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="text_embeds", blocking=True, description=text)
+            for name, text in CHECKS.items()
+        ],
     )
     def text_embeds(
         context: dg.AssetExecutionContext,
@@ -62,9 +69,9 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "shapes": dg.MetadataValue.json(expected),
             },
             check_results=[
-                _result("text_embeds_complete", complete, "every caption variant of every encoded sample is present"),
-                _result("text_embed_shapes", shapes, "each tensor name has one shape across the cache"),
-                _result("text_embeds_finite", finite, "no NaN or inf"),
+                _result(context, "text_embeds_complete", complete),
+                _result(context, "text_embed_shapes", shapes),
+                _result(context, "text_embeds_finite", finite),
             ],
         )
 

@@ -11,7 +11,11 @@ from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 
-CHECKS = ("latents_complete", "latent_shapes", "latents_finite")
+CHECKS = {
+    "latents_complete": "Every bucketed sample has a latent, or was dropped with a reason (corrupt image).",
+    "latent_shapes": "Every latent has shape (C, target_height / f, target_width / f).",
+    "latents_finite": "No latent holds NaN or inf (fp16 SDXL VAE: use bf16/fp32 or an fp16-fix VAE).",
+}
 
 
 def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -23,7 +27,10 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
-        check_specs=[dg.AssetCheckSpec(name, asset="vae_latents", blocking=True) for name in CHECKS],
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="vae_latents", blocking=True, description=text)
+            for name, text in CHECKS.items()
+        ],
     )
     def vae_latents(
         context: dg.AssetExecutionContext,
@@ -72,9 +79,9 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "shift_factor": factors["shift_factor"],
             },
             check_results=[
-                _result("latents_complete", complete, "every bucketed sample has a latent or a drop reason"),
-                _result("latent_shapes", shapes, "shape is (C, target_height / f, target_width / f)"),
-                _result("latents_finite", finite, "no NaN or inf (fp16 SDXL VAE: use bf16/fp32 or the fp16-fix VAE)"),
+                _result(context, "latents_complete", complete),
+                _result(context, "latent_shapes", shapes),
+                _result(context, "latents_finite", finite),
             ],
         )
 
@@ -88,10 +95,14 @@ def _reason_counts(dropped: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def _result(name: str, finding: verify.Finding, description: str) -> dg.AssetCheckResult:
+def _result(context: dg.AssetExecutionContext, name: str, finding: verify.Finding) -> dg.AssetCheckResult:
+    """A check result for this run's partition: how many entries failed, with examples."""
     return dg.AssetCheckResult(
         check_name=name,
         passed=finding.passed,
-        description=description,
-        metadata={"failures": finding.count, "examples": dg.MetadataValue.json(finding.examples)},
+        metadata={
+            "partition": context.partition_key,
+            "failures": finding.count,
+            "examples": dg.MetadataValue.json(finding.examples),
+        },
     )
