@@ -34,3 +34,25 @@ def preview(table: pa.Table, columns: list[str], rows: int = 5) -> dg.MetadataVa
         cells = [str(record[n]).replace("|", "\\|").replace("\n", " ")[:80] for n in names]
         lines.append("| " + " | ".join(cells) + " |")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def reason_counts(dropped: dict[str, str]) -> dict[str, int]:
+    """Drop reasons ("corrupt_image: <detail>") counted by their kind."""
+    counts: dict[str, int] = {}
+    for reason in dropped.values():
+        kind = reason.split(":")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def check_result(context: dg.AssetExecutionContext, name: str, finding) -> dg.AssetCheckResult:
+    """A check result for this run's partition from a `cache.verify.Finding`: failures with examples."""
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=finding.passed,
+        metadata={
+            "partition": context.partition_key,
+            "failures": finding.count,
+            "examples": dg.MetadataValue.json(finding.examples),
+        },
+    )

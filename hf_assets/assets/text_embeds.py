@@ -1,7 +1,7 @@
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.assets.vae_latents import _result
+from hf_assets.assets.metadata import check_result
 from hf_assets.cache import verify
 from hf_assets.cache.latents import LatentCache
 from hf_assets.cache.manifest import read_manifest
@@ -69,9 +69,9 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "shapes": dg.MetadataValue.json(expected),
             },
             check_results=[
-                _result(context, "text_embeds_complete", complete),
-                _result(context, "text_embed_shapes", shapes),
-                _result(context, "text_embeds_finite", finite),
+                check_result(context, "text_embeds_complete", complete),
+                check_result(context, "text_embed_shapes", shapes),
+                check_result(context, "text_embeds_finite", finite),
             ],
         )
 

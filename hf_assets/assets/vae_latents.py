@@ -1,11 +1,10 @@
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.assets.metadata import counts_table
+from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.cache import verify
 from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
-from hf_assets.cache.tables import save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_factors_from_config, wanted_latents
 from hf_assets.resources.dataloader import DataloaderConfigResource
@@ -57,9 +56,6 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         if report.dropped:
             context.log.warning(f"{backend.id}: {len(report.dropped)} image(s) could not be encoded: "
                                 f"{dict(list(report.dropped.items())[:5])}")
-        dropped = {"filename": pa.array(list(report.dropped), pa.string()),
-                   "reason": pa.array(list(report.dropped.values()), pa.string())}
-        save_table(backend.vae_dir, "dropped", pa.table(dropped))
         manifest = read_manifest(backend.vae_dir).table
         complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
         shapes = verify.latent_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
@@ -70,7 +66,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "encoded": report.encoded,
                 "reused": report.reused,
                 "dropped": len(report.dropped),
-                "dropped_by_reason": counts_table(_reason_counts(report.dropped)),
+                "dropped_by_reason": counts_table(reason_counts(report.dropped)),
                 "throughput_img_per_s": round(report.throughput, 2),
                 "cache_bytes": report.size_bytes,
                 "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
@@ -79,30 +75,10 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "shift_factor": factors["shift_factor"],
             },
             check_results=[
-                _result(context, "latents_complete", complete),
-                _result(context, "latent_shapes", shapes),
-                _result(context, "latents_finite", finite),
+                check_result(context, "latents_complete", complete),
+                check_result(context, "latent_shapes", shapes),
+                check_result(context, "latents_finite", finite),
             ],
         )
 
     return vae_latents
-
-
-def _reason_counts(dropped: dict[str, str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for reason in dropped.values():
-        counts[reason.split(":")[0]] = counts.get(reason.split(":")[0], 0) + 1
-    return counts
-
-
-def _result(context: dg.AssetExecutionContext, name: str, finding: verify.Finding) -> dg.AssetCheckResult:
-    """A check result for this run's partition: how many entries failed, with examples."""
-    return dg.AssetCheckResult(
-        check_name=name,
-        passed=finding.passed,
-        metadata={
-            "partition": context.partition_key,
-            "failures": finding.count,
-            "examples": dg.MetadataValue.json(finding.examples),
-        },
-    )

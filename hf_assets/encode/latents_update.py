@@ -14,6 +14,7 @@ import torch
 
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import settings_hash
+from hf_assets.cache.tables import save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.image_source import content_hashes, iter_images
 from hf_assets.encode.images import load_pixels
@@ -117,6 +118,9 @@ def update_latents(
     for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
         report.dropped[name] = failures[key]
     result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+    dropped = {"filename": pa.array(list(report.dropped), pa.string()),
+               "reason": pa.array(list(report.dropped.values()), pa.string())}
+    save_table(directory, "dropped", pa.table(dropped), {"reason": "samples of the bucket table without a latent"})
     report.size_bytes = result.size_bytes
     return report
 
