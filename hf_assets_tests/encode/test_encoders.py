@@ -13,15 +13,6 @@ from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two shared cores: torch's default thread pool oversubscribes them and runs ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def other_sdxl(tmp_path_factory):
     """A second tiny SDXL pipeline: same architecture and configs, other random weights (seed 7)."""

@@ -70,15 +70,6 @@ def encode(backend, split, wanted, loader, directory: Path, meta: dict, **kwargs
     return update_latents(wanted, split, backend.image_column, loader, directory, meta, torch.float32, **kwargs)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two shared cores: torch's default thread pool oversubscribes them and runs ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def start_child(root: Path, model: Path, logs: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

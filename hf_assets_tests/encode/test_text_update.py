@@ -18,15 +18,6 @@ N = 12  # row 5 is corrupt and filtered out: 11 samples
 SDXL_SHAPES = {"prompt_embeds": (77, 32 + 48), "pooled_prompt_embeds": (40,)}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two shared cores: torch's default thread pool oversubscribes them and runs ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def encoders(tiny_sdxl):
     """One Encoders for the module: the tiny SDXL text encoders load once."""
