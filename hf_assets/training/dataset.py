@@ -19,7 +19,7 @@ from hf_assets.cache.text_embeds import TextEmbedCache
 # intermediary instead. The crop is in the resized image, as both scripts record it.
 ORIGINAL_SIZE_COLUMNS = {"image": ("height", "width"), "resized": ("resize_height", "resize_width")}
 CROP_AND_TARGET_COLUMNS = ("crop_top", "crop_left", "target_height", "target_width")
-ITEM_KEYS = ("latents", "caption", "variant", "bucket", "time_ids", "filename")
+ITEM_KEYS = ("latents", "caption", "variant", "bucket", "time_ids", "filename", "backend")
 
 
 def draw_generator(seed: int, epoch: int, filename: str) -> torch.Generator:

@@ -1,0 +1,185 @@
+"""CachedSamples over the caches the real graph writes: a tiny SDXL pipeline, generated photos, one encode-time drop."""
+
+import pickle
+
+import dagster as dg
+import pyarrow.compute as pc
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from hf_assets.definitions import build_definitions
+from hf_assets.training import BucketBatchSampler, CachedSamples, MultiBackendSampler, MultiBackendSamples
+from hf_assets_tests.conftest import photo_rows, write_config, write_hub_dataset
+from hf_assets_tests.imagegen import truncated_jpeg
+
+TRUNCATED = "3.jpg"  # its header reads (so it is bucketed), its pixels do not (so the encoder drops it)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, tiny_sdxl):
+    """One materialization of the whole graph for the module (the photos_entry of conftest at resolution 96)."""
+    root = tmp_path_factory.mktemp("training")
+    rows = photo_rows()
+    rows[3]["image"]["bytes"] = truncated_jpeg(900, 300)
+    write_hub_dataset(root / "data" / "photos", rows)
+    entry = {
+        "id": "photos",
+        "type": "huggingface",
+        "dataset_name": "data/photos",
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "caption_column": ["caption", "tags"],
+        "fallback_caption_column": "metadata.caption",
+        "resolution": 96,
+        "resolution_type": "pixel_area",
+        "aspect_bucket_alignment": 32,
+        "cache_dir": "cache/photos",
+    }
+    (root / "home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(root / "home"))
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the function-scoped monkeypatch fixture cannot serve
+        mp.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))  # read when the Definitions are built and when the run starts
+        defs = build_definitions(write_config(root / "dataloader.json", [entry]))
+        defs.resolve_job_def("prepare_datasets").execute_in_process(partition_key="photos", instance=instance)
+    loaded = CachedSamples.from_definitions(defs, "photos", instance=instance, seed=7)
+    buckets = defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
+    return loaded, buckets
+
+
+@pytest.fixture
+def samples(prepared):
+    """A fresh dataset (its epoch is state) over the values loaded once."""
+    return with_seed(prepared, 7)
+
+
+def with_seed(prepared, seed, **kwargs):
+    loaded, buckets = prepared
+    return CachedSamples(buckets, loaded.latents, loaded.text_embeds, seed=seed, **kwargs)
+
+
+def bucket_rows(buckets):
+    return {row["filename"]: row for row in buckets.to_pylist()}
+
+
+def items(dataset, epoch=0):
+    dataset.set_epoch(epoch)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def test_from_definitions_loads_the_samples_in_both_caches(prepared):
+    samples, buckets = prepared
+    assert TRUNCATED in buckets.column("filename").to_pylist()
+    assert TRUNCATED not in samples.filenames and samples.missing == 1
+    assert sorted(samples.filenames) == sorted(set(samples.latents) & set(samples.text_embeds))
+    assert len(samples) == buckets.num_rows - 1 == 22
+
+
+def test_latents_have_their_bucket_shape_and_come_from_the_stored_distribution(samples, prepared):
+    rows = bucket_rows(prepared[1])
+    cache = samples.latents
+    for item in items(samples):
+        row = rows[item["filename"]]
+        assert item["bucket"] == row["bucket"]
+        assert item["latents"].shape == (4, row["target_height"] // 8, row["target_width"] // 8)
+        unscaled = item["latents"] / cache.scaling_factor + cache.shift_factor
+        deviation = (unscaled - cache[item["filename"]]) / cache.std(item["filename"])
+        assert deviation.abs().max() < 6 and deviation.std() > 0.5  # a draw, scaled for the denoiser
+
+
+def test_noise_is_fresh_each_epoch_and_reproducible_per_seed(samples, prepared):
+    first, second = items(samples, epoch=0), items(samples, epoch=1)
+    again, other_seed = items(with_seed(prepared, 7)), items(with_seed(prepared, 8))
+    for a, b, c, d in zip(first, second, again, other_seed):
+        assert not torch.equal(a["latents"], b["latents"])
+        assert torch.equal(a["latents"], c["latents"]) and a["variant"] == c["variant"]
+        assert not torch.equal(a["latents"], d["latents"])
+    assert torch.equal(samples[(0, 4)]["latents"], first[4]["latents"])  # an explicit epoch overrides set_epoch
+
+
+def test_one_caption_variant_with_its_cached_embeds(samples, prepared):
+    rows = bucket_rows(prepared[1])
+    seen = {}
+    for epoch in range(6):
+        for item in items(samples, epoch):
+            name = item["filename"]
+            assert item["caption"] in rows[name]["captions"]
+            assert item["caption"] == samples.text_embeds.captions(name)[item["variant"]]
+            stored = samples.text_embeds[name][item["variant"]]
+            assert set(stored) == {"prompt_embeds", "pooled_prompt_embeds"}
+            assert all(torch.equal(item[key], tensor) for key, tensor in stored.items())
+            seen.setdefault(name, set()).add(item["variant"])
+    several = [name for name in seen if len(rows[name]["captions"]) > 1]
+    assert several and all(len(seen[name]) > 1 for name in several)  # every variant gets its turn
+
+
+def test_time_ids_are_original_size_crop_and_target_from_the_bucket_table(samples, prepared):
+    buckets = prepared[1]
+    rows = bucket_rows(buckets)
+    resized = with_seed(prepared, 7, original_size="resized")
+    for item, other in zip(items(samples), items(resized)):
+        r = rows[item["filename"]]
+        crop_and_target = [r["crop_top"], r["crop_left"], r["target_height"], r["target_width"]]
+        assert item["time_ids"].tolist() == [r["height"], r["width"], *crop_and_target]
+        assert other["time_ids"].tolist() == [r["resize_height"], r["resize_width"], *crop_and_target]
+    with pytest.raises(ValueError, match="original_size"):
+        CachedSamples(buckets, samples.latents, samples.text_embeds, original_size="source")
+
+
+def test_a_bucket_table_newer_than_the_latents_is_refused(prepared):
+    loaded, buckets = prepared
+    doubled = pc.multiply(buckets.column("target_width"), 2)
+    stale = buckets.set_column(buckets.column_names.index("target_width"), "target_width", doubled)
+    with pytest.raises(ValueError, match="materialize it again"):
+        CachedSamples(stale, loaded.latents, loaded.text_embeds)[0]
+
+
+def loader_epochs(samples, epochs=2, drop_last=False, **loader_kwargs):
+    sampler = BucketBatchSampler(samples.buckets, batch_size=4, seed=samples.seed, drop_last=drop_last)
+    loader = DataLoader(samples, batch_sampler=sampler, **loader_kwargs)
+    result = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        samples.set_epoch(epoch)
+        result.append(list(loader))
+    return result
+
+
+def test_bucket_batches_collate_and_cover_every_sample_once_per_epoch(samples):
+    for batches in loader_epochs(samples):
+        names = [name for batch in batches for name in batch["filename"]]
+        assert sorted(names) == sorted(samples.filenames)
+        for batch in batches:
+            size = len(batch["filename"])
+            assert len(set(batch["bucket"])) == 1 and 1 <= size <= 4
+            assert batch["latents"].shape[:2] == (size, 4)
+            assert batch["prompt_embeds"].shape == (size, 77, 80) and batch["pooled_prompt_embeds"].shape == (size, 40)
+            assert batch["time_ids"].shape == (size, 6) and len(batch["caption"]) == size
+
+
+def test_drop_last_keeps_only_full_batches(samples):
+    (batches,) = loader_epochs(samples, epochs=1, drop_last=True)
+    sizes = {b: samples.buckets.count(b) for b in set(samples.buckets)}
+    assert all(len(batch["filename"]) == 4 for batch in batches)
+    assert len(batches) == sum(n // 4 for n in sizes.values()) < len(samples)
+
+
+def test_caches_pickle_and_two_workers_give_the_same_batches(samples):
+    clone = pickle.loads(pickle.dumps(samples))
+    assert torch.equal(clone[(3, 5)]["latents"], samples[(3, 5)]["latents"])
+    single = loader_epochs(samples, epochs=2)
+    workers = loader_epochs(samples, epochs=2, num_workers=2)
+    for epoch_single, epoch_workers in zip(single, workers):
+        for a, b in zip(epoch_single, epoch_workers):
+            assert a["filename"] == b["filename"] and torch.equal(a["latents"], b["latents"])
+
+
+def test_two_backends_interleave_through_one_loader(samples):
+    both = MultiBackendSamples([samples, samples], names=["photos", "photos-again"])
+    samplers = [BucketBatchSampler(samples.buckets, batch_size=4, seed=k) for k in range(2)]
+    multi = MultiBackendSampler(samplers, probabilities=[0.6, 0.4], repeats=[0, 1], seed=1)
+    batches = list(DataLoader(both, batch_sampler=multi))
+    assert len(batches) == len(multi) == 3 * len(samplers[0])
+    assert all(len(set(batch["backend"])) == 1 and len(set(batch["bucket"])) == 1 for batch in batches)
+    repeated = [name for batch in batches if batch["backend"][0] == "photos-again" for name in batch["filename"]]
+    assert sorted(repeated) == sorted(samples.filenames * 2)
