@@ -17,7 +17,7 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
         """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file)."""
         backend = dataloader.backend(context.partition_key)
         cfg = backend.buckets
-        table = assign_buckets(filtered_index, cfg, backend.id)
+        table = assign_buckets(filtered_index, cfg, backend.id, seed_by_filename=backend.type == "local")
         undersized = small_buckets(table, cfg.train_batch_size) if cfg.train_batch_size else {}
         if undersized:
             action = "dropped (drop_small_buckets: true)" if cfg.drop_small_buckets else "kept; set drop_small_buckets to drop"

@@ -4,7 +4,9 @@ Compatible with SimpleTuner's multi-aspect bucketing (bghira/SimpleTuner,
 helpers/multiaspect/image.py `MultiaspectImage._round_to_nearest_multiple` and
 `calculate_new_size_by_pixel_*`; helpers/image_manipulation/cropping.py for crop styles), with
 the formulas of docs/architecture.md and spec/field-notes.md section 1. Every random choice is a
-pure function of (backend id, row, stream), so a crop chosen here is the crop used at encode time.
+pure function of (backend id, sample id, stream), so a crop chosen here is the crop used at encode time.
+The sample id is the row for Hub datasets (whose file names are the rows) and a hash of the file name
+for local folders, whose row numbers shift when a file is added.
 """
 
 import hashlib
@@ -179,14 +181,22 @@ def _int_column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(pc.cast(column, pa.int64()).to_numpy(), dtype=np.int64)
 
 
-def assign_buckets(index: pa.Table, cfg: BucketConfig, backend_id: str) -> pa.Table:
-    """The filtered index with `bucket`, target, resize and crop columns appended."""
+def filename_ids(filenames: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A stable 64-bit id per file name (blake2b), for samples whose row number is not stable."""
+    digests = (hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest() for name in filenames.to_pylist())
+    return np.frombuffer(b"".join(digests), dtype=np.int64).copy() if len(filenames) else np.zeros(0, np.int64)
+
+
+def assign_buckets(index: pa.Table, cfg: BucketConfig, backend_id: str, seed_by_filename: bool = False) -> pa.Table:
+    """The filtered index with `bucket`, target, resize and crop columns appended.
+
+    Random choices are seeded by the row, or by the file name when `seed_by_filename` (local folders).
+    """
     missing = [c for c in ("row", "width", "height") if c not in index.column_names]
     if missing:
         raise ValueError(f"filtered index lacks column(s) {missing}; have {index.column_names}")
-    sizes = target_sizes(
-        _int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, _int_column(index, "row")
-    )
+    ids = filename_ids(index.column("filename")) if seed_by_filename else _int_column(index, "row")
+    sizes = target_sizes(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids)
     out = index.append_column("bucket", bucket_keys(sizes["target_width"], sizes["target_height"]))
     for name in BUCKET_COLUMNS:
         out = out.append_column(pa.field(name, pa.int32()), pa.array(sizes[name].astype(np.int32), type=pa.int32()))

@@ -250,3 +250,27 @@ def test_a_million_rows_is_fast():
     elapsed = time.perf_counter() - start
     assert out.num_rows == n
     assert elapsed < 5.0, f"{elapsed:.2f}s for 1M rows"  # ~0.3 s measured; loose bound for busy CI
+
+
+def test_local_folder_crops_are_seeded_by_file_name_so_new_files_do_not_move_them():
+    import pyarrow as pa
+
+    from hf_assets.config.schema import BucketConfig
+    from hf_assets.data.buckets import assign_buckets
+
+    cfg = BucketConfig(resolution=256, resolution_type="pixel_area", crop=True, crop_aspect="random",
+                       crop_aspect_buckets=(0.75, 1.0, 1.33), crop_style="random")
+    names = [f"photo_{i:03d}.jpg" for i in range(40)]
+    sizes = [(300 + 13 * i, 260 + 7 * (i % 9)) for i in range(40)]
+
+    def index(files):
+        return pa.table({"filename": [n for n, _ in files], "row": list(range(len(files))),
+                         "width": [w for _, (w, _h) in files], "height": [h for _, (_w, h) in files]})
+
+    before = assign_buckets(index(list(zip(names, sizes))), cfg, "local", seed_by_filename=True)
+    shifted = [("aaa_new.jpg", (500, 400))] + list(zip(names, sizes))  # sorts first: every row moves by one
+    after = assign_buckets(index(shifted), cfg, "local", seed_by_filename=True).slice(1)
+    columns = ["filename", "bucket", "crop_left", "crop_top", "target_width", "target_height"]
+    assert before.select(columns).to_pylist() == after.select(columns).to_pylist()
+    by_row = assign_buckets(index(shifted), cfg, "local").slice(1)
+    assert by_row.select(columns).to_pylist() != before.select(columns).to_pylist()
