@@ -1,6 +1,7 @@
 import dagster as dg
 
 from hf_assets.assets.metadata import column_schema, counts_table, preview
+from hf_assets.data.columns import MissingColumn
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import RawSplit
 from hf_assets.resources.dataloader import DataloaderConfigResource
@@ -15,9 +16,25 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
     ) -> dg.Output:
         """Kept samples with their file name, captions and effective size; dropped rows counted by reason."""
         backend = dataloader.backend(context.partition_key)
-        index, dropped = build_filtered_index(raw_split, backend)
+        if raw_split.num_rows == 0:
+            raise dg.Failure(
+                f"backend '{backend.id}': the split is empty (0 rows in {raw_split.source}); "
+                "check dataset_name, split and instance_data_dir"
+            )
+        try:
+            index, dropped = build_filtered_index(raw_split, backend)
+        except MissingColumn as exc:
+            raise MissingColumn(f"backend '{backend.id}': {exc}", exc.path) from None
         total_dropped = sum(dropped.values())
         context.log.info(f"{backend.id}: kept {index.num_rows} of {raw_split.num_rows}; dropped {dropped}")
+        if index.num_rows == 0:
+            # Never hand an empty index downstream: the encoders would prune their caches to nothing.
+            by_reason = ", ".join(f"{reason} {count}" for reason, count in dropped.items() if count)
+            raise dg.Failure(
+                f"backend '{backend.id}': all {raw_split.num_rows} rows were dropped: {by_reason}; "
+                "check filter_func / minimum_image_size",
+                metadata={"dropped_by_reason": counts_table(dropped)},
+            )
         return dg.Output(
             index,
             metadata={
@@ -28,6 +45,8 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
                 "dagster/column_schema": column_schema(index.schema),
                 "preview": preview(index, ["filename", "caption", "width", "height"]),
                 "path": dg.MetadataValue.path(str(backend.metadata_dir / "filtered_index.parquet")),
+                # The split these row numbers index; the IO manager records it in filtered_index.json.
+                "source_fingerprint": raw_split.fingerprint,
             },
         )
 

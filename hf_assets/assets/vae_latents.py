@@ -5,10 +5,12 @@ from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.cache import verify
 from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
+from hf_assets.cache.tables import load_manifest
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_factors_from_config, wanted_latents
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
+from hf_assets.resources.io_manager import stale_split_message
 
 CHECKS = {
     "latents_complete": "Every bucketed sample has a latent, or was dropped with a reason (corrupt image).",
@@ -42,6 +44,14 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         backend = dataloader.backend(context.partition_key)
         if backend.dataset_type == "video":
             raise dg.Failure(f"{backend.id}: video latents are not supported yet; its metadata assets are ready")
+        # The bucket table's `row` numbers index the split it was built from: with another split they would name
+        # other images, and the cache would store them under these file names. Refuse before loading any model.
+        built_from = load_manifest(backend.metadata_dir, "aspect_buckets").get("source_fingerprint")
+        if built_from != raw_split.fingerprint:
+            raise dg.Failure(
+                stale_split_message(backend.id, "aspect_buckets was built", built_from, raw_split.fingerprint),
+                metadata={"aspect_buckets_fingerprint": str(built_from), "current_fingerprint": raw_split.fingerprint},
+            )
         models = encoders.encoders
         factors = vae_factors_from_config(models.vae_config())
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))

@@ -49,7 +49,7 @@ class BucketConfig:
     """Every setting that decides a sample's target size and crop box."""
 
     resolution: float = 1024
-    resolution_type: ResolutionType = "pixel"
+    resolution_type: ResolutionType = "pixel_area"
     minimum_image_size: float | None = None
     crop: bool = False
     crop_aspect: CropAspect = "square"

@@ -94,39 +94,58 @@ def quality_mask(table: pa.Table, filters: FilterConfig) -> np.ndarray | None:
     column = _configured_column(table, "filter_func.quality_column", filters.quality_column)
     dtype = column.type
     if pa.types.is_struct(dtype):
-        return _struct_quality_failing(column, thresholds)
+        return _struct_quality_failing(column, thresholds, filters.quality_column)
     if pa.types.is_map(dtype):
-        return _map_quality_failing(column, thresholds)
+        return _map_quality_failing(column, thresholds, filters.quality_column)
     raise TypeError(
         f"quality column {filters.quality_column!r} has type {dtype}; "
         "expected a struct or a map<string, number> of metric scores"
     )
 
 
-def _struct_quality_failing(column: pa.StructArray, thresholds) -> np.ndarray:
+def _struct_quality_failing(column: pa.StructArray, thresholds, name: str) -> np.ndarray:
+    fields = [column.type.field(i).name for i in range(column.type.num_fields)]
+    for metric in thresholds:
+        if column.type.get_field_index(metric) < 0:  # a typo, not data: no row could ever have it
+            raise _unknown_metric(metric, name, "a field of quality column {column!r} (a struct)", "fields", fields)
     failing = np.zeros(len(column), dtype=bool)
     for metric, threshold in thresholds.items():
         index = column.type.get_field_index(metric)
-        if index < 0:
-            return np.ones(len(column), dtype=bool)  # the metric is absent from every row
         scores = _scores(pc.struct_field(column, [index]), metric)
         failing |= ~_flags(pc.greater_equal(scores, pa.scalar(threshold, scores.type)))
     return failing
 
 
-def _map_quality_failing(column: pa.MapArray, thresholds) -> np.ndarray:
+def _map_quality_failing(column: pa.MapArray, thresholds, name: str) -> np.ndarray:
     num_rows = len(column)
     rows, entries = flatten_with_rows(column)
     keys = pc.struct_field(entries, [0])
     scores = _scores(pc.struct_field(entries, [1]), "map value")
+    flags = {metric: _flags(pc.equal(keys, metric)) for metric in thresholds}
+    for metric, is_metric in flags.items():
+        # A metric missing from some rows drops those rows (data); missing from every row is a typo.
+        if num_rows and not is_metric.any():
+            present_keys = sorted(k for k in pc.unique(keys).to_pylist() if k is not None)
+            raise _unknown_metric(metric, name, "a key in any row of quality column {column!r} (a map)", "keys",
+                                 present_keys)
     failing = np.zeros(num_rows, dtype=bool)
     for metric, threshold in thresholds.items():
-        is_metric = _flags(pc.equal(keys, metric))
+        is_metric = flags[metric]
         passes = _flags(pc.greater_equal(scores, pa.scalar(threshold, scores.type)))[is_metric]
         present = np.bincount(rows[is_metric], minlength=num_rows)
         passing = np.bincount(rows[is_metric][passes], minlength=num_rows)
         failing |= (present == 0) | (passing < present)  # every entry of that metric must pass
     return failing
+
+
+def _unknown_metric(metric: str, column: str, where: str, kind: str, available: list[str]) -> MissingColumn:
+    """The error for a quality_thresholds metric the quality column never holds (a typo would drop every row)."""
+    listed = ", ".join(available[:50]) + (f", ... ({len(available)} in all)" if len(available) > 50 else "")
+    return MissingColumn(
+        f"filter_func.quality_thresholds: metric {metric!r} is not {where.format(column=column)}; "
+        f"available {kind}: {listed or '(none)'}",
+        f"{column}.{metric}",
+    )
 
 
 def collection_mask(table: pa.Table, filters: FilterConfig) -> np.ndarray | None:

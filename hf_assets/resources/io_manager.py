@@ -7,6 +7,18 @@ from hf_assets.cache.tables import load_manifest, load_table, save_table
 from hf_assets.data.sources import RawSplit, open_split
 from hf_assets.resources.dataloader import cached_config
 
+# The table each metadata table is computed from; its row numbers index the same split.
+UPSTREAM_TABLE = {"aspect_buckets": "filtered_index"}
+
+
+def stale_split_message(backend_id: str, since: str, stored: str | None, current: str) -> str:
+    """Says that the split changed since `since` (e.g. "aspect_buckets was built") and how to rebuild the metadata."""
+    change = f"fingerprint {stored} -> {current}" if stored else f"no source fingerprint recorded -> {current}"
+    return (
+        f"backend '{backend_id}': the dataset changed since {since} ({change}); "
+        "materialize raw_split, filtered_index and aspect_buckets for this partition first (job scan_datasets)"
+    )
+
 
 class HFAssetsIOManager(dg.ConfigurableIOManager):
     """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`; encoder caches are reopened lazily."""
@@ -26,11 +38,24 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
             meta = {"source": obj.source, "fingerprint": obj.fingerprint, "revision": obj.revision}
             save_table(backend.metadata_dir, name, pa.table({"column": obj.table.schema.names}), meta)
         elif isinstance(obj, pa.Table):
-            save_table(backend.metadata_dir, name, obj, {"backend": backend.id})
+            meta = {"backend": backend.id, "source_fingerprint": self._source_fingerprint(context, backend, name)}
+            save_table(backend.metadata_dir, name, obj, meta)
         elif hasattr(obj, "directory"):
             return  # an encoder cache: the asset wrote and committed its own files
         else:
             raise TypeError(f"{name}: cannot store a {type(obj).__name__}")
+
+    @staticmethod
+    def _source_fingerprint(context: dg.OutputContext, backend, name: str) -> str | None:
+        """The fingerprint of the split whose rows this table numbers: the one the asset reports it read, else
+        its upstream table's, else the one stored in raw_split.json."""
+        given = (context.output_metadata or {}).get("source_fingerprint")
+        if given is not None:
+            return str(getattr(given, "value", given))
+        upstream = load_manifest(backend.metadata_dir, UPSTREAM_TABLE[name]) if name in UPSTREAM_TABLE else {}
+        if "source_fingerprint" in upstream:
+            return upstream["source_fingerprint"]
+        return load_manifest(backend.metadata_dir, "raw_split").get("fingerprint")
 
     def load_input(self, context: dg.InputContext):
         backend = self._backend(context)
@@ -40,8 +65,8 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
             stored = load_manifest(backend.metadata_dir, name).get("fingerprint")
             if stored and stored != split.fingerprint:
                 context.log.warning(
-                    f"raw_split of '{backend.id}' changed since it was materialized "
-                    f"({stored} -> {split.fingerprint}); downstream assets use the current data"
+                    stale_split_message(backend.id, "raw_split was materialized", stored, split.fingerprint)
+                    + "; until then this step reads the current data"
                 )
             return split
         if name == "vae_latents":

@@ -116,3 +116,58 @@ def test_nightly_schedule_requests_one_run_per_backend(graph):
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert sorted(r.partition_key for r in requests) == ["local-set", "photos"]
     assert sorted(r.run_key for r in requests) == ["local-set-2026-11-25", "photos-2026-11-25"]
+
+
+def scan_one(tmp_path, entry: dict):
+    """scan_datasets over a config holding only `entry`; failures are returned, not raised."""
+    defs = build_definitions(write_config(tmp_path / "one.json", [entry]))
+    (tmp_path / "one_home").mkdir(exist_ok=True)
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "one_home"))
+    job = defs.resolve_job_def("scan_datasets")
+    return job.execute_in_process(partition_key=entry["id"], instance=instance, raise_on_error=False)
+
+
+def step_failure(result) -> str:
+    """A dg.Failure's description, else the message of the exception that failed the step."""
+    assert not result.success
+    data = result.get_step_failure_events()[0].step_failure_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error.cause is not None:  # Dagster wraps the user's exception
+        error = error.cause
+    return error.message
+
+
+def test_filtered_index_fails_when_every_row_is_dropped_naming_the_backend_and_the_counts(tmp_path, hub_dataset,
+                                                                                       photos_entry):
+    # A threshold no photo reaches (a typo'd scale, 0-10 read as 0-100): caches must never be pruned to nothing.
+    entry = {**photos_entry, "filter_func": {"quality_thresholds": {"aesthetic_score": 45}}}
+    result = scan_one(tmp_path, entry)
+    assert step_failure(result) == (
+        "backend 'photos': all 24 rows were dropped: unreadable_image 1, quality 23; "
+        "check filter_func / minimum_image_size"
+    )
+    assert not (tmp_path / "cache" / "photos" / "huggingface_metadata" / "photos" / "filtered_index.parquet").exists()
+    assert [e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()] == [
+        "raw_split"
+    ]
+
+
+def test_filtered_index_fails_on_an_empty_split(tmp_path):
+    folder = tmp_path / "data" / "not_copied_yet"
+    folder.mkdir(parents=True)
+    (folder / "README.txt").write_text("images go here")
+    entry = {"id": "empty-set", "type": "local", "instance_data_dir": "data/not_copied_yet",
+             "caption_strategy": "textfile", "resolution": 128, "resolution_type": "pixel"}
+    message = step_failure(scan_one(tmp_path, entry))
+    assert message.startswith("backend 'empty-set': the split is empty (0 rows in ")
+    assert "not_copied_yet" in message and message.endswith("check dataset_name, split and instance_data_dir")
+
+
+def test_quality_metric_typo_fails_filtered_index_naming_the_backend_and_the_metric(tmp_path, hub_dataset,
+                                                                                   photos_entry):
+    entry = {**photos_entry, "filter_func": {"quality_thresholds": {"aesthetics_score": 5.0}}}
+    message = step_failure(scan_one(tmp_path, entry))
+    assert "backend 'photos': filter_func.quality_thresholds: metric 'aesthetics_score' " in message
+    assert "available fields: aesthetic_score, clip_score" in message

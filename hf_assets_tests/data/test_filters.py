@@ -143,8 +143,54 @@ def test_quality_integer_scores_are_compared_as_numbers():
     assert reasons.to_pylist() == ["quality", None]
 
 
-def test_quality_metric_absent_from_the_struct_drops_every_row():
-    assert reasons_of(quality_thresholds={"watermark": 0.5}) == ["quality"] * 8
+def test_quality_metric_that_is_not_a_struct_field_raises_naming_the_key_metric_column_and_fields():
+    # A typo would otherwise drop every row as "quality".
+    with pytest.raises(MissingColumn) as info:
+        reasons_of(quality_thresholds={"clip_score": 0.3, "aesthetic": 5.0})
+    message = str(info.value)
+    assert message.startswith("filter_func.quality_thresholds: metric 'aesthetic' ")
+    assert "quality column 'quality_assessment'" in message
+    assert message.endswith("available fields: clip_score, aesthetic_score, resolution")
+    assert info.value.path == "quality_assessment.aesthetic"
+
+
+def test_quality_metric_that_no_row_of_the_map_holds_raises_listing_the_keys_present():
+    with pytest.raises(MissingColumn) as info:
+        reasons_of(quality_thresholds={"clip_score": 0.3, "clipscore": 0.3}, quality_column="scores")
+    message = str(info.value)
+    assert message.startswith("filter_func.quality_thresholds: metric 'clipscore' ")
+    assert "quality column 'scores'" in message
+    assert message.endswith("available keys: aesthetic_score, clip_score")
+
+
+def test_quality_metric_missing_from_some_map_rows_still_drops_only_those_rows():
+    table = pa.table(
+        {
+            "scores": pa.array(
+                [
+                    [("aesthetic_score", 6.0), ("sharpness", 0.8)],
+                    [("aesthetic_score", 6.0)],  # never scored for sharpness: data, not a typo
+                    [("aesthetic_score", 6.5), ("sharpness", 0.6)],
+                    None,
+                ],
+                SCORES,
+            )
+        }
+    )
+    reasons = drop_reasons(
+        table, widths=WIDTHS[:4], heights=HEIGHTS[:4], captions=CAPTIONED[:4],
+        filters=FilterConfig(quality_thresholds={"sharpness": 0.5}, quality_column="scores"), buckets=BucketConfig(),
+    )
+    assert reasons.to_pylist() == [None, "quality", None, "quality"]
+
+
+def test_quality_map_metric_check_does_not_raise_on_an_empty_table():
+    empty = gallery_table().slice(0, 0)
+    reasons = drop_reasons(
+        empty, widths=WIDTHS[:0], heights=HEIGHTS[:0], captions=CAPTIONED[:0],
+        filters=FilterConfig(quality_thresholds={"clip_score": 0.3}, quality_column="scores"), buckets=BucketConfig(),
+    )
+    assert reasons.to_pylist() == []
 
 
 def test_quality_column_missing_from_the_table_raises_listing_the_columns():
