@@ -1,17 +1,25 @@
 """Checks on a committed cache: complete, correctly shaped, finite. Each returns what failed, with examples."""
 
+import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from safetensors import safe_open
 
+from hf_assets.cache.atomic import write_json_atomic
 from hf_assets.cache.manifest import SHARDS_DIR, read_manifest
 
 EXAMPLES = 5
+VERIFIED_FILE = "verified.json"  # shard name -> "size:mtime_ns" of shards found finite
+_ROW = "__hf_assets_row"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,13 +40,25 @@ class Finding:
 
 
 def missing(expected: pa.Table, manifest: pa.Table, columns: list[str], excused: set[str] = frozenset()) -> Finding:
-    """Rows of `expected` (matched on `columns`) absent from the manifest, except excused file names."""
-    finding = Finding()
-    have = set(zip(*(manifest.column(c).to_pylist() for c in columns))) if manifest.num_rows else set()
-    for row in zip(*(expected.column(c).to_pylist() for c in columns)):
-        if row not in have and row[0] not in excused:
-            finding.add(row if len(row) > 1 else row[0])
-    return finding
+    """Rows of `expected` (matched on `columns`) absent from the manifest, except excused file names.
+
+    Matched with an Arrow anti join (no Python object per row; a null key never matches); examples keep
+    `expected`'s order.
+    """
+    wanted = expected.select(columns)
+    wanted = wanted.append_column(_ROW, pa.array(np.arange(wanted.num_rows, dtype=np.int64)))
+    if excused:
+        first = wanted.column(columns[0])
+        wanted = wanted.filter(pc.invert(pc.is_in(first, value_set=pa.array(sorted(excused), first.type))))
+    if manifest.num_rows and wanted.num_rows:
+        have = manifest.select(columns).cast(expected.select(columns).schema)
+        absent = wanted.join(have, keys=columns, join_type="left anti")
+        absent = absent.take(pc.sort_indices(absent.column(_ROW)))
+    else:
+        absent = wanted
+    first_rows = absent.slice(0, EXAMPLES).select(columns).to_pylist()
+    examples = [tuple(r[c] for c in columns) if len(columns) > 1 else r[columns[0]] for r in first_rows]
+    return Finding(count=absent.num_rows, examples=examples)
 
 
 def latent_shape_mismatches(manifest: pa.Table, channels: int, downscale: int) -> Finding:
@@ -70,15 +90,58 @@ def inconsistent_shapes(manifest: pa.Table) -> tuple[Finding, dict[str, list[int
 
 
 def nonfinite_tensors(directory: Path) -> Finding:
-    """Stored tensors holding NaN or inf, read one shard at a time from the memory map."""
+    """Stored tensors holding NaN or inf, read one shard at a time from the memory map.
+
+    Incremental: `verified.json` maps each shard already found finite to its "size:mtime_ns", and only shards
+    of the manifest that are not in it, or whose size or mtime changed since, are read again. A shard holding
+    a non-finite value is never recorded (it fails on every call); shards the manifest no longer references
+    leave the memo.
+    """
+    directory = Path(directory)
     finding = Finding()
     manifest = read_manifest(directory).table
-    if not manifest.num_rows:
-        return finding
-    for shard in pc.unique(manifest.column("shard")).to_pylist():
-        with safe_open(str(Path(directory) / SHARDS_DIR / shard), framework="pt") as f:
+    memo_path = directory / VERIFIED_FILE
+    memo = _read_memo(memo_path)
+    shards = pc.unique(manifest.column("shard")).to_pylist() if manifest.num_rows else []
+    verified: dict[str, str] = {}
+    for shard in shards:
+        path = directory / SHARDS_DIR / shard
+        before = _stamp(path)
+        if before is not None and memo.get(shard) == before:
+            verified[shard] = before
+            continue
+        clean = True
+        with safe_open(str(path), framework="pt") as f:
             for name in f.keys():
                 tensor = f.get_tensor(name)
                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                     finding.add(name)
+                    clean = False
+        if clean and _stamp(path) == before:  # not rewritten while it was read
+            verified[shard] = before
+    if verified != memo:
+        try:
+            write_json_atomic(verified, memo_path)
+        except OSError as error:  # the memo only saves time: a read-only cache is still checked in full
+            log.warning("could not write %s: %s", memo_path, error)
     return finding
+
+
+def _stamp(path: Path) -> str | None:
+    """'size:mtime_ns' of a file, None when it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _read_memo(path: Path) -> dict[str, str]:
+    """The shards recorded as finite; {} when the memo is absent or unreadable (everything is read again)."""
+    try:
+        memo = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(k, str) and isinstance(v, str)}

@@ -1,6 +1,5 @@
 """The encoders of one run: where they come from, on which device and dtype, loaded only when first used."""
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +8,10 @@ from typing import Any, Callable
 import torch
 
 from hf_assets.encode.models import (
+    VAE_SETTING,
     as_dtype,
+    component_config,
+    component_identity,
     detect_family,
     load_text_encoders,
     load_vae,
@@ -18,7 +20,6 @@ from hf_assets.encode.models import (
 )
 
 MODEL_SETTING = "HF_ASSETS_MODEL"
-VAE_SETTING = "HF_ASSETS_VAE"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -69,16 +70,15 @@ class Encoders:
         return self.model, "vae", MODEL_SETTING
 
     def vae_identity(self) -> str:
-        """A stable identity of the VAE weights, computed without loading them."""
+        """A stable identity of the VAE weights, computed without loading them, of the folder `vae()` loads:
+        the pipeline's vae subfolder, or the root when HF_ASSETS_MODEL is itself a VAE."""
         path, sub, setting = self.vae_source
-        return model_identity(path, sub, setting=setting)
+        return component_identity(path, sub, setting=setting)
 
     def vae_config(self) -> dict:
         """The VAE's config.json (scaling factors, channels, blocks) without loading weights."""
         path, sub, setting = self.vae_source
-        root = resolve_root(path, setting).path
-        folder = root / sub if sub and (root / sub / "config.json").is_file() else root
-        return json.loads((folder / "config.json").read_text())
+        return component_config(path, sub, setting=setting)
 
     def vae(self):
         """The VAE, loaded on first use."""
@@ -118,6 +118,8 @@ def text_identity(encoders: Encoders, max_length: int) -> dict:
 
     root = resolve_root(encoders.model, MODEL_SETTING).path
     parts = {p: model_identity(encoders.model, p, setting=MODEL_SETTING) for p in TEXT_PARTS if (root / p).is_dir()}
+    if not parts:  # a bare single-model folder or repo: the encoder (and its tokenizer) is the root
+        parts = {"root": model_identity(encoders.model, None, setting=MODEL_SETTING)}
     family = encoders.family()
     if family in ("sd", "sdxl"):
         max_length = 0  # CLIP-only recipes always use 77 tokens: the setting changes nothing

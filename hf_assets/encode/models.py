@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 DEFAULT_SETTING = "HF_ASSETS_MODEL"
+VAE_SETTING = "HF_ASSETS_VAE"  # a bare VAE repo or folder (config.json and weights at its root)
 REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5", ".onnx")
 CONTENT_HASH_LIMIT = 16 << 20
@@ -32,7 +33,10 @@ T5_LENGTH = {"sd3": 256, "flux": 512}  # the pipelines' default max_sequence_len
 ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
-ENCODER_FILES = ["model_index.json", "*.json", "vae/*", "text_encoder*/*", "tokenizer*/*"]
+# What a download fetches: only what the encoders load, never the denoiser, single-file checkpoints or other formats.
+PIPELINE_FILES = ["model_index.json", "vae/*", "text_encoder*/*", "tokenizer*/*"]
+VAE_FILES = ["config.json", "diffusion_pytorch_model*.safetensors"]  # what AutoencoderKL loads
+IGNORED_FILES = ["*.bin", "*.msgpack", "*.onnx", "*.onnx_data", "*.h5", "*.ckpt", "*.fp16.*"]  # never loaded (no variant)
 
 
 class ModelNotFound(FileNotFoundError):
@@ -63,8 +67,63 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def download_patterns(setting: str = DEFAULT_SETTING) -> tuple[list[str], list[str]]:
+    """(allow_patterns, ignore_patterns) of snapshot_download for a model named by `setting`.
+
+    HF_ASSETS_VAE names a bare VAE repo (config.json and weights at the root); anything else a pipeline repo,
+    of which only model_index.json and the vae, text_encoder* and tokenizer* folders are fetched, as safetensors.
+    """
+    if setting == VAE_SETTING:
+        return list(VAE_FILES), []
+    return list(PIPELINE_FILES), list(IGNORED_FILES)
+
+
+def missing_weights(folder: Path, setting: str = DEFAULT_SETTING) -> list[str]:
+    """The component folders the encoders need ("." for the root) that hold no complete set of weight files.
+
+    A pipeline needs the vae and text_encoder* components its model_index.json names (or, without one, those
+    present); a bare model (and any HF_ASSETS_VAE) needs its root.
+    """
+    if not folder.is_dir():
+        return ["."]
+    index = {} if setting == VAE_SETTING else _model_index(folder)
+    if index:
+        needed = sorted(n for n, v in index.items() if _encoder_part(n) and isinstance(v, list) and v and v[0])
+    elif setting == VAE_SETTING:
+        needed = []
+    else:
+        needed = sorted(p.name for p in folder.iterdir() if p.is_dir() and _encoder_part(p.name))
+    return [name for name in needed or ["."] if not _has_weights(folder / name)]
+
+
+def _encoder_part(name: str) -> bool:
+    return name == "vae" or name.startswith("text_encoder")
+
+
+def _has_weights(folder: Path) -> bool:
+    """A single weight file, or every shard of a sharded checkpoint's *.index.json, in `folder`.
+
+    Files are tested with is_file, which follows a hub snapshot's symlink to its blob: a missing blob is absent.
+    """
+    if not folder.is_dir():
+        return False
+    files = [p for p in folder.iterdir() if p.is_file()]
+    sharded: set[str] = set()
+    for path in files:
+        if path.name.endswith(".index.json"):
+            try:
+                shards = set(json.loads(path.read_text()).get("weight_map", {}).values())
+            except (OSError, ValueError, AttributeError):
+                continue
+            if shards and all((folder / shard).is_file() for shard in shards):
+                return True
+            sharded |= shards
+    return any(p.name.endswith(WEIGHT_SUFFIXES) and p.name not in sharded for p in files)
+
+
 def resolve_root(path_or_id: str | Path, setting: str = DEFAULT_SETTING, revision: str | None = None) -> ModelRoot:
-    """A local folder as is; a hub id through the local hub cache only (never downloads); else ModelNotFound."""
+    """A local folder as is; a hub id through the local hub cache, downloading the encoders' files only when
+    the repo is not cached, or its snapshot is incomplete, and the hub may be contacted; else ModelNotFound."""
     text = str(path_or_id)
     local = Path(text).expanduser()
     if local.is_dir():
@@ -72,21 +131,44 @@ def resolve_root(path_or_id: str | Path, setting: str = DEFAULT_SETTING, revisio
     hint = f"set {setting} to a diffusers pipeline folder or repo id"
     if local.exists():
         raise ModelNotFound(f"{setting}={text!r}: is a file, not a folder; {hint}")
-    if REPO_ID.match(text) and not text.startswith("."):
-        try:
-            from huggingface_hub import snapshot_download
+    if not REPO_ID.match(text) or text.startswith("."):
+        raise ModelNotFound(f"{setting}={text!r}: no such folder and no cached hub repo; {hint}")
+    from huggingface_hub import snapshot_download
 
-            snap = Path(snapshot_download(text, revision=revision, local_files_only=True))
-            return ModelRoot(snap, repo_id=text, commit=snap.name)
-        except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
-            pass
-        if not _offline():
-            try:  # only what the encoders need: never the denoiser's weights
-                snap = Path(snapshot_download(text, revision=revision, allow_patterns=ENCODER_FILES))
+    try:
+        cached = Path(snapshot_download(text, revision=revision, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
+        cached = None
+    incomplete = missing_weights(cached, setting) if cached is not None else []
+    if cached is not None and not incomplete:
+        return ModelRoot(cached, repo_id=text, commit=cached.name)
+    if _offline():
+        fix = "unset HF_HUB_OFFLINE so that it is downloaded again"
+    else:
+        allow, ignore = download_patterns(setting)
+        try:  # only what the encoders need: never the denoiser's weights
+            snap = Path(snapshot_download(text, revision=revision, allow_patterns=allow, ignore_patterns=ignore))
+        except Exception as error:  # noqa: BLE001 - reported with the setting below
+            fix = f"the download failed: {str(error).splitlines()[0][:200]}"
+        else:
+            missing = missing_weights(snap, setting)
+            if not missing:
                 return ModelRoot(snap, repo_id=text, commit=snap.name)
-            except Exception as error:  # noqa: BLE001 - reported with the setting below
-                hint = f"{hint} (download failed: {str(error).splitlines()[0][:200]})"
-    raise ModelNotFound(f"{setting}={text!r}: no such folder and no cached hub repo; {hint}")
+            expected = "config.json and safetensors weights at its root" if setting == VAE_SETTING else (
+                "safetensors weights in model_index.json's vae and text_encoder* folders"
+            )
+            raise ModelNotFound(
+                f"{setting}={text!r}: the downloaded snapshot {snap} has no weights in {missing}; "
+                f"{setting} needs a repo with {expected}"
+                + ("" if setting == VAE_SETTING else f" (a bare VAE repo goes in {VAE_SETTING})")
+            )
+    if incomplete:
+        raise ModelNotFound(
+            f"{setting}={text!r}: the cached snapshot {cached} is incomplete (no weights in {incomplete}, "
+            f"an interrupted or filtered download); {fix}"
+        )
+    raise ModelNotFound(f"{setting}={text!r}: no such folder and no cached hub repo; {hint}"
+                        + (f" ({fix})" if not _offline() else ""))
 
 
 def detect_family(pipeline_dir: str | Path, setting: str = DEFAULT_SETTING) -> str:
@@ -227,6 +309,19 @@ def _finish(enc: TextEncoder, root: ModelRoot, tok_sub: str | None, device) -> T
 def model_identity(path_or_id, subfolder: str | None = None, *, setting=DEFAULT_SETTING, revision=None) -> str:
     """A stable id for cache keys: hub repo@commit[/subfolder], or a hash of a local folder's files."""
     return _identity(resolve_root(path_or_id, setting, revision), subfolder)
+
+
+def component_identity(path_or_id, subfolder: str | None, *, setting=DEFAULT_SETTING, revision=None) -> str:
+    """model_identity of the folder a loader reads: the subfolder, or the root when the root is that component."""
+    root = resolve_root(path_or_id, setting, revision)
+    return _identity(root, _component(root, subfolder, setting, path_or_id))
+
+
+def component_config(path_or_id, subfolder: str | None, *, setting=DEFAULT_SETTING, revision=None) -> dict:
+    """The config.json of the folder a loader reads (the subfolder, or the root when it is that component)."""
+    root = resolve_root(path_or_id, setting, revision)
+    sub = _component(root, subfolder, setting, path_or_id)
+    return json.loads(((root.path / sub if sub else root.path) / "config.json").read_text())
 
 
 def _identity(root: ModelRoot, subfolder: str | None) -> str:

@@ -168,3 +168,51 @@ def test_random_weights_note_only_when_the_marker_file_exists(tmp_path, tiny_sdx
     note = Encoders(str(demo)).random_weights_note()
     assert note is not None and "RANDOM" in note and "HF_ASSETS_MODEL" in note and str(demo) in note
     assert Encoders("", vae_path=str(demo / "vae")).random_weights_note() is None
+
+
+def bare_text_encoder(pipeline, folder):
+    """A single-model folder: a pipeline's text_encoder with its tokenizer files beside it, no model_index.json."""
+    shutil.copytree(pipeline / "text_encoder", folder)
+    for item in (pipeline / "tokenizer").iterdir():
+        shutil.copy2(item, folder / item.name)
+    return folder
+
+
+def test_text_identity_of_a_bare_text_encoder_folder_is_that_of_its_weights(tmp_path, tiny_sdxl, other_sdxl):
+    one = Encoders(str(bare_text_encoder(tiny_sdxl, tmp_path / "clip-seed0")))
+    two = Encoders(str(bare_text_encoder(other_sdxl, tmp_path / "clip-seed7")))
+    # Both load as generic single models, with the same architecture and other weights.
+    (enc_one,), (enc_two,) = one.text_encoders(), two.text_encoders()
+    assert one.family() == two.family() == "generic" and enc_one.name is enc_two.name is None
+    assert not torch.equal(enc_one.model.get_input_embeddings().weight, enc_two.model.get_input_embeddings().weight)
+
+    first, second = text_identity(one, 77), text_identity(two, 77)
+    assert set(first["parts"]) == {"root"} and first["parts"]["root"].startswith("local:")
+    assert first != second  # different weights, different cache keys
+    assert first == text_identity(Encoders(str(tmp_path / "clip-seed0")), 77)
+    # A copy of the same folder keeps its identity.
+    copy = Encoders(str(shutil.copytree(tmp_path / "clip-seed0", tmp_path / "copy")))
+    assert text_identity(copy, 77) == first
+
+
+def test_bare_vae_folder_as_the_model_has_the_identity_and_config_of_the_vae_it_loads(tiny_sdxl, other_sdxl):
+    bare = Encoders(str(other_sdxl / "vae"))
+    assert bare.vae_source == (str(other_sdxl / "vae"), "vae", "HF_ASSETS_MODEL")
+    assert bare.vae_identity() == Encoders(str(other_sdxl)).vae_identity()
+    assert bare.vae_identity() == Encoders("", vae_path=str(other_sdxl / "vae")).vae_identity()
+    assert bare.vae_identity() != Encoders(str(tiny_sdxl / "vae")).vae_identity()
+    assert bare.vae_config()["scaling_factor"] == pytest.approx(0.13025)
+
+    loaded, reference = bare.vae().state_dict(), Encoders(str(other_sdxl)).vae().state_dict()
+    assert loaded.keys() == reference.keys() and all(torch.equal(loaded[k], reference[k]) for k in loaded)
+
+
+def test_model_without_a_vae_names_the_missing_component(tmp_path, tiny_sdxl):
+    text_only = tmp_path / "text-only"
+    for part in ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"):
+        shutil.copytree(tiny_sdxl / part, text_only / part)
+    shutil.copy2(tiny_sdxl / "model_index.json", text_only / "model_index.json")
+    enc = Encoders(str(text_only))
+    for call in (enc.vae_identity, enc.vae_config):
+        with pytest.raises(ModelNotFound, match=r"HF_ASSETS_MODEL=.*no 'vae' component in .*found: \['text_encoder'"):
+            call()
