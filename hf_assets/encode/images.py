@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
+
+from hf_assets.data.sizes import SWAPPING_ORIENTATIONS, exif_orientation, orientation_transpose
 
 Box = tuple[int, int, int, int]
 DRAFT_MIN_REDUCTION = 4  # use JPEG DCT scaling only when downscaling at least this much
@@ -13,7 +15,7 @@ WHITE = (255, 255, 255)
 
 
 class CorruptImage(ValueError):
-    """The bytes do not decode to an image, or the stored boxes do not fit it."""
+    """The bytes do not decode to an image, its size is not the dataset's, or the stored boxes do not fit it."""
 
 
 def load_pixels(
@@ -22,16 +24,27 @@ def load_pixels(
     resize_wh: tuple[int, int] | None = None,
     crop_box: Box | None = None,
     draft: bool = False,
+    expected_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """uint8 (H, W, 3): decode, EXIF-orient, RGB (alpha over white), crop tile, LANCZOS resize, crop box."""
     # Boxes are (left, top, right, bottom): tile_box in the oriented full image, crop_box in the resized tile.
+    # The orientation is read from the header before decoding, exactly as data/sizes.py reads it for the scan
+    # (a PNG eXIf chunk after the pixel data is ignored by both), so the boxes and the pixels agree.
+    # expected_size: the oriented (width, height) the boxes were computed from (the dataset's size columns);
+    # an image of another size raises CorruptImage instead of being cropped to the wrong region.
     # draft=True: a JPEG shrinking >= 4x decodes at a reduced DCT scale (>= 2x the target) and is resized from
     # a fractional box; 1.6-2.7x faster, within ~0.5 levels on average, but no longer bit-equal to Pillow.
     try:
         with Image.open(_as_stream(data)) as src:
-            drafted = _apply_draft(src, tile_box, resize_wh) if draft else None
+            orientation = exif_orientation(src)
+            if expected_size is not None:  # the header size is the decoded size: check before decoding
+                _check_size(_oriented(src.size, orientation), expected_size)
+            drafted = _apply_draft(src, tile_box, resize_wh, orientation) if draft else None
             src.load()
-            img = ImageOps.exif_transpose(src)  # a transposed copy, or a plain copy when upright
+            transpose = orientation_transpose(orientation)
+            img = src.transpose(transpose) if transpose is not None else src.copy()  # outlives closing src
+    except CorruptImage:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as error:
         raise CorruptImage(f"cannot decode image: {error}") from error
     img = to_rgb(img)
@@ -58,6 +71,21 @@ def _as_stream(data) -> io.BytesIO | str:
     raise CorruptImage(f"no image data (got {type(data).__name__})")
 
 
+def _oriented(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """The displayed (width, height) of a stored size under an EXIF orientation."""
+    return (size[1], size[0]) if orientation in SWAPPING_ORIENTATIONS else (size[0], size[1])
+
+
+def _check_size(size: tuple[int, int], expected: tuple[int, int]) -> None:
+    """CorruptImage when the oriented image size is not the size the dataset's columns give."""
+    w, h = (int(v) for v in expected)
+    if (w, h) != tuple(size):
+        raise CorruptImage(
+            f"image is {size[0]}x{size[1]} but the dataset's size columns say {w}x{h}; "
+            "fix width_column/height_column or remove them to read sizes from the image headers"
+        )
+
+
 def _checked(box, size: tuple[int, int], what: str) -> Box:
     """The box as ints, or CorruptImage when it leaves the image (the metadata does not match the bytes)."""
     left, top, right, bottom = (int(v) for v in box)
@@ -81,12 +109,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _apply_draft(img: Image.Image, tile_box, resize_wh):
+def _apply_draft(img: Image.Image, tile_box, resize_wh, orientation: int):
     """(1 / DCT scale, oriented full size) after asking a JPEG for a reduced scale, or None when not worth it."""
     if img.format != "JPEG" or resize_wh is None:
         return None
-    swap = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-    full = (img.size[1], img.size[0]) if swap else img.size
+    full = _oriented(img.size, orientation)
     tile = tile_box or (0, 0) + full
     reduction = min((tile[2] - tile[0]) / resize_wh[0], (tile[3] - tile[1]) / resize_wh[1])
     if reduction < DRAFT_MIN_REDUCTION:

@@ -2,29 +2,39 @@
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import PIL
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import settings_hash
-from hf_assets.cache.tables import save_table
+from hf_assets.cache.tables import load_manifest, load_table, save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.image_source import content_hashes, iter_images
-from hf_assets.encode.images import load_pixels
+from hf_assets.encode.images import CorruptImage, load_pixels
 from hf_assets.encode.prefetch import prefetch
 from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
 
 FORMAT = 1
+# Per-sample columns of the bucket table that shape a latent (all hashed into its key). source_width/height is
+# the oriented full size the boxes were computed from: an image of another size is dropped, not mis-cropped.
 GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
-            "crop_left", "crop_top", "target_width", "target_height"]
+            "crop_left", "crop_top", "target_width", "target_height", "source_width", "source_height"]
 SLICE_ROWS = 2048
+DROPPED = "dropped"  # dropped.parquet beside the latents: filename, key (null when unreadable), reason
+DECODE_FAILURE = "corrupt_image"  # reason kind of an image that does not decode (or fit): not retried for its key
+RETRYABLE_FAILURE = "encode_error"  # any other error while loading an image: retried next run
+REASON_CHARS = 200
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+DECODER = f"Pillow {PIL.__version__}"  # recorded decode failures are retried once another decoder is installed
 
 
 @dataclass(frozen=True)
@@ -88,16 +98,31 @@ def update_latents(
     shard_bytes: int = 256 << 20,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
 ) -> EncodeReport:
-    """Encode the samples of `wanted` the cache lacks, then commit a manifest of all that are present."""
+    """Encode the samples of `wanted` the cache lacks, then commit a manifest of all that are present.
+
+    Samples that cannot be encoded are written to `dropped.parquet` (filename, key, reason). A key whose image
+    failed to decode is not tried again by later runs (it is reported dropped with the stored reason); a changed
+    image or setting gives a new key, which is tried.
+    """
     report = EncodeReport()
     unreadable = pc.equal(wanted.column("content_hash"), "")
+    dropped_keys: dict[str, str | None] = {}  # filename -> cache key (None when unreadable)
     for name in wanted.filter(unreadable).column("filename").to_pylist():
         report.dropped[name] = "unreadable_image"
+        dropped_keys[name] = None
     cache = EncodedCache(directory, prefix="latents", max_bytes=shard_bytes)
     readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
     to_encode, reused = cache.plan(readable)
     report.reused = reused.num_rows
     failures: dict[str, str] = {}  # cache key -> reason
+    earlier = earlier_decode_failures(directory, log)
+    if earlier and to_encode.num_rows:
+        known_bad = pc.is_in(to_encode.column("key"), pa.array(list(earlier), pa.string()))
+        failures = {key: earlier[key] for key in to_encode.filter(known_bad).column("key").to_pylist()}
+        to_encode = to_encode.filter(pc.invert(known_bad))
+        if failures:
+            log(f"skipping {len(failures)} image(s) that failed to decode in an earlier run "
+                f"(see {directory / (DROPPED + '.parquet')}); a changed image is tried again")
     if to_encode.num_rows:
         to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending")])
         log(f"encoding {to_encode.num_rows} latents ({reused.num_rows} reused) into {directory}")
@@ -117,12 +142,44 @@ def update_latents(
     bad = readable.filter(is_bad)
     for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
         report.dropped[name] = failures[key]
+        dropped_keys[name] = key
     result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
     dropped = {"filename": pa.array(list(report.dropped), pa.string()),
+               "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
                "reason": pa.array(list(report.dropped.values()), pa.string())}
-    save_table(directory, "dropped", pa.table(dropped), {"reason": "samples of the bucket table without a latent"})
+    save_table(directory, DROPPED, pa.table(dropped), {
+        "reason": "samples of the bucket table without a latent",
+        "key": f"cache key; a '{DECODE_FAILURE}' key is not retried until its image, settings or decoder change",
+        "decoder": DECODER,
+    })
     report.size_bytes = result.size_bytes
     return report
+
+
+def earlier_decode_failures(directory: Path, log: Callable[[str], None] = logging.getLogger(__name__).info
+                            ) -> dict[str, str]:
+    """cache key -> reason of the samples an earlier run of this cache dropped because their image did not decode."""
+    try:
+        if load_manifest(Path(directory), DROPPED).get("decoder") != DECODER:  # absent, or another Pillow
+            return {}
+        table = load_table(Path(directory), DROPPED)
+        if "key" not in table.column_names:  # written before keys were recorded: nothing to skip
+            return {}
+        keys, reasons = table.column("key").to_pylist(), table.column("reason").to_pylist()
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:  # noqa: BLE001 - an unreadable record only means those images are tried again
+        log(f"ignoring unreadable {DROPPED}.parquet in {directory}: {exc}")
+        return {}
+    return {key: reason for key, reason in zip(keys, reasons)
+            if key and reason and reason.startswith(DECODE_FAILURE + ":")}
+
+
+def failure_reason(error: BaseException) -> str:
+    """A drop reason that is the same on every run: kind, exception type, first line, no memory addresses."""
+    kind = DECODE_FAILURE if isinstance(error, CorruptImage) else RETRYABLE_FAILURE
+    message = (_ADDRESS.sub("", str(error)).splitlines() or [""])[0][:REASON_CHARS]
+    return f"{kind}: {type(error).__name__}: {message}"
 
 
 def _batches(to_encode: pa.Table, split: RawSplit, image_column: str, batch_size: int, workers: int,
@@ -134,7 +191,7 @@ def _batches(to_encode: pa.Table, split: RawSplit, image_column: str, batch_size
     for item in prefetch(jobs, _load, workers=workers, max_in_flight=max(2 * batch_size, workers)):
         key, target = item.job[0], item.job[1]["target"]
         if not item.ok:
-            failures[key] = f"corrupt_image: {(str(item.error).splitlines() or [''])[0][:200]}"
+            failures[key] = failure_reason(item.error)
             continue
         if batch and (target != size or len(batch) == batch_size):
             yield batch
@@ -156,6 +213,8 @@ def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple
                 "crop": (record["crop_left"], record["crop_top"],
                          record["crop_left"] + record["target_width"], record["crop_top"] + record["target_height"]),
                 "target": (record["target_width"], record["target_height"]),
+                "source": (record["source_width"], record["source_height"])
+                if record["source_width"] is not None and record["source_height"] is not None else None,
             }
             yield record["key"], geometry, source
 
@@ -164,7 +223,9 @@ def _load(job) -> np.ndarray:
     _, g, source = job
     if source is None:
         raise ValueError("no image bytes or path")
-    return load_pixels(source, g["tile"], g["resize"], g["crop"])
+    if isinstance(source, (str, Path)):
+        source = Path(source).read_bytes()  # a file that cannot be read is retried next run, not a decode failure
+    return load_pixels(source, g["tile"], g["resize"], g["crop"], expected_size=g["source"])
 
 
 def _to_device(arrays, vae) -> torch.Tensor:

@@ -1,6 +1,9 @@
 """load_pixels against Pillow step by step on real JPEG/PNG/WebP bytes, EXIF, alpha, tiles and corrupt data."""
 
 import io
+import re
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -146,3 +149,53 @@ def test_to_tensor_range_and_layout():
     assert to_tensor(batch, torch.bfloat16).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="must share a size"):
         to_tensor([np.zeros((4, 6, 3), np.uint8), np.zeros((6, 4, 3), np.uint8)])
+
+
+def png_with_late_exif(width: int, height: int, orientation: int, seed: int = 0) -> bytes:
+    """A PNG whose eXIf chunk (EXIF orientation) is written after the pixel data, just before IEND."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = exif.tobytes().removeprefix(b"Exif\x00\x00")  # a PNG eXIf chunk holds the bare TIFF structure
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    data = encode_image(width, height, "PNG", seed=seed)
+    iend = data.rindex(b"IEND") - 4  # the chunk starts with its 4-byte length
+    assert data.index(b"IDAT") < iend
+    return data[:iend] + chunk + data[iend:]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow_exif_transpose(orientation):
+    data = encode_image(48, 32, "JPEG", seed=orientation, exif_orientation=orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    np.testing.assert_array_equal(load_pixels(data), expected)
+
+
+def test_png_exif_chunk_after_pixel_data_is_ignored_so_scan_and_encode_agree():
+    from hf_assets.data.sizes import image_size
+
+    data = png_with_late_exif(60, 40, orientation=6, seed=3)
+    assert ImageOps.exif_transpose(Image.open(io.BytesIO(data))).size == (40, 60)  # Pillow alone would rotate
+    assert image_size(data) == (60, 40)  # the header scan ignores the late chunk
+    out = load_pixels(data, (0, 0, 60, 40), (30, 20), expected_size=image_size(data))
+    expected = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((30, 20), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(load_pixels(data), pixels(60, 40, seed=3))
+
+
+@pytest.mark.parametrize("draft", [False, True], ids=["exact", "draft"])
+@pytest.mark.parametrize("columns", [(320, 240), (1280, 960)], ids=["image larger", "image smaller"])
+def test_image_not_of_the_size_columns_size_raises_naming_the_columns(columns, draft):
+    data = encode_image(640, 480, "JPEG", seed=1)
+    w, h = columns
+    message = (f"image is 640x480 but the dataset's size columns say {w}x{h}; "
+               "fix width_column/height_column or remove them to read sizes from the image headers")
+    with pytest.raises(CorruptImage, match=re.escape(message)):
+        load_pixels(data, (0, 0, w, h), (w // 8, h // 8), draft=draft, expected_size=columns)
+
+
+def test_expected_size_is_the_exif_oriented_size():
+    data = encode_image(320, 200, "JPEG", seed=4, exif_orientation=6)  # displayed 200x320
+    out = load_pixels(data, (0, 0, 200, 320), (100, 160), expected_size=(200, 320))
+    np.testing.assert_array_equal(out, reference(data, (0, 0, 200, 320), (100, 160), (0, 0, 100, 160)))
+    with pytest.raises(CorruptImage, match="image is 200x320 but the dataset's size columns say 320x200"):
+        load_pixels(data, expected_size=(320, 200))

@@ -34,12 +34,13 @@ def prepare(tmp_path, **overrides):
     return backend, split, assign_buckets(index, backend.buckets, backend.id)
 
 
-def run(backend, split, buckets, model, dtype=torch.float32, storage=torch.float32, **kwargs):
+def run(backend, split, buckets, model, dtype=torch.float32, storage=torch.float32, vae_loader=None, **kwargs):
+    """update_latents of the bucket table into the backend's VAE cache; `vae_loader` replaces the model's VAE."""
     encoders = Encoders(str(model))
     settings = LatentSettings(encoders.vae_identity(), str(dtype), str(storage))
     wanted = wanted_latents(buckets, split, backend.image_column, settings, backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": settings.vae_identity}
-    loader = lambda: encoders.vae().to(dtype)  # noqa: E731
+    loader = vae_loader or (lambda: encoders.vae().to(dtype))
     return update_latents(wanted, split, backend.image_column, loader, backend.vae_dir, meta, storage, **kwargs)
 
 
