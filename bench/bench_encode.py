@@ -367,7 +367,8 @@ class NullVAE(torch.nn.Module):
 def bench_pipeline(vae, encoders, backend, split, buckets, args, model_dtype, storage_dtype, directory: Path,
                    profile: bool = False) -> dict:
     """wanted_latents (untimed), then update_latents into a fresh cache dir (timed) with the loaded VAE."""
-    from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_factors_from_config, wanted_latents
+    from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+    from hf_assets.encode.vae import vae_factors_from_config
 
     settings = LatentSettings(encoders.vae_identity(), str(model_dtype), str(storage_dtype))
     wanted = wanted_latents(buckets, split, backend.image_column, settings, backend.metadata_dir)

@@ -7,7 +7,8 @@ from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.tables import load_manifest
 from hf_assets.data.sources import RawSplit
-from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_factors_from_config, wanted_latents
+from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import stale_split_message

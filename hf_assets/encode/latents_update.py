@@ -63,16 +63,6 @@ class EncodeReport:
         return self.encoded / self.encode_seconds if self.encode_seconds else 0.0
 
 
-def vae_factors_from_config(config: dict) -> dict:
-    """scaling_factor, shift_factor, downscale and latent_channels from a VAE config.json."""
-    return {
-        "scaling_factor": float(config.get("scaling_factor", 0.18215)),
-        "shift_factor": float(config.get("shift_factor") or 0.0),
-        "downscale": 2 ** (len(config.get("block_out_channels", [0, 0, 0, 0])) - 1),
-        "latent_channels": int(config.get("latent_channels", 4)),
-    }
-
-
 def wanted_latents(buckets: pa.Table, split: RawSplit, image_column: str, settings: LatentSettings,
                    memo_dir: Path | None = None) -> pa.Table:
     """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""

@@ -21,16 +21,21 @@ def encode_latents(vae, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return dist.mean, dist.std
 
 
-def vae_factors(vae) -> dict:
-    """scaling_factor, shift_factor (0.0 when unset), spatial downscale and latent channels from the config."""
-    config = vae.config
-    shift = getattr(config, "shift_factor", None)
+def vae_factors_from_config(config) -> dict:
+    """scaling_factor, shift_factor (0.0 when unset), spatial downscale and latent channels of a VAE config."""
+    config = dict(config)
+    shift = config.get("shift_factor")
     return {
-        "scaling_factor": float(config.scaling_factor),
+        "scaling_factor": float(config.get("scaling_factor", 0.18215)),
         "shift_factor": float(shift) if shift is not None else 0.0,
-        "downscale": 2 ** (len(config.block_out_channels) - 1),
-        "latent_channels": int(config.latent_channels),
+        "downscale": 2 ** (len(config.get("block_out_channels", [0, 0, 0, 0])) - 1),
+        "latent_channels": int(config.get("latent_channels", 4)),
     }
+
+
+def vae_factors(vae) -> dict:
+    """The factors of a loaded VAE (see vae_factors_from_config)."""
+    return vae_factors_from_config(vae.config)
 
 
 def is_oom(error: BaseException) -> bool:

@@ -18,7 +18,8 @@ from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.shards import list_shards
 from hf_assets.encode.encoders import Encoders
-from hf_assets.encode.latents_update import LatentSettings, update_latents, vae_factors_from_config, wanted_latents
+from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 from hf_assets_tests.encode.test_latents_update import prepare
 
