@@ -166,7 +166,7 @@ def vae_folder(spec: str | None) -> tuple[Path, str]:
         if not (folder / "model_index.json").is_file():
             log(f"building tiny pipeline in {folder}")
             build_tiny_pipeline(folder, "sdxl", seed=0)
-        return folder, "tiny (build_tiny_pipeline sdxl: 2 levels, 8/16 channels, random weights)"
+        return folder, "tiny (build_tiny_pipeline sdxl: 4 levels (downscale 8), 8-16 channels, random weights)"
     if spec:
         folder = Path(spec).expanduser().resolve()
         if not folder.is_dir():
