@@ -27,8 +27,8 @@ on GPU). With --aspect mixed, target sizes vary around R*R pixels, so efficiency
 the real SD/SDXL architecture (block_out_channels 128/256/512/512, layers_per_block 2, latent_channels 4,
 norm_num_groups 32) and seeded random weights, written once with save_pretrained under bench/out/encode/ and
 loaded back with from_pretrained, so the FLOPs are realistic. `--vae tiny` (for quick CPU runs) uses
-build_tiny_pipeline's two-level VAE; it downsamples only 2x, so at 256x256 its mid-block attention over 128*128
-tokens takes ~70% of its time: a smoke test of the machinery, not a model of a real VAE's cost.
+build_tiny_pipeline's VAE (four levels, downscale 8 as the real ones, 8-16 channels): a smoke test of the
+machinery, not a model of a real VAE's cost.
 
 Defaults depend on the device: cuda: R 512, B 16 (4 above 512), N 512 (160 above 512), bf16;
 cpu: R 256, B 4, N 16, fp32 (`--vae tiny`: B 8, N 32). On cpu with the real-size VAE the default run takes a
