@@ -59,3 +59,13 @@ def test_bad_config_fails_loading_with_the_fix_in_the_message(tmp_path, photos_e
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode != 0
     assert "key 'crop' must be true or false" in done.stdout + done.stderr
+
+
+def test_loading_the_definitions_imports_no_torch_or_model_library(tmp_path, photos_entry):
+    config = write_config(tmp_path / "dataloader.json", [photos_entry])
+    probe = ("import sys; import hf_assets.definitions; "
+             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'datasets') if m in sys.modules))")
+    env = {**os.environ, "HF_ASSETS_DATALOADER_CONFIG": str(config)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -2,12 +2,6 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.assets.metadata import check_result
-from hf_assets.cache import verify
-from hf_assets.cache.latents import LatentCache
-from hf_assets.cache.manifest import read_manifest
-from hf_assets.cache.text_embeds import open_text_embeds
-from hf_assets.encode.encoders import text_identity
-from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 
@@ -37,9 +31,16 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         dataloader: DataloaderConfigResource,
         encoders: EncoderResource,
         aspect_buckets: pa.Table,
-        vae_latents: LatentCache,
+        vae_latents,
     ):
         """Text-encoder embeddings of every caption variant of every encoded sample, each distinct text once."""
+        # torch-backed modules load here, not when the webserver or daemon imports the definitions
+        from hf_assets.cache import verify
+        from hf_assets.cache.manifest import read_manifest
+        from hf_assets.cache.text_embeds import open_text_embeds
+        from hf_assets.encode.encoders import text_identity
+        from hf_assets.encode.text_update import update_text_embeds, wanted_captions
+
         backend = dataloader.backend(context.partition_key)
         models = encoders.encoders
         max_length = encoders.max_length or None

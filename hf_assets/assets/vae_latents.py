@@ -2,13 +2,8 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
-from hf_assets.cache import verify
-from hf_assets.cache.latents import open_latents
-from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.tables import load_manifest
 from hf_assets.data.sources import RawSplit
-from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
-from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import stale_split_message
@@ -42,6 +37,13 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         raw_split: RawSplit,
     ):
         """The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings."""
+        # torch-backed modules load here, not when the webserver or daemon imports the definitions
+        from hf_assets.cache import verify
+        from hf_assets.cache.latents import open_latents
+        from hf_assets.cache.manifest import read_manifest
+        from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+        from hf_assets.encode.vae import vae_factors_from_config
+
         backend = dataloader.backend(context.partition_key)
         if backend.dataset_type == "video":
             raise dg.Failure(f"{backend.id}: video latents are not supported yet; its metadata assets are ready")

@@ -1,9 +1,9 @@
 """The accelerator resource: which models encode, on which device, in which dtype and batch sizes."""
 
+from typing import Any
+
 import dagster as dg
 from pydantic import PrivateAttr
-
-from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype
 
 
 class EncoderResource(dg.ConfigurableResource):
@@ -20,9 +20,11 @@ class EncoderResource(dg.ConfigurableResource):
     decode_workers: int = 4
     shard_mb: int = 256
 
-    _encoders: Encoders | None = PrivateAttr(default=None)
+    _encoders: Any = PrivateAttr(default=None)  # hf_assets.encode.encoders.Encoders
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype  # torch loads in runs only
+
         device = resolve_device(self.device)
         log = context.log.info if context.log else print
         self._encoders = Encoders(self.model, self.vae, device, resolve_dtype(self.dtype, device), log=log)
@@ -31,7 +33,7 @@ class EncoderResource(dg.ConfigurableResource):
             context.log.warning(note)
 
     @property
-    def encoders(self) -> Encoders:
+    def encoders(self):
         if self._encoders is None:
             raise RuntimeError("EncoderResource used outside a run (setup_for_execution was not called)")
         return self._encoders
@@ -39,4 +41,6 @@ class EncoderResource(dg.ConfigurableResource):
     @property
     def storage_dtype(self):
         """The dtype latents are stored in."""
+        from hf_assets.encode.encoders import resolve_dtype
+
         return resolve_dtype(self.latent_dtype, self.encoders.device)
