@@ -5,12 +5,16 @@ Run: .venv/bin/python bench/bench_captions_filters.py [--rows N] [--repeats K]
 
 import argparse
 import os
-import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import cpu_model  # noqa: E402
 from hf_assets.config.schema import BucketConfig, CaptionConfig, FilterConfig
 from hf_assets.data.captions import extract_captions
 from hf_assets.data.filters import drop_reasons
@@ -100,17 +104,6 @@ def python_loop(table: pa.Table, widths: pa.Array, heights: pa.Array) -> tuple[l
         reasons.append(reason)
     end = time.perf_counter()
     return captions, reasons, mid - start, end - mid
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -62,6 +62,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+
+from bench.machine import cpu_model  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageOps  # noqa: E402
 
@@ -483,14 +485,7 @@ def machine_info(device: torch.device) -> dict:
     import diffusers
     import PIL
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

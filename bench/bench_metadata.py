@@ -29,6 +29,8 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import cpu_model, ram_gb  # noqa: E402
+
 DEFAULT_OUT = ROOT / "bench" / "out"
 BACKEND_ID = "bench"
 QUALITY_THRESHOLDS = {"clip_score": 0.2, "aesthetic_score": 4.0, "technical_quality": 0.4}
@@ -365,23 +367,6 @@ def compare(ours: dict, baseline: dict, rows: int) -> dict:
         "dropped_baseline": dropped_ref,
         "full": len(visited) == rows,
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def ram_gb() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) / 1024 ** 2
-    return float("nan")
 
 
 def parquet_mb(folder: Path) -> float:

@@ -17,18 +17,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_assets.data.sizes import image_size, image_sizes  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from hf_assets_tests.imagegen import encode_image  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best_seconds(fn, repeats: int) -> float:

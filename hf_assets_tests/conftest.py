@@ -92,21 +92,24 @@ def hub_dataset(tmp_path) -> Path:
     return write_hub_dataset(tmp_path / "data" / "photos", photo_rows())
 
 
+PHOTOS_ENTRY = {
+    "id": "photos",
+    "type": "huggingface",
+    "dataset_name": "data/photos",
+    "caption_strategy": "huggingface",
+    "metadata_backend": "huggingface",
+    "caption_column": ["caption", "tags"],
+    "fallback_caption_column": "metadata.caption",
+    "resolution": 256,
+    "resolution_type": "pixel_area",
+    "cache_dir": "cache/photos",
+}
+
+
 @pytest.fixture
 def photos_entry() -> dict:
     """A SimpleTuner backend entry for the `hub_dataset` fixture (relative paths)."""
-    return {
-        "id": "photos",
-        "type": "huggingface",
-        "dataset_name": "data/photos",
-        "caption_strategy": "huggingface",
-        "metadata_backend": "huggingface",
-        "caption_column": ["caption", "tags"],
-        "fallback_caption_column": "metadata.caption",
-        "resolution": 256,
-        "resolution_type": "pixel_area",
-        "cache_dir": "cache/photos",
-    }
+    return dict(PHOTOS_ENTRY)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from hf_assets.definitions import build_definitions
 from hf_assets.training import BucketBatchSampler, CachedSamples, MultiBackendSampler, MultiBackendSamples
-from hf_assets_tests.conftest import photo_rows, write_config, write_hub_dataset
+from hf_assets_tests.conftest import PHOTOS_ENTRY, photo_rows, write_config, write_hub_dataset
 from hf_assets_tests.imagegen import truncated_jpeg
 
 TRUNCATED = "3.jpg"  # its header reads (so it is bucketed), its pixels do not (so the encoder drops it)
@@ -23,19 +23,7 @@ def prepared(tmp_path_factory, tiny_sdxl):
     rows = photo_rows()
     rows[3]["image"]["bytes"] = truncated_jpeg(900, 300)
     write_hub_dataset(root / "data" / "photos", rows)
-    entry = {
-        "id": "photos",
-        "type": "huggingface",
-        "dataset_name": "data/photos",
-        "caption_strategy": "huggingface",
-        "metadata_backend": "huggingface",
-        "caption_column": ["caption", "tags"],
-        "fallback_caption_column": "metadata.caption",
-        "resolution": 96,
-        "resolution_type": "pixel_area",
-        "aspect_bucket_alignment": 32,
-        "cache_dir": "cache/photos",
-    }
+    entry = {**PHOTOS_ENTRY, "resolution": 96, "aspect_bucket_alignment": 32}
     (root / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(root / "home"))
     with pytest.MonkeyPatch.context() as mp:  # module scope: the function-scoped monkeypatch fixture cannot serve
