@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.perf_counter()
     dataset = CachedSamples.from_definitions(defs, args.partition, seed=args.seed)
-    sampler = BucketBatchSampler(dataset.buckets, batch_size=args.batch_size, seed=args.seed)
+    sampler = BucketBatchSampler.from_samples(dataset, batch_size=args.batch_size, seed=args.seed)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=args.num_workers)
     print(f"{args.partition}: {dataset!r}, {len(sampler)} batches per epoch "
           f"({time.perf_counter() - started:.2f}s to open)", flush=True)

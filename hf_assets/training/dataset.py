@@ -70,6 +70,11 @@ class CachedSamples(Dataset):
             )
             return cls(buckets, latents, embeds, seed=seed, **kwargs)
 
+    @property
+    def target_sizes(self) -> np.ndarray:
+        """(N, 2) int64 (target_width, target_height) per sample: what the samplers batch by."""
+        return self.time_ids[:, [5, 4]].numpy()
+
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's noise and caption variants (reshuffle the sampler with the same epoch)."""
         self.epoch = int(epoch)

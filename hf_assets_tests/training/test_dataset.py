@@ -1,6 +1,7 @@
 """CachedSamples over the caches the real graph writes: a tiny SDXL pipeline, generated photos, one encode-time drop."""
 
 import pickle
+from collections import Counter
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -122,8 +123,8 @@ def test_a_bucket_table_newer_than_the_latents_is_refused(prepared):
         CachedSamples(stale, loaded.latents, loaded.text_embeds)[0]
 
 
-def loader_epochs(samples, epochs=2, drop_last=False, **loader_kwargs):
-    sampler = BucketBatchSampler(samples.buckets, batch_size=4, seed=samples.seed, drop_last=drop_last)
+def loader_epochs(samples, epochs=2, short_buckets="keep", **loader_kwargs):
+    sampler = BucketBatchSampler.from_samples(samples, batch_size=4, seed=samples.seed, short_buckets=short_buckets)
     loader = DataLoader(samples, batch_sampler=sampler, **loader_kwargs)
     result = []
     for epoch in range(epochs):
@@ -133,23 +134,33 @@ def loader_epochs(samples, epochs=2, drop_last=False, **loader_kwargs):
     return result
 
 
-def test_bucket_batches_collate_and_cover_every_sample_once_per_epoch(samples):
+def test_same_size_batches_collate_and_cover_every_sample_once_per_epoch(samples):
     for batches in loader_epochs(samples):
         names = [name for batch in batches for name in batch["filename"]]
         assert sorted(names) == sorted(samples.filenames)
         for batch in batches:
             size = len(batch["filename"])
             assert len(set(batch["bucket"])) == 1 and 1 <= size <= 4
+            assert len({tuple(t) for t in batch["time_ids"][:, 4:].tolist()}) == 1  # one target size
             assert batch["latents"].shape[:2] == (size, 4)
             assert batch["prompt_embeds"].shape == (size, 77, 80) and batch["pooled_prompt_embeds"].shape == (size, 40)
             assert batch["time_ids"].shape == (size, 6) and len(batch["caption"]) == size
 
 
-def test_drop_last_keeps_only_full_batches(samples):
-    (batches,) = loader_epochs(samples, epochs=1, drop_last=True)
-    sizes = {b: samples.buckets.count(b) for b in set(samples.buckets)}
-    assert all(len(batch["filename"]) == 4 for batch in batches)
-    assert len(batches) == sum(n // 4 for n in sizes.values()) < len(samples)
+def test_target_sizes_are_the_bucket_tables_width_and_height(samples, prepared):
+    rows = bucket_rows(prepared[1])
+    expected = [[rows[n]["target_width"], rows[n]["target_height"]] for n in samples.filenames]
+    assert samples.target_sizes.tolist() == expected
+
+
+def test_short_bucket_policies_through_a_loader(samples):
+    sizes = Counter(map(tuple, samples.target_sizes.tolist()))
+    (dropped,) = loader_epochs(samples, epochs=1, short_buckets="drop")
+    assert all(len(batch["filename"]) == 4 for batch in dropped)
+    assert len(dropped) == sum(n // 4 for n in sizes.values()) < len(samples)
+    (repeated,) = loader_epochs(samples, epochs=1, short_buckets="repeat")
+    assert all(len(batch["filename"]) == 4 for batch in repeated)
+    assert {name for batch in repeated for name in batch["filename"]} == set(samples.filenames)
 
 
 def test_caches_pickle_and_two_workers_give_the_same_batches(samples):
@@ -164,7 +175,7 @@ def test_caches_pickle_and_two_workers_give_the_same_batches(samples):
 
 def test_two_backends_interleave_through_one_loader(samples):
     both = MultiBackendSamples([samples, samples], names=["photos", "photos-again"])
-    samplers = [BucketBatchSampler(samples.buckets, batch_size=4, seed=k) for k in range(2)]
+    samplers = [BucketBatchSampler.from_samples(samples, 4, seed=k, short_buckets="keep") for k in range(2)]
     multi = MultiBackendSampler(samplers, probabilities=[0.6, 0.4], repeats=[0, 1], seed=1)
     batches = list(DataLoader(both, batch_sampler=multi))
     assert len(batches) == len(multi) == 3 * len(samplers[0])
