@@ -137,6 +137,8 @@ VIDEO_FIELDS: dict[str, Field] = {
     "min_frames": INT_POS,
     "max_frames": INT_POS,
     "is_i2v": BOOL,
+    "bucket_strategy": one_of("aspect_ratio", "resolution_frames"),
+    "frame_interval": INT_POS,
 }
 
 TEXT_EMBEDS_FIELDS = {"id", "type", "dataset_type", "cache_dir", "default", "disabled", "write_batch_size"}

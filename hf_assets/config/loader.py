@@ -13,6 +13,7 @@ from hf_assets.config.schema import (
     CompositeConfig,
     DataloaderConfig,
     FilterConfig,
+    VideoConfig,
 )
 
 CONFIG_ENV = "HF_ASSETS_DATALOADER_CONFIG"
@@ -194,6 +195,7 @@ class _Parser:
         filt = self.check_block(where, "filter_func", m.get("filter_func", {}), F.FILTER_FIELDS)
         comp = self.check_block(where, "composite_image_config", m.get("composite_image_config", {}), F.COMPOSITE_FIELDS)
         video = self.check_block(where, "video", m.get("video", {}), F.VIDEO_FIELDS)
+        self.check_video(where, m.get("dataset_type", "image"), video)
         count = comp.get("image_count", 1)
         if comp.get("enabled") and isinstance(count, int) and not 0 <= comp.get("select_index", 0) < count:
             self.problem(where, f"composite_image_config.select_index must be between 0 and image_count - 1 ({count - 1})")
@@ -278,8 +280,26 @@ class _Parser:
                 train_batch_size=m.get("train_batch_size"),
                 drop_small_buckets=m.get("drop_small_buckets", False),
             ),
+            video=VideoConfig(
+                num_frames=video.get("num_frames"),
+                min_frames=video.get("min_frames"),
+                max_frames=video.get("max_frames"),
+                bucket_strategy=video.get("bucket_strategy", "aspect_ratio"),
+                frame_interval=video.get("frame_interval"),
+                is_i2v=video.get("is_i2v", False),
+            ),
             text_embeds_dir=text_dir,
         )
+
+    def check_video(self, where: str, dataset_type: str, video: dict) -> None:
+        """The video block's keys must agree with each other and with the dataset type."""
+        if video and dataset_type != "video":
+            self.problem(where, "a \"video\" block needs \"dataset_type\": \"video\"; set it or remove the block")
+        low, high = video.get("min_frames"), video.get("max_frames")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            self.problem(where, f"video.min_frames ({low}) is above video.max_frames ({high}); no clip could be kept")
+        if "frame_interval" in video and video.get("bucket_strategy") != "resolution_frames":
+            self.problem(where, "video.frame_interval only applies with \"bucket_strategy\": \"resolution_frames\"")
 
     def dataset_location(self, name: str) -> str:
         """A local dataset folder as an absolute path; anything else is a hub id, unchanged."""

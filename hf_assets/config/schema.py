@@ -8,6 +8,7 @@ ResolutionType = Literal["pixel", "area", "pixel_area"]
 CropAspect = Literal["square", "preserve", "closest", "random"]
 CropStyle = Literal["center", "random", "corner"]
 CompositeLayout = Literal["horizontal", "vertical", "grid"]
+BucketStrategy = Literal["aspect_ratio", "resolution_frames"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,18 @@ class CompositeConfig:
     image_count: int = 1
     select_index: int = 0
     layout: CompositeLayout = "horizontal"
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """The `video` block: how many frames of each clip are trained on, and how clips are bucketed."""
+
+    num_frames: int | None = None  # frames trained on (the clip's first frames); None: all it has
+    min_frames: int | None = None  # clips with fewer frames (also after the VAE's frame rule) are dropped
+    max_frames: int | None = None  # clips with more frames are dropped
+    bucket_strategy: BucketStrategy = "aspect_ratio"  # "resolution_frames": buckets like "1280x720@100"
+    frame_interval: int | None = None  # resolution_frames: frame counts rounded down to a multiple of this
+    is_i2v: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,7 @@ class BackendConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)
     buckets: BucketConfig = field(default_factory=BucketConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     text_embeds_dir: Path | None = None  # absolute; from the text_embeds entry, if any
 
     @property

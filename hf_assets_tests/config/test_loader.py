@@ -245,6 +245,29 @@ def test_video_backend_uses_mp4_names_and_frame_filters(tmp_path):
              "video": {"num_frames": 125, "min_frames": 100}}
     b = load(tmp_path, entry).backend("photos")
     assert b.file_extension == "mp4" and b.num_frames_column == "frame_count" and b.filters.min_frames == 100
+    assert b.video.num_frames == 125 and b.video.min_frames == 100 and b.video.bucket_strategy == "aspect_ratio"
+
+
+def test_video_resolution_frames_bucketing_takes_a_frame_interval(tmp_path):
+    entry = {**HF, "dataset_type": "video",
+             "video": {"bucket_strategy": "resolution_frames", "frame_interval": 25, "min_frames": 25, "max_frames": 250}}
+    v = load(tmp_path, entry).backend("photos").video
+    assert (v.bucket_strategy, v.frame_interval, v.min_frames, v.max_frames) == ("resolution_frames", 25, 25, 250)
+
+
+def test_video_block_errors_name_the_key_and_fix(tmp_path):
+    text = problems(
+        tmp_path,
+        {**HF, "video": {"num_frames": 9}},
+        {**HF, "id": "b", "dataset_type": "video", "video": {"bucket_strategy": "frames", "min_frames": 0}},
+        {**HF, "id": "c", "dataset_type": "video", "video": {"min_frames": 50, "max_frames": 10, "frame_intervall": 4}},
+        {**HF, "id": "d", "dataset_type": "video", "video": {"frame_interval": 8}},
+    )
+    assert "backend 'photos'" in text and "needs \"dataset_type\": \"video\"" in text
+    assert "'bucket_strategy' must be one of \"aspect_ratio\", \"resolution_frames\"" in text
+    assert "'min_frames' must be a whole number >= 1" in text
+    assert "min_frames (50) is above video.max_frames (10)" in text and "did you mean 'frame_interval'?" in text
+    assert "backend 'd'" in text and "frame_interval only applies with" in text
 
 
 def test_not_a_list_is_a_clear_error(tmp_path):
