@@ -4,6 +4,7 @@ import pyarrow as pa
 from hf_assets.cache.atomic import atomic_write_bytes
 from hf_assets.assets.metadata import column_schema, counts_table, png_markdown
 from hf_assets.data.buckets import assign_buckets, bucket_histogram, bucket_histogram_png, drop_small_buckets, small_buckets
+from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
 
@@ -18,6 +19,8 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
         backend = dataloader.backend(context.partition_key)
         cfg = backend.buckets
         table = assign_buckets(filtered_index, cfg, backend.id, seed_by_filename=backend.type == "local")
+        if backend.dataset_type == "video":
+            table = assign_frames(table, backend.video)
         undersized = small_buckets(table, cfg.train_batch_size) if cfg.train_batch_size else {}
         if undersized:
             action = "dropped (drop_small_buckets: true)" if cfg.drop_small_buckets else "kept; set drop_small_buckets to drop"

@@ -11,6 +11,7 @@ from hf_assets.data.composite import tile_boxes
 from hf_assets.data.filters import count_reasons, drop_reasons
 from hf_assets.data.sizes import image_sizes
 from hf_assets.data.sources import RawSplit
+from hf_assets.data.video_index import video_columns, video_drop_reasons
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -42,17 +43,14 @@ def source_sizes(split: RawSplit, backend: BackendConfig) -> tuple[pa.Array, pa.
         widths = pc.cast(resolve_column(table, backend.width_column), pa.int32())
         heights = pc.cast(resolve_column(table, backend.height_column), pa.int32())
         return widths.combine_chunks(), heights.combine_chunks()
-    if backend.dataset_type == "video":
-        raise ValueError(
-            f"backend '{backend.id}': video sizes come from columns; set width_column and height_column"
-        )
     return image_sizes(table.column(backend.image_column), base_dir=split.base_dir)
 
 
 def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Table, dict[str, int]]:
     """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason."""
     table = split.table
-    src_w, src_h = source_sizes(split, backend)
+    video = video_columns(split, backend) if backend.dataset_type == "video" else None
+    src_w, src_h = (video.width, video.height) if video else source_sizes(split, backend)
     readable = pc.and_(pc.is_valid(src_w), pc.is_valid(src_h))
     boxes = tile_boxes(
         np.asarray(src_w.fill_null(0), dtype=np.int64), np.asarray(src_h.fill_null(0), dtype=np.int64), backend.composite
@@ -66,9 +64,7 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Ta
     if backend.type == "local":
         caption_cfg = CaptionConfig(columns=("caption",), strategy="huggingface")
     captions = extract_captions(table, caption_cfg)
-    num_frames = None
-    if backend.dataset_type == "video" and backend.num_frames_column:
-        num_frames = resolve_column(table, backend.num_frames_column).combine_chunks()
+    num_frames = video.frames if video else None
     reasons = drop_reasons(
         table,
         widths=width,
@@ -78,6 +74,8 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Ta
         buckets=backend.buckets,
         num_frames=num_frames,
     )
+    if video:
+        reasons = video_drop_reasons(reasons, video, backend)
     keep = pc.is_null(reasons)
     kept_rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)).astype(np.int64)
     take = pa.array(kept_rows)
@@ -101,7 +99,7 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Ta
     if num_frames is not None:
         columns["num_frames"] = pc.cast(num_frames.take(take), pa.int32())
         schema = schema.append(pa.field("num_frames", pa.int32()))
-    if backend.dataset_type == "video" and backend.fps_column:
-        columns["fps"] = pc.cast(resolve_column(table, backend.fps_column).take(take), pa.float32())
+    if video:
+        columns["fps"] = video.fps.take(take)
         schema = schema.append(pa.field("fps", pa.float32()))
     return pa.Table.from_pydict(columns, schema=schema), count_reasons(reasons)

@@ -123,15 +123,27 @@ def test_video_backend_uses_mp4_names_and_frame_filters(tmp_path):
     assert dropped["too_few_frames"] == 2
 
 
-def test_video_backend_without_size_columns_says_what_to_set(tmp_path):
+def test_video_sizes_frames_and_fps_come_from_stream_headers_and_bad_clips_get_reasons(tmp_path):
     import datasets
-    import pytest
 
+    from hf_assets_tests.videogen import audio_only_clip, encode_clip, truncated_clip, unsupported_codec_clip
+
+    good = [encode_clip(64, 48, 17, fps=24, seed=1), encode_clip(48, 64, 25, fps=30, seed=2),
+            encode_clip(96, 48, 9, fps=12, seed=3, codec="mpeg4")]
+    clips = good + [encode_clip(64, 48, 5, seed=4), truncated_clip(good[0]), b"", unsupported_codec_clip(),
+                    audio_only_clip(), encode_clip(64, 48, 40, seed=5)]
     folder = tmp_path / "data" / "clips"
     (folder / "data").mkdir(parents=True)
-    datasets.Dataset.from_dict({"video": [b"x"], "text": ["a"]}).to_parquet(str(folder / "data" / "train.parquet"))
+    rows = {"video": clips, "text": [f"clip {i}" for i in range(len(clips))]}
+    datasets.Dataset.from_dict(rows).to_parquet(str(folder / "data" / "train.parquet"))
     entry = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
              "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
-             "caption_column": "text"}
-    with pytest.raises(ValueError, match="width_column and height_column"):
-        index_for(tmp_path, entry)
+             "caption_column": "text", "video": {"num_frames": 17, "min_frames": 9, "max_frames": 32},
+             "resolution": 64, "resolution_type": "pixel"}
+    index, dropped = index_for(tmp_path, entry)
+    assert index.column("filename").to_pylist() == ["0.mp4", "1.mp4", "2.mp4"]
+    assert list(zip(index.column("width").to_pylist(), index.column("height").to_pylist())) == [(64, 48), (48, 64), (96, 48)]
+    assert index.column("num_frames").to_pylist() == [17, 25, 9]
+    assert index.column("fps").to_pylist() == [24.0, 30.0, 12.0]
+    assert {k: v for k, v in dropped.items() if v} == {
+        "too_few_frames": 1, "unreadable_video": 2, "unsupported_codec": 1, "no_video_stream": 1, "too_many_frames": 1}
