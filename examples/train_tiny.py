@@ -1,119 +1,145 @@
-"""A few optimisation steps of a tiny stand-in denoiser on one prepared backend: the trainer's door, end to end.
+"""Train a tiny random-weight SDXL UNet on one prepared backend's caches: the trainer's door, end to end.
 
-    .venv/bin/python -m examples.train_tiny --partition photos --steps 5
+    .venv/bin/python -m examples.train_tiny --partition photos --steps 40
 
 Reads what `make demo` stored (DAGSTER_HOME defaults to .dagster_home, the config to HF_ASSETS_DATALOADER_CONFIG or
-the demo's); no model is loaded: latents and caption embeddings come from the caches.
+the demo's). No VAE or text encoder is loaded: latents, prompt embeddings, pooled embeddings and SDXL time ids come
+from the caches and reach a diffusers UNet2DConditionModel as diffusers' SDXL training script gives them.
 """
 
 import argparse
-import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
+TIME_IDS = 6  # original (h, w), crop (top, left), target (h, w)
+SDXL_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
 
 
-class TinyDenoiser(nn.Module):
-    """Predicts the noise in noisy latents from a few convolutions, shifted per channel by the text and time."""
+def tiny_sdxl_unet(latent_channels: int, text_width: int, pooled_width: int, time_embed_width: int = 8):
+    """A two-block UNet2DConditionModel in SDXL's layout (text_time added embedding), random weights."""
+    from diffusers import UNet2DConditionModel
 
-    def __init__(self, latent_channels: int, text_width: int, hidden: int = 32):
-        super().__init__()
-        self.hidden = hidden
-        self.conv_in = nn.Conv2d(latent_channels, hidden, 3, padding=1)
-        self.condition = nn.Linear(text_width + 6 + hidden, hidden)  # pooled text + SDXL time ids + timestep
-        self.conv_mid = nn.Conv2d(hidden, hidden, 3, padding=1)
-        self.conv_out = nn.Conv2d(hidden, latent_channels, 3, padding=1)
-
-    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, pooled: torch.Tensor, time_ids: torch.Tensor):
-        half = self.hidden // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, device=noisy.device) / half)
-        angles = timesteps.float()[:, None] * freqs[None]
-        time_features = torch.cat([angles.sin(), angles.cos()], dim=1)
-        size_features = time_ids.float() / 1024  # pixel sizes to about unit scale
-        shift = self.condition(torch.cat([pooled.float(), size_features, time_features], dim=1))
-        h = F.silu(self.conv_in(noisy) + shift[:, :, None, None])
-        return self.conv_out(F.silu(self.conv_mid(h)))
-
-
-def pooled_text(batch: dict) -> torch.Tensor:
-    """The pooled caption embedding: stored for SDXL/SD3/Flux; the mean over tokens for families without one."""
-    if "pooled_prompt_embeds" in batch:
-        return batch["pooled_prompt_embeds"]
-    return batch.get("prompt_embeds", batch.get("last_hidden_state")).float().mean(dim=1)
+    return UNet2DConditionModel(
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        cross_attention_dim=text_width,  # the width of the cached prompt_embeds (both encoders' states, joined)
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_width,
+        # SDXL: the pooled text embedding and the 6 time ids, each embedded in time_embed_width sinusoids
+        projection_class_embeddings_input_dim=pooled_width + TIME_IDS * time_embed_width,
+        norm_num_groups=8,
+    )
 
 
-def batches_forever(loader: DataLoader, dataset, sampler):
-    """Batches across epochs, each epoch reshuffled with fresh noise and caption variants."""
+def sdxl_inputs(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(latents, prompt_embeds, pooled_prompt_embeds, time_ids) of a batch, refusing caches of another family."""
+    missing = {"prompt_embeds", "pooled_prompt_embeds"} - set(batch)
+    if missing:
+        raise ValueError(
+            f"the text_embeds cache lacks {sorted(missing)}: this example trains an SDXL UNet; encode the backend "
+            "with an SDXL pipeline (HF_ASSETS_MODEL)"
+        )
+    return batch["latents"], batch["prompt_embeds"], batch["pooled_prompt_embeds"], batch["time_ids"]
+
+
+def training_step(unet, scheduler, batch: dict, generator: torch.Generator, device: str) -> torch.Tensor:
+    """The epsilon-prediction loss of one batch, with the UNet fed as diffusers' train_text_to_image_sdxl.py does."""
+    latents, prompt_embeds, pooled, time_ids = (t.to(device) for t in sdxl_inputs(batch))
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),), generator=generator)
+    timesteps = timesteps.to(device)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    added_cond_kwargs = {"text_embeds": pooled, "time_ids": time_ids.to(prompt_embeds.dtype)}
+    prediction = unet(noisy, timesteps, prompt_embeds, added_cond_kwargs=added_cond_kwargs).sample
+    return F.mse_loss(prediction.float(), noise.float(), reduction="mean")
+
+
+def train(dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0,
+          log=print):
+    """Train a fresh tiny UNet for `steps` batches (epochs reshuffled); returns (unet, the loss of each step)."""
+    from diffusers import DDPMScheduler
+
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
+    scheduler = DDPMScheduler(**SDXL_SCHEDULE)
+    generator = torch.Generator().manual_seed(seed)
+    unet = optimizer = None
+    losses: list[float] = []
     epoch = 0
-    while True:
+    while len(losses) < steps:
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        yield from ((epoch, batch) for batch in loader)
+        for batch in loader:
+            if unet is None:  # sized from the caches: latent channels, text and pooled widths
+                latents, prompt_embeds, pooled, _ = sdxl_inputs(batch)
+                torch.manual_seed(seed)
+                unet = tiny_sdxl_unet(latents.shape[1], prompt_embeds.shape[-1], pooled.shape[-1]).to(device)
+                optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
+            loss = training_step(unet, scheduler, batch, generator, device)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            shape = "x".join(map(str, batch["latents"].shape))
+            log(f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]:>5}  latents {shape}  "
+                f"loss {losses[-1]:.4f}")
+            if len(losses) == steps:
+                break
         epoch += 1
+    return unet, losses
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--partition", default="photos", help="backend id (a partition of the hf_assets assets)")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--config", help="dataloader JSON (default: HF_ASSETS_DATALOADER_CONFIG or the demo's)")
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--short-buckets", choices=["repeat", "drop", "keep"], default="repeat")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--save", type=Path, help="save the trained UNet here (diffusers folder)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))  # where `make demo` stored its runs
     from hf_assets.config import load_config
-    from hf_assets.definitions import defs
+    from hf_assets.definitions import build_definitions
     from hf_assets.training import BucketBatchSampler, CachedSamples
 
     try:
-        load_config().backend(args.partition)
+        load_config(args.config).backend(args.partition)
     except KeyError as error:
         print(error.args[0], file=sys.stderr)
         return 2
-    started = time.perf_counter()
+    defs = build_definitions(args.config)
     dataset = CachedSamples.from_definitions(defs, args.partition, seed=args.seed)
-    sampler = BucketBatchSampler.from_samples(dataset, batch_size=args.batch_size, seed=args.seed)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=args.num_workers)
-    print(f"{args.partition}: {dataset!r}, {len(sampler)} batches per epoch "
-          f"({time.perf_counter() - started:.2f}s to open)", flush=True)
     if len(dataset) == 0:
         print("nothing to train on: materialize vae_latents and text_embeds first (make demo)", file=sys.stderr)
         return 1
-
-    torch.manual_seed(args.seed)
-    # SDXL's training schedule: "scaled_linear" betas from 0.00085 to 0.012 over 1000 steps.
-    betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2
-    alphas_cumprod = torch.cumprod(1 - betas, dim=0).float().to(args.device)
-    model = optimizer = None
-    for step, (epoch, batch) in zip(range(1, args.steps + 1), batches_forever(loader, dataset, sampler)):
-        latents = batch["latents"].to(args.device)
-        pooled, time_ids = pooled_text(batch).to(args.device), batch["time_ids"].to(args.device)
-        if model is None:  # sized from the caches: latent channels and pooled text width
-            model = TinyDenoiser(latents.shape[1], pooled.shape[1]).to(args.device)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-        noise = torch.randn_like(latents)
-        timesteps = torch.randint(0, 1000, (latents.shape[0],), device=args.device)
-        a = alphas_cumprod[timesteps][:, None, None, None]
-        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
-        loss = F.mse_loss(model(noisy, timesteps, pooled, time_ids), noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        shape = "x".join(map(str, latents.shape[1:]))
-        print(f"step {step}  epoch {epoch}  bucket {batch['bucket'][0]:>5}  latents {len(latents)}x{shape}  "
-              f"loss {loss.item():.4f}  e.g. {batch['caption'][0]!r}", flush=True)
-    print(f"done in {time.perf_counter() - started:.2f}s")
+    sampler = BucketBatchSampler.from_samples(
+        dataset, args.batch_size, seed=args.seed, short_buckets=args.short_buckets
+    )
+    print(f"{args.partition}: {dataset!r}\n  {sampler.summary}", flush=True)
+    unet, losses = train(dataset, sampler, args.steps, args.lr, args.seed, args.device, args.num_workers)
+    k = max(1, len(losses) // 4)
+    print(f"mean loss of the first {k} steps {sum(losses[:k]) / k:.4f}, of the last {k} {sum(losses[-k:]) / k:.4f}")
+    if args.save:
+        unet.save_pretrained(args.save)
+        print(f"saved the UNet to {args.save}")
     return 0
 
 

@@ -3,37 +3,13 @@
 import pickle
 from collections import Counter
 
-import dagster as dg
 import pyarrow.compute as pc
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hf_assets.definitions import build_definitions
 from hf_assets.training import BucketBatchSampler, CachedSamples, MultiBackendSampler, MultiBackendSamples
-from hf_assets_tests.conftest import PHOTOS_ENTRY, photo_rows, write_config, write_hub_dataset
-from hf_assets_tests.imagegen import truncated_jpeg
-
-TRUNCATED = "3.jpg"  # its header reads (so it is bucketed), its pixels do not (so the encoder drops it)
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_sdxl):
-    """One materialization of the whole graph for the module (the photos_entry of conftest at resolution 96)."""
-    root = tmp_path_factory.mktemp("training")
-    rows = photo_rows()
-    rows[3]["image"]["bytes"] = truncated_jpeg(900, 300)
-    write_hub_dataset(root / "data" / "photos", rows)
-    entry = {**PHOTOS_ENTRY, "resolution": 96, "aspect_bucket_alignment": 32}
-    (root / "home").mkdir()
-    instance = dg.DagsterInstance.local_temp(str(root / "home"))
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the function-scoped monkeypatch fixture cannot serve
-        mp.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))  # read when the Definitions are built and when the run starts
-        defs = build_definitions(write_config(root / "dataloader.json", [entry]))
-        defs.resolve_job_def("prepare_datasets").execute_in_process(partition_key="photos", instance=instance)
-    loaded = CachedSamples.from_definitions(defs, "photos", instance=instance, seed=7)
-    buckets = defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
-    return loaded, buckets
+from hf_assets_tests.training.conftest import TRUNCATED
 
 
 @pytest.fixture
