@@ -1,6 +1,5 @@
 """The hf_assets code location: assets, resources, jobs and automation, wired from the dataloader config."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -17,13 +16,14 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import HFAssetsIOManager
 
-ENCODER_ENV = {"model": "HF_ASSETS_MODEL", "vae": "HF_ASSETS_VAE", "device": "HF_ASSETS_DEVICE"}
-
 
 def encoder_resource() -> EncoderResource:
-    """The encoder resource, each setting read from its environment variable when that is set."""
-    settings = {field: dg.EnvVar(env) for field, env in ENCODER_ENV.items() if os.environ.get(env)}
-    return EncoderResource(**settings)
+    """The encoder resource with each setting from its HF_ASSETS_* variable when set, so the launchpad shows it.
+
+    Runs merge again field by field (EncoderResource.yield_for_execution): a setting in the run config wins and
+    the environment fills the others.
+    """
+    return EncoderResource.from_environment()
 
 
 def build_definitions(config_path: Path | str | None = None) -> dg.Definitions:

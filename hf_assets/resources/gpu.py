@@ -1,26 +1,133 @@
-"""The accelerator resource: which models encode, on which device, in which dtype and batch sizes."""
+"""The accelerator resource: which models encode, on which device, in which dtype and batch sizes.
 
-from typing import Any
+Every setting has an environment variable, `HF_ASSETS_<SETTING>` (e.g. `HF_ASSETS_MODEL`). They merge field by
+field: a setting given in the run config (launchpad or `--config-json`) wins, the run's environment fills every
+setting the run config leaves out, then values bound in code, then the built-in defaults.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr, ValidationError
+
+RESOURCE_KEY = "encoders"  # the key this resource is bound to in the Definitions (its run config lives under it)
+ENV_PREFIX = "HF_ASSETS_"
+MAX_CUDA_INDEX = 16
+
+Dtype = Literal["auto", "bf16", "fp16", "fp32"]
+Device = Literal["auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(MAX_CUDA_INDEX))]  # type: ignore[valid-type]
 
 
 class EncoderResource(dg.ConfigurableResource):
     """VAE and text encoders of a diffusers pipeline; loaded lazily per process, never at import."""
 
-    model: str = ""  # HF_ASSETS_MODEL: a diffusers pipeline folder or hub id
-    vae: str = ""  # HF_ASSETS_VAE: an AutoencoderKL folder or hub id overriding the pipeline's VAE
-    device: str = "auto"  # HF_ASSETS_DEVICE: auto, cuda, cuda:N or cpu
-    dtype: str = "auto"  # model dtype: bf16 on cuda, fp32 on cpu
-    latent_dtype: str = "auto"  # stored latents: bf16 on cuda, fp32 on cpu
-    vae_batch_size: int = 8
-    text_batch_size: int = 64
-    max_length: int = 0  # text sequence length for T5/generic encoders; 0 keeps the model's default
-    decode_workers: int = 4
-    shard_mb: int = 256
+    model: str = Field(
+        default="",
+        description="HF_ASSETS_MODEL: a diffusers pipeline folder or hub id; its vae, text_encoder* and tokenizer* "
+        "subfolders are loaded (e.g. stabilityai/stable-diffusion-xl-base-1.0).",
+    )
+    vae: str = Field(
+        default="",
+        description="HF_ASSETS_VAE: an AutoencoderKL folder or hub id replacing the pipeline's VAE "
+        "(e.g. madebyollin/sdxl-vae-fp16-fix for fp16 SDXL). Empty: the pipeline's own VAE.",
+    )
+    device: Device = Field(
+        default="auto",
+        description="HF_ASSETS_DEVICE: auto (cuda when available, else cpu), cpu, cuda or cuda:N.",
+    )
+    dtype: Dtype = Field(
+        default="auto",
+        description="HF_ASSETS_DTYPE: the models' dtype. auto is bf16 on cuda, fp32 on cpu.",
+    )
+    latent_dtype: Dtype = Field(
+        default="auto",
+        description="HF_ASSETS_LATENT_DTYPE: the dtype latents are stored in. auto is bf16 on cuda, fp32 on cpu.",
+    )
+    vae_batch_size: int = Field(
+        default=8, ge=1,
+        description="HF_ASSETS_VAE_BATCH_SIZE: images per VAE forward pass (halved on CUDA out-of-memory).",
+    )
+    text_batch_size: int = Field(
+        default=64, ge=1, description="HF_ASSETS_TEXT_BATCH_SIZE: captions per text-encoder forward pass."
+    )
+    max_length: int = Field(
+        default=0, ge=0,
+        description="HF_ASSETS_MAX_LENGTH: token length for T5 and generic text encoders; 0 keeps the model's "
+        "default (CLIP always uses 77).",
+    )
+    decode_workers: int = Field(
+        default=4, ge=1, description="HF_ASSETS_DECODE_WORKERS: threads decoding and resizing images ahead of the VAE."
+    )
+    shard_mb: int = Field(
+        default=256, ge=1, description="HF_ASSETS_SHARD_MB: size of one safetensors shard of the caches, in MiB."
+    )
 
     _encoders: Any = PrivateAttr(default=None)  # hf_assets.encode.encoders.Encoders
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """setting -> the environment variable that sets it."""
+        return {name: ENV_PREFIX + name.upper() for name in cls.model_fields}
+
+    @classmethod
+    def from_environment(cls, given: Mapping[str, Any] | None = None,
+                         environ: Mapping[str, str] | None = None) -> "EncoderResource":
+        """The settings in `given`, each other one from its environment variable when set, else its default.
+
+        A bad value is reported with the setting and where it came from (run config or the variable's name).
+        """
+        environ = os.environ if environ is None else environ
+        given = dict(given or {})
+        values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for name, env in cls.env_names().items():
+            if name in given:
+                values[name], origin[name] = given[name], f"run config resources.{RESOURCE_KEY}.config.{name}"
+            elif environ.get(env, "").strip():
+                values[name], origin[name] = environ[env].strip(), f"environment variable {env}"
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            problems = []
+            for item in error.errors():
+                name = str(item["loc"][0]) if item["loc"] else "?"
+                problems.append(f"{name} (from {origin.get(name, 'default')}) = {values.get(name)!r}: {item['msg']}")
+            raise ValueError("invalid encoder setting(s): " + "; ".join(problems)) from None
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["EncoderResource"]:
+        """Set up a copy whose settings are the run config's, filled in from the environment field by field.
+
+        Dagster hands a resource either the Definitions' values (no run config for it) or the run config with
+        every other field at its class default; the environment is merged back here, where the raw run config
+        tells which fields the user actually set.
+        """
+        environ = {**{env: str(v) for env, v in self._bound_in_definitions().items()}, **os.environ}
+        effective = self.from_environment(given_in_run_config(context), environ)
+        if context.log:
+            context.log.info(f"encoder settings: {effective.settings()}")
+        effective.setup_for_execution(context)
+        try:
+            yield effective
+        finally:
+            effective.teardown_after_execution(context)
+
+    def _bound_in_definitions(self) -> dict[str, Any]:
+        """env name -> value of the settings bound in code that differ from the class defaults.
+
+        They rank below the environment of the run: `encoder_resource()` binds the environment read when the
+        definitions loaded, and a variable changed since (or set only for the run) must win over that copy.
+        """
+        env = self.env_names()
+        return {env[name]: getattr(self, name) for name, f in type(self).model_fields.items()
+                if getattr(self, name) != f.default}
+
+    def settings(self) -> dict[str, Any]:
+        """The setting values, by name."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype  # torch loads in runs only
@@ -44,3 +151,16 @@ class EncoderResource(dg.ConfigurableResource):
         from hf_assets.encode.encoders import resolve_dtype
 
         return resolve_dtype(self.latent_dtype, self.encoders.device)
+
+
+def given_in_run_config(context: dg.InitResourceContext) -> dict[str, Any]:
+    """The encoder settings the run's own config names (not Dagster's filled-in defaults); {} when none."""
+    run = context.dagster_run
+    resources = (run.run_config or {}).get("resources") if run is not None else None
+    entry = (resources or {}).get(RESOURCE_KEY) or {}
+    config = entry.get("config") if isinstance(entry, Mapping) else None
+    if not isinstance(config, Mapping):
+        return {}
+    resolved = context.resource_config or {}
+    # Take the processed value (EnvVar and coercions resolved) of each field the user wrote.
+    return {name: resolved.get(name, value) for name, value in config.items()}

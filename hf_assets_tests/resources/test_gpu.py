@@ -1,0 +1,81 @@
+"""Encoder settings: run config and environment merge field by field; bad values are refused before a run."""
+
+import dagster as dg
+import pytest
+
+from hf_assets.definitions import encoder_resource
+from hf_assets.resources.gpu import EncoderResource
+
+
+def settings_in_a_run(run_config: dict | None = None) -> dict:
+    """The settings (and the loaded model path) an asset sees in a real in-process run."""
+    seen = {}
+
+    @dg.asset
+    def probe(encoders: EncoderResource) -> None:
+        seen.update(encoders.settings(), loaded_model=encoders.encoders.model)
+
+    result = dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {})
+    assert result.success
+    return seen
+
+
+def test_run_config_for_one_setting_keeps_the_environment_for_the_others(monkeypatch, tiny_sdxl):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_DEVICE", "cpu")
+    monkeypatch.setenv("HF_ASSETS_TEXT_BATCH_SIZE", "16")
+    seen = settings_in_a_run({"resources": {"encoders": {"config": {"vae_batch_size": 4}}}})
+    assert seen["vae_batch_size"] == 4
+    assert seen["model"] == seen["loaded_model"] == str(tiny_sdxl)
+    assert seen["device"] == "cpu" and seen["text_batch_size"] == 16
+
+
+def test_run_config_wins_over_the_environment_for_the_settings_it_names(monkeypatch, tiny_sdxl):
+    monkeypatch.setenv("HF_ASSETS_MODEL", "/nowhere/else")
+    monkeypatch.setenv("HF_ASSETS_VAE_BATCH_SIZE", "2")
+    seen = settings_in_a_run({"resources": {"encoders": {"config": {"model": str(tiny_sdxl), "vae_batch_size": 8}}}})
+    assert seen["loaded_model"] == str(tiny_sdxl) and seen["vae_batch_size"] == 8
+
+
+def test_without_run_config_the_environment_applies(monkeypatch, tiny_sdxl):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_DECODE_WORKERS", "2")
+    seen = settings_in_a_run()
+    assert seen["loaded_model"] == str(tiny_sdxl) and seen["decode_workers"] == 2 and seen["shard_mb"] == 256
+
+
+def test_the_launchpad_default_config_shows_the_effective_values_with_descriptions(monkeypatch):
+    monkeypatch.setenv("HF_ASSETS_MODEL", "/models/sdxl")
+    monkeypatch.setenv("HF_ASSETS_LATENT_DTYPE", "bf16")
+    field = encoder_resource().get_resource_definition().config_schema.as_field()
+    assert field.default_value["model"] == "/models/sdxl" and field.default_value["latent_dtype"] == "bf16"
+    for name, config_field in field.config_type.fields.items():
+        assert config_field.description and config_field.description.startswith(f"HF_ASSETS_{name.upper()}:"), name
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("device", "gpu"), ("device", "cuda:x"), ("dtype", "float8"), ("latent_dtype", "int8")],
+)
+def test_a_value_outside_a_closed_set_is_refused_by_the_launchpad_schema(setting, value, tiny_sdxl, monkeypatch):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    with pytest.raises(dg.DagsterInvalidConfigError, match=f"encoders:config:{setting}"):
+        settings_in_a_run({"resources": {"encoders": {"config": {setting: value}}}})
+
+
+def test_the_device_accepts_cuda_with_an_index():
+    assert EncoderResource(device="cuda:3").device == "cuda:3"
+
+
+def test_a_bad_environment_value_names_the_variable_and_the_choices():
+    with pytest.raises(ValueError, match=r"dtype \(from environment variable HF_ASSETS_DTYPE\) = 'float8'.*'bf16'"):
+        EncoderResource.from_environment(environ={"HF_ASSETS_DTYPE": "float8"})
+    with pytest.raises(ValueError, match=r"vae_batch_size \(from environment variable HF_ASSETS_VAE_BATCH_SIZE\)"):
+        EncoderResource.from_environment(environ={"HF_ASSETS_VAE_BATCH_SIZE": "0"})
+
+
+def test_an_out_of_range_run_config_value_fails_the_run_naming_the_setting(tiny_sdxl, monkeypatch):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    with pytest.raises(dg.DagsterResourceFunctionError) as failure:
+        settings_in_a_run({"resources": {"encoders": {"config": {"vae_batch_size": 0}}}})
+    assert "vae_batch_size" in str(failure.value.__cause__) and "greater than or equal to 1" in str(failure.value.__cause__)
