@@ -4,6 +4,7 @@ from hf_assets.assets.metadata import column_schema, counts_table, preview
 from hf_assets.data.columns import MissingColumn
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import RawSplit
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
 
@@ -21,8 +22,9 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
                 f"backend '{backend.id}': the split is empty (0 rows in {raw_split.source}); "
                 "check dataset_name, split and instance_data_dir"
             )
+        progress = ProgressLog(context.log.info)
         try:
-            index, dropped = build_filtered_index(raw_split, backend)
+            index, dropped = build_filtered_index(raw_split, backend, progress)
         except MissingColumn as exc:
             raise MissingColumn(f"backend '{backend.id}': {exc}", exc.path) from None
         total_dropped = sum(dropped.values())
@@ -41,6 +43,7 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
                 "kept": index.num_rows,
                 "dropped": total_dropped,
                 "dropped_by_reason": counts_table(dropped),
+                **progress.metadata(),
                 "dagster/row_count": index.num_rows,
                 "dagster/column_schema": column_schema(index.schema),
                 "preview": preview(index, ["filename", "caption", "width", "height"]),

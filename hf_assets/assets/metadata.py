@@ -12,7 +12,9 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
 
 
 def counts_table(counts: dict[str, int], key: str = "reason", value: str = "rows") -> dg.MetadataValue:
-    """A two-column table of named counts."""
+    """A two-column table of named counts; the text "none" when every count is zero (not a bare header)."""
+    if not any(int(v) for v in counts.values()):
+        return dg.MetadataValue.text("none")
     records = [dg.TableRecord({key: k, value: int(v)}) for k, v in counts.items()]
     schema = dg.TableSchema(columns=[dg.TableColumn(key, "string"), dg.TableColumn(value, "int")])
     return dg.MetadataValue.table(records=records, schema=schema)

@@ -1,7 +1,9 @@
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hf_assets.assets.metadata import check_result
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 
@@ -47,10 +49,11 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         identity = text_identity(models, encoders.max_length)
         encoded = pa.array(list(vae_latents), pa.string())
         wanted = wanted_captions(aspect_buckets, identity, only=encoded)
+        progress = ProgressLog(context.log.info)
         report = update_text_embeds(
             wanted, models.text_encoders, identity["family"], max_length, backend.text_dir,
             {"identity": identity, "backend": backend.id}, batch_size=encoders.text_batch_size,
-            shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+            shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
         )
         manifest = read_manifest(backend.text_dir).table
         complete = verify.missing(wanted, manifest, ["filename", "variant"])
@@ -58,12 +61,15 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         finite = verify.nonfinite_tensors(backend.text_dir)
         return dg.MaterializeResult(
             value=open_text_embeds(backend.text_dir),
+            # encoded + reused = distinct_captions: all three count distinct caption texts (one cache entry each);
+            # `variants` counts (sample, caption variant) pairs, several of which may share one text.
             metadata={
                 "encoded": report.encoded,
                 "reused": report.reused,
+                "distinct_captions": pc.count_distinct(wanted.column("content_hash")).as_py(),
                 "variants": wanted.num_rows,
-                "distinct_captions": len(set(wanted.column("content_hash").to_pylist())),
                 "throughput_captions_per_s": round(report.throughput, 2),
+                **progress.metadata(),
                 "cache_bytes": report.size_bytes,
                 "cache_dir": dg.MetadataValue.path(str(backend.text_dir)),
                 "family": identity["family"],

@@ -3,6 +3,7 @@ import pyarrow as pa
 
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.cache.tables import load_manifest
+from hf_assets.progress import ProgressLog
 from hf_assets.data.sources import RawSplit
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
@@ -58,17 +59,17 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         models = encoders.encoders
         factors = vae_factors_from_config(models.vae_config())
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
-        wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir)
+        progress = ProgressLog(context.log.info)
+        wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,
+                                progress=progress)
         meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
                 "storage_dtype": settings.storage_dtype, "backend": backend.id}
         report = update_latents(
             wanted, raw_split, backend.image_column, models.vae, backend.vae_dir, meta, encoders.storage_dtype,
             batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
-            shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+            shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
         )
-        if report.dropped:
-            context.log.warning(f"{backend.id}: {len(report.dropped)} image(s) could not be encoded: "
-                                f"{dict(list(report.dropped.items())[:5])}")
+        log_drops(context, backend.id, report, backend.vae_dir)
         manifest = read_manifest(backend.vae_dir).table
         complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
         shapes = verify.latent_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
@@ -81,6 +82,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "dropped": len(report.dropped),
                 "dropped_by_reason": counts_table(reason_counts(report.dropped)),
                 "throughput_img_per_s": round(report.throughput, 2),
+                **progress.metadata(),
                 "cache_bytes": report.size_bytes,
                 "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
                 "vae": settings.vae_identity,
@@ -95,3 +97,13 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         )
 
     return vae_latents
+
+
+def log_drops(context: dg.AssetExecutionContext, backend_id: str, report, directory) -> None:
+    """One warning per newly failed image; images an earlier run already reported get one info line, not a warning."""
+    new = {name: reason for name, reason in report.dropped.items() if name not in report.dropped_before}
+    if new:
+        context.log.warning(f"{backend_id}: {len(new)} image(s) could not be encoded: {dict(list(new.items())[:5])}")
+    if report.dropped_before:
+        context.log.info(f"{backend_id}: {len(report.dropped_before)} image(s) still dropped as an earlier run "
+                         f"reported (see {directory}/dropped.parquet); they are retried when their bytes change")

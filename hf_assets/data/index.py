@@ -12,6 +12,7 @@ from hf_assets.data.filters import count_reasons, drop_reasons
 from hf_assets.data.sizes import image_sizes
 from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_index import video_columns, video_drop_reasons
+from hf_assets.progress import ProgressLog
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -36,21 +37,23 @@ def virtual_filenames(rows: pa.Array, extension: str) -> pa.Array:
     return pc.binary_join_element_wise(pc.cast(rows, pa.string()), pa.scalar("." + extension), pa.scalar(""))
 
 
-def source_sizes(split: RawSplit, backend: BackendConfig) -> tuple[pa.Array, pa.Array]:
+def source_sizes(split: RawSplit, backend: BackendConfig,
+                 progress: ProgressLog | None = None) -> tuple[pa.Array, pa.Array]:
     """Displayed (EXIF-oriented) width and height of every row: from size columns, else image headers."""
     table = split.table
     if backend.width_column and backend.height_column:
         widths = pc.cast(resolve_column(table, backend.width_column), pa.int32())
         heights = pc.cast(resolve_column(table, backend.height_column), pa.int32())
         return widths.combine_chunks(), heights.combine_chunks()
-    return image_sizes(table.column(backend.image_column), base_dir=split.base_dir)
+    return image_sizes(table.column(backend.image_column), base_dir=split.base_dir, progress=progress)
 
 
-def build_filtered_index(split: RawSplit, backend: BackendConfig) -> tuple[pa.Table, dict[str, int]]:
+def build_filtered_index(split: RawSplit, backend: BackendConfig,
+                         progress: ProgressLog | None = None) -> tuple[pa.Table, dict[str, int]]:
     """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason."""
     table = split.table
     video = video_columns(split, backend) if backend.dataset_type == "video" else None
-    src_w, src_h = (video.width, video.height) if video else source_sizes(split, backend)
+    src_w, src_h = (video.width, video.height) if video else source_sizes(split, backend, progress)
     readable = pc.and_(pc.is_valid(src_w), pc.is_valid(src_h))
     boxes = tile_boxes(
         np.asarray(src_w.fill_null(0), dtype=np.int64), np.asarray(src_h.fill_null(0), dtype=np.int64), backend.composite

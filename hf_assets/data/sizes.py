@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+from hf_assets.progress import ProgressLog, quiet
+
 ORIENTATION_TAG = 0x0112
 SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 ROWS_PER_TASK = 256  # rows one pool task sizes; small enough to balance threads, big enough to amortise
@@ -152,7 +154,8 @@ def _default_threads(images: pa.Array | pa.ChunkedArray) -> int:
 
 
 def image_sizes(
-    images: pa.Array | pa.ChunkedArray, base_dir: Path | None = None, threads: int | None = None
+    images: pa.Array | pa.ChunkedArray, base_dir: Path | None = None, threads: int | None = None,
+    progress: ProgressLog | None = None,
 ) -> tuple[pa.Array, pa.Array]:
     """Displayed int32 widths and heights of an image column; null where a row is null or unreadable.
 
@@ -165,11 +168,18 @@ def image_sizes(
         chunk.slice(start, ROWS_PER_TASK) for chunk in chunks for start in range(0, len(chunk), ROWS_PER_TASK)
     ]
     workers = max(1, min(threads or _default_threads(images), len(pieces)))
-    if workers == 1:
-        results = [_piece_sizes(piece, base_dir) for piece in pieces]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-sizes") as pool:
-            results = list(pool.map(_piece_sizes, pieces, [base_dir] * len(pieces)))
+    with (progress or quiet()).step("scan", len(images), unit="images") as step:
+
+        def sizes_of(piece: pa.Array) -> np.ndarray:
+            sizes = _piece_sizes(piece, base_dir)
+            step.advance(len(piece))
+            return sizes
+
+        if workers == 1:
+            results = [sizes_of(piece) for piece in pieces]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-sizes") as pool:
+                results = list(pool.map(sizes_of, pieces))
     sizes = np.concatenate(results) if results else np.empty((0, 2), dtype=np.int32)
     unreadable = sizes[:, 0] < 0
     widths = pa.array(sizes[:, 0], type=pa.int32(), mask=unreadable)

@@ -9,6 +9,7 @@ import pyarrow as pa
 from hf_assets.cache.hashing import content_hash
 from hf_assets.cache.tables import load_manifest, load_table, save_table
 from hf_assets.data.sources import RawSplit
+from hf_assets.progress import ProgressLog, quiet
 
 CHUNK_ROWS = 256
 HASH_TABLE = "content_hashes"
@@ -48,7 +49,8 @@ def read_source(source: bytes | str | None) -> bytes | None:
         return None
 
 
-def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_dir: Path | None = None) -> pa.Array:
+def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_dir: Path | None = None,
+                   progress: ProgressLog | None = None) -> pa.Array:
     """blake2b of each row's image bytes ("" when unreadable), memoised in `memo_dir`.
 
     A memo entry is reused while the split's fingerprint is unchanged and, for an image stored as a
@@ -63,13 +65,15 @@ def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_di
         known = dict(zip(memo.column("row").to_numpy().tolist(), zip(hashes, stamps)))
     recheck = np.array([r for r in rows.tolist() if r not in known or known[r][1]], dtype=np.int64)
     changed = False
-    for row, source in zip(recheck.tolist(), iter_images(split, image_column, recheck)):
-        stamp = _stamp(source)
-        if row in known and known[row][1] == stamp and stamp != "missing":
-            continue
-        data = read_source(source)
-        known[row] = (content_hash(data) if data else "", stamp)
-        changed = True
+    with (progress or quiet()).step("hash", len(recheck), unit="images") as step:
+        for row, source in zip(recheck.tolist(), iter_images(split, image_column, recheck)):
+            step.advance()
+            stamp = _stamp(source)
+            if row in known and known[row][1] == stamp and stamp != "missing":
+                continue
+            data = read_source(source)
+            known[row] = (content_hash(data) if data else "", stamp)
+            changed = True
     if memo_dir is not None and changed:
         table = pa.table(
             {

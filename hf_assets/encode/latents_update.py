@@ -22,6 +22,7 @@ from hf_assets.encode.image_source import content_hashes, iter_images
 from hf_assets.encode.images import CorruptImage, load_pixels
 from hf_assets.encode.prefetch import prefetch
 from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
+from hf_assets.progress import ProgressLog, quiet
 
 FORMAT = 1
 # Per-sample columns of the bucket table that shape a latent (all hashed into its key). source_width/height is
@@ -55,6 +56,7 @@ class EncodeReport:
     encoded: int = 0
     reused: int = 0
     dropped: dict[str, str] = field(default_factory=dict)  # filename -> reason
+    dropped_before: set[str] = field(default_factory=set)  # of `dropped`: skipped for a failure an earlier run recorded
     encode_seconds: float = 0.0
     size_bytes: int = 0
 
@@ -64,14 +66,14 @@ class EncodeReport:
 
 
 def wanted_latents(buckets: pa.Table, split: RawSplit, image_column: str, settings: LatentSettings,
-                   memo_dir: Path | None = None) -> pa.Table:
+                   memo_dir: Path | None = None, progress: ProgressLog | None = None) -> pa.Table:
     """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
     rows = buckets.column("row").to_numpy()
     base = settings_hash(asdict(settings))
     geometry = np.stack([buckets.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY], axis=1)
     per_row = [hashlib.blake2b(f"{base}|{g}".encode(), digest_size=16).hexdigest() for g in geometry.tolist()]
     table = buckets.select(["filename", "row"] + GEOMETRY)
-    table = table.append_column("content_hash", content_hashes(split, image_column, rows, memo_dir))
+    table = table.append_column("content_hash", content_hashes(split, image_column, rows, memo_dir, progress))
     return table.append_column("settings_hash", pa.array(per_row, pa.string()))
 
 
@@ -87,6 +89,7 @@ def update_latents(
     workers: int = 4,
     shard_bytes: int = 256 << 20,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
+    progress: ProgressLog | None = None,
 ) -> EncodeReport:
     """Encode the samples of `wanted` the cache lacks, then commit a manifest of all that are present.
 
@@ -95,6 +98,7 @@ def update_latents(
     image or setting gives a new key, which is tried.
     """
     report = EncodeReport()
+    progress = progress or quiet()
     unreadable = pc.equal(wanted.column("content_hash"), "")
     dropped_keys: dict[str, str | None] = {}  # filename -> cache key (None when unreadable)
     for name in wanted.filter(unreadable).column("filename").to_pylist():
@@ -118,7 +122,7 @@ def update_latents(
         log(f"encoding {to_encode.num_rows} latents ({reused.num_rows} reused) into {directory}")
         vae = vae_loader()
         started = time.perf_counter()
-        with cache.writer() as writer:
+        with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="images") as step:
             for batch in _batches(to_encode, split, image_column, batch_size, workers, failures):
                 keys, arrays = zip(*batch)
                 pixels = _to_device(arrays, vae)
@@ -127,13 +131,18 @@ def update_latents(
                 for i, key in enumerate(keys):
                     writer.add(key, {"mean": mean[i], "std": std[i]})
                 report.encoded += len(keys)
+                step.advance(len(keys))
         report.encode_seconds = time.perf_counter() - started
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)
     for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
         report.dropped[name] = failures[key]
         dropped_keys[name] = key
-    result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+        if key in earlier:
+            report.dropped_before.add(name)
+    with progress.step("commit", unit="entries") as step:
+        result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+        step.advance(result.manifest.table.num_rows)
     dropped = {"filename": pa.array(list(report.dropped), pa.string()),
                "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
                "reason": pa.array(list(report.dropped.values()), pa.string())}

@@ -15,6 +15,7 @@ from hf_assets.cache.hashing import settings_hash
 from hf_assets.encode.latents_update import EncodeReport
 from hf_assets.encode.text import encode_captions
 from hf_assets.encode.vae import encode_with_oom_backoff
+from hf_assets.progress import ProgressLog, quiet
 
 
 def wanted_captions(buckets: pa.Table, identity: dict, only: pa.Array | None = None) -> pa.Table:
@@ -50,17 +51,23 @@ def update_text_embeds(
     batch_size: int = 64,
     shard_bytes: int = 256 << 20,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
+    progress: ProgressLog | None = None,
 ) -> EncodeReport:
-    """Encode the distinct captions the cache lacks, then commit a manifest of every wanted variant."""
+    """Encode the distinct captions the cache lacks, then commit a manifest of every wanted variant.
+
+    `encoded` and `reused` both count distinct caption texts (one cache entry each), so they add up to the
+    distinct captions wanted; the variants that share a text are counted by the caller.
+    """
     report = EncodeReport()
+    progress = progress or quiet()
     cache = EncodedCache(directory, prefix="text", max_bytes=shard_bytes)
     to_encode, reused = cache.plan(wanted)
-    report.reused = reused.num_rows
+    report.reused = pc.count_distinct(reused.column("key")).as_py() if reused.num_rows else 0
     if to_encode.num_rows:
-        log(f"encoding {to_encode.num_rows} distinct captions ({reused.num_rows} variants reused) into {directory}")
+        log(f"encoding {to_encode.num_rows} distinct captions ({report.reused} reused) into {directory}")
         encoders = encoders_loader()
         started = time.perf_counter()
-        with cache.writer() as writer:
+        with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="captions") as step:
             for start in range(0, to_encode.num_rows, batch_size):
                 part = to_encode.slice(start, batch_size)
                 texts = part.column("caption").to_pylist()
@@ -70,7 +77,10 @@ def update_text_embeds(
                 for key, tensors in zip(part.column("key").to_pylist(), embeds):
                     writer.add(key, tensors)
                 report.encoded += part.num_rows
+                step.advance(part.num_rows)
         report.encode_seconds = time.perf_counter() - started
-    result = cache.commit(wanted, meta)
+    with progress.step("commit", unit="entries") as step:
+        result = cache.commit(wanted, meta)
+        step.advance(result.manifest.table.num_rows)
     report.size_bytes = result.size_bytes
     return report

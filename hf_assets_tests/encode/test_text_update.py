@@ -39,6 +39,20 @@ def update(encoders, buckets, directory, max_length=77, only=None, loader=None, 
     return wanted, report
 
 
+def distinct_texts(wanted) -> int:
+    return len(set(wanted.column("caption").to_pylist()))
+
+
+def test_encoded_and_reused_both_count_distinct_texts_and_add_up(tmp_path, buckets, encoders):
+    update(encoders, buckets, tmp_path / "text")
+    rows = photo_rows(N)
+    rows[0]["caption"] = "a photo of item 0, retouched"
+    write_hub_dataset(tmp_path / "data" / "photos", rows)
+    wanted, report = update(encoders, prepare(tmp_path)[2], tmp_path / "text")
+    assert report.encoded == 1
+    assert report.encoded + report.reused == distinct_texts(wanted) < wanted.num_rows
+
+
 def must_not_load():
     pytest.fail("the text encoders were loaded although nothing needed encoding")
 
@@ -103,7 +117,7 @@ def test_identical_captions_are_encoded_once_and_every_variant_is_readable(tmp_p
 def test_rerun_encodes_nothing_and_loads_no_encoder(tmp_path, buckets, encoders):
     wanted, _ = update(encoders, buckets, tmp_path / "text")
     _, second = update(encoders, buckets, tmp_path / "text", loader=must_not_load)
-    assert second.encoded == 0 and second.reused == wanted.num_rows
+    assert second.encoded == 0 and second.reused == distinct_texts(wanted) < wanted.num_rows
 
 
 def test_changed_caption_reencodes_only_that_text(tmp_path, buckets, encoders):
@@ -117,7 +131,7 @@ def test_changed_caption_reencodes_only_that_text(tmp_path, buckets, encoders):
     write_hub_dataset(tmp_path / "data" / "photos", rows)
     changed = prepare(tmp_path)[2]
     again, report = update(encoders, changed, tmp_path / "text")
-    assert report.encoded == 2 and report.reused == again.num_rows - 2
+    assert report.encoded == 2 and report.reused == distinct_texts(again) - 2
 
     cache = open_text_embeds(tmp_path / "text")
     assert cache.captions("0.jpg") == ["a photo of item 0, retouched", "outdoor", "sunny"]
@@ -164,7 +178,7 @@ def test_samples_no_longer_wanted_are_pruned(tmp_path, buckets, encoders):
     shards_before = set(list_shards(directory / "shards"))
     keep = pa.array(["0.jpg", "3.jpg"], pa.string())
     wanted, report = update(encoders, buckets, directory, only=keep, shard_bytes=1, loader=must_not_load)
-    assert report.encoded == 0 and report.reused == wanted.num_rows == 4
+    assert report.encoded == 0 and report.reused == distinct_texts(wanted) and wanted.num_rows == 4
     manifest = read_manifest(directory).table
     assert sorted(set(manifest.column("filename").to_pylist())) == ["0.jpg", "3.jpg"]
     assert manifest.num_rows == 4

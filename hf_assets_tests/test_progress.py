@@ -1,0 +1,64 @@
+"""Progress of a long step: steady log lines with count, rate and ETA, and the same numbers as metadata."""
+
+import threading
+
+from hf_assets.progress import Progress, ProgressLog, format_duration
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_logs_count_rate_and_eta_once_per_interval():
+    clock, lines = FakeClock(), []
+    progress = Progress("encode", 1000, lines.append, unit="images", every_seconds=10, clock=clock)
+    for _ in range(9):
+        clock.now += 1
+        progress.advance(10)
+    assert lines == []  # 9 s: not yet
+    clock.now += 1
+    progress.advance(10)  # 100 images in 10 s
+    assert lines == ["encode: 100/1,000 images (10%), 10.0 images/s, ETA 1m30s, elapsed 10s"]
+    clock.now += 5
+    progress.advance(50)
+    assert len(lines) == 1  # 5 s after the last line
+
+
+def test_logs_every_n_items_when_asked():
+    clock, lines = FakeClock(), []
+    progress = Progress("hash", None, lines.append, every_seconds=3600, every_items=100, clock=clock)
+    for _ in range(25):
+        clock.now += 0.5
+        progress.advance(10)
+    assert len(lines) == 2
+    assert lines[0].startswith("hash: 100 items, 20.0 items/s") and "ETA" not in lines[0]
+
+
+def test_finish_logs_once_and_gives_metadata_in_one_unit():
+    clock, lines = FakeClock(), []
+    log = ProgressLog(lines.append, clock=clock)
+    with log.step("encode", 40, unit="images") as step:
+        clock.now += 8
+        step.advance(40)
+    step.finish()
+    assert lines == ["encode: 40/40 images (100%), 5.0 images/s, elapsed 8s (done)"]
+    assert log.metadata() == {"encode_images": 40, "encode_seconds": 8.0, "encode_images_per_s": 5.0}
+
+
+def test_advance_is_safe_from_worker_threads():
+    log = ProgressLog()
+    step = log.step("scan", 8000)
+    workers = [threading.Thread(target=lambda: [step.advance() for _ in range(1000)]) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert step.finish().done == 8000
+
+
+def test_durations_read_naturally():
+    assert [format_duration(s) for s in (4.4, 187, 7500)] == ["4s", "3m07s", "2h05m"]
