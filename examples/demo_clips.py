@@ -44,3 +44,9 @@ def unsupported_codec_clip(width: int = 64, height: int = 48, frames: int = 9) -
 def truncated_clip(data: bytes) -> bytes:
     """The first half of a clip's bytes: the MP4 index (written last) is missing."""
     return data[: len(data) // 2]
+
+
+def damaged_payload_clip(data: bytes) -> bytes:
+    """A clip whose header is intact but whose coded frames are zeroed: it scans fine and fails to decode."""
+    start, end = data.index(b"mdat") + 4, data.index(b"moov") - 4
+    return data[:start] + bytes(end - start) + data[end:]

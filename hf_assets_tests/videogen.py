@@ -1,8 +1,8 @@
 """Realistic test clips (PyAV-encoded H.264/MPEG-4) and the bad kinds a video dataset holds."""
 
-from examples.demo_clips import clip_frames, encode_clip, truncated_clip, unsupported_codec_clip
+from examples.demo_clips import clip_frames, damaged_payload_clip, encode_clip, truncated_clip, unsupported_codec_clip
 
-__all__ = ["clip_frames", "encode_clip", "truncated_clip", "unsupported_codec_clip", "audio_only_clip"]
+__all__ = ["clip_frames", "damaged_payload_clip", "encode_clip", "truncated_clip", "unsupported_codec_clip", "audio_only_clip"]
 
 
 def audio_only_clip() -> bytes:

@@ -46,8 +46,6 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         from hf_assets.encode.vae import vae_factors_from_config
 
         backend = dataloader.backend(context.partition_key)
-        if backend.dataset_type == "video":
-            raise dg.Failure(f"{backend.id}: video latents are not supported yet; its metadata assets are ready")
         # The bucket table's `row` numbers index the split it was built from: with another split they would name
         # other images, and the cache would store them under these file names. Refuse before loading any model.
         built_from = load_manifest(backend.metadata_dir, "aspect_buckets").get("source_fingerprint")
@@ -56,6 +54,10 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 stale_split_message(backend.id, "aspect_buckets was built", built_from, raw_split.fingerprint),
                 metadata={"aspect_buckets_fingerprint": str(built_from), "current_fingerprint": raw_split.fingerprint},
             )
+        if backend.dataset_type == "video":
+            from hf_assets.assets.video_latents import materialize_video_latents
+
+            return materialize_video_latents(context, backend, encoders, aspect_buckets, raw_split)
         models = encoders.encoders
         factors = vae_factors_from_config(models.vae_config())
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))

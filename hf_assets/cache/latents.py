@@ -8,8 +8,27 @@ import torch
 from hf_assets.cache.reader import LazyTensorMapping
 
 
+def normalise_latents(z: torch.Tensor, meta: Mapping) -> torch.Tensor:
+    """What the denoiser trains on, as each pipeline computes it from a VAE sample: (z - mean_c) * scaling / std_c
+    with the VAE's per-channel statistics (Wan, LTX-Video), else (z - shift_factor) * scaling_factor.
+
+    z is one latent, (C, H, W) or for clips (C, T, H, W), or a batch of them; the statistics run along C.
+    """
+    scaling = float(meta.get("scaling_factor", 1.0))
+    mean, std = meta.get("latents_mean"), meta.get("latents_std")
+    if mean is None or std is None:
+        return (z - float(meta.get("shift_factor") or 0.0)) * scaling
+    mean_t = torch.as_tensor(mean, dtype=z.dtype, device=z.device)
+    std_t = torch.as_tensor(std, dtype=z.dtype, device=z.device)
+    channel_axis = z.ndim - (4 if meta.get("temporal_downscale") else 3)
+    shape = [1] * z.ndim
+    shape[channel_axis] = -1
+    return (z - mean_t.view(shape)) * scaling / std_t.view(shape)
+
+
 class LatentCache(Mapping):
-    """Lazy `filename -> mean (C, H/f, W/f)`; reading a key reads only that sample from its memory-mapped shard."""
+    """Lazy `filename -> mean (C, H/f, W/f)`, or (C, T', H/f, W/f) for clips; reading a key reads only that sample
+    from its memory-mapped shard."""
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
@@ -47,11 +66,24 @@ class LatentCache(Mapping):
     def shift_factor(self) -> float:
         return float(self.meta.get("shift_factor", 0.0))
 
+    @property
+    def latents_mean(self) -> list[float] | None:
+        """The VAE's per-channel latent means (Wan, LTX-Video), None when it normalises by scaling/shift only."""
+        return self.meta.get("latents_mean")
+
+    @property
+    def latents_std(self) -> list[float] | None:
+        return self.meta.get("latents_std")
+
     def sample(self, filename: str, generator: torch.Generator | None = None, scaled: bool = True) -> torch.Tensor:
-        """A fresh draw mean + std * noise; scaled as the denoiser expects: (z - shift_factor) * scaling_factor."""
+        """A fresh draw mean + std * noise, normalised as the model's pipeline does (see `normalise_latents`)."""
         mean, std = self[filename].float(), self.std(filename).float()
         z = mean + std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        return (z - self.shift_factor) * self.scaling_factor if scaled else z
+        return self.normalise(z) if scaled else z
+
+    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+        """A raw VAE latent (C, ...) or batch (B, C, ...) in the scale the denoiser trains on."""
+        return normalise_latents(z, self.meta)
 
     def __repr__(self) -> str:
         return f"LatentCache({str(self.directory)!r}, {len(self)} samples)"

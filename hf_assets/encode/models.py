@@ -27,9 +27,20 @@ ENCODERS = {
         ("text_encoder_3", "tokenizer_3", "t5", True),
     ],
     "flux": [("text_encoder", "tokenizer", "clip", True), ("text_encoder_2", "tokenizer_2", "t5", True)],
+    "wan": [("text_encoder", "tokenizer", "umt5", True)],
+    "ltx": [("text_encoder", "tokenizer", "t5", True)],
+    "cogvideox": [("text_encoder", "tokenizer", "t5", True)],
 }
-MODEL_CLASSES = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel"}
-T5_LENGTH = {"sd3": 256, "flux": 512}  # the pipelines' default max_sequence_length
+MODEL_CLASSES = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel",
+                 "umt5": "UMT5EncoderModel"}
+# the pipelines' default max_sequence_length (Wan's __call__ uses 512, LTX 128, CogVideoX 226)
+T5_LENGTH = {"sd3": 256, "flux": 512, "wan": 512, "ltx": 128, "cogvideox": 226}
+# model_index.json _class_name prefix -> family, first match wins
+FAMILY_PREFIXES = (("StableDiffusionXL", "sdxl"), ("StableDiffusion3", "sd3"), ("Flux", "flux"), ("Wan", "wan"),
+                   ("LTX", "ltx"), ("CogVideoX", "cogvideox"), ("HunyuanVideo", "hunyuanvideo"))
+# the diffusers autoencoders a VAE folder may name in its config.json _class_name
+VAE_CLASSES = ("AutoencoderKL", "AutoencoderKLWan", "AutoencoderKLLTXVideo", "AutoencoderKLHunyuanVideo",
+               "AutoencoderKLCogVideoX")
 ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
@@ -172,10 +183,10 @@ def resolve_root(path_or_id: str | Path, setting: str = DEFAULT_SETTING, revisio
 
 
 def detect_family(pipeline_dir: str | Path, setting: str = DEFAULT_SETTING) -> str:
-    """'sd', 'sdxl', 'sd3', 'flux' or 'generic' from model_index.json's _class_name."""
+    """'sd', 'sdxl', 'sd3', 'flux', 'wan', 'ltx', 'cogvideox', 'hunyuanvideo' or 'generic' from model_index.json."""
     index = _model_index(resolve_root(pipeline_dir, setting).path)
     name = str(index.get("_class_name", ""))
-    for prefix, family in (("StableDiffusionXL", "sdxl"), ("StableDiffusion3", "sd3"), ("Flux", "flux")):
+    for prefix, family in FAMILY_PREFIXES:
         if name.startswith(prefix):
             return family
     return "sd" if name.startswith("StableDiffusion") else "generic"
@@ -213,16 +224,31 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
 
 def load_vae(path_or_id, subfolder: str | None = "vae", dtype=torch.float32, device="cpu", *, setting=DEFAULT_SETTING,
              revision=None):
-    """AutoencoderKL.from_pretrained on the resolved folder, in eval mode without gradients."""
-    from diffusers import AutoencoderKL
+    """The VAE class its config.json names (AutoencoderKL or a video VAE), from_pretrained, in eval mode."""
+    import diffusers
 
     root = resolve_root(path_or_id, setting, revision)
     sub = _component(root, subfolder, setting, path_or_id)
+    cls = getattr(diffusers, vae_class_name(component_config(path_or_id, subfolder, setting=setting, revision=revision),
+                                            setting))
     low_mem = importlib.util.find_spec("accelerate") is not None  # without it diffusers warns and falls back
-    vae = AutoencoderKL.from_pretrained(
+    vae = cls.from_pretrained(
         root.path, subfolder=sub, torch_dtype=as_dtype(dtype), low_cpu_mem_usage=low_mem
     )
     return vae.to(device).eval().requires_grad_(False)
+
+
+def vae_class_name(config: dict, setting: str = DEFAULT_SETTING) -> str:
+    """The diffusers autoencoder class a VAE config names (AutoencoderKL when it names none)."""
+    name = str(config.get("_class_name") or "AutoencoderKL")
+    if name not in VAE_CLASSES:
+        raise ModelNotFound(f"{setting}: the VAE's config.json names {name!r}; supported: {', '.join(VAE_CLASSES)}")
+    return name
+
+
+def is_video_vae(config: dict) -> bool:
+    """True for the video autoencoders (Wan, LTX-Video, HunyuanVideo, CogVideoX)."""
+    return vae_class_name(config) != "AutoencoderKL"
 
 
 def load_text_encoders(
@@ -253,7 +279,7 @@ def _load_known(root: ModelRoot, enc_name: str, tok_name: str, kind: str, t5_len
     tokenizer = AutoTokenizer.from_pretrained(root.path, subfolder=tok_name)
     cls = getattr(transformers, MODEL_CLASSES[kind])
     model = cls.from_pretrained(root.path, subfolder=enc_name, **_dtype_kwargs(dtype))
-    if kind == "t5":
+    if kind in ("t5", "umt5"):
         length = t5_length
     else:
         length = min(int(tokenizer.model_max_length), int(model.config.max_position_embeddings))

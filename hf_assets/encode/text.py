@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 RECIPE_VERSION = 1
-LONG_KINDS = ("t5", "auto")  # encoders whose sequence length the caller may set
+LONG_KINDS = ("t5", "umt5", "auto")  # encoders whose sequence length the caller may set
 
 
 def encode_captions(encoders, captions: list[str], family: str, max_length: int | None = None) -> list[dict]:
@@ -12,13 +12,16 @@ def encode_captions(encoders, captions: list[str], family: str, max_length: int 
     # Keys: sd -> prompt_embeds (77, D); sdxl -> prompt_embeds (77, D1+D2), pooled_prompt_embeds (P2);
     # sd3 -> prompt_embeds (77+L, Dt5), pooled_prompt_embeds (P1+P2), attention_mask (77+L, CLIP part all 1);
     # flux -> prompt_embeds (L, Dt5), pooled_prompt_embeds (D1), attention_mask (L);
+    # wan -> prompt_embeds (L, D) of the cleaned caption, zero past its tokens, attention_mask (L);
+    # ltx -> prompt_embeds (L, D), attention_mask (L); cogvideox -> prompt_embeds (L, D);
     # generic -> last_hidden_state, pooler_output (when the model has one), attention_mask, suffixed _2, _3...
     # for later encoders. max_length sets L for T5 and generic encoders; CLIP keeps its tokenizer's 77.
     # attention_mask is stored for trainers that mask padding; like diffusers, T5 itself runs without it.
     captions = list(captions)
     if not captions:
         return []
-    recipe = {"sd": _sd, "sdxl": _sdxl, "sd3": _sd3, "flux": _flux}.get(family, _generic)
+    recipe = {"sd": _sd, "sdxl": _sdxl, "sd3": _sd3, "flux": _flux, "wan": _wan, "ltx": _ltx,
+              "cogvideox": _cogvideox}.get(family, _generic)
     batch = recipe(list(encoders), captions, max_length)
     batch = {key: value.detach().cpu() for key, value in batch.items()}
     return [{key: value[i].clone() for key, value in batch.items()} for i in range(len(captions))]
@@ -118,6 +121,30 @@ def _flux(encoders, captions, max_length):
     clip_out, _ = _run(encoders[0], captions, max_length)
     t5_out, t5_mask = _run(encoders[1], captions, max_length)
     return {"prompt_embeds": t5_out[0], "pooled_prompt_embeds": clip_out.pooler_output, "attention_mask": t5_mask}
+
+
+def _wan(encoders, captions, max_length):
+    """Wan: UMT5 run with the attention mask on the cleaned caption; positions past its tokens set to zero."""
+    from diffusers.pipelines.wan.pipeline_wan import prompt_clean  # the pipeline's own text cleaning (ftfy, html)
+
+    _expect(encoders, ("umt5",), "wan")
+    out, mask = _run(encoders[0], [prompt_clean(c) for c in captions], max_length, mask=True)
+    hidden = out.last_hidden_state
+    return {"prompt_embeds": hidden * mask.to(hidden.device, hidden.dtype).unsqueeze(-1), "attention_mask": mask}
+
+
+def _ltx(encoders, captions, max_length):
+    """LTX-Video: T5 last hidden state (run without the mask, as the pipeline) and the attention mask."""
+    _expect(encoders, ("t5",), "ltx")
+    out, mask = _run(encoders[0], captions, max_length)
+    return {"prompt_embeds": out[0], "attention_mask": mask}
+
+
+def _cogvideox(encoders, captions, max_length):
+    """CogVideoX: T5 last hidden state, run without the mask, as the pipeline."""
+    _expect(encoders, ("t5",), "cogvideox")
+    out, _ = _run(encoders[0], captions, max_length)
+    return {"prompt_embeds": out[0]}
 
 
 def _generic(encoders, captions, max_length):

@@ -9,6 +9,7 @@ FAMILY_CLASS = {
     "sdxl": "StableDiffusionXLPipeline",
     "sd3": "StableDiffusion3Pipeline",
     "flux": "FluxPipeline",
+    "wan": "WanPipeline",
 }
 ALIASES = {"sd1": "sd", "sd15": "sd", "sd2": "sd"}
 
@@ -30,9 +31,16 @@ COMPONENTS = {
         ("text_encoder_3", "tokenizer_3", "t5", 96),
     ],
     "flux": [("text_encoder", "tokenizer", "clip", 32), ("text_encoder_2", "tokenizer_2", "t5", 64)],
+    "wan": [("text_encoder", "tokenizer", "umt5", 32)],
 }
-MODEL_CLASS = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel"}
-TOKENIZER_CLASS = {"clip": "CLIPTokenizer", "clip_projection": "CLIPTokenizer", "t5": "T5TokenizerFast"}
+MODEL_CLASS = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel",
+               "umt5": "UMT5EncoderModel"}
+TOKENIZER_CLASS = {"clip": "CLIPTokenizer", "clip_projection": "CLIPTokenizer", "t5": "T5TokenizerFast",
+                   "umt5": "T5TokenizerFast"}
+VIDEO_VAE_CLASS = {"wan": "AutoencoderKLWan"}
+# Wan's per-channel latent statistics, tiny (4 channels) but not trivial, so normalisation is visible in tests
+WAN_LATENTS_MEAN = [-0.7571, -0.7089, -0.9113, 0.1075]
+WAN_LATENTS_STD = [2.8184, 1.4541, 2.3275, 2.6558]
 CLIP_MERGES = ["t h", "th e</w>", "c a", "ca t</w>", "d o", "do g</w>", "o f</w>", "p h", "ph o", "pho t", "phot o</w>"]
 T5_WORDS = ["a", "the", "of", "photo", "cat", "dog", "in", "on", "with", "and", "red", "blue"]
 
@@ -50,14 +58,17 @@ def build_tiny_pipeline(folder: Path, family: str = "sdxl", seed: int = 0) -> Pa
     index = {"_class_name": FAMILY_CLASS[fam], "_diffusers_version": diffusers.__version__}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _save_vae(folder / "vae", fam)
-        index["vae"] = ["diffusers", "AutoencoderKL"]
+        if fam in VIDEO_VAE_CLASS:
+            _save_wan_vae(folder / "vae")
+        else:
+            _save_vae(folder / "vae", fam)
+        index["vae"] = ["diffusers", VIDEO_VAE_CLASS.get(fam, "AutoencoderKL")]
         for i, (enc_name, tok_name, kind, width) in enumerate(COMPONENTS[fam]):
             torch.manual_seed(seed * 1000 + i + 1)
             clip_pad = "!" if enc_name == "text_encoder_2" else "<|endoftext|>"
-            if kind == "t5":
+            if kind in ("t5", "umt5"):
                 tok = _save_t5_tokenizer(folder / tok_name)
-                model = _t5_model(width, tok)
+                model = _t5_model(width, tok, umt5=kind == "umt5")
             else:
                 tok = _save_clip_tokenizer(folder / tok_name, clip_pad)
                 model = _clip_model(kind, width, tok)
@@ -89,6 +100,25 @@ def _save_vae(path: Path, family: str) -> None:
         shift_factor=shift,
         use_quant_conv=not flow,
         use_post_quant_conv=not flow,
+    )
+    vae.save_pretrained(path)
+
+
+def _save_wan_vae(path: Path) -> None:
+    """Save a tiny AutoencoderKLWan: 4 latent channels, spatial downscale 8 and temporal 4, as Wan 2.1's."""
+    from diffusers import AutoencoderKLWan
+
+    vae = AutoencoderKLWan(
+        base_dim=8,
+        z_dim=4,
+        dim_mult=[1, 2, 2, 2],
+        num_res_blocks=1,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+        latents_mean=WAN_LATENTS_MEAN,
+        latents_std=WAN_LATENTS_STD,
+        scale_factor_temporal=4,
+        scale_factor_spatial=8,
     )
     vae.save_pretrained(path)
 
@@ -174,11 +204,11 @@ def _clip_model(kind: str, width: int, tok):
     return cls(config).eval()
 
 
-def _t5_model(width: int, tok):
-    """A two-layer T5 v1.1-style encoder (gated GELU, untied embeddings)."""
-    from transformers import T5Config, T5EncoderModel
+def _t5_model(width: int, tok, umt5: bool = False):
+    """A two-layer T5 v1.1-style encoder (gated GELU, untied embeddings); UMT5 (Wan's) when asked."""
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
-    config = T5Config(
+    config = (UMT5Config if umt5 else T5Config)(
         vocab_size=len(tok),
         d_model=width,
         d_kv=width // 4,
@@ -193,4 +223,4 @@ def _t5_model(width: int, tok):
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
     )
-    return T5EncoderModel(config).eval()
+    return (UMT5EncoderModel if umt5 else T5EncoderModel)(config).eval()

@@ -1,0 +1,65 @@
+"""The video half of `vae_latents`: clips trimmed to the VAE's frame rule, encoded, checked; called by the asset."""
+
+import dagster as dg
+import pyarrow as pa
+
+from hf_assets.assets.metadata import check_result, counts_table, reason_counts
+
+
+def materialize_video_latents(context: dg.AssetExecutionContext, backend, encoders, aspect_buckets: pa.Table,
+                              raw_split) -> dg.MaterializeResult:
+    """Encode a video backend's clips into its latent cache and report counts, drops and the three checks."""
+    from hf_assets.cache import verify
+    from hf_assets.cache.latents import open_latents
+    from hf_assets.cache.manifest import read_manifest
+    from hf_assets.encode.latents_update import LatentSettings
+    from hf_assets.encode.video_latents import (
+        update_video_latents,
+        video_factors_for,
+        video_shape_mismatches,
+        wanted_video_latents,
+    )
+
+    models = encoders.encoders
+    factors = video_factors_for(models)
+    settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
+    wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
+                                             backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir)
+    meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
+            "storage_dtype": settings.storage_dtype, "backend": backend.id, "dataset_type": "video"}
+    report = update_video_latents(
+        wanted, raw_split, backend.image_column, models.vae, backend.vae_dir, meta, encoders.storage_dtype,
+        dropped_before=too_short, batch_size=max(1, encoders.vae_batch_size // 4), workers=encoders.decode_workers,
+        shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+    )
+    if report.dropped:
+        context.log.warning(f"{backend.id}: {len(report.dropped)} clip(s) have no latent: "
+                            f"{dict(list(report.dropped.items())[:5])}")
+    manifest = read_manifest(backend.vae_dir).table
+    complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
+    shapes = video_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
+    finite = verify.nonfinite_tensors(backend.vae_dir)
+    return dg.MaterializeResult(
+        value=open_latents(backend.vae_dir),
+        metadata={
+            "encoded": report.encoded,
+            "reused": report.reused,
+            "dropped": len(report.dropped),
+            "dropped_by_reason": counts_table(reason_counts(report.dropped)),
+            "throughput_clips_per_s": round(report.throughput, 3),
+            "cache_bytes": report.size_bytes,
+            "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
+            "vae": settings.vae_identity,
+            "vae_class": factors["vae_class"],
+            "temporal_downscale": factors["temporal_downscale"],
+            "scaling_factor": factors["scaling_factor"],
+            "latents_mean": dg.MetadataValue.json(factors["latents_mean"]),
+            "latents_std": dg.MetadataValue.json(factors["latents_std"]),
+            "clips_in_cache": manifest.num_rows,
+        },
+        check_results=[
+            check_result(context, "latents_complete", complete),
+            check_result(context, "latent_shapes", shapes),
+            check_result(context, "latents_finite", finite),
+        ],
+    )

@@ -1,0 +1,224 @@
+"""Bring a video backend's latent cache up to date: trim each clip to the VAE's frame rule, encode only new or changed
+clips, batched by (target size, frame count), resumably; bad clips are dropped with a reason and the run goes on."""
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from hf_assets.cache.encoded import EncodedCache
+from hf_assets.cache.hashing import settings_hash
+from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.data.sources import RawSplit
+from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
+from hf_assets.encode.image_source import content_hashes, iter_images
+from hf_assets.encode.latents_update import DROPPED, EncodeReport, LatentSettings
+from hf_assets.encode.prefetch import prefetch
+from hf_assets.encode.vae import encode_with_oom_backoff
+from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
+from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_video_vae
+
+VIDEO_FORMAT = 1
+GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
+            "crop_left", "crop_top", "target_width", "target_height", "source_width", "source_height"]
+DECODE_FAILURE = "corrupt_video"  # a clip that does not decode: not retried until its bytes, settings or decoder change
+RETRYABLE_FAILURE = "encode_error"
+DECODER = f"PyAV {av.__version__} (FFmpeg {'.'.join(map(str, av.library_versions.get('libavcodec', ())))})"
+SLICE_ROWS = 512
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settings: LatentSettings, factors: dict,
+                         min_frames: int | None, tiled: bool, memo_dir: Path | None = None
+                         ) -> tuple[pa.Table, dict[str, str]]:
+    """(one row per clip to cache: geometry, num_frames after the VAE's rule, latent_frames, fps, content and
+    settings hashes; filename -> reason of clips too short once trimmed)."""
+    k = int(factors["temporal_downscale"])
+    chosen = buckets.column("frames").to_numpy(zero_copy_only=False).astype(np.int64)
+    trimmed = trim_to_rule(chosen, k)
+    floor = max(int(min_frames or 1), 1)
+    short = trimmed < floor
+    names = buckets.column("filename").to_pylist()
+    dropped = {
+        names[i]: f"{TOO_FEW_FRAMES}: {chosen[i]} frame(s) trimmed to {trimmed[i]} for the VAE "
+                  f"(frames % {k} == 1), below min_frames {floor}"
+        for i in np.flatnonzero(short).tolist()
+    }
+    keep = pa.array(np.flatnonzero(~short).astype(np.int64))
+    table = buckets.take(keep)
+    frames = trimmed[~short]
+    base = settings_hash({**asdict(settings), "video_format": VIDEO_FORMAT, "tiled": tiled, "start_frame": 0})
+    geometry = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY] + [frames], axis=1)
+    per_row = [hashlib.blake2b(f"{base}|{g}".encode(), digest_size=16).hexdigest() for g in geometry.tolist()]
+    fps = table.column("fps") if "fps" in table.column_names else pa.nulls(table.num_rows, pa.float32())
+    out = table.select(["filename", "row"] + GEOMETRY)
+    out = out.append_column("num_frames", pa.array(frames.astype(np.int32), pa.int32()))
+    out = out.append_column("latent_frames", pa.array(latent_frames(frames, k).astype(np.int32), pa.int32()))
+    out = out.append_column("fps", pc.cast(fps, pa.float32()))
+    rows = out.column("row").to_numpy()
+    out = out.append_column("content_hash", content_hashes(split, column, rows, memo_dir))
+    return out.append_column("settings_hash", pa.array(per_row, pa.string())), dropped
+
+
+def update_video_latents(
+    wanted: pa.Table,
+    split: RawSplit,
+    column: str,
+    vae_loader: Callable[[], torch.nn.Module],
+    directory: Path,
+    meta: dict,
+    storage_dtype: torch.dtype,
+    dropped_before: dict[str, str] | None = None,
+    batch_size: int = 2,
+    workers: int = 2,
+    shard_bytes: int = 256 << 20,
+    tiled: bool = True,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+) -> EncodeReport:
+    """Encode the clips of `wanted` the cache lacks, then commit a manifest of all present; drops go to
+    dropped.parquet (filename, key, reason) together with `dropped_before` (clips refused before encoding)."""
+    report = EncodeReport(dropped=dict(dropped_before or {}))
+    dropped_keys: dict[str, str | None] = dict.fromkeys(report.dropped)
+    unreadable = pc.equal(wanted.column("content_hash"), "")
+    for name in wanted.filter(unreadable).column("filename").to_pylist():
+        report.dropped[name] = "unreadable_video: no clip bytes or file"
+        dropped_keys[name] = None
+    cache = EncodedCache(directory, prefix="latents", max_bytes=shard_bytes)
+    readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
+    to_encode, reused = cache.plan(readable)
+    report.reused = reused.num_rows
+    failures = _earlier_failures(directory, log)
+    known_bad = pc.is_in(to_encode.column("key"), pa.array(list(failures), pa.string()))
+    failures = {k: failures[k] for k in to_encode.filter(known_bad).column("key").to_pylist()}
+    to_encode = to_encode.filter(pc.invert(known_bad))
+    if to_encode.num_rows:
+        to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending"),
+                                       ("num_frames", "ascending")])
+        log(f"encoding {to_encode.num_rows} clip(s) ({reused.num_rows} reused) into {directory}")
+        vae = vae_loader()
+        prepare_video_vae(vae, tiled)
+        started = time.perf_counter()
+        with cache.writer() as writer:
+            for batch in _batches(to_encode, split, column, batch_size, workers, failures):
+                keys, clips = zip(*batch)
+                pixels = clips_to_tensor(list(clips), vae)
+                mean, std = encode_with_oom_backoff(lambda x: encode_clips(vae, x), pixels, log)
+                mean, std = mean.to("cpu", storage_dtype), std.to("cpu", storage_dtype)
+                for i, key in enumerate(keys):
+                    writer.add(key, {"mean": mean[i], "std": std[i]})
+                report.encoded += len(keys)
+        report.encode_seconds = time.perf_counter() - started
+    is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
+    bad = readable.filter(is_bad)
+    for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
+        report.dropped[name] = failures[key]
+        dropped_keys[name] = key
+    result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+    save_table(directory, DROPPED, pa.table({
+        "filename": pa.array(list(report.dropped), pa.string()),
+        "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
+        "reason": pa.array(list(report.dropped.values()), pa.string()),
+    }), {"reason": "clips of the bucket table without a latent", "decoder": DECODER,
+         "key": f"cache key; a '{DECODE_FAILURE}' key is not retried until its clip, settings or decoder change"})
+    report.size_bytes = result.size_bytes
+    return report
+
+
+def _earlier_failures(directory: Path, log: Callable[[str], None]) -> dict[str, str]:
+    """cache key -> reason of clips an earlier run could not decode with this decoder."""
+    try:
+        if load_manifest(Path(directory), DROPPED).get("decoder") != DECODER:
+            return {}
+        table = load_table(Path(directory), DROPPED)
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:  # noqa: BLE001 - an unreadable record only means those clips are tried again
+        log(f"ignoring unreadable {DROPPED}.parquet in {directory}: {exc}")
+        return {}
+    return {key: reason for key, reason in zip(table.column("key").to_pylist(), table.column("reason").to_pylist())
+            if key and reason and reason.startswith(DECODE_FAILURE + ":")}
+
+
+def failure_reason(error: BaseException) -> str:
+    """A drop reason that is the same on every run: kind, exception type, first line, no memory addresses."""
+    kind = DECODE_FAILURE if isinstance(error, CorruptVideo) else RETRYABLE_FAILURE
+    message = (_ADDRESS.sub("", str(error)).splitlines() or [""])[0][:200]
+    return f"{kind}: {type(error).__name__}: {message}"
+
+
+def _batches(to_encode: pa.Table, split: RawSplit, column: str, batch_size: int, workers: int,
+             failures: dict[str, str]) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Decoded clips in batches of one (target size, frame count), decoded ahead on worker threads."""
+    batch: list[tuple[str, np.ndarray]] = []
+    shape = None
+    for item in prefetch(_jobs(to_encode, split, column), _load, workers=workers,
+                         max_in_flight=max(batch_size, workers)):
+        key, plan = item.job[0], item.job[1]
+        if not item.ok:
+            failures[key] = failure_reason(item.error)
+            continue
+        group = (plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1], plan.count)
+        if batch and (group != shape or len(batch) == batch_size):
+            yield batch
+            batch = []
+        shape = group
+        batch.append((key, item.value))
+    if batch:
+        yield batch
+
+
+def _jobs(table: pa.Table, split: RawSplit, column: str) -> Iterator[tuple[str, FramePlan, object]]:
+    for start in range(0, table.num_rows, SLICE_ROWS):
+        part = table.slice(start, SLICE_ROWS)
+        sources = iter_images(split, column, part.column("row").to_numpy())
+        for r, source in zip(part.to_pylist(), sources):
+            plan = FramePlan(
+                start=0,
+                count=r["num_frames"],
+                resize=(r["resize_width"], r["resize_height"]),
+                crop=(r["crop_left"], r["crop_top"], r["crop_left"] + r["target_width"],
+                      r["crop_top"] + r["target_height"]),
+                source=(r["source_width"], r["source_height"]),
+            )
+            yield r["key"], plan, source
+
+
+def _load(job) -> np.ndarray:
+    _, plan, source = job
+    if source is None:
+        raise CorruptVideo("no clip bytes or path")
+    return load_clip(source, plan)
+
+
+def video_factors_for(models) -> dict:
+    """The video VAE factors of an `Encoders` (config, plus LTX's stored statistics), without loading weights."""
+    from hf_assets.encode.models import resolve_root
+    from hf_assets.encode.video_vae import video_vae_factors
+
+    path, sub, setting = models.vae_source
+    root = resolve_root(path, setting).path
+    folder = root / sub if sub and (root / sub).is_dir() else root
+    return video_vae_factors(models.vae_config(), folder)
+
+
+def video_shape_mismatches(manifest: pa.Table, channels: int, downscale: int):
+    """A `verify.Finding` of entries whose mean/std shape is not (C, latent_frames, target_h / f, target_w / f)."""
+    from hf_assets.cache.verify import Finding
+
+    finding = Finding()
+    columns = ["filename", "tensor_names", "shapes", "latent_frames", "target_width", "target_height"]
+    for r in manifest.select(columns).to_pylist():
+        expected = [channels, r["latent_frames"], r["target_height"] // downscale, r["target_width"] // downscale]
+        for name, shape in zip(r["tensor_names"], r["shapes"]):
+            if list(shape) != expected:
+                finding.add(f"{r['filename']}:{name} {list(shape)} != {expected}")
+    return finding
