@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui venv bench clean-demo
+.PHONY: demo test test-fast lint ui venv bench clean-demo
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,14 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# The inner loop: everything but the tests marked slow (dagster subprocesses, the browser).
+test-fast: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 DEMO_MODEL := $(CURDIR)/examples/demo_data/tiny-sdxl-pipeline
 

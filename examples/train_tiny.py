@@ -18,7 +18,12 @@ from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME_IDS = 6  # original (h, w), crop (top, left), target (h, w)
-SDXL_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+SDXL_SCHEDULE = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+}
 
 
 def tiny_sdxl_unet(latent_channels: int, text_width: int, pooled_width: int, time_embed_width: int = 8):
@@ -66,8 +71,9 @@ def training_step(unet, scheduler, batch: dict, generator: torch.Generator, devi
     return F.mse_loss(prediction.float(), noise.float(), reduction="mean")
 
 
-def train(dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0,
-          log=print):
+def train(
+    dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0, log=print
+):
     """Train a fresh tiny UNet for `steps` batches (epochs reshuffled); returns (unet, the loss of each step)."""
     from diffusers import DDPMScheduler
 
@@ -93,8 +99,10 @@ def train(dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device:
             optimizer.zero_grad()
             losses.append(loss.item())
             shape = "x".join(map(str, batch["latents"].shape))
-            log(f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]:>5}  latents {shape}  "
-                f"loss {losses[-1]:.4f}")
+            log(
+                f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]:>5}  latents {shape}  "
+                f"loss {losses[-1]:.4f}"
+            )
             if len(losses) == steps:
                 break
         epoch += 1

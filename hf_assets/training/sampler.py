@@ -177,7 +177,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.epoch = int(epoch)
 
     def global_batches(self, epoch: int) -> list[list[int]]:
-        """Every batch of one epoch over all ranks, evened out to a multiple of world_size; rank r takes r::world_size."""
+        """Every batch of one epoch over all ranks, evened to a multiple of world_size; rank r takes r::world_size."""
         generator = epoch_generator(self.seed, epoch)
         result: list[list[int]] = []
         for size in sorted(self.size_indices):  # fixed order, so the draws below depend only on (seed, epoch)
@@ -185,7 +185,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             if self.shuffle:
                 indices = indices[torch.randperm(len(indices), generator=generator).numpy()]
             full = len(indices) - len(indices) % self.batch_size
-            result.extend(indices[start : start + self.batch_size].tolist() for start in range(0, full, self.batch_size))
+            result.extend(
+                indices[start : start + self.batch_size].tolist() for start in range(0, full, self.batch_size)
+            )
             rest = indices[full:]
             if len(rest) and self.short_buckets == "keep":
                 result.append(rest.tolist())

@@ -1,4 +1,4 @@
-"""One materialization of the whole graph, shared by the trainer's-door tests: a tiny SDXL pipeline, generated photos."""
+"""One materialization of the whole graph for the trainer's-door tests: a tiny SDXL pipeline, generated photos."""
 
 from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""The README's on-disk format: a trainer reads the caches with pyarrow and safetensors alone and gets what hf_assets does."""
+"""The README's on-disk format: pyarrow and safetensors alone read what the hf_assets readers give."""
 
 import json
 

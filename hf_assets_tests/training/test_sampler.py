@@ -156,15 +156,28 @@ def test_rank_and_world_size_default_to_one_process_without_a_process_group():
 
 
 # Uneven groups from 61 samples down to 1, with the two-size key, for the distributed tests.
-UNEVEN = [("1.0", (1024, 1024), 61), ("1.46", (1216, 832), 23), ("0.68", (832, 1216), 9), ("2.4", (1536, 640), 1),
-          ("0.2", (512, 2560), 6), ("0.2", (512, 2624), 3)]
+UNEVEN = [
+    ("1.0", (1024, 1024), 61),
+    ("1.46", (1216, 832), 23),
+    ("0.68", (832, 1216), 9),
+    ("2.4", (1536, 640), 1),
+    ("0.2", (512, 2560), 6),
+    ("0.2", (512, 2624), 3),
+]
 UNEVEN_KEYS, UNEVEN_SIZES = interleave(UNEVEN, seed=3)
 
 
 def rank_batches(world_size, policy, epoch, seed=0, batch_size=4):
     samplers = [
-        BucketBatchSampler(UNEVEN_SIZES, batch_size, buckets=UNEVEN_KEYS, seed=seed, short_buckets=policy,
-                           rank=rank, world_size=world_size)
+        BucketBatchSampler(
+            UNEVEN_SIZES,
+            batch_size,
+            buckets=UNEVEN_KEYS,
+            seed=seed,
+            short_buckets=policy,
+            rank=rank,
+            world_size=world_size,
+        )
         for rank in range(world_size)
     ]
     for sampler in samplers:
@@ -208,8 +221,9 @@ def test_ranks_reshuffle_together_by_seed_and_epoch():
 def test_eight_ranks_with_fewer_batches_than_ranks_still_step_together():
     sizes, keys = [(64, 64)] * 5 + [(96, 64)] * 2, ["1.0"] * 5 + ["1.5"] * 2
     for policy, expected in [("repeat", 1), ("keep", 1), ("drop", 0)]:
-        samplers = [BucketBatchSampler(sizes, 2, buckets=keys, short_buckets=policy, rank=r, world_size=8)
-                    for r in range(8)]
+        samplers = [
+            BucketBatchSampler(sizes, 2, buckets=keys, short_buckets=policy, rank=r, world_size=8) for r in range(8)
+        ]
         assert {len(list(s)) for s in samplers} == {len(samplers[0])} == {expected}
 
 
