@@ -1,5 +1,7 @@
 """One static partition per enabled dataset backend of the dataloader config."""
 
+import warnings
+
 import dagster as dg
 
 from hf_assets.config import DataloaderConfig
@@ -8,3 +10,15 @@ from hf_assets.config import DataloaderConfig
 def backend_partitions(config: DataloaderConfig) -> dg.StaticPartitionsDefinition:
     """The partitions definition shared by every asset: the backend ids, in file order."""
     return dg.StaticPartitionsDefinition(config.backend_ids)
+
+
+def partition_check_specs(
+    asset: str, checks: dict[str, str], partitions: dg.PartitionsDefinition
+) -> list[dg.AssetCheckSpec]:
+    """Blocking checks whose results belong to one backend partition each (shown per partition in the UI)."""
+    with warnings.catch_warnings():  # partitioned check specs are a preview feature of dagster 1.13
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text, partitions_def=partitions)
+            for name, text in checks.items()
+        ]

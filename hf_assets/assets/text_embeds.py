@@ -2,6 +2,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
@@ -23,10 +24,7 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
-        check_specs=[
-            dg.AssetCheckSpec(name, asset="text_embeds", blocking=True, description=text)
-            for name, text in CHECKS.items()
-        ],
+        check_specs=partition_check_specs("text_embeds", CHECKS, partitions),
     )
     def text_embeds(
         context: dg.AssetExecutionContext,

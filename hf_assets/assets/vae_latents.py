@@ -1,6 +1,7 @@
 import dagster as dg
 import pyarrow as pa
 
+from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.cache.tables import load_manifest
 from hf_assets.progress import ProgressLog
@@ -25,10 +26,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
-        check_specs=[
-            dg.AssetCheckSpec(name, asset="vae_latents", blocking=True, description=text)
-            for name, text in CHECKS.items()
-        ],
+        check_specs=partition_check_specs("vae_latents", CHECKS, partitions),
     )
     def vae_latents(
         context: dg.AssetExecutionContext,
