@@ -1,7 +1,6 @@
 """Aspect bucketing: one test per rule, worked examples plus property checks over many sizes."""
 
 import io
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -239,17 +238,20 @@ def test_histogram_png_is_a_valid_png():
     assert Image.open(io.BytesIO(bucket_histogram_png([], "empty"))).format == "PNG"
 
 
-def test_a_million_rows_is_fast():
+def test_a_million_rows_are_bucketed_in_one_columnar_pass():  # its speed is measured in bench/
     rng = np.random.default_rng(1)
     n = 1_000_000
     table = index_table(rng.integers(256, 8000, n), rng.integers(256, 8000, n))
     cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="random",
                        crop_aspect_buckets=ASPECTS, crop_style="random")
-    start = time.perf_counter()
     out = assign_buckets(table, cfg, "big")
-    elapsed = time.perf_counter() - start
     assert out.num_rows == n
-    assert elapsed < 5.0, f"{elapsed:.2f}s for 1M rows"  # ~0.3 s measured; loose bound for busy CI
+    sizes = out.group_by(["bucket", "target_width", "target_height"]).aggregate([])
+    assert sizes.num_rows == len(set(sizes.column("bucket").to_pylist())) == len(ASPECTS)  # one size per key
+    col = {name: out.column(name).to_numpy() for name in ("crop_left", "crop_top", "resize_width", "resize_height")}
+    assert (col["crop_left"] >= 0).all() and (col["crop_top"] >= 0).all()
+    assert (col["crop_left"] + out.column("target_width").to_numpy() <= col["resize_width"]).all()
+    assert (col["crop_top"] + out.column("target_height").to_numpy() <= col["resize_height"]).all()
 
 
 def test_local_folder_crops_are_seeded_by_file_name_so_new_files_do_not_move_them():

@@ -125,5 +125,10 @@ def test_tile_boxes_validates_an_enabled_config():
         tile_boxes(WIDTHS, HEIGHTS, composite(2, 2))
 
 
-def test_disabled_config_is_not_validated_like_the_loader():
-    validate_composite(CompositeConfig(enabled=False, image_count=0, select_index=5))
+def test_a_disabled_config_is_not_validated_and_keeps_the_whole_image():
+    disabled = CompositeConfig(enabled=False, image_count=0, select_index=5, layout="diagonal")  # as the loader allows
+    validate_composite(disabled)  # values that would be refused were the config enabled (tests above) pass here
+    boxes = tile_boxes(WIDTHS, HEIGHTS, disabled)
+    assert boxes.tolist() == [[0, 0, w, h] for w, h in zip(WIDTHS, HEIGHTS)]
+    with pytest.raises(ValueError, match="image_count"):
+        validate_composite(CompositeConfig(enabled=True, image_count=0, select_index=5, layout="diagonal"))
