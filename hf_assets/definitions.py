@@ -11,6 +11,8 @@ from hf_assets.assets.raw_split import build_raw_split
 from hf_assets.assets.text_embeds import build_text_embeds
 from hf_assets.assets.vae_latents import build_vae_latents
 from hf_assets.automation.schedules import build_refresh_schedule
+from hf_assets.automation.changes import default_hub_api
+from hf_assets.automation.sensors import build_change_sensors
 from hf_assets.config import config_path_from_env, load_config
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
@@ -26,8 +28,11 @@ def encoder_resource() -> EncoderResource:
     return EncoderResource.from_environment()
 
 
-def build_definitions(config_path: Path | str | None = None) -> dg.Definitions:
-    """Definitions for one dataloader config (default: HF_ASSETS_DATALOADER_CONFIG or the demo)."""
+def build_definitions(config_path: Path | str | None = None, hub_api=default_hub_api) -> dg.Definitions:
+    """Definitions for one dataloader config (default: HF_ASSETS_DATALOADER_CONFIG or the demo).
+
+    `hub_api` gives the Hub client the change sensors ask for dataset commits (tests pass a stand-in).
+    """
     config = load_config(config_path or config_path_from_env())
     partitions = backend_partitions(config)
     assets = [
@@ -53,6 +58,7 @@ def build_definitions(config_path: Path | str | None = None) -> dg.Definitions:
         assets=assets,
         jobs=[prepare, scan],
         schedules=[build_refresh_schedule(prepare, config.backend_ids)],
+        sensors=build_change_sensors(prepare, config.backend_ids, config.path, hub_api),
         resources={
             "dataloader": DataloaderConfigResource(path=str(config.path)),
             "io_manager": HFAssetsIOManager(config_path=str(config.path)),
