@@ -1,20 +1,16 @@
 """Columnar extract_captions + drop_reasons against a per-row Python loop, on 1,000,000 generated rows.
 
-Run: .venv/bin/python bench/bench_captions_filters.py [--rows N] [--repeats K]
+Run: .venv/bin/python -m bench.bench_captions_filters [--rows N] [--repeats K]
 """
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.machine import cpu_model  # noqa: E402
+from bench.machine import cpu_model
 from hf_assets.config.schema import BucketConfig, CaptionConfig, FilterConfig
 from hf_assets.data.captions import extract_captions
 from hf_assets.data.filters import drop_reasons
@@ -38,15 +34,19 @@ def generated_table(num_rows: int, seed: int = 0) -> tuple[pa.Table, pa.Array, p
     rng = np.random.default_rng(seed)
     caption = pa.array(WORDS[rng.integers(0, len(WORDS), num_rows)], pa.string())
     metadata = pa.StructArray.from_arrays(
-        [caption, pa.array(rng.random(num_rows))], names=["caption", "score"],
+        [caption, pa.array(rng.random(num_rows))],
+        names=["caption", "score"],
         mask=pa.array(rng.random(num_rows) < 0.05),
     )
     lengths = rng.integers(0, 4, num_rows)
     offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-    tags = pa.ListArray.from_arrays(offsets, pa.array(WORDS[rng.integers(0, len(WORDS), int(lengths.sum()))], pa.string()))
+    tags = pa.ListArray.from_arrays(
+        offsets, pa.array(WORDS[rng.integers(0, len(WORDS), int(lengths.sum()))], pa.string())
+    )
     quality = pa.StructArray.from_arrays(
         [pa.array(rng.uniform(0.1, 0.5, num_rows)), pa.array(rng.uniform(3.0, 8.0, num_rows))],
-        names=["clip_score", "aesthetic_score"], mask=pa.array(rng.random(num_rows) < 0.03),
+        names=["clip_score", "aesthetic_score"],
+        mask=pa.array(rng.random(num_rows) < 0.03),
     )
     labels = np.array(["photo", "artwork", "meme", "screenshot", None], dtype=object)
     table = pa.table(
@@ -86,7 +86,7 @@ def python_loop(table: pa.Table, widths: pa.Array, heights: pa.Array) -> tuple[l
         captions.append(variants)
     mid = time.perf_counter()
     quality, collection = table.column("quality_assessment").to_pylist(), table.column("collection").to_pylist()
-    minimum_area = BUCKETS.minimum_image_size ** 2
+    minimum_area = BUCKETS.minimum_image_size**2
     reasons = []
     for w, h, scores, label, variants in zip(widths.to_pylist(), heights.to_pylist(), quality, collection, captions):
         if w is None or h is None:
@@ -120,14 +120,19 @@ def main() -> None:
     assert captions.to_pylist() == py_captions, "caption results differ from the per-row baseline"
     assert reasons.to_pylist() == py_reasons, "drop reasons differ from the per-row baseline"
 
-    print(f"rows: {args.rows:,}   CPU: {cpu_model()}   cores: {os.cpu_count()}   "
-          f"pyarrow {pa.__version__}   numpy {np.__version__}")
+    print(
+        f"rows: {args.rows:,}   CPU: {cpu_model()}   cores: {os.cpu_count()}   "
+        f"pyarrow {pa.__version__}   numpy {np.__version__}"
+    )
     print(f"kept: {reasons.null_count:,}   variants: {len(captions.values):,}   results identical to baseline: yes")
     header = f"{'step':<18}{'columnar s':>12}{'rows/s':>14}{'python s':>12}{'rows/s':>14}{'speed-up':>10}"
     print(header)
     print("-" * len(header))
-    for name, f, s in (("extract_captions", fast[0], slow[0]), ("drop_reasons", fast[1], slow[1]),
-                       ("both", sum(fast), sum(slow))):
+    for name, f, s in (
+        ("extract_captions", fast[0], slow[0]),
+        ("drop_reasons", fast[1], slow[1]),
+        ("both", sum(fast), sum(slow)),
+    ):
         print(f"{name:<18}{f:>12.3f}{args.rows / f:>14,.0f}{s:>12.3f}{args.rows / s:>14,.0f}{s / f:>9.1f}x")
 
 

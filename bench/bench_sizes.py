@@ -1,24 +1,20 @@
 """Header-only size reads vs full Pillow decodes of the same in-memory 1024x1024 JPEGs.
 
-Run: .venv/bin/python bench/bench_sizes.py [--n 200] [--repeats 3]
+Run: .venv/bin/python -m bench.bench_sizes [--n 200] [--repeats 3]
 """
 
 import argparse
 import io
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import pyarrow as pa
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hf_assets.data.sizes import image_size, image_sizes  # noqa: E402
-from bench.machine import cpu_model  # noqa: E402
-from hf_assets_tests.imagegen import encode_image  # noqa: E402
+from bench.machine import cpu_model
+from examples.demo_images import encode_image
+from hf_assets.data.sizes import image_size, image_sizes
 
 
 def best_seconds(fn, repeats: int) -> float:
@@ -44,15 +40,20 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    images = [encode_image(1024, 1024, "JPEG", seed=i, exif_orientation=(6 if i % 4 == 0 else None))
-              for i in range(args.n)]
+    images = [
+        encode_image(1024, 1024, "JPEG", seed=i, exif_orientation=(6 if i % 4 == 0 else None)) for i in range(args.n)
+    ]
     column = pa.array(images, type=pa.binary())
     cores = os.cpu_count() or 1
     mean_kb = sum(map(len, images)) / len(images) / 1024
-    print(f"cpu: {cpu_model()}; cores: {cores}; python {platform.python_version()}; "
-          f"Pillow {Image.__version__}; pyarrow {pa.__version__}")
-    print(f"{args.n} JPEGs 1024x1024, mean {mean_kb:.0f} KiB, generated in {time.perf_counter() - started:.1f} s; "
-          f"best of {args.repeats} runs\n")
+    print(
+        f"cpu: {cpu_model()}; cores: {cores}; python {platform.python_version()}; "
+        f"Pillow {Image.__version__}; pyarrow {pa.__version__}"
+    )
+    print(
+        f"{args.n} JPEGs 1024x1024, mean {mean_kb:.0f} KiB, generated in {time.perf_counter() - started:.1f} s; "
+        f"best of {args.repeats} runs\n"
+    )
 
     methods = {
         "full decode (open + convert RGB)": lambda: [full_decode(d) for d in images],

@@ -16,7 +16,6 @@ collection (photo / artwork / diagram / screenshot). The schema carries the `hug
 """
 
 import argparse
-import io
 import sys
 import time
 from pathlib import Path
@@ -26,15 +25,50 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from PIL import Image
+
+from examples import demo_images
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "bench_dataset"
 TEMPLATES = 200
 COLLECTIONS = ["photo", "artwork", "diagram", "screenshot"]
-ADJECTIVES = ["a bright", "a dark", "a quiet", "a vivid", "an old", "a misty", "a colourful", "a minimalist",
-              "a detailed", "a blurry", "a sunny", "a snowy", "a neon", "a faded", "a sharp", "a dreamy"]
-NOUNS = ["street", "portrait", "forest", "harbour", "kitchen", "mountain", "city skyline", "cat", "dog",
-         "bicycle", "garden", "desert", "library", "train station", "lighthouse", "market", "bridge", "river"]
+ADJECTIVES = [
+    "a bright",
+    "a dark",
+    "a quiet",
+    "a vivid",
+    "an old",
+    "a misty",
+    "a colourful",
+    "a minimalist",
+    "a detailed",
+    "a blurry",
+    "a sunny",
+    "a snowy",
+    "a neon",
+    "a faded",
+    "a sharp",
+    "a dreamy",
+]
+NOUNS = [
+    "street",
+    "portrait",
+    "forest",
+    "harbour",
+    "kitchen",
+    "mountain",
+    "city skyline",
+    "cat",
+    "dog",
+    "bicycle",
+    "garden",
+    "desert",
+    "library",
+    "train station",
+    "lighthouse",
+    "market",
+    "bridge",
+    "river",
+]
 STYLES = ["photograph", "oil painting", "watercolour", "sketch", "3d render", "film still", "poster", "diagram"]
 SOURCES = ["crawl-2023", "crawl-2024", "curated", "synthetic"]
 ASPECTS = [1 / 3, 0.5, 9 / 16, 2 / 3, 0.75, 0.8, 1.0, 1.0, 1.25, 4 / 3, 1.5, 16 / 9, 2.0, 3.0]
@@ -42,7 +76,8 @@ ASPECTS = [1 / 3, 0.5, 9 / 16, 2 / 3, 0.75, 0.8, 1.0, 1.0, 1.25, 4 / 3, 1.5, 16 
 
 def bench_features(with_size_columns: bool = True):
     """The `datasets.Features` of the bench dataset (imported lazily: it costs about a second)."""
-    from datasets import Features, Image as ImageFeature, Value
+    from datasets import Features, Value
+    from datasets import Image as ImageFeature
 
     cols = {"image": ImageFeature()}
     if with_size_columns:
@@ -61,24 +96,13 @@ def bench_features(with_size_columns: bool = True):
 
 
 def _small_jpeg(rng: np.random.Generator, width: int, height: int, max_bytes: int) -> bytes:
-    """A real JPEG of a gradient-and-blobs picture, re-encoded at lower quality until it fits max_bytes."""
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    t = ((x / max(width - 1, 1)) * np.cos(rng.uniform(0, 6.3)) + (y / max(height - 1, 1)) * np.sin(rng.uniform(0, 6.3)))
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    img = a * (1 - t[..., None]) + b * t[..., None]
-    for _ in range(int(rng.integers(1, 4))):
-        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(3, max(4, min(width, height) / 2))
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
-        img = img * (1 - blob) + rng.uniform(0, 255, 3) * blob
-    img += rng.normal(0, 4, img.shape)
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    """A real JPEG of one of the shared generator's abstract pictures, at the best quality that fits max_bytes."""
+    picture = demo_images.abstract(rng, width, height)
     for quality in (80, 65, 50, 35, 20, 10):
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=quality, optimize=True)
-        if buf.tell() <= max_bytes:
+        data = demo_images.encode(picture, "JPEG", quality=quality)
+        if len(data) <= max_bytes:
             break
-    return buf.getvalue()
+    return data
 
 
 def _with_comment(rng: np.random.Generator, jpeg: bytes, total: int) -> tuple[bytes, int]:
@@ -131,8 +155,9 @@ class _ImageTemplates:
         return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)])
 
 
-def _table(schema: pa.Schema, templates: _ImageTemplates, start: int, n: int, rng: np.random.Generator,
-           with_size_columns: bool) -> pa.Table:
+def _table(
+    schema: pa.Schema, templates: _ImageTemplates, start: int, n: int, rng: np.random.Generator, with_size_columns: bool
+) -> pa.Table:
     k = (start + np.arange(n)) % TEMPLATES
     ids = pa.array(np.arange(start, start + n))
     image = pa.StructArray.from_arrays(
@@ -159,7 +184,12 @@ def _table(schema: pa.Schema, templates: _ImageTemplates, start: int, n: int, rn
         scale = rng.integers(8, 41, n).astype(np.int32)  # declared size: the JPEG's aspect, scaled up
         columns["width"] = pa.array(templates.sizes[k, 0] * scale)
         columns["height"] = pa.array(templates.sizes[k, 1] * scale)
-    columns |= {"caption": caption, "metadata": metadata, "quality_assessment": quality, "collection": take(COLLECTIONS, n)}
+    columns |= {
+        "caption": caption,
+        "metadata": metadata,
+        "quality_assessment": quality,
+        "collection": take(COLLECTIONS, n),
+    }
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
@@ -195,7 +225,9 @@ def build_bench_dataset(
         ) as writer:
             for start in range(int(bounds[s]), int(bounds[s + 1]), row_group_size):
                 n = min(row_group_size, int(bounds[s + 1]) - start)
-                writer.write_table(_table(schema, templates, start, n, np.random.default_rng([seed, start]), with_size_columns))
+                writer.write_table(
+                    _table(schema, templates, start, n, np.random.default_rng([seed, start]), with_size_columns)
+                )
     _write_card(out, features, rows, sum(p.stat().st_size for p in data_dir.glob("train-*.parquet")))
     return out
 
@@ -218,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--no-size-columns", action="store_true", help="omit width/height: sizes must come from headers")
+    parser.add_argument(
+        "--no-size-columns", action="store_true", help="omit width/height: sizes must come from headers"
+    )
     parser.add_argument("--image-bytes", type=int, default=1000, help="approximate image bytes per row")
     parser.add_argument("--shards", type=int, default=8)
     args = parser.parse_args(argv)

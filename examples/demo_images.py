@@ -1,7 +1,10 @@
-"""Deterministic demo pictures: crops of a real photograph shipped with matplotlib, plus synthetic scenes.
+"""The project's one synthetic image generator, for the demo, the tests and the benchmarks.
 
-Every generator takes a numpy Generator and a target size and returns an RGB (or RGBA) PIL image of
-exactly that size, so the same seed always gives the same pixels.
+Pictures: crops of a real photograph shipped with matplotlib, plus synthetic scenes. Every picture generator
+takes a numpy Generator and a target size and returns an RGB (or RGBA) PIL image of exactly that size, so the
+same seed always gives the same pixels. Bytes: `encode` (JPEG/PNG/WebP, optional EXIF orientation),
+`encode_image` (a cheap gradient picture straight to bytes, for tests), `corrupt`, `corrupt_bytes` and
+`truncated_jpeg` for rows no decoder accepts. `hf_assets_tests/imagegen.py` re-exports the test helpers.
 """
 
 import functools
@@ -25,7 +28,19 @@ _STORE_TRANSPOSE = {
     8: Image.Transpose.ROTATE_270,
 }
 
-PALETTES = ("viridis", "magma", "plasma", "cividis", "twilight", "terrain", "ocean", "cubehelix", "Spectral", "coolwarm")
+FORMATS = ("JPEG", "PNG", "WEBP")
+PALETTES = (
+    "viridis",
+    "magma",
+    "plasma",
+    "cividis",
+    "twilight",
+    "terrain",
+    "ocean",
+    "cubehelix",
+    "Spectral",
+    "coolwarm",
+)
 
 
 @functools.cache
@@ -167,7 +182,7 @@ def diagram(rng: np.random.Generator, width: int, height: int) -> Image.Image:
         cx = frac * width if horizontal else width * float(rng.uniform(0.35, 0.65))
         cy = height * float(rng.uniform(0.35, 0.65)) if horizontal else frac * height
         bw = (width / n if horizontal else width * 0.5) * 0.7
-        bh = (height * 0.25 if horizontal else height / n * 0.55)
+        bh = height * 0.25 if horizontal else height / n * 0.55
         box = (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
         fill = tuple(int(v) for v in rng.integers(170, 240, 3))
         d.rounded_rectangle(box, radius=max(2, int(bh * 0.15)), fill=fill, outline=(40, 40, 60), width=2)
@@ -204,10 +219,15 @@ def screenshot(rng: np.random.Generator, width: int, height: int) -> Image.Image
     while y < height - size:
         line_w = float(rng.uniform(0.3, 0.95)) * (width - side - 20)
         if rng.random() < 0.15:
-            d.rounded_rectangle((side + 10, y, side + 10 + min(line_w, 120), y + size + 6), radius=4, fill=(66, 133, 244))
+            d.rounded_rectangle(
+                (side + 10, y, side + 10 + min(line_w, 120), y + size + 6), radius=4, fill=(66, 133, 244)
+            )
             y += size + 14
         else:
-            d.rectangle((side + 10, y, side + 10 + line_w, y + size // 2), fill=tuple(int(c * 0.5 + b * 0.5) for c, b in zip(fg, bg)))
+            d.rectangle(
+                (side + 10, y, side + 10 + line_w, y + size // 2),
+                fill=tuple(int(c * 0.5 + b * 0.5) for c, b in zip(fg, bg)),
+            )
             y += size
     for i in range(int((height - bar) // (size * 2))):
         d.text((8, bar + 6 + i * size * 2), f"item {i + 1}", fill=fg, font=f)
@@ -224,7 +244,13 @@ def poster(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     size = max(8, int(height * 0.4))
     while size > 8 and d.textlength(word, font=font(size, bold=True)) > 0.9 * width:
         size = int(size * 0.9)
-    d.text((width / 2, height / 2), word, fill=tuple(int(255 - v) for v in (a + b) // 2), font=font(size, bold=True), anchor="mm")
+    d.text(
+        (width / 2, height / 2),
+        word,
+        fill=tuple(int(255 - v) for v in (a + b) // 2),
+        font=font(size, bold=True),
+        anchor="mm",
+    )
     return img
 
 
@@ -288,3 +314,41 @@ def corrupt(rng: np.random.Generator, style: int) -> bytes:
     if style == 1:
         return b"\x89PNG\r\n\x1a\n" + noise
     return b"GIF87a-not-really" + noise
+
+
+def pixels(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A cheap RGB uint8 array with gradients and noise, so codecs do real work (the tests' picture)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 255 * x / max(width - 1, 1)
+    g = 255 * y / max(height - 1, 1)
+    b = 127 + 100 * np.sin((x + y) / 17.0 + seed)
+    img = np.stack([r, g, b], axis=-1) + rng.normal(0, 12, (height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def encode_image(
+    width: int,
+    height: int,
+    fmt: str = "JPEG",
+    seed: int = 0,
+    exif_orientation: int | None = None,
+    mode: str = "RGB",
+    quality: int = 85,
+) -> bytes:
+    """Encoded bytes of a width x height `pixels` picture (stored size; EXIF may rotate the displayed one)."""
+    img = Image.fromarray(pixels(width, height, seed))
+    if mode != "RGB":
+        img = img.convert(mode)
+    return encode(img, fmt, quality=quality, exif_orientation=exif_orientation)
+
+
+def corrupt_bytes(seed: int = 0) -> bytes:
+    """Bytes that no image codec accepts: a JPEG marker followed by garbage."""
+    return corrupt(np.random.default_rng(seed), style=0)
+
+
+def truncated_jpeg(width: int = 640, height: int = 480) -> bytes:
+    """A JPEG cut short after its header: its size is readable, its pixels are not."""
+    data = encode_image(width, height, "JPEG")
+    return data[: len(data) // 3]
