@@ -9,6 +9,9 @@ Creates, deterministically and without network access:
   `collection` and `description`.
 - `grids/`: ~16 horizontal strips of 4 distinct tiles (for `composite_image_config`).
 - `local_images/`: ~24 image files with `.txt` caption sidecars (one missing, one empty).
+- `clips/`: a Hub-style video dataset: short H.264/MPEG-4 clips of several sizes, lengths and frame rates
+  (encoded by PyAV) with captions and `fps`/`frame_count` columns, plus bad clips (undecodable frames, an
+  unknown codec, a truncated file, an empty row, one too short).
 - `dataloader.json`: a SimpleTuner-style config using all three, plus a disabled backend and a
   text-embeds entry.
 
@@ -30,11 +33,11 @@ from PIL import ImageDraw
 
 from examples import demo_images as di
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MARKER = ".demo_data_version"
 DEFAULT_OUT = Path(__file__).resolve().parent / "demo_data"
 CONFIG_NAME = "dataloader.json"
-GENERATED = ("photos", "grids", "local_images", CONFIG_NAME)
+GENERATED = ("photos", "grids", "local_images", "clips", CONFIG_NAME)
 
 PHOTO_ROWS = 120
 PHOTO_SHARDS = 2
@@ -110,6 +113,7 @@ def build_demo_data(out_dir: Path = DEFAULT_OUT, force: bool = False) -> Path:
     write_photos(out_dir / "photos")
     write_grids(out_dir / "grids")
     write_local_images(out_dir / "local_images")
+    write_clips(out_dir / "clips")
     config_path.write_text(json.dumps(dataloader_config(), indent=2) + "\n")
     marker.write_text(GENERATOR_VERSION + "\n")
     return config_path
@@ -341,6 +345,57 @@ def write_grids(out: Path) -> None:
     )
 
 
+# --- video clips -----------------------------------------------------------------------------------
+
+# (width, height, frames, fps, codec): landscape, portrait, square and wide clips, 9 to 33 frames
+CLIP_PLAN = [
+    (96, 64, 17, 24, "libx264"), (64, 96, 21, 30, "libx264"), (80, 80, 25, 12, "mpeg4"), (128, 72, 33, 24, "libx264"),
+    (96, 64, 13, 24, "libx264"), (64, 96, 9, 30, "mpeg4"), (80, 80, 17, 24, "libx264"), (128, 72, 19, 25, "libx264"),
+]
+
+
+def clip_rows() -> list[dict]:
+    """Good clips of CLIP_PLAN, then one of each bad kind a video dataset holds."""
+    from examples.demo_clips import damaged_payload_clip, encode_clip, truncated_clip, unsupported_codec_clip
+
+    subjects = ["waves rolling", "a drifting gradient", "light sweeping over stripes", "a slow pan"]
+    rows = []
+    for i, (w, h, n, fps, codec) in enumerate(CLIP_PLAN):
+        rows.append({"video": {"bytes": encode_clip(w, h, n, fps=fps, seed=i, codec=codec), "path": None},
+                     "caption": f"{subjects[i % len(subjects)]}, clip {i}", "fps": float(fps), "frame_count": n})
+    bad = [
+        (damaged_payload_clip(encode_clip(96, 64, 17, seed=90)), 17, "frames that do not decode"),
+        (unsupported_codec_clip(96, 64, 9), 9, "a codec FFmpeg does not know"),
+        (truncated_clip(encode_clip(96, 64, 17, seed=91)), 17, "a truncated file"),
+        (b"", 0, "an empty row"),
+        (encode_clip(96, 64, 5, seed=92), 5, "too short for min_frames"),
+    ]
+    for data, n, what in bad:
+        rows.append({"video": {"bytes": data, "path": None}, "caption": f"a bad clip: {what}", "fps": 24.0,
+                     "frame_count": n})
+    return rows
+
+
+def clip_features():
+    from datasets import Features, Value, Video
+
+    return Features({"video": Video(), "caption": Value("string"), "fps": Value("float32"),
+                     "frame_count": Value("int32")})
+
+
+def write_clips(out: Path) -> None:
+    write_hub_parquet(
+        out,
+        clip_rows(),
+        clip_features(),
+        1,
+        "hf_assets demo clips",
+        "Short generated clips (H.264 and MPEG-4 in MP4) of several sizes, lengths and frame rates, with "
+        "`fps` and `frame_count` columns and no size columns (sizes come from the stream headers); the last "
+        "five rows are bad clips, each dropped with its own reason.",
+    )
+
+
 # --- local folder ---------------------------------------------------------------------------------
 
 
@@ -450,8 +505,26 @@ def dataloader_config() -> list[dict]:
             "resolution_type": "pixel_area",
             "cache_dir": "cache/photos-hires",
         },
+        CLIPS_ENTRY,
         {"id": "text-embeds", "dataset_type": "text_embeds", "type": "local", "cache_dir": "cache/text_embeds"},
     ]
+
+
+CLIPS_ENTRY = {
+    "id": "clips",
+    "type": "huggingface",
+    "dataset_type": "video",
+    "dataset_name": "./clips",
+    "caption_strategy": "huggingface",
+    "metadata_backend": "huggingface",
+    "image_column": "video",
+    "huggingface": {"caption_column": "caption", "num_frames_column": "frame_count", "fps_column": "fps"},
+    "video": {"num_frames": 17, "min_frames": 9, "max_frames": 64},
+    "resolution": 64,
+    "resolution_type": "pixel",
+    "aspect_bucket_alignment": 16,
+    "cache_dir": "cache/clips",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

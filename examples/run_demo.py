@@ -10,10 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "examples" / "dataloader.json"
 DEMO_MODEL = ROOT / "examples" / "demo_data" / "tiny-sdxl-pipeline"
+DEMO_VIDEO_MODEL = ROOT / "examples" / "demo_data" / "tiny-wan-pipeline"
+VIDEO_MODEL_SETTING = "HF_ASSETS_VIDEO_MODEL"  # the demo's video backends encode with it (default: the tiny Wan)
 REAL_MODEL_HINT = (
     "To encode with a real model: HF_ASSETS_MODEL=stabilityai/stable-diffusion-xl-base-1.0 make demo\n"
     "  (a hub id, or a local diffusers pipeline folder; HF_ASSETS_VAE overrides the VAE, e.g.\n"
-    "  madebyollin/sdxl-vae-fp16-fix; the hub id needs network access or a filled hub cache)"
+    "  madebyollin/sdxl-vae-fp16-fix; the hub id needs network access or a filled hub cache);\n"
+    "  video backends use HF_ASSETS_VIDEO_MODEL, e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers (default: a tiny Wan)"
 )
 
 
@@ -26,6 +29,25 @@ def demo_model() -> Path:
         build_tiny_pipeline(DEMO_MODEL, "sdxl")
         marker.write_text("Tiny models with random weights, built by `make demo`. Their outputs mean nothing.\n")
     return DEMO_MODEL
+
+
+def demo_video_model() -> Path:
+    """The demo's tiny Wan-layout video pipeline (AutoencoderKLWan, UMT5) with random weights, built once."""
+    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+
+    marker = DEMO_VIDEO_MODEL / "RANDOM_WEIGHTS"
+    if not marker.is_file():
+        build_tiny_pipeline(DEMO_VIDEO_MODEL, "wan")
+        marker.write_text("Tiny models with random weights, built by `make demo`. Their outputs mean nothing.\n")
+    return DEMO_VIDEO_MODEL
+
+
+def backend_env(backend) -> dict:
+    """The environment of one backend's run: video backends encode with the video model (a video VAE)."""
+    env = dict(os.environ)
+    if backend.dataset_type == "video":
+        env["HF_ASSETS_MODEL"] = os.environ.get(VIDEO_MODEL_SETTING) or str(demo_video_model())
+    return env
 
 
 def main() -> int:
@@ -50,8 +72,11 @@ def main() -> int:
         started = time.time()
         cmd = [dagster, "asset", "materialize", "-m", "hf_assets.definitions", "--select", selection,
                "--partition", backend.id]
-        print(f"\n=== {backend.id}: {' '.join(cmd[1:])}", flush=True)
-        result = subprocess.run(cmd, cwd=ROOT, env=os.environ, capture_output=True, text=True)
+        env = backend_env(backend)
+        own_model = env["HF_ASSETS_MODEL"] != os.environ["HF_ASSETS_MODEL"]
+        model = f" (HF_ASSETS_MODEL={env['HF_ASSETS_MODEL']})" if own_model else ""
+        print(f"\n=== {backend.id}: {' '.join(cmd[1:])}{model}", flush=True)
+        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             print(result.stdout[-4000:], result.stderr[-8000:], sep="\n")
             print(f"FAILED: {backend.id}", file=sys.stderr)

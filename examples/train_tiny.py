@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         dataset, args.batch_size, seed=args.seed, short_buckets=args.short_buckets
     )
     print(f"{args.partition}: {dataset!r}\n  {sampler.summary}", flush=True)
-    unet, losses = train(dataset, sampler, args.steps, args.lr, args.seed, args.device, args.num_workers)
+    if dataset.frames is not None:  # clips: a tiny video transformer instead of the SDXL UNet
+        from examples.train_tiny_video import train_video as train_fn
+    else:
+        train_fn = train
+    unet, losses = train_fn(dataset, sampler, args.steps, args.lr, args.seed, args.device, args.num_workers)
     k = max(1, len(losses) // 4)
     print(f"mean loss of the first {k} steps {sum(losses[:k]) / k:.4f}, of the last {k} {sum(losses[-k:]) / k:.4f}")
     if args.save:

@@ -21,7 +21,12 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
     )
 
     models = encoders.encoders
-    factors = video_factors_for(models)
+    try:
+        factors = video_factors_for(models)
+    except ValueError as exc:
+        raise dg.Failure(f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={models.model!r} is "
+                         f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
+                         "HunyuanVideo or CogVideoX)") from None
     settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
     wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
                                              backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir)

@@ -1,8 +1,10 @@
 """The trainer's view of a latent cache: file name -> latent mean, with std, geometry and scaling on request."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from hf_assets.cache.reader import LazyTensorMapping
@@ -45,6 +47,17 @@ class LatentCache(Mapping):
 
     def __contains__(self, filename: object) -> bool:
         return filename in self._entries
+
+    @property
+    def is_video(self) -> bool:
+        """True for clip latents (C, T', H/f, W/f) from a video VAE."""
+        return bool(self.meta.get("temporal_downscale"))
+
+    def values(self, column: str, filenames: Sequence[str]) -> list:
+        """One manifest column (e.g. num_frames, fps of clips) for the given samples, in their order."""
+        manifest = self._entries.manifest
+        at = pc.index_in(pa.array(list(filenames), pa.string()), value_set=manifest.column("filename").combine_chunks())
+        return manifest.column(column).take(at).to_pylist()
 
     def std(self, filename: str) -> torch.Tensor:
         """The latent distribution's standard deviation."""

@@ -19,7 +19,7 @@ from hf_assets.cache.text_embeds import TextEmbedCache
 # intermediary instead. The crop is in the resized image, as both scripts record it.
 ORIGINAL_SIZE_COLUMNS = {"image": ("height", "width"), "resized": ("resize_height", "resize_width")}
 CROP_AND_TARGET_COLUMNS = ("crop_top", "crop_left", "target_height", "target_width")
-ITEM_KEYS = ("latents", "caption", "variant", "bucket", "time_ids", "filename", "backend")
+ITEM_KEYS = ("latents", "caption", "variant", "bucket", "time_ids", "filename", "backend", "frames", "fps")
 
 
 def draw_generator(seed: int, epoch: int, filename: str) -> torch.Generator:
@@ -58,6 +58,9 @@ class CachedSamples(Dataset):
         self.latents, self.text_embeds = latents, text_embeds
         self.downscale = int(latents.meta.get("downscale", 8))  # VAE pixels per latent cell
         self.seed, self.epoch = int(seed), 0
+        # clips: frames trained on (after the VAE's frame rule) and frame rate, from the latent manifest
+        self.frames = latents.values("num_frames", self.filenames) if latents.is_video else None
+        self.fps = latents.values("fps", self.filenames) if latents.is_video else None
 
     @classmethod
     def from_definitions(cls, defs, partition_key: str, instance=None, seed: int = 0, **kwargs) -> "CachedSamples":
@@ -72,8 +75,12 @@ class CachedSamples(Dataset):
 
     @property
     def target_sizes(self) -> np.ndarray:
-        """(N, 2) int64 (target_width, target_height) per sample: what the samplers batch by."""
-        return self.time_ids[:, [5, 4]].numpy()
+        """(N, 2) int64 (target_width, target_height) per sample, (N, 3) with the frame count for clips: what the
+        samplers batch by."""
+        sizes = self.time_ids[:, [5, 4]].numpy()
+        if self.frames is None:
+            return sizes
+        return np.concatenate([sizes, np.asarray(self.frames, dtype=np.int64).reshape(-1, 1)], axis=1)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's noise and caption variants (reshuffle the sampler with the same epoch)."""
@@ -108,6 +115,9 @@ class CachedSamples(Dataset):
             time_ids=self.time_ids[index].clone(),
             filename=name,
         )
+        if self.frames is not None:
+            fps = self.fps[index]
+            item.update(frames=int(self.frames[index]), fps=float("nan") if fps is None else float(fps))
         return item
 
     def __repr__(self) -> str:

@@ -49,9 +49,11 @@ class SizeGroup:
     samples: int
     batches: int  # per epoch, over all ranks, before the ranks are evened out
     short: int  # samples in the last, partial batch; 0 when the group divides evenly
+    frames: int | None = None  # clips: the frame count all its samples share
 
     def describe(self, policy: str, batch_size: int) -> str:
-        label = f"{self.width}x{self.height} (bucket {', '.join(self.buckets)})"
+        frames = f"@{self.frames}" if self.frames is not None else ""
+        label = f"{self.width}x{self.height}{frames} (bucket {', '.join(self.buckets)})"
         action = {
             "repeat": f"filled with {batch_size - self.short} repeated",
             "drop": "dropped each epoch",
@@ -122,8 +124,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         inverse = inverse.reshape(-1)
         order = np.argsort(inverse, kind="stable")
         bounds = np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1]
-        self.size_indices: dict[tuple[int, int], np.ndarray] = {
-            (int(w), int(h)): ix for (w, h), ix in zip(unique, np.split(order, bounds))
+        self.size_indices: dict[tuple[int, ...], np.ndarray] = {
+            tuple(int(v) for v in size): ix for size, ix in zip(unique, np.split(order, bounds))
         }
         self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), bool(shuffle)
         self.short_buckets: str = short_buckets
@@ -147,14 +149,15 @@ class BucketBatchSampler(Sampler[list[int]]):
     def _summarise(self, labels: np.ndarray) -> SamplerSummary:
         groups = tuple(
             SizeGroup(
-                width=w,
-                height=h,
+                width=size[0],
+                height=size[1],
                 buckets=tuple(sorted({str(b) for b in labels[ix]})),
                 samples=len(ix),
                 batches=self._group_batches(len(ix)),
                 short=len(ix) % self.batch_size,
+                frames=size[2] if len(size) > 2 else None,
             )
-            for (w, h), ix in self.size_indices.items()
+            for size, ix in self.size_indices.items()
         )
         total = sum(g.batches for g in groups)
         return SamplerSummary(
@@ -210,9 +213,10 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 def target_size_array(sizes) -> np.ndarray:
-    """(N, 2) int64 (target_width, target_height); refuses bucket keys, which may stand for several sizes."""
+    """(N, 2) int64 (target_width, target_height), or (N, 3) with clips' frame counts; refuses bucket keys, which may
+    stand for several sizes."""
     array = np.asarray(sizes) if len(sizes) else np.empty((0, 2), np.int64)
-    if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[1] != 2:
+    if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[1] not in (2, 3):
         raise ValueError(
             "sizes must be (target_width, target_height) pairs, e.g. CachedSamples.target_sizes; batching by the "
             f"bucket key alone could mix two sizes in one batch (got shape {array.shape}, dtype {array.dtype})"

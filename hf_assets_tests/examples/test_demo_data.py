@@ -22,7 +22,7 @@ ALLOWED_ENTRY_KEYS = {
     # the trainer keys the demo may use
     "probability", "repeats", "resolution", "resolution_type", "minimum_image_size", "crop", "crop_aspect",
     "crop_aspect_buckets", "crop_style", "cache_dir", "disabled", "train_batch_size", "instance_data_dir",
-    "aspect_bucket_alignment",
+    "aspect_bucket_alignment", "video",
 }
 
 
@@ -125,7 +125,7 @@ def test_local_images_have_sidecars_except_one(demo_dir):
 def test_dataloader_json_describes_the_backends(demo_dir):
     config_path = demo_dir / "dataloader.json"
     entries = {e["id"]: e for e in json.loads(config_path.read_text())}
-    assert set(entries) == {"photos", "grids", "local-folder", "photos-hires", "text-embeds"}
+    assert set(entries) == {"photos", "grids", "local-folder", "photos-hires", "clips", "text-embeds"}
     for entry in entries.values():
         assert set(entry) <= ALLOWED_ENTRY_KEYS, set(entry) - ALLOWED_ENTRY_KEYS
 
@@ -151,11 +151,30 @@ def test_dataloader_json_describes_the_backends(demo_dir):
     assert entries["text-embeds"] == {"id": "text-embeds", "dataset_type": "text_embeds", "type": "local", "cache_dir": "cache/text_embeds"}
 
 
+def test_clips_are_pyav_encoded_videos_of_several_sizes_and_lengths_plus_bad_ones(demo_dir, tmp_path):
+    from hf_assets.data.video_header import UnreadableVideo, read_header
+
+    table = pq.read_table(next((demo_dir / "clips" / "data").glob("*.parquet")))
+    assert {"video", "caption", "fps", "frame_count"} <= set(table.column_names)
+    headers, reasons = [], []
+    for row in table.to_pylist():
+        try:
+            headers.append(read_header(row["video"]["bytes"]))
+        except UnreadableVideo as exc:
+            reasons.append(exc.reason)
+    assert len({(h.width, h.height) for h in headers}) >= 4 and len({h.frames for h in headers}) >= 5
+    assert {h.codec for h in headers} == {"h264", "mpeg4"}
+    assert sorted(reasons) == ["unreadable_video", "unreadable_video", "unsupported_codec"]
+    entry = json.loads((demo_dir / "dataloader.json").read_text())
+    clips = next(e for e in entry if e["id"] == "clips")
+    assert clips["dataset_type"] == "video" and clips["video"]["min_frames"] == 9
+
+
 def test_the_project_config_loader_accepts_it(demo_dir):
     from hf_assets.config.loader import load_config
 
     config = load_config(demo_dir / "dataloader.json")
-    assert config.backend_ids == ["photos", "grids", "local-folder"]
+    assert config.backend_ids == ["photos", "grids", "local-folder", "clips"]
     assert not config.warnings
     assert config.backend("photos").dataset_name == str(demo_dir / "photos")
     assert config.text_embeds_dir == demo_dir / "cache" / "text_embeds"
