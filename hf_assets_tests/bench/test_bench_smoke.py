@@ -1,0 +1,70 @@
+"""Every benchmark script runs to its table on tiny sizes (`python -m bench.<script>`, as the README runs them)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem.startswith(("bench_", "make_")))
+
+
+def run(module: str, *args: str, timeout: int = 300) -> str:
+    """stdout of `python -m bench.<module> args` from the repository root; fails with its stderr otherwise."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+def test_bench_sizes_on_a_few_images():
+    out = run("bench_sizes", "--n", "3", "--repeats", "1")
+    assert "full decode" in out and "image_size (header only)" in out and "x\n" in out
+
+
+def test_bench_captions_filters_on_a_few_thousand_rows():
+    out = run("bench_captions_filters", "--rows", "2000", "--repeats", "1")
+    assert "results identical to baseline: yes" in out and "extract_captions" in out
+
+
+def test_make_bench_dataset_writes_a_loadable_folder(tmp_path):
+    out = run("make_bench_dataset", "--rows", "300", "--shards", "1", "--out", str(tmp_path / "data"))
+    assert "wrote 300 rows" in out
+    assert len(list((tmp_path / "data" / "data").glob("*.parquet"))) == 1
+
+
+@pytest.mark.slow
+def test_bench_metadata_on_a_small_dataset(tmp_path):
+    out = run("bench_metadata", "--rows", "2000", "--baseline-rows", "200", "--out", str(tmp_path), "--skip-rss-check")
+    assert "same kept rows: yes" in out
+
+
+@pytest.mark.slow
+def test_bench_encode_with_the_tiny_vae(tmp_path):
+    figures = tmp_path / "figures.json"
+    args = ["--device", "cpu", "--vae", "tiny", "--images", "4", "--batch", "2", "--resolution", "64"]
+    out = run("bench_encode", *args, "--work-dir", str(tmp_path / "work"), "--json", str(figures))
+    assert "| 2. pipeline |" in out and "pipeline efficiency" in out and "bare output finite: True" in out
+    best = json.loads(figures.read_text())["best_images_per_s"]
+    assert all(best[stage] > 0 for stage in ("bare", "pipeline", "naive", "decode", "null"))
+    assert not list((tmp_path / "work" / "runs").iterdir())  # the run folder is removed without --keep
+
+
+SMOKED = {"bench_sizes", "bench_captions_filters", "make_bench_dataset", "bench_metadata", "bench_encode"}
+
+
+@pytest.mark.parametrize("script", sorted(set(SCRIPTS) - SMOKED) or ["none"])
+def test_every_other_bench_script_at_least_starts(script):
+    if script == "none":
+        pytest.skip("every bench script has a tiny run above")
+    assert "usage" in run(script, "--help").lower()
