@@ -59,16 +59,23 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class BucketConfig:
-    """Every setting that decides a sample's target size and crop box."""
+    """Every setting that decides a sample's target size and crop box (SimpleTuner's meanings)."""
 
-    resolution: float = 1024
+    resolution: float = 1024  # pixel edge (pixel, pixel_area) or megapixels (area)
     resolution_type: ResolutionType = "pixel_area"
-    minimum_image_size: float | None = None
+    minimum_image_size: float | None = None  # same unit as resolution
+    maximum_image_size: float | None = None  # with target_downsample_size: resize before the crop
+    target_downsample_size: float | None = None
+    max_upscale_threshold: float | None = None  # drop crop_aspect_buckets needing more upscaling than this
+    minimum_aspect_ratio: float | None = None  # bucket aspects outside [min, max] are dropped
+    maximum_aspect_ratio: float | None = None
     crop: bool = False
     crop_aspect: CropAspect = "square"
     crop_aspect_buckets: tuple[float, ...] | None = None
+    crop_aspect_weights: tuple[float, ...] | None = None  # SimpleTuner's [{"aspect": a, "weight": w}] form
     crop_style: CropStyle = "random"
-    alignment: int = 64
+    alignment: int = 64  # aspect_bucket_alignment
+    rounding: int = 2  # aspect_bucket_rounding: decimals of the image aspect before sizing
     train_batch_size: int | None = None
     drop_small_buckets: bool = False
 

@@ -1,21 +1,30 @@
-"""Aspect buckets: each sample's target size, intermediary (resize) size and crop box, vectorised.
+"""Aspect buckets: each sample's bucket, target size, resize-before-crop size and crop box, vectorised.
 
-Compatible with SimpleTuner's multi-aspect bucketing (bghira/SimpleTuner,
-helpers/multiaspect/image.py `MultiaspectImage._round_to_nearest_multiple` and
-`calculate_new_size_by_pixel_*`; helpers/image_manipulation/cropping.py for crop styles), with
-the formulas of docs/architecture.md and spec/field-notes.md section 1. Every random choice is a
-pure function of (backend id, sample id, stream), so a crop chosen here is the crop used at encode time.
-The sample id is the row for Hub datasets (whose file names are the rows) and a hash of the file name
-for local folders, whose row numbers shift when a file is added.
+The sizing maths is SimpleTuner's (see `data.sizing`). On top of it one rule SimpleTuner keeps with an
+order-dependent cache: every bucket name has exactly one target size per backend (`canonical_sizes`).
+Every random choice is a pure function of (backend id, sample id, stream), so a crop chosen here is the
+crop used at encode time. The sample id is the row for Hub datasets (whose file names are the rows) and a
+hash of the file name for local folders, whose row numbers shift when a file is added.
 """
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.config.schema import BucketConfig
+from hf_assets.data.sizing import (
+    TargetTable,
+    choose_buckets,
+    crop_boxes,
+    internal_size,
+    py_round,
+    resize_sizes,
+    square_edge,
+    target_table,
+)
 
 BUCKET_COLUMNS = (
     "target_width",
@@ -35,13 +44,6 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _STREAM_STEP = np.uint64(0xD1B54A32D192ED03)
-
-
-def align(v, m: int = 64):
-    """Round to the nearest multiple of m, at least m (half to even, like Python's round)."""
-    if np.ndim(v) == 0:
-        return max(int(m), int(round(float(v) / m)) * int(m))
-    return np.maximum(np.int64(m), np.rint(np.asarray(v, dtype=np.float64) / m).astype(np.int64) * m)
 
 
 def _splitmix64(z: np.ndarray) -> np.ndarray:
@@ -68,63 +70,112 @@ def uniforms(backend_id: str, rows: np.ndarray, stream: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def _size_for_aspect(aspect: np.ndarray, cfg: BucketConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned (width, height) for target aspects under the config's resolution type."""
-    m, r = cfg.alignment, float(cfg.resolution)
-    if cfg.resolution_type == "pixel":
-        short = align(np.full(aspect.shape, r), m)
-        long = align(r * np.maximum(aspect, 1.0 / aspect), m)
-        landscape = aspect >= 1.0
-        return np.where(landscape, long, short), np.where(landscape, short, long)
-    if cfg.resolution_type == "pixel_area":
-        e = align(r, m)
-        root = np.sqrt(aspect)
-        return align(e * root, m), align(e / root, m)
-    if cfg.resolution_type == "area":
-        pixels = r * 1e6
-        return align(np.sqrt(pixels * aspect), m), align(np.sqrt(pixels / aspect), m)
-    raise ValueError(f"unknown resolution_type {cfg.resolution_type!r}; expected pixel, pixel_area or area")
+def aspect_codes(w: np.ndarray, h: np.ndarray, cfg: BucketConfig) -> np.ndarray:
+    """Each image's aspect rounded to `rounding` decimals, as an integer count of 10^-rounding (at least 1)."""
+    rounded = py_round(w / h, cfg.rounding) * 10.0**cfg.rounding
+    return np.maximum(np.rint(rounded).astype(np.int64), 1)  # 0 would divide by zero in SimpleTuner
 
 
-def _bucket_aspects(cfg: BucketConfig) -> np.ndarray:
-    """The configured crop_aspect_buckets as a float array; raises when missing or invalid."""
-    buckets = np.asarray(cfg.crop_aspect_buckets or (), dtype=np.float64)
-    if buckets.size == 0:
-        raise ValueError(f"crop_aspect {cfg.crop_aspect!r} needs crop_aspect_buckets, e.g. [0.75, 1.0, 1.33]")
-    if not np.all(np.isfinite(buckets) & (buckets > 0)):
-        raise ValueError(f"crop_aspect_buckets must be positive numbers, got {list(cfg.crop_aspect_buckets)}")
-    return buckets
+def key_of(target_w: int, target_h: int, cfg: BucketConfig) -> str:
+    """SimpleTuner's bucket name of a target size: its aspect rounded to `rounding`, then to 2 decimals."""
+    return str(round(round(target_w / target_h, cfg.rounding), 2))
 
 
-def closest_aspects(aspect: np.ndarray, buckets) -> np.ndarray:
-    """For each aspect, the bucket aspect nearest in log space (ties go to the smaller aspect)."""
-    b = np.unique(np.asarray(buckets, dtype=np.float64))
-    lb, la = np.log(b), np.log(aspect)
-    hi = np.clip(np.searchsorted(lb, la), 1, max(len(b) - 1, 1))
-    lo = hi - 1
-    if len(b) == 1:
-        return np.full(aspect.shape, b[0])
-    pick_hi = (lb[hi] - la) < (la - lb[lo])
-    return b[np.where(pick_hi, hi, lo)]
+_GRID_LIMIT = 200_000
 
 
-def target_aspects(aspect: np.ndarray, cfg: BucketConfig, backend_id: str, rows: np.ndarray) -> np.ndarray:
-    """The aspect each sample is trained at, per crop / crop_aspect."""
+@dataclass(frozen=True)
+class BucketTable:
+    """Every target a config can give, per (aspect, orientation), with one size per bucket name."""
+
+    aspects: np.ndarray  # the rounding grid (1..grid) * 10^-rounding, then crop_aspect_buckets, then 1.0
+    grid: int  # how many grid aspects come first
+    dense: int  # grid aspects 1..dense (in 10^-rounding steps), then the larger codes present
+    beyond: np.ndarray
+    natural: TargetTable  # SimpleTuner's own targets (its resize formula reads these)
+    target_w: np.ndarray  # (aspects, 2): the one size of each row's bucket
+    target_h: np.ndarray
+    key_index: np.ndarray  # (aspects, 2) -> index into keys
+    keys: list[str]
+
+
+def bucket_table(cfg: BucketConfig, codes: np.ndarray) -> BucketTable:
+    """The target of every aspect on the rounding grid up to 1.25 x the largest code, the buckets and 1.0.
+
+    Past 200,000 grid steps (aspects beyond 2000:1 at 2 decimals) only the codes present are added.
+
+    SimpleTuner keeps the first size seen per bucket name (order-dependent). Here the one size depends on
+    the config alone: the size an image of exactly the bucket's aspect gets in its own orientation, else
+    the size most grid aspects give, then the smaller area.
+    """
+    scale = 10**cfg.rounding
+    max_code = int(codes.max(initial=1))
+    dense = int(min(max(max_code * 1.25, 2 * scale) + 1, _GRID_LIMIT))
+    beyond = np.unique(codes[codes > dense])
+    grid_codes = np.concatenate([np.arange(1, dense + 1), beyond])
+    extra = np.asarray(cfg.crop_aspect_buckets or (), dtype=np.float64)
+    aspects = np.concatenate([grid_codes / scale, extra, [1.0]])
+    grid = grid_codes.size
+    natural = target_table(aspects, internal_size(cfg, cfg.resolution), cfg)
+    p = square_edge(cfg)
+    t_w, t_h = np.where(natural.square, p, natural.natural_w), np.where(natural.square, p, natural.natural_h)
+    pairs, first, inverse, counts = np.unique(
+        ((t_w << np.int64(32)) | t_h).ravel(), return_index=True, return_inverse=True, return_counts=True
+    )
+    own = np.stack([aspects >= 1.0, aspects <= 1.0], axis=1).ravel()
+    pair_keys = [key_of(q >> 32, q & 0xFFFFFFFF, cfg) for q in pairs.tolist()]
+    exact = np.zeros(pairs.size, dtype=bool)
+    key_value = np.array([float(k) for k in pair_keys])
+    np.logical_or.at(exact, inverse.ravel(), own & (np.repeat(aspects, 2) == key_value[inverse.ravel()]))
+    best: dict[str, tuple] = {}
+    for i, key in enumerate(pair_keys):
+        rank = (not exact[i], -int(counts[i]), int(pairs[i] >> 32) * int(pairs[i] & 0xFFFFFFFF), i)
+        if key not in best or rank < best[key]:
+            best[key] = rank
+    keys = list(best)
+    key_ids = {k: n for n, k in enumerate(keys)}
+    chosen = pairs[[best[k][3] for k in pair_keys]]
+    final = chosen[inverse.reshape(-1)].reshape(t_w.shape)
+    key_index = np.array([key_ids[k] for k in pair_keys], dtype=np.int64)[inverse.reshape(-1)].reshape(t_w.shape)
+    return BucketTable(aspects, grid, dense, beyond, natural, final >> 32, final & 0xFFFFFFFF, key_index, keys)
+
+
+def grid_rows(codes: np.ndarray, table: BucketTable) -> np.ndarray:
+    """The bucket-table row of each image's own rounded aspect."""
+    rows = codes - 1
+    far = codes > table.dense
+    if far.any():
+        rows[far] = table.dense + np.searchsorted(table.beyond, codes[far])
+    return rows
+
+
+def table_rows(codes: np.ndarray, w, h, cfg: BucketConfig, backend_id: str, rows: np.ndarray, table: BucketTable):
+    """Each sample's row in the bucket table: its own aspect, 1.0, or its closest / drawn crop bucket."""
     if not cfg.crop or cfg.crop_aspect == "preserve":
-        return aspect
+        return grid_rows(codes, table)
+    square = table.aspects.size - 1
     if cfg.crop_aspect == "square":
-        return np.ones_like(aspect)
-    if cfg.crop_aspect == "closest":
-        return closest_aspects(aspect, _bucket_aspects(cfg))
-    if cfg.crop_aspect == "random":
-        buckets = _bucket_aspects(cfg)
-        u = uniforms(backend_id, rows, _STREAM_ASPECT)
-        return buckets[np.minimum((u * len(buckets)).astype(np.int64), len(buckets) - 1)]
-    raise ValueError(f"unknown crop_aspect {cfg.crop_aspect!r}; expected square, preserve, closest or random")
+        return np.full(codes.shape, square, dtype=np.int64)
+    if cfg.crop_aspect not in ("closest", "random"):
+        raise ValueError(f"unknown crop_aspect {cfg.crop_aspect!r}; expected square, preserve, closest or random")
+    if cfg.crop_aspect == "closest" and cfg.max_upscale_threshold is None:
+        # The choice depends on the rounded aspect alone: choose once per grid aspect, then gather.
+        grid = table.aspects[: table.grid]
+        return table.grid + choose_buckets(grid, np.ones(grid.size), np.ones(grid.size), cfg, None)[grid_rows(codes, table)]
+    uniform = uniforms(backend_id, rows, _STREAM_ASPECT) if cfg.crop_aspect == "random" else None
+    return table.grid + choose_buckets(codes / 10.0**cfg.rounding, w, h, cfg, uniform)
 
 
-def target_sizes(widths, heights, cfg: BucketConfig, backend_id: str, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Target size, cover-resize size and crop box (int64 arrays) for every sample."""
+def sample_aspects(w, h, cfg: BucketConfig, backend_id: str, rows) -> np.ndarray:
+    """The aspect each sample is sized for (its own rounded aspect, 1.0, or a crop_aspect_bucket)."""
+    w, h = np.asarray(w, dtype=np.int64), np.asarray(h, dtype=np.int64)
+    codes = aspect_codes(w, h, cfg)
+    table = bucket_table(cfg, codes)
+    return table.aspects[table_rows(codes, w, h, cfg, backend_id, np.asarray(rows), table)]
+
+
+def plan(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> tuple[dict[str, np.ndarray], pa.Array]:
+    """Target, resize-before-crop and crop columns (int64) plus the bucket name of every sample."""
     w = np.asarray(widths, dtype=np.int64)
     h = np.asarray(heights, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
@@ -132,44 +183,44 @@ def target_sizes(widths, heights, cfg: BucketConfig, backend_id: str, rows: np.n
         raise ValueError(f"widths, heights and rows differ in length: {w.shape}, {h.shape}, {rows.shape}")
     if w.size and (w.min() <= 0 or h.min() <= 0):
         raise ValueError("every width and height must be positive")
-    wf, hf = w.astype(np.float64), h.astype(np.float64)
-    tw, th = _size_for_aspect(target_aspects(wf / hf, cfg, backend_id, rows), cfg)
-
-    # Resize keeping the image's own aspect so that it covers the target, then crop the target out.
-    scale = np.maximum(tw / wf, th / hf)
-    rw = np.maximum(tw, np.rint(wf * scale).astype(np.int64))
-    rh = np.maximum(th, np.rint(hf * scale).astype(np.int64))
-    slack_x, slack_y = rw - tw, rh - th
-    if cfg.crop_style == "center":
-        left, top = slack_x // 2, slack_y // 2
-    elif cfg.crop_style == "corner":
-        # SimpleTuner's CornerCropping keeps the bottom-right corner: left = W - tw, top = H - th.
-        left, top = slack_x, slack_y
-    elif cfg.crop_style == "random":
-        ux = uniforms(backend_id, rows, _STREAM_CROP_X)
-        uy = uniforms(backend_id, rows, _STREAM_CROP_Y)
-        left = np.minimum((ux * (slack_x + 1)).astype(np.int64), slack_x)
-        top = np.minimum((uy * (slack_y + 1)).astype(np.int64), slack_y)
-    else:
-        raise ValueError(f"unknown crop_style {cfg.crop_style!r}; expected center, corner or random")
-    return {
-        "target_width": tw,
-        "target_height": th,
-        "resize_width": rw,
-        "resize_height": rh,
+    codes = aspect_codes(w, h, cfg)
+    table = bucket_table(cfg, codes)
+    index = table_rows(codes, w, h, cfg, backend_id, rows, table)
+    flat = index * 2 + (w < h)
+    t_w, t_h = table.target_w.ravel()[flat], table.target_h.ravel()[flat]
+    downsample = None
+    if cfg.crop and cfg.maximum_image_size and cfg.target_downsample_size:
+        downsample = target_table(table.aspects[: table.grid], internal_size(cfg, cfg.target_downsample_size), cfg)
+    r_w, r_h = resize_sizes(w, h, t_w, t_h, table.natural, index, downsample, grid_rows(codes, table), cfg)
+    random_crop = cfg.crop_style == "random"
+    u_x = uniforms(backend_id, rows, _STREAM_CROP_X) if random_crop else None
+    u_y = uniforms(backend_id, rows, _STREAM_CROP_Y) if random_crop else None
+    left, top = crop_boxes(r_w, r_h, t_w, t_h, cfg, u_x, u_y)
+    sizes = {
+        "target_width": t_w,
+        "target_height": t_h,
+        "resize_width": r_w,
+        "resize_height": r_h,
         "crop_left": left,
         "crop_top": top,
     }
+    return sizes, pa.array(table.keys, pa.string()).take(pa.array(table.key_index.ravel()[flat]))
 
 
-def bucket_keys(target_w, target_h) -> pa.Array:
-    """Bucket names `str(round(tw / th, 2))`, computed once per distinct (tw, th) pair."""
+def target_sizes(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> dict[str, np.ndarray]:
+    """Target size, resize-before-crop size and crop box (int64 arrays) for every sample; one size per bucket."""
+    return plan(widths, heights, cfg, backend_id, rows)[0]
+
+
+def bucket_keys(target_w, target_h, cfg: BucketConfig | None = None) -> pa.Array:
+    """Bucket names (SimpleTuner's `str(round(aspect, 2))`), computed once per distinct (tw, th) pair."""
+    cfg = cfg or BucketConfig()
     tw = np.asarray(target_w, dtype=np.int64)
     th = np.asarray(target_h, dtype=np.int64)
     if tw.size == 0:
         return pa.array([], type=pa.string())
     pairs, inverse = np.unique((tw << np.int64(32)) | th, return_inverse=True)
-    names = [str(round(int(p >> 32) / int(p & 0xFFFFFFFF), 2)) for p in pairs]
+    names = [key_of(p >> 32, p & 0xFFFFFFFF, cfg) for p in pairs.tolist()]
     return pa.array(names, type=pa.string()).take(pa.array(inverse.reshape(-1).astype(np.int64)))
 
 
@@ -196,8 +247,8 @@ def assign_buckets(index: pa.Table, cfg: BucketConfig, backend_id: str, seed_by_
     if missing:
         raise ValueError(f"filtered index lacks column(s) {missing}; have {index.column_names}")
     ids = filename_ids(index.column("filename")) if seed_by_filename else _int_column(index, "row")
-    sizes = target_sizes(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids)
-    out = index.append_column("bucket", bucket_keys(sizes["target_width"], sizes["target_height"]))
+    sizes, keys = plan(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids)
+    out = index.append_column("bucket", keys)
     for name in BUCKET_COLUMNS:
         out = out.append_column(pa.field(name, pa.int32()), pa.array(sizes[name].astype(np.int32), type=pa.int32()))
     return out

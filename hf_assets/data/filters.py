@@ -1,5 +1,7 @@
 """Why each row is dropped (one reason per row, first failing rule wins), on whole Arrow columns."""
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -74,15 +76,25 @@ def too_small_mask(width: np.ndarray, height: np.ndarray, filters: FilterConfig,
         mask |= height < filters.min_height
     minimum = buckets.minimum_image_size
     if minimum is not None:
-        area = width.astype(np.float64) * height
-        if buckets.resolution_type == "pixel":
-            mask |= (width < minimum) | (height < minimum)
-        elif buckets.resolution_type == "pixel_area":
-            mask |= area < float(minimum) ** 2
-        elif buckets.resolution_type == "area":
-            mask |= area < float(minimum) * 1e6
-        else:
-            raise ValueError(f"unknown resolution_type {buckets.resolution_type!r}")
+        mask |= below_minimum_image_size(width, height, buckets)
+    return mask
+
+
+def below_minimum_image_size(width: np.ndarray, height: np.ndarray, buckets: BucketConfig) -> np.ndarray:
+    """SimpleTuner's minimum_image_size: both sides (pixel), else the area in megapixels (pixel_area: edge^2).
+
+    In area modes a square crop also needs both sides >= floor(sqrt(minimum area)), as in SimpleTuner.
+    """
+    minimum = float(buckets.minimum_image_size)
+    if buckets.resolution_type == "pixel":
+        return (width < minimum) | (height < minimum)
+    if buckets.resolution_type not in ("area", "pixel_area"):
+        raise ValueError(f"unknown resolution_type {buckets.resolution_type!r}")
+    area_px = (minimum * minimum / 1e6 if buckets.resolution_type == "pixel_area" else minimum) * 1_000_000
+    mask = width.astype(np.float64) * height < area_px
+    if buckets.crop and buckets.crop_aspect == "square":
+        edge = math.floor(math.sqrt(area_px))
+        mask |= (width < edge) | (height < edge)
     return mask
 
 

@@ -10,16 +10,17 @@ from PIL import Image
 from hf_assets.config.schema import BucketConfig
 from hf_assets.data.buckets import (
     BUCKET_COLUMNS,
-    align,
     assign_buckets,
     bucket_histogram,
     bucket_histogram_png,
     bucket_keys,
-    closest_aspects,
     drop_small_buckets,
+    plan,
+    sample_aspects,
     small_buckets,
     target_sizes,
 )
+from hf_assets.data.sizing import align, py_round
 
 # Sizes seen in real datasets: phone photos both ways, DSLR, HD video frames, scans, cinema, screenshots.
 REAL_SIZES = [
@@ -50,21 +51,25 @@ def index_table(widths, heights, rows=None) -> pa.Table:
 
 
 def test_alignment_rounds_to_nearest_multiple_with_a_floor():
-    assert align(1000) == 1024  # 15.625 -> 16
-    assert align(1500) == 1472 and align(1530) == 1536  # 23.4 -> 23, 23.9 -> 24
-    assert align(10) == 64 and align(0) == 64  # never below one multiple
-    assert align(96) == 128 and align(160) == 128  # halves round to even, like Python's round()
-    assert align(1000, 8) == 1000 and align(1003, 8) == 1000
-    values = np.array([0, 10, 96, 160, 1000, 1500, 1003.9, 4095])
-    assert align(values).tolist() == [align(float(v)) for v in values]
-    assert align(values, 16).tolist() == [max(16, round(v / 16) * 16) for v in values.tolist()]
+    values = np.array([0, 10, 96, 160, 1000, 1500, 1530, 1003.9, 4095])
+    assert align(values, 64).tolist() == [64, 64, 128, 128, 1024, 1472, 1536, 1024, 4096]  # halves to even
+    for m in (8, 16, 64):
+        assert align(values, m).tolist() == [max(m, round(v / m) * m) for v in values.tolist()]
+
+
+def test_aspect_rounding_is_pythons_round_including_near_ties():
+    w = np.array([1545, 2675, 9, 1125, 3, 2047, 1, 7])
+    h = np.array([1000, 1000, 8, 1000, 8, 2999, 3, 3])
+    for digits in (1, 2, 3):
+        assert py_round(w / h, digits).tolist() == [round(a / b, digits) for a, b in zip(w.tolist(), h.tolist())]
 
 
 def test_pixel_mode_short_side_is_resolution_for_landscape_and_portrait():
     cfg = BucketConfig(resolution=1024, resolution_type="pixel")
-    s = sizes(cfg, [6000, 4000, 1920, 1080, 512], [4000, 6000, 1080, 1920, 512])
-    assert s["target_width"] == [1536, 1024, 1792, 1024, 1024]  # 1024 * 16/9 = 1820.4 -> 1792
-    assert s["target_height"] == [1024, 1536, 1024, 1792, 1024]
+    s = sizes(cfg, [6000, 4000, 1920, 1080, 512, 2047], [4000, 6000, 1080, 1920, 512, 2999])
+    # 16:9 rounds to 1.78: int(1024 * 1.78) = 1822 -> 1792; 2047/2999 rounds to 0.68: int(1024 / 0.68) = 1505 -> 1536.
+    assert s["target_width"] == [1536, 1024, 1792, 1024, 1024, 1024]
+    assert s["target_height"] == [1024, 1536, 1024, 1856, 1024, 1536]  # 9:16 is 0.56: int(1024 / 0.56) = 1828 -> 1856
 
 
 def test_pixel_area_on_a_3_2_image():
@@ -74,21 +79,21 @@ def test_pixel_area_on_a_3_2_image():
     assert (s["target_width"], s["target_height"]) == ([1280, 832], [832, 1280])
 
 
-def test_area_mode_resolution_is_megapixels():
-    # 1.0 MP at 3:2: sqrt(1.5e6) = 1224.7 -> 1216, sqrt(1e6 / 1.5) = 816.5 -> 832; square 1000 -> 1024.
+def test_area_mode_resolution_is_megapixels_with_the_square_edge_first():
+    # 1.0 MP: edge align(int(sqrt(1e6))) = 1024; 3:2: 1024 * sqrt(1.5) = 1254.1 -> 1280, 1024 / sqrt(1.5) = 836 -> 832.
     cfg = BucketConfig(resolution=1.0, resolution_type="area")
     s = sizes(cfg, [6000, 4000, 2048], [4000, 6000, 2048])
-    assert s["target_width"] == [1216, 832, 1024]
-    assert s["target_height"] == [832, 1216, 1024]
+    assert s["target_width"] == [1280, 832, 1024]
+    assert s["target_height"] == [832, 1280, 1024]
     half = sizes(BucketConfig(resolution=0.25, resolution_type="area"), [512], [512])
     assert (half["target_width"], half["target_height"]) == ([512], [512])
 
 
 @pytest.mark.parametrize(
     "resolution, resolution_type, side",
-    [(512, "pixel", 512), (1000, "pixel_area", 1024), (1.0, "area", 1024), (0.5, "area", 704)],
+    [(512, "pixel", 512), (1000, "pixel_area", 1024), (1.0, "area", 1024), (0.5, "area", 768), (768, "pixel_area", 768)],
 )
-def test_square_crop_is_an_aligned_square_of_the_mode_size(resolution, resolution_type, side):
+def test_square_crop_is_the_square_edge_of_the_mode(resolution, resolution_type, side):
     cfg = BucketConfig(resolution=resolution, resolution_type=resolution_type, crop=True, crop_aspect="square")
     w, h = zip(*REAL_SIZES)
     s = sizes(cfg, w, h)
@@ -96,13 +101,23 @@ def test_square_crop_is_an_aligned_square_of_the_mode_size(resolution, resolutio
 
 
 def test_square_center_crop_of_a_4_3_photo_worked_by_hand():
-    # 4000x3000 covering 512x512: scale = 512/3000, resized 683x512, centred box starts at (683-512)//2 = 85.
+    # 4000x3000 to 512x512: resize int(512 * 4/3) = 682 x 512, centred box starts at (682-512)//2 = 85.
     base = dict(resolution=512, resolution_type="pixel", crop=True, crop_aspect="square")
     centre = sizes(BucketConfig(**base, crop_style="center"), [4000, 3000], [3000, 4000])
-    assert centre["resize_width"] == [683, 512] and centre["resize_height"] == [512, 683]
+    assert centre["resize_width"] == [682, 512] and centre["resize_height"] == [512, 682]
     assert centre["crop_left"] == [85, 0] and centre["crop_top"] == [0, 85]
     corner = sizes(BucketConfig(**base, crop_style="corner"), [4000, 3000], [3000, 4000])
-    assert corner["crop_left"] == [171, 0] and corner["crop_top"] == [0, 171]  # bottom-right, as SimpleTuner
+    assert corner["crop_left"] == [0, 0] and corner["crop_top"] == [0, 0]  # top-left, as SimpleTuner
+
+
+def test_downsample_before_crop_with_maximum_image_size_and_target_downsample_size():
+    # SimpleTuner's docs example: a 4000x3000 photo is first resized for a 1280 edge area, then cropped to 1024.
+    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="square",
+                       crop_style="center", maximum_image_size=1536, target_downsample_size=1280)
+    s = sizes(cfg, [4000], [3000])
+    assert (s["resize_width"], s["resize_height"], s["crop_left"], s["crop_top"]) == ([1472], [1104], [224], [40])
+    plain = sizes(BucketConfig(**{**cfg.__dict__, "maximum_image_size": None}), [4000], [3000])
+    assert (plain["resize_width"], plain["resize_height"]) == ([1365], [1024])
 
 
 def test_preserve_and_no_crop_keep_the_image_aspect():
@@ -113,16 +128,43 @@ def test_preserve_and_no_crop_keep_the_image_aspect():
     assert plain["target_height"] == preserve["target_height"]
 
 
-def test_closest_picks_the_nearest_aspect_in_log_space():
-    got = closest_aspects(np.array([1.5, 1.2, 0.5, 3.0, 0.8, 1.545, 1.0]), [1.78, 0.75, 1.0, 1.33])
-    # 1.545 is nearer 1.33 on a linear scale but nearer 1.78 in ratio (1.545/1.33 > 1.78/1.545).
-    assert got.tolist() == [1.33, 1.33, 0.75, 1.78, 0.75, 1.78, 1.0]
+def test_closest_is_the_linear_distance_to_the_rounded_aspect_and_the_first_listed_wins_ties():
+    w, h = [1500, 1200, 500, 3000, 800, 1545, 1000, 1250], [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]
+    cfg = BucketConfig(crop=True, crop_aspect="closest", crop_aspect_buckets=(1.78, 0.75, 1.0, 1.33))
+    # 1.545 rounds to 1.54: 0.21 from 1.33, 0.24 from 1.78 (a log distance would pick 1.78).
+    assert sample_aspects(w[:7], h[:7], cfg, "x", range(7)).tolist() == [1.33, 1.33, 0.75, 1.78, 0.75, 1.33, 1.0]
+    tie = dict(crop=True, crop_aspect="closest")
+    assert sample_aspects([1250], [1000], BucketConfig(**tie, crop_aspect_buckets=(1.0, 1.5)), "x", [0]).tolist() == [1.0]
+    assert sample_aspects([1250], [1000], BucketConfig(**tie, crop_aspect_buckets=(1.5, 1.0)), "x", [0]).tolist() == [1.5]
     cfg = BucketConfig(
         resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest", crop_aspect_buckets=(0.75, 1.0, 1.33)
     )
     s = sizes(cfg, [4032, 3024, 1920], [3024, 4032, 1080])
-    # 1.33: 1024*sqrt(1.33) = 1180.9 -> 1152, 1024/sqrt(1.33) = 887.9 -> 896.
+    # 1.33: 1024*sqrt(1.33) = 1180.9 -> 1152, 1024/sqrt(1.33) = 887.9 -> 896; 0.75 -> 896 x 1152 ("0.78").
     assert list(zip(s["target_width"], s["target_height"])) == [(1152, 896), (896, 1152), (1152, 896)]
+
+
+def test_max_upscale_threshold_skips_buckets_that_need_more_upscaling_else_square():
+    base = dict(resolution=1024, resolution_type="pixel", crop=True, crop_aspect_buckets=(1.0, 0.5, 2.0))
+    cfg = BucketConfig(**base, crop_aspect="random", max_upscale_threshold=0.2)
+    # Each side of the bucket's target may be at most 1.2x the image's: 2100x1000 fits all three buckets,
+    # 1000x1000 not 2048x1024 (2.0), 256x256 none and is cropped square (as SimpleTuner, whose docs say
+    # otherwise for 850x850: its code compares 1024 with 1.2 * 850 = 1020 and keeps no bucket).
+    rows = np.arange(300)
+    assert set(sample_aspects([2100] * 300, [1000] * 300, cfg, "x", rows).tolist()) == {0.5, 1.0, 2.0}
+    assert set(sample_aspects([1000] * 300, [1000] * 300, cfg, "x", rows).tolist()) == {0.5, 1.0}
+    assert set(sample_aspects([256] * 300, [256] * 300, cfg, "x", rows).tolist()) == {1.0}
+    wide = BucketConfig(**base, crop_aspect="closest", max_upscale_threshold=0.2)
+    # 2100x1000 is closest to 2.0 (2048 x 1024 fits); 1700x800 needs 2048 > 1.2 * 1700 wide, so 1.0.
+    assert sample_aspects([2100, 1700], [1000, 800], wide, "x", [0, 1]).tolist() == [2.0, 1.0]
+
+
+def test_weighted_random_buckets_follow_their_weights():
+    cfg = BucketConfig(resolution=512, resolution_type="pixel_area", crop=True, crop_aspect="random",
+                       crop_aspect_buckets=(0.75, 1.0, 1.5), crop_aspect_weights=(0.2, 0.7, 0.1))
+    drawn = sample_aspects(np.full(20_000, 1200), np.full(20_000, 900), cfg, "w", np.arange(20_000))
+    share = {a: float(np.mean(drawn == a)) for a in (0.75, 1.0, 1.5)}
+    assert abs(share[0.75] - 0.2) < 0.02 and abs(share[1.0] - 0.7) < 0.02 and abs(share[1.5] - 0.1) < 0.02
 
 
 def test_closest_and_random_need_buckets():
@@ -154,7 +196,7 @@ def test_random_is_deterministic_and_depends_on_the_backend_id():
 @pytest.mark.parametrize("resolution_type, resolution", [("pixel", 1024), ("pixel_area", 768), ("area", 0.5)])
 @pytest.mark.parametrize("crop_aspect", ["none", "square", "preserve", "closest", "random"])
 @pytest.mark.parametrize("crop_style", ["center", "corner", "random"])
-def test_resize_covers_target_and_crop_box_is_inside(resolution_type, resolution, crop_aspect, crop_style):
+def test_resize_covers_target_keeps_the_aspect_and_crop_box_is_inside(resolution_type, resolution, crop_aspect, crop_style):
     rng = np.random.default_rng(2024)
     n = 10_000
     w = np.exp(rng.uniform(0, np.log(12000), n)).astype(np.int64) + 1
@@ -167,12 +209,14 @@ def test_resize_covers_target_and_crop_box_is_inside(resolution_type, resolution
         crop_style=crop_style,
     )
     s = {k: np.asarray(v) for k, v in sizes(cfg, w, h, "prop", rows=rng.permutation(n)).items()}
+    if crop_style == "corner":
+        assert not s["crop_left"].any() and not s["crop_top"].any()
     tw, th, rw, rh, cl, ct = (s[k] for k in BUCKET_COLUMNS)
-    assert np.all(tw % 64 == 0) and np.all(th % 64 == 0) and tw.min() >= 64 and th.min() >= 64
+    square_edge = {"pixel": 1024, "pixel_area": 768, "area": 768}[resolution_type]
+    aligned = (tw % 64 == 0) & (th % 64 == 0)
+    assert np.all(aligned | ((tw == square_edge) & (th == square_edge))) and tw.min() >= 64 and th.min() >= 64
     assert np.all(rw >= tw) and np.all(rh >= th)
-    assert np.all(np.minimum(rw - tw, rh - th) == 0)  # covers tightly on one side
-    scale = np.maximum(tw / w, th / h)
-    assert np.all(np.abs(rw - w * scale) <= 0.5 + 1e-6) and np.all(np.abs(rh - h * scale) <= 0.5 + 1e-6)
+    assert np.all(np.abs((rw / rh) / (w / h) - 1) <= 0.02 + 1.0 / np.minimum(rw, rh))  # the image's own aspect
     assert np.all(cl >= 0) and np.all(ct >= 0)
     assert np.all(cl + tw <= rw) and np.all(ct + th <= rh)
     if crop_style == "random" and crop_aspect == "square":
@@ -183,6 +227,8 @@ def test_bucket_key_format_matches_python_round():
     tw = [1024, 1024, 832, 1216, 1280, 1365, 64, 4096]
     th = [1024, 1344, 1088, 832, 832, 1024, 4096, 64]
     assert bucket_keys(tw, th).to_pylist() == ["1.0", "0.76", "0.76", "1.46", "1.54", "1.33", "0.02", "64.0"]
+    # with aspect_bucket_rounding 1 the aspect is rounded to 1 decimal first, then named with 2.
+    assert bucket_keys([1280], [832], BucketConfig(rounding=1)).to_pylist() == ["1.5"]
     grid = np.arange(64, 4097, 64)
     gw, gh = np.meshgrid(grid, grid)
     keys = bucket_keys(gw.ravel(), gh.ravel()).to_pylist()
@@ -199,9 +245,10 @@ def test_assign_buckets_appends_contract_columns():
     assert out.column_names == table.column_names + ["bucket", *BUCKET_COLUMNS]
     assert out.schema.field("bucket").type == pa.string()
     assert all(out.schema.field(c).type == pa.int32() for c in BUCKET_COLUMNS)
+    # 4032x3024 rounds to 1.33, its closest bucket: 1152x896 "1.29"; resize int(896 * 4/3) = 1194 x 896.
     assert out.slice(0, 1).to_pylist()[0] == {
         "filename": "100.jpg", "row": 100, "width": 4032, "height": 3024, "bucket": "1.29",
-        "target_width": 1152, "target_height": 896, "resize_width": 1195, "resize_height": 896,
+        "target_width": 1152, "target_height": 896, "resize_width": 1194, "resize_height": 896,
         "crop_left": 21, "crop_top": 0,
     }
     expected = [str(round(a / b, 2)) for a, b in zip(out["target_width"].to_pylist(), out["target_height"].to_pylist())]
@@ -276,3 +323,28 @@ def test_local_folder_crops_are_seeded_by_file_name_so_new_files_do_not_move_the
     assert before.select(columns).to_pylist() == after.select(columns).to_pylist()
     by_row = assign_buckets(index(shifted), cfg, "local").slice(1)
     assert by_row.select(columns).to_pylist() != before.select(columns).to_pylist()
+
+
+SWEEP_SETTINGS = [
+    dict(resolution=r, resolution_type=t, crop=crop, crop_aspect=aspect, crop_style=style,
+         crop_aspect_buckets=(0.5, 0.75, 1.0, 1.33, 1.5, 2.0, 0.2, 5.0), rounding=rounding, alignment=alignment)
+    for r, t in ((512, "pixel"), (1000, "pixel"), (1024, "pixel_area"), (640, "pixel_area"), (0.5, "area"), (1.5, "area"))
+    for crop, aspect, style in ((False, "square", "random"), (True, "preserve", "center"), (True, "closest", "corner"),
+                                (True, "random", "random"), (True, "square", "center"))
+    for rounding, alignment in ((2, 64), (1, 32), (3, 8))
+]
+
+
+@pytest.mark.parametrize("settings", SWEEP_SETTINGS, ids=lambda s: "-".join(str(v) for v in list(s.values())[:4]))
+def test_every_bucket_name_has_exactly_one_target_size(settings):
+    # Every size from 64 to 8000 px in 37 px steps (both ways), plus extreme strips.
+    edges = np.arange(64, 8001, 37)
+    w, h = (a.ravel() for a in np.meshgrid(edges, edges))
+    w = np.concatenate([w, [1, 64, 9000, 20000, 200]])
+    h = np.concatenate([h, [9000, 20000, 1, 64, 6000]])
+    out = assign_buckets(index_table(w, h), BucketConfig(**settings), "sweep")
+    pairs = out.group_by("bucket").aggregate([("target_width", "min"), ("target_width", "max"),
+                                              ("target_height", "min"), ("target_height", "max")])
+    mixed = [row for row in pairs.to_pylist()
+             if row["target_width_min"] != row["target_width_max"] or row["target_height_min"] != row["target_height_max"]]
+    assert mixed == [] and pairs.num_rows > 0

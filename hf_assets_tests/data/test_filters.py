@@ -102,6 +102,18 @@ def test_too_small_in_pixel_area_mode_compares_area_with_minimum_squared():
     assert reasons_of(widths=widths, heights=heights, buckets=buckets)[:3] == [None, "too_small", "too_small"]
 
 
+def test_too_small_with_a_square_crop_in_area_modes_also_needs_both_sides_at_least_the_square_root():
+    # 256x1024 has the area of 512^2 but a 256 px side: a square crop of it would be upscaled, so it is dropped.
+    widths = pa.array([256, 512, 600, 512, 512, 512, 512, 512], pa.int32())
+    heights = pa.array([1024, 512, 437, 512, 512, 512, 512, 512], pa.int32())
+    square = BucketConfig(resolution_type="pixel_area", minimum_image_size=512, crop=True, crop_aspect="square")
+    assert reasons_of(widths=widths, heights=heights, buckets=square)[:3] == ["too_small", None, "too_small"]
+    closest = BucketConfig(resolution_type="pixel_area", minimum_image_size=512, crop=True, crop_aspect="preserve")
+    assert reasons_of(widths=widths, heights=heights, buckets=closest)[:3] == [None, None, None]  # area suffices
+    area = BucketConfig(resolution_type="area", resolution=1.0, minimum_image_size=0.25, crop=True, crop_aspect="square")
+    assert reasons_of(widths=widths, heights=heights, buckets=area)[:3] == ["too_small", None, "too_small"]
+
+
 def test_too_small_in_area_mode_reads_the_minimum_as_megapixels():
     widths = pa.array([1000, 999, 2000, 512, 512, 512, 512, 512], pa.int32())
     heights = pa.array([1000, 1000, 250, 512, 512, 512, 512, 512], pa.int32())
