@@ -1,8 +1,9 @@
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.cache.atomic import atomic_write_bytes
 from hf_assets.assets.metadata import column_schema, counts_table, png_markdown
+from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
+from hf_assets.cache.atomic import atomic_write_bytes
 from hf_assets.data.buckets import assign_buckets, bucket_histogram, bucket_histogram_png, drop_small_buckets, small_buckets
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
@@ -11,7 +12,9 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `aspect_buckets` asset over the given backend partitions."""
 
-    @dg.asset(name="aspect_buckets", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"})
+    @dg.asset(name="aspect_buckets", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"},
+              retry_policy=TRANSIENT_RETRY)
+    @retry_only_transient
     def aspect_buckets(
         context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, filtered_index: pa.Table
     ) -> dg.Output:

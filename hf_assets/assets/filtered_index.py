@@ -1,7 +1,9 @@
 import dagster as dg
 
 from hf_assets.assets.metadata import column_schema, counts_table, preview
-from hf_assets.data.columns import MissingColumn
+from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
+from hf_assets.data.columns import ColumnTypeError, MissingColumn
+from hf_assets.data.dropped import save_dropped
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import RawSplit
 from hf_assets.progress import ProgressLog
@@ -11,7 +13,9 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `filtered_index` asset over the given backend partitions."""
 
-    @dg.asset(name="filtered_index", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"})
+    @dg.asset(name="filtered_index", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"},
+              retry_policy=TRANSIENT_RETRY)
+    @retry_only_transient
     def filtered_index(
         context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, raw_split: RawSplit
     ) -> dg.Output:
@@ -27,6 +31,9 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
             index, dropped = build_filtered_index(raw_split, backend, progress)
         except MissingColumn as exc:
             raise MissingColumn(f"backend '{backend.id}': {exc}", exc.path) from None
+        except ColumnTypeError as exc:
+            raise exc.in_backend(backend.id, getattr(backend, exc.setting, None) if exc.setting else None) from None
+        dropped_path = save_dropped(backend.metadata_dir, dropped.rows)
         total_dropped = sum(dropped.values())
         context.log.info(f"{backend.id}: kept {index.num_rows} of {raw_split.num_rows}; dropped {dropped}")
         if index.num_rows == 0:
@@ -44,6 +51,7 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
                 "dropped": total_dropped,
                 "dropped_by_reason": counts_table(dropped),
                 **progress.metadata(),
+                "dropped_rows": dg.MetadataValue.path(str(dropped_path)),
                 "dagster/row_count": index.num_rows,
                 "dagster/column_schema": column_schema(index.schema),
                 "preview": preview(index, ["filename", "caption", "width", "height"]),

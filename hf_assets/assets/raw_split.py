@@ -1,6 +1,7 @@
 import dagster as dg
 
 from hf_assets.assets.metadata import column_schema
+from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.data.sources import open_split
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
@@ -8,7 +9,9 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 def build_raw_split(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `raw_split` asset over the given backend partitions."""
 
-    @dg.asset(name="raw_split", partitions_def=partitions, group_name="metadata", kinds={"huggingface", "arrow"})
+    @dg.asset(name="raw_split", partitions_def=partitions, group_name="metadata", kinds={"huggingface", "arrow"},
+              retry_policy=TRANSIENT_RETRY)
+    @retry_only_transient
     def raw_split(context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource) -> dg.Output:
         """The backend's split as a memory-mapped Arrow table; no image is decoded."""
         backend = dataloader.backend(context.partition_key)

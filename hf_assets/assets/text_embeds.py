@@ -4,6 +4,7 @@ import pyarrow.compute as pc
 
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result
+from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
@@ -24,8 +25,10 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
+        retry_policy=TRANSIENT_RETRY,
         check_specs=partition_check_specs("text_embeds", CHECKS, partitions),
     )
+    @retry_only_transient
     def text_embeds(
         context: dg.AssetExecutionContext,
         dataloader: DataloaderConfigResource,

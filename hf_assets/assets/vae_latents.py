@@ -3,6 +3,7 @@ import pyarrow as pa
 
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
+from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.cache.tables import load_manifest
 from hf_assets.progress import ProgressLog
 from hf_assets.data.sources import RawSplit
@@ -26,8 +27,10 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
+        retry_policy=TRANSIENT_RETRY,
         check_specs=partition_check_specs("vae_latents", CHECKS, partitions),
     )
+    @retry_only_transient
     def vae_latents(
         context: dg.AssetExecutionContext,
         dataloader: DataloaderConfigResource,

@@ -44,9 +44,32 @@ def _fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the platform allows (thread-safe on Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it: restore at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file: 0o666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
 @contextmanager
 def atomic_writer(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path to write; on success fsync and rename it to `path`, on error remove it."""
+    """Yield a temp path to write; on success fsync and rename it to `path`, on error remove it.
+
+    The file gets the mode the process umask gives any new file, whatever the writing library chose for its temp
+    (some create 0600 files), so a trainer running as another user can read the caches as it reads the metadata.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
@@ -54,6 +77,7 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"atomic_writer: nothing was written to {tmp} for {path}")
+        os.chmod(tmp, file_mode())
         _fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:

@@ -1,5 +1,6 @@
 """The accepted keys of a dataloader entry, their types, and friendly type checks."""
 
+import codecs
 import difflib
 import re
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ def _is_str(v: Any) -> bool:
 
 def _is_str_or_str_list(v: Any) -> bool:
     return isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v))
+
+
+def is_text_encoding(v: Any) -> bool:
+    """True for a name Python knows as a text encoding (e.g. "latin-1", "cp1252", "shift_jis")."""
+    try:
+        return isinstance(v, str) and codecs.lookup(v)._is_text_encoding  # type: ignore[attr-defined]
+    except LookupError:
+        return False
 
 
 def one_of(*choices: str) -> Field:
@@ -80,6 +89,7 @@ ENTRY_FIELDS: dict[str, Field] = {
     "metadata_backend": one_of("huggingface", "discovery", "parquet", "json"),
     "instance_data_dir": STR,
     "instance_prompt": STR,
+    "caption_encoding": Field(is_text_encoding, 'a Python text encoding for caption files that are not UTF-8, e.g. "cp1252"'),
     "cache_dir": STR,
     "text_embeds": STR,
     "probability": NUM_NONNEG,

@@ -252,6 +252,7 @@ class _Parser:
                 description_column=m.get("description_column"),
                 instance_prompt=m.get("instance_prompt"),
                 strategy=strategy,
+                encoding=m.get("caption_encoding"),
             ),
             filters=FilterConfig(
                 quality_thresholds={k: float(v) for k, v in filt.get("quality_thresholds", {}).items()},

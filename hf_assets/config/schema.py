@@ -20,6 +20,7 @@ class CaptionConfig:
     description_column: str | None = None
     instance_prompt: str | None = None  # caption_strategy "instanceprompt"
     strategy: str = "huggingface"  # huggingface | textfile | filename | instanceprompt
+    encoding: str | None = None  # caption_encoding: how a sidecar that is not UTF-8 is decoded
 
 
 @dataclass(frozen=True)

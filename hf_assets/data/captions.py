@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.config.schema import CaptionConfig
-from hf_assets.data.columns import flatten_with_rows, resolve_column
+from hf_assets.data.columns import ColumnTypeError, flatten_with_rows, resolve_column
 
 CAPTIONS_TYPE = pa.list_(pa.string())
 
@@ -71,7 +71,11 @@ def column_variants(column: pa.ChunkedArray | pa.Array, name: str) -> Variants:
         if pa.types.is_dictionary(texts.type):
             texts = texts.cast(texts.type.value_type)
         return _keep_non_empty(rows, texts)
-    raise TypeError(f"caption column {name!r} has type {dtype}; expected a string or a list of strings")
+    if _is_binary(_unwrap_dictionary(dtype.value_type) if _is_list(dtype) else dtype):
+        raise ColumnTypeError(
+            f"caption column {name!r} holds bytes ({dtype}), not text; store the captions as strings "
+            "(decode them when building the dataset) or set caption_column to a text column", name)
+    raise ColumnTypeError(f"caption column {name!r} has type {dtype}; expected a string or a list of strings", name)
 
 
 def description_variants(column: pa.ChunkedArray | pa.Array, name: str) -> Variants:
@@ -178,3 +182,7 @@ def _is_text(dtype: pa.DataType) -> bool:
 
 def _is_list(dtype: pa.DataType) -> bool:
     return pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_fixed_size_list(dtype)
+
+
+def _is_binary(dtype: pa.DataType) -> bool:
+    return pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) or pa.types.is_binary_view(dtype)

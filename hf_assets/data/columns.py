@@ -23,6 +23,26 @@ class MissingColumn(KeyError):
         return cls(f"column {path!r} not found; available: {available}", path)
 
 
+class ColumnTypeError(TypeError):
+    """A configured column holds values of a type it cannot have; `column` is its name when known here,
+    `setting` the config key that names it (e.g. "image_column"), so a caller can add the backend and the name."""
+
+    def __init__(self, message: str, column: str | None = None, setting: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return self.message
+
+    def in_backend(self, backend_id: str, column: str | None = None) -> "ColumnTypeError":
+        """The same error with the backend id (and the column name, when only the caller knows it) in front."""
+        column = self.column or column
+        named = f", {self.setting or 'column'} {column!r}" if column and column != self.column else ""
+        return ColumnTypeError(f"backend '{backend_id}'{named}: {self.message}", column, self.setting)
+
+
 def available_columns(schema: pa.Schema) -> list[str]:
     """Every column as a dotted path, in schema order; struct columns are replaced by their fields."""
     paths: list[str] = []

@@ -8,6 +8,7 @@ from hf_assets.config.schema import BackendConfig, CaptionConfig
 from hf_assets.data.captions import extract_captions, first_caption
 from hf_assets.data.columns import resolve_column
 from hf_assets.data.composite import tile_boxes
+from hf_assets.data.dropped import DropCounts, dropped_rows
 from hf_assets.data.filters import count_reasons, drop_reasons
 from hf_assets.data.sizes import image_sizes
 from hf_assets.data.sources import RawSplit
@@ -105,4 +106,9 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig,
     if video:
         columns["fps"] = video.fps.take(take)
         schema = schema.append(pa.field("fps", pa.float32()))
-    return pa.Table.from_pydict(columns, schema=schema), count_reasons(reasons)
+    dropped = np.flatnonzero(~np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)).astype(np.int64)
+    names = table.column("filename").take(pa.array(dropped)) if backend.type == "local" else (
+        virtual_filenames(pa.array(dropped), backend.file_extension))
+    details = table.column("caption_problem") if "caption_problem" in table.column_names else None
+    rows = dropped_rows(reasons, names, details.combine_chunks() if details is not None else None)
+    return pa.Table.from_pydict(columns, schema=schema), DropCounts(count_reasons(reasons), rows)

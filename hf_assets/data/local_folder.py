@@ -5,6 +5,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hf_assets.config.schema import BackendConfig
+from hf_assets.data.sidecars import Caption, read_sidecar
 from hf_assets.data.sources import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit, fingerprint_of
 
 
@@ -18,27 +19,29 @@ def scan_image_folder(backend: BackendConfig) -> RawSplit:
         )
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     names = [p.relative_to(root).as_posix() for p in files]
-    captions = [caption_for(p, backend) for p in files]
+    read = [caption_for(p, backend) for p in files]
+    captions = [caption.text for caption in read]
     stats = [p.stat() for p in files]
     table = pa.table(
         {
             "filename": pa.array(names, pa.string()),
             "image": pa.array([{"bytes": None, "path": str(p)} for p in files], IMAGE_STRUCT),
             "caption": pa.array(captions, pa.string()),
+            "caption_problem": pa.array([caption.problem for caption in read], pa.string()),  # why no caption
         }
     )
     parts = [f"{n}|{s.st_size}|{s.st_mtime_ns}|{c}" for n, s, c in zip(names, stats, captions)]
     return RawSplit(backend.id, table, str(root), fingerprint_of(parts), base_dir=root)
 
 
-def caption_for(image_path: Path, backend: BackendConfig) -> str | None:
-    """The caption a local image gets under the backend's caption_strategy."""
+def caption_for(image_path: Path, backend: BackendConfig) -> Caption:
+    """The caption a local image gets under the backend's caption_strategy (None text: no caption, and why)."""
     strategy = backend.captions.strategy
     if strategy == "instanceprompt":
-        return backend.captions.instance_prompt
+        return Caption(backend.captions.instance_prompt)
     if strategy == "filename":
-        return image_path.stem.replace("_", " ")
+        return Caption(image_path.stem.replace("_", " "))
     sidecar = image_path.with_suffix(".txt")
     if not sidecar.is_file():
-        return None
-    return sidecar.read_text(encoding="utf-8", errors="replace")
+        return Caption(None)
+    return read_sidecar(sidecar, backend.captions.encoding)

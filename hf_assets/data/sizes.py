@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+from hf_assets.data.columns import ColumnTypeError
 from hf_assets.progress import ProgressLog, quiet
 
 ORIENTATION_TAG = 0x0112
@@ -91,9 +92,11 @@ def _check_image_type(kind: pa.DataType) -> None:
     """Raise TypeError unless kind is a struct with a bytes or path field, or a binary type."""
     if pa.types.is_struct(kind):
         if kind.get_field_index("bytes") < 0 and kind.get_field_index("path") < 0:
-            raise TypeError(f"image struct needs a 'bytes' or 'path' field, got {kind}")
+            raise ColumnTypeError(f"image struct needs a 'bytes' or 'path' field, got {kind}", setting="image_column")
     elif not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)):
-        raise TypeError(f"images must be struct<bytes, path> or binary, got {kind}")
+        raise ColumnTypeError(
+            f"images must be an Image feature (struct<bytes, path>) or binary image bytes, got {kind}; "
+            "set image_column to the column holding the images", setting="image_column")
 
 
 def _image_columns(images: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:

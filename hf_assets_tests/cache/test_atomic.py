@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -79,3 +80,25 @@ def test_clean_stale_temps_removes_only_dead_writers_temps(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "shard-3.safetensors", ".hidden"])
     assert clean_stale_temps(tmp_path, include_live=True) == [live]
     assert clean_stale_temps(tmp_path / "missing") == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_cache_files_follow_the_process_umask_like_any_new_file(tmp_path, umask):
+    from hf_assets.cache.encoded import EncodedCache
+    from hf_assets_tests.cache.helpers import encode_all, wanted_table
+
+    old = os.umask(umask)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("written by open()")
+        cache = EncodedCache(tmp_path / "cache")
+        wanted = wanted_table(4)
+        encode_all(cache, cache.plan(wanted)[0])
+        cache.commit(wanted, {"scaling_factor": 0.13})
+    finally:
+        os.umask(old)
+    expected = stat.S_IMODE(plain.stat().st_mode)
+    assert expected == 0o666 & ~umask
+    written = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # shards: safetensors makes 0600 files
+    assert any(p.suffix == ".safetensors" for p in written) and any(p.name == "manifest.parquet" for p in written)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {p.name: oct(expected) for p in written}
