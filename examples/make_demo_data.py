@@ -519,7 +519,7 @@ CLIPS_ENTRY = {
     "metadata_backend": "huggingface",
     "image_column": "video",
     "huggingface": {"caption_column": "caption", "num_frames_column": "frame_count", "fps_column": "fps"},
-    "video": {"num_frames": 17, "min_frames": 9, "max_frames": 64},
+    "video": {"num_frames": 13, "min_frames": 9, "max_frames": 64},
     "resolution": 64,
     "resolution_type": "pixel",
     "aspect_bucket_alignment": 16,
