@@ -44,6 +44,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         from hf_assets.cache.latents import open_latents
         from hf_assets.cache.manifest import read_manifest
         from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+        from hf_assets.encode.models import is_video_vae
         from hf_assets.encode.vae import vae_factors_from_config
 
         backend = dataloader.backend(context.partition_key)
@@ -60,6 +61,9 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
 
             return materialize_video_latents(context, backend, encoders, aspect_buckets, raw_split)
         models = encoders.encoders
+        if is_video_vae(models.vae_config()):
+            raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={models.model!r} has a video "
+                             "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)")
         factors = vae_factors_from_config(models.vae_config())
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
         progress = ProgressLog(context.log.info)
