@@ -172,3 +172,28 @@ def test_wan_caption_embeddings_equal_the_pipelines_encode_prompt(wan):
     for i in range(2):
         assert torch.allclose(ours[i]["prompt_embeds"], expected[i], atol=1e-6)
         assert int(ours[i]["attention_mask"].sum()) == int((expected[i].abs().sum(-1) > 0).sum())
+
+
+@pytest.mark.parametrize("family", ["ltx", "cogvideox"])
+def test_t5_video_caption_embeddings_equal_the_pipelines_encode_prompt(tmp_path, family):
+    import diffusers
+
+    from hf_assets.encode.models import TextEncoder
+    from hf_assets.encode.text import encode_captions
+    from hf_assets.encode.tiny_pipeline import _save_t5_tokenizer, _t5_model
+
+    torch.manual_seed(0)
+    tokenizer = _save_t5_tokenizer(tmp_path / "tokenizer")
+    model = _t5_model(32, tokenizer)
+    encoder = TextEncoder(tokenizer, model, "text_encoder", 20, "t5")
+    cls = {"ltx": diffusers.LTXPipeline, "cogvideox": diffusers.CogVideoXPipeline}[family]
+    pipe = cls(tokenizer=tokenizer, text_encoder=model, vae=None, transformer=None,
+               scheduler=diffusers.FlowMatchEulerDiscreteScheduler())
+    captions = ["a red cat on a dog", "the blue photo"]
+    expected = pipe.encode_prompt(captions, do_classifier_free_guidance=False, max_sequence_length=20,
+                                  device=torch.device("cpu"))
+    ours = encode_captions([encoder], captions, family, max_length=20)
+    for i in range(2):
+        assert torch.allclose(ours[i]["prompt_embeds"], expected[0][i], atol=1e-6)
+    if family == "ltx":  # LTX's encode_prompt also returns the attention mask
+        assert torch.equal(ours[0]["attention_mask"].bool(), expected[1][0].bool())
