@@ -174,8 +174,9 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(run_root, ignore_errors=True)
     rate = {k: v["clips"] / v["seconds"] for k, v in (("bare", bare), ("pipeline", pipe))}
-    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_model()}, {torch.get_num_threads()} threads"
-    print(f"| stage | clips/s | frames/s | clips | seconds |\n|---|---|---|---|---|")
+    cpu = f"{cpu_model()}, {torch.get_num_threads()} threads"
+    device = torch.cuda.get_device_name() if args.device == "cuda" else cpu
+    print("| stage | clips/s | frames/s | clips | seconds |\n|---|---|---|---|---|")
     for name, stage in (("bare VAE forward", bare), ("pipeline (decode + encode + cache)", pipe)):
         r = stage["clips"] / stage["seconds"]
         print(f"| {name} | {r:.3f} | {r * frames:.1f} | {stage['clips']} | {stage['seconds']:.2f} |")

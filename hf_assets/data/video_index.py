@@ -52,6 +52,7 @@ def video_drop_reasons(reasons: pa.Array, video: VideoColumns, backend: BackendC
     """The index's drop reasons with a clip's header problem (unreadable_video, no_video_stream, unsupported_codec)
     first, then too_many_frames (above video.max_frames) for clips kept so far."""
     frames = np.asarray(pc.fill_null(video.frames, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    too_long = pa.array(too_many_frames_mask(frames, backend.video) & ~pc.is_valid(reasons).to_numpy(zero_copy_only=False))
+    kept = ~pc.is_valid(reasons).to_numpy(zero_copy_only=False)
+    too_long = pa.array(too_many_frames_mask(frames, backend.video) & kept)
     reasons = pc.if_else(too_long, pa.scalar(TOO_MANY_FRAMES), reasons)
     return pc.coalesce(video.problem, reasons)

@@ -27,7 +27,8 @@ def graph(tmp_path, wan, monkeypatch):
     bad = [damaged_payload_clip(encode_clip(64, 48, 9, seed=7)), unsupported_codec_clip(), truncated_clip(good[0]),
            encode_clip(64, 48, 5, seed=8)]
     rows = {"video": good + bad, "caption": [f"clip {i} of waves" for i in range(8)],
-            "frame_count": [n for _, _, n, _ in CLIPS] + [9, 9, 17, 5], "fps": [float(c[3]) for c in CLIPS] + [24.0] * 4}
+            "frame_count": [n for _, _, n, _ in CLIPS] + [9, 9, 17, 5],
+            "fps": [float(c[3]) for c in CLIPS] + [24.0] * 4}
     folder = tmp_path / "data" / "clips" / "data"
     folder.mkdir(parents=True)
     datasets.Dataset.from_dict(rows).to_parquet(str(folder / "train.parquet"))

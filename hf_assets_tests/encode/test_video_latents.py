@@ -1,7 +1,6 @@
 """Video latents end to end on the tiny Wan pipeline: shapes, frame rule, drops, reruns, normalisation, captions."""
 
 import numpy as np
-import pyarrow.compute as pc
 import pytest
 import torch
 
@@ -115,6 +114,7 @@ def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_ba
                       row["crop_top"] + row["target_height"]))
     clip = load_clip(data, plan)
     from io import BytesIO
+
     from PIL import Image
 
     with av.open(BytesIO(data)) as container:
