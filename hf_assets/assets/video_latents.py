@@ -4,6 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
+from hf_assets.progress import ProgressLog
 
 
 def materialize_video_latents(context: dg.AssetExecutionContext, backend, encoders, aspect_buckets: pa.Table,
@@ -28,14 +29,16 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
                          f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
                          "HunyuanVideo or CogVideoX)") from None
     settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
+    progress = ProgressLog(context.log.info)
     wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
-                                             backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir)
+                                             backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir,
+                                             progress=progress)
     meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
             "storage_dtype": settings.storage_dtype, "backend": backend.id, "dataset_type": "video"}
     report = update_video_latents(
         wanted, raw_split, backend.image_column, models.vae, backend.vae_dir, meta, encoders.storage_dtype,
         dropped_before=too_short, batch_size=max(1, encoders.vae_batch_size // 4), workers=encoders.decode_workers,
-        shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+        shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
     )
     if report.dropped:
         context.log.warning(f"{backend.id}: {len(report.dropped)} clip(s) have no latent: "
@@ -61,6 +64,7 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
             "latents_mean": dg.MetadataValue.json(factors["latents_mean"]),
             "latents_std": dg.MetadataValue.json(factors["latents_std"]),
             "clips_in_cache": manifest.num_rows,
+            **progress.metadata(),
         },
         check_results=[
             check_result(context, "latents_complete", complete),

@@ -26,6 +26,7 @@ from hf_assets.encode.prefetch import prefetch
 from hf_assets.encode.vae import encode_with_oom_backoff
 from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
 from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_video_vae
+from hf_assets.progress import ProgressLog, quiet
 
 VIDEO_FORMAT = 1
 GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
@@ -38,8 +39,8 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settings: LatentSettings, factors: dict,
-                         min_frames: int | None, tiled: bool, memo_dir: Path | None = None
-                         ) -> tuple[pa.Table, dict[str, str]]:
+                         min_frames: int | None, tiled: bool, memo_dir: Path | None = None,
+                         progress: ProgressLog | None = None) -> tuple[pa.Table, dict[str, str]]:
     """(one row per clip to cache: geometry, num_frames after the VAE's rule, latent_frames, fps, content and
     settings hashes; filename -> reason of clips too short once trimmed)."""
     k = int(factors["temporal_downscale"])
@@ -65,7 +66,7 @@ def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settin
     out = out.append_column("latent_frames", pa.array(latent_frames(frames, k).astype(np.int32), pa.int32()))
     out = out.append_column("fps", pc.cast(fps, pa.float32()))
     rows = out.column("row").to_numpy()
-    out = out.append_column("content_hash", content_hashes(split, column, rows, memo_dir))
+    out = out.append_column("content_hash", content_hashes(split, column, rows, memo_dir, progress))
     return out.append_column("settings_hash", pa.array(per_row, pa.string())), dropped
 
 
@@ -83,9 +84,11 @@ def update_video_latents(
     shard_bytes: int = 256 << 20,
     tiled: bool = True,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
+    progress: ProgressLog | None = None,
 ) -> EncodeReport:
     """Encode the clips of `wanted` the cache lacks, then commit a manifest of all present; drops go to
     dropped.parquet (filename, key, reason) together with `dropped_before` (clips refused before encoding)."""
+    progress = progress or quiet()
     report = EncodeReport(dropped=dict(dropped_before or {}))
     dropped_keys: dict[str, str | None] = dict.fromkeys(report.dropped)
     unreadable = pc.equal(wanted.column("content_hash"), "")
@@ -107,7 +110,7 @@ def update_video_latents(
         vae = vae_loader()
         prepare_video_vae(vae, tiled)
         started = time.perf_counter()
-        with cache.writer() as writer:
+        with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="clips") as step:
             for batch in _batches(to_encode, split, column, batch_size, workers, failures):
                 keys, clips = zip(*batch)
                 pixels = clips_to_tensor(list(clips), vae)
@@ -116,13 +119,16 @@ def update_video_latents(
                 for i, key in enumerate(keys):
                     writer.add(key, {"mean": mean[i], "std": std[i]})
                 report.encoded += len(keys)
+                step.advance(len(keys))
         report.encode_seconds = time.perf_counter() - started
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)
     for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
         report.dropped[name] = failures[key]
         dropped_keys[name] = key
-    result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+    with progress.step("commit", unit="entries") as step:
+        result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+        step.advance(result.manifest.table.num_rows)
     save_table(directory, DROPPED, pa.table({
         "filename": pa.array(list(report.dropped), pa.string()),
         "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
