@@ -1,10 +1,11 @@
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.assets.metadata import column_schema, counts_table, png_markdown
+from hf_assets.assets.metadata import column_schema, counts_table
+from hf_assets.assets.previews import grid_metadata, histogram_metadata
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
-from hf_assets.cache.atomic import atomic_write_bytes
-from hf_assets.data.buckets import assign_buckets, bucket_histogram, bucket_histogram_png, drop_small_buckets, small_buckets
+from hf_assets.data.buckets import assign_buckets, bucket_histogram, drop_small_buckets, small_buckets
+from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
@@ -16,7 +17,8 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
               retry_policy=TRANSIENT_RETRY)
     @retry_only_transient
     def aspect_buckets(
-        context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, filtered_index: pa.Table
+        context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, filtered_index: pa.Table,
+        raw_split: RawSplit,
     ) -> dg.Output:
         """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file)."""
         backend = dataloader.backend(context.partition_key)
@@ -34,16 +36,13 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
             if cfg.drop_small_buckets:
                 table = drop_small_buckets(table, cfg.train_batch_size)
         histogram = bucket_histogram(table)
-        png = bucket_histogram_png(histogram, f"{backend.id}: samples per aspect bucket")
-        backend.metadata_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(backend.metadata_dir / "aspect_buckets.png", png)
         return dg.Output(
             table,
             metadata={
                 "samples": table.num_rows,
                 "buckets": len(histogram),
-                "histogram": png_markdown(png, "bucket histogram"),
-                "samples_per_bucket": counts_table(dict(histogram), "bucket", "samples"),
+                **histogram_metadata(backend, table, histogram),
+                **grid_metadata(context, backend, table, filtered_index, raw_split),
                 "small_buckets": counts_table(undersized, "bucket", "samples"),
                 "dagster/row_count": table.num_rows,
                 "dagster/column_schema": column_schema(table.schema),

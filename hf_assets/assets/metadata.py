@@ -1,7 +1,5 @@
 """Turn plain results into Dagster materialization metadata: schemas, count tables, pictures."""
 
-import base64
-
 import dagster as dg
 import pyarrow as pa
 
@@ -18,11 +16,6 @@ def counts_table(counts: dict[str, int], key: str = "reason", value: str = "rows
     records = [dg.TableRecord({key: k, value: int(v)}) for k, v in counts.items()]
     schema = dg.TableSchema(columns=[dg.TableColumn(key, "string"), dg.TableColumn(value, "int")])
     return dg.MetadataValue.table(records=records, schema=schema)
-
-
-def png_markdown(png: bytes, alt: str) -> dg.MetadataValue:
-    """A PNG shown inline in the UI."""
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def preview(table: pa.Table, columns: list[str], rows: int = 5) -> dg.MetadataValue:

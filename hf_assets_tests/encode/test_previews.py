@@ -1,0 +1,67 @@
+"""Pictures of a bucket table: labels with target sizes, an inline histogram, and samples exactly as encoded."""
+
+import io
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from hf_assets.encode import previews
+from hf_assets.encode.image_source import iter_images
+from hf_assets.encode.images import load_pixels
+from hf_assets_tests.conftest import photo_rows, write_hub_dataset
+from hf_assets_tests.encode.test_latents_update import prepare
+
+
+def test_bucket_labels_show_aspect_and_target_size():
+    table = pa.table({"bucket": ["1.0", "1.0", "0.78", "0.78", "0.78"],
+                      "target_width": [512, 512, 448, 448, 450], "target_height": [512, 512, 576, 576, 578]})
+    assert previews.bucket_labels(table) == {"1.0": "1.0 · 512×512", "0.78": "0.78 · 448×576 +1"}
+
+
+def test_histogram_svg_is_small_enough_to_show_inline_for_a_few_buckets():
+    histogram = [(str(round(0.5 + i / 10, 2)), 10 * i + 1) for i in range(7)]
+    labels = {b: f"{b} · {512 + 64 * i}×512" for i, (b, _) in enumerate(histogram)}
+    markdown = previews.svg_markdown(previews.histogram_svg(histogram, labels), "h")
+    assert markdown.startswith("![h](data:image/svg+xml;base64,") and len(markdown) < previews.INLINE_LIMIT
+    assert "704x512" in previews.histogram_svg(histogram, labels)
+
+
+def test_kept_samples_are_the_exact_pixels_the_encoder_gets(tmp_path):
+    write_hub_dataset(tmp_path / "data" / "photos", photo_rows(16))
+    backend, split, buckets = prepare(tmp_path)
+    samples = list(previews.kept_samples(buckets, split, backend.image_column, count=3))
+    chosen = previews.pick_kept(buckets, 3)
+    assert len(samples) == 6 and len(set(chosen.column("bucket").to_pylist())) == min(3, len(set(buckets["bucket"].to_pylist())))
+    sources = list(iter_images(split, backend.image_column, chosen.column("row").to_numpy()))
+    for record, source, (whole, encoded) in zip(chosen.to_pylist(), sources, zip(samples[::2], samples[1::2])):
+        box = (record["crop_left"], record["crop_top"], record["crop_left"] + record["target_width"],
+               record["crop_top"] + record["target_height"])
+        tile = (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"])
+        expected = load_pixels(source, tile, (record["resize_width"], record["resize_height"]), box,
+                               expected_size=(record["source_width"], record["source_height"]))
+        assert encoded.pixels.shape == (record["target_height"], record["target_width"], 3)
+        assert np.array_equal(encoded.pixels, expected)
+        assert whole.crop == box and whole.pixels.shape[:2] == (record["resize_height"], record["resize_width"])
+        assert record["bucket"] in encoded.title and encoded.caption == record["caption"]
+
+
+def test_dropped_samples_show_several_reasons_with_thumbnails(tmp_path):
+    write_hub_dataset(tmp_path / "data" / "photos", photo_rows(24))
+    backend, split, buckets = prepare(tmp_path, minimum_image_size=300, resolution_type="pixel", resolution=128)
+    kept = buckets.column("row").to_numpy()
+    samples = list(previews.dropped_samples(split, backend, kept, count=4))
+    reasons = {s.caption for s in samples}
+    assert {"unreadable_image", "too_small"} <= reasons
+    assert all(s.title.endswith(": dropped") for s in samples)
+    unreadable = next(s for s in samples if s.caption == "unreadable_image")
+    assert unreadable.pixels is None and next(s for s in samples if s.caption == "too_small").pixels is not None
+
+
+def test_grid_png_has_a_tile_per_sample(tmp_path):
+    write_hub_dataset(tmp_path / "data" / "photos", photo_rows(8))
+    backend, split, buckets = prepare(tmp_path)
+    kept = list(previews.kept_samples(buckets, split, backend.image_column, count=2))
+    png = previews.preview_grid_png(kept, [previews.Sample("9.jpg: dropped", "too_small", None)], "photos")
+    image = Image.open(io.BytesIO(png))
+    assert image.format == "PNG" and image.width > image.height > 200
