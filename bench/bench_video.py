@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeat", type=int, default=1, help="run both stages this many times, interleaved; best kept")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "video", help="models, clips and runs go here")
     args = p.parse_args(argv)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     args.device = "cuda" if cuda else "cpu"
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
     from hf_assets.encode.encoders import Encoders
     from hf_assets.encode.models import as_dtype
 
-    out = REPO / "bench" / "out" / "video"
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     model = build_model(args.vae, out)
     models = Encoders(str(model), device=torch.device(args.device), dtype=as_dtype(args.dtype), log=log)
