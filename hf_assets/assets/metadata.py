@@ -40,8 +40,10 @@ def reason_counts(dropped: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def check_result(context: dg.AssetExecutionContext, name: str, finding) -> dg.AssetCheckResult:
-    """A check result for this run's partition from a `cache.verify.Finding`: failures with examples."""
+def check_result(context: dg.AssetExecutionContext, name: str, finding, repaired: dict | None = None
+                 ) -> dg.AssetCheckResult:
+    """A check result for this run's partition from a `cache.verify.Finding`: failures with examples, and what the
+    run repaired in the cache before checking it (unreadable shards, NaN entries, a lost manifest)."""
     return dg.AssetCheckResult(
         check_name=name,
         passed=finding.passed,
@@ -49,5 +51,6 @@ def check_result(context: dg.AssetExecutionContext, name: str, finding) -> dg.As
             "partition": context.partition_key,
             "failures": finding.count,
             "examples": dg.MetadataValue.json(finding.examples),
+            "repaired": dg.MetadataValue.json(repaired or {}),
         },
     )

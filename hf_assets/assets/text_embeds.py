@@ -2,6 +2,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
@@ -45,6 +46,8 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 
         backend = dataloader.backend(context.partition_key)
+        if encoders.full_verify:
+            start_full_verification(context, backend.text_dir)
         models = encoders.encoders
         max_length = encoders.max_length or None
         identity = text_identity(models, encoders.max_length)
@@ -56,6 +59,7 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             {"identity": identity, "backend": backend.id}, batch_size=encoders.text_batch_size,
             shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
         )
+        repaired = report_repairs(context, backend.id, backend.text_dir)
         manifest = read_manifest(backend.text_dir).table
         complete = verify.missing(wanted, manifest, ["filename", "variant"])
         shapes, expected = verify.inconsistent_shapes(manifest)
@@ -73,13 +77,14 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 **progress.metadata(),
                 "cache_bytes": report.size_bytes,
                 "cache_dir": dg.MetadataValue.path(str(backend.text_dir)),
+                "repaired": dg.MetadataValue.json(repaired),
                 "family": identity["family"],
                 "shapes": dg.MetadataValue.json(expected),
             },
             check_results=[
-                check_result(context, "text_embeds_complete", complete),
-                check_result(context, "text_embed_shapes", shapes),
-                check_result(context, "text_embeds_finite", finite),
+                check_result(context, "text_embeds_complete", complete, repaired),
+                check_result(context, "text_embed_shapes", shapes, repaired),
+                check_result(context, "text_embeds_finite", finite, repaired),
             ],
         )
 

@@ -1,6 +1,7 @@
 import dagster as dg
 import pyarrow as pa
 
+from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
@@ -60,6 +61,8 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             from hf_assets.assets.video_latents import materialize_video_latents
 
             return materialize_video_latents(context, backend, encoders, aspect_buckets, raw_split)
+        if encoders.full_verify:
+            start_full_verification(context, backend.vae_dir)
         models = encoders.encoders
         if is_video_vae(models.vae_config()):
             raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={models.model!r} has a video "
@@ -77,6 +80,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
         )
         log_drops(context, backend.id, report, backend.vae_dir)
+        repaired = report_repairs(context, backend.id, backend.vae_dir)
         manifest = read_manifest(backend.vae_dir).table
         complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
         shapes = verify.latent_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
@@ -92,14 +96,15 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 **progress.metadata(),
                 "cache_bytes": report.size_bytes,
                 "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
+                "repaired": dg.MetadataValue.json(repaired),
                 "vae": settings.vae_identity,
                 "scaling_factor": factors["scaling_factor"],
                 "shift_factor": factors["shift_factor"],
             },
             check_results=[
-                check_result(context, "latents_complete", complete),
-                check_result(context, "latent_shapes", shapes),
-                check_result(context, "latents_finite", finite),
+                check_result(context, "latents_complete", complete, repaired),
+                check_result(context, "latent_shapes", shapes, repaired),
+                check_result(context, "latents_finite", finite, repaired),
             ],
         )
 

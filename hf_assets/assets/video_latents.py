@@ -3,6 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
+from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.progress import ProgressLog
 
@@ -21,6 +22,8 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
         wanted_video_latents,
     )
 
+    if encoders.full_verify:
+        start_full_verification(context, backend.vae_dir)
     models = encoders.encoders
     try:
         factors = video_factors_for(models)
@@ -43,6 +46,7 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
     if report.dropped:
         context.log.warning(f"{backend.id}: {len(report.dropped)} clip(s) have no latent: "
                             f"{dict(list(report.dropped.items())[:5])}")
+    repaired = report_repairs(context, backend.id, backend.vae_dir)
     manifest = read_manifest(backend.vae_dir).table
     complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
     shapes = video_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
@@ -57,6 +61,7 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
             "throughput_clips_per_s": round(report.throughput, 3),
             "cache_bytes": report.size_bytes,
             "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
+            "repaired": dg.MetadataValue.json(repaired),
             "vae": settings.vae_identity,
             "vae_class": factors["vae_class"],
             "temporal_downscale": factors["temporal_downscale"],
@@ -67,8 +72,8 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
             **progress.metadata(),
         },
         check_results=[
-            check_result(context, "latents_complete", complete),
-            check_result(context, "latent_shapes", shapes),
-            check_result(context, "latents_finite", finite),
+            check_result(context, "latents_complete", complete, repaired),
+            check_result(context, "latent_shapes", shapes, repaired),
+            check_result(context, "latents_finite", finite, repaired),
         ],
     )

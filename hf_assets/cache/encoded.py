@@ -15,12 +15,15 @@ import pyarrow.parquet as pq
 
 from hf_assets.cache.atomic import clean_stale_temps, write_parquet_atomic
 from hf_assets.cache.hashing import cache_keys
+from hf_assets.cache.health import inspect_shards, recover_entries
 from hf_assets.cache.manifest import (
     ENTRY_SCHEMA,
     FORMAT_VERSION,
     HASH_COLUMNS,
     JOURNAL_DIR,
     LOCATION_COLUMNS,
+    MANIFEST_FILE,
+    META_FILE,
     SHARDS_DIR,
     Manifest,
     entries_table,
@@ -28,6 +31,7 @@ from hf_assets.cache.manifest import (
     read_manifest,
     write_manifest,
 )
+from hf_assets.cache.repairs import Repairs
 from hf_assets.cache.shards import (
     DEFAULT_MAX_BYTES,
     SHARD_SUFFIX,
@@ -83,10 +87,20 @@ class EncodedCache:
         self.journal_dir = self.directory / JOURNAL_DIR
         self.prefix = prefix
         self.max_bytes = max_bytes
+        self.repairs = Repairs()
 
     def read(self) -> Manifest:
         """The last committed manifest (empty if none)."""
         return read_manifest(self.directory)
+
+    def _read_or_recover(self) -> tuple[Manifest, str | None]:
+        """The committed manifest, or an empty one and why when it cannot be read (its shards are then recovered)."""
+        try:
+            return self.read(), None
+        except Exception as error:  # a damaged Parquet file raises Arrow and OS errors
+            if "format_version" in str(error):  # written by a newer hf_assets: never overwrite it
+                raise
+            return Manifest(), f"{self.directory / MANIFEST_FILE} is unreadable ({type(error).__name__}: {error})"
 
     def with_keys(self, wanted: pa.Table) -> pa.Table:
         """`wanted` with its `key` column = cache_key(content_hash, settings_hash), first."""
@@ -115,20 +129,63 @@ class EncodedCache:
                 log.warning("EncodedCache: skipping unreadable journal part %s: %s", part, exc)
         return pa.concat_tables(tables) if tables else ENTRY_SCHEMA.empty_table()
 
-    def known_entries(self, manifest: Manifest | None = None, parts: list[Path] | None = None) -> pa.Table:
-        """Entries (manifest + journal) whose shard file exists, one per key."""
-        manifest = self.read() if manifest is None else manifest
-        known = pa.concat_tables([manifest.entries(), self.journal_entries(parts)])
-        on_disk = pa.array(list_shards(self.shards_dir), type=pa.string())
-        known = known.filter(pc.is_in(known.column("shard"), value_set=on_disk))
+    def known_entries(self, manifest: Manifest | None = None, parts: list[Path] | None = None,
+                      drop_nonfinite: bool = True) -> pa.Table:
+        """Entries whose tensors can be read, one per key: the journal's, then the manifest's, then those of
+        shards nothing records (a lost manifest), each checked against its shard (see `cache.health`).
+
+        Entries in unreadable shards are left out; so are entries holding NaN or inf unless `drop_nonfinite` is
+        False, and then they come last, so that a finite copy of the same key wins. `self.repairs` says what
+        was left out or recovered.
+        """
+        repairs = Repairs()
+        if manifest is None:
+            manifest, repairs.manifest = self._read_or_recover()
+        on_disk = list_shards(self.shards_dir)
+        recorded = pa.concat_tables([self.journal_entries(parts), manifest.entries()])
+        recorded = recorded.filter(pc.is_in(recorded.column("shard"), value_set=pa.array(on_disk, pa.string())))
+        orphans = sorted(set(on_disk) - set(recorded.column("shard").to_pylist()))
+        recovered, unreadable = recover_entries(self.shards_dir, orphans, ENTRY_SCHEMA)
+        known = pa.concat_tables([recorded, recovered])
+        health = inspect_shards(self.directory, set(known.column("shard").to_pylist()), SHARDS_DIR)
+        unreadable.update(health.unreadable)
+        readable = pc.invert(pc.is_in(known.column("shard"), value_set=pa.array(sorted(unreadable), pa.string())))
+        repairs.unreadable_shards = {s: r for s, r in unreadable.items()}
+        repairs.unreadable_entries = known.num_rows - (pc.sum(readable).as_py() or 0)
+        known = known.filter(readable)
+        bad = health.bad_keys()
+        if bad:
+            is_bad = pa.array([(s, k) in bad for s, k in zip(known.column("shard").to_pylist(),
+                                                               known.column("key").to_pylist())], pa.bool_())
+            repairs.nonfinite_keys = sorted({k for _, k in bad})
+            if drop_nonfinite:
+                known = known.filter(pc.invert(is_bad))
+            else:  # stable: among copies of one key, finite ones first
+                order = pc.sort_indices(pa.table({"bad": is_bad}), sort_keys=[("bad", "ascending")])
+                known = known.take(order)
+        recovered = recovered.filter(pc.invert(pc.is_in(recovered.column("shard"),
+                                                        value_set=pa.array(sorted(unreadable), pa.string()))))
+        repairs.recovered_entries = recovered.num_rows
+        if repairs.manifest is None and not (self.directory / MANIFEST_FILE).exists() and (
+                self.directory / META_FILE).exists():  # committed once (manifest.json is written beside it)
+            repairs.manifest = f"{self.directory / MANIFEST_FILE} is missing"
+        self.repairs = repairs
         return first_per_key(known)
 
     def plan(self, wanted: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """Split `wanted` into (rows to encode, one per new key; rows whose entry is already cached)."""
+        """Split `wanted` into (rows to encode, one per new key; rows whose entry is already cached).
+
+        Entries that cannot be read back (unreadable shard) or hold NaN/inf count as missing, so they are encoded
+        again; what was found is logged, kept in `self.repairs` and written to repairs.json for the checks.
+        """
         wanted = self.with_keys(wanted)
         known = self.known_entries()
         present = pc.is_in(wanted.column("key"), value_set=known.column("key"))
-        return first_per_key(wanted.filter(pc.invert(present))), wanted.filter(present)
+        to_encode = first_per_key(wanted.filter(pc.invert(present)))
+        self.repairs.reencode = (pc.sum(pc.is_in(to_encode.column("key"), value_set=pa.array(
+            self.repairs.nonfinite_keys, pa.string()))).as_py() or 0) if self.repairs.nonfinite_keys else 0
+        self.repairs.record(self.directory)
+        return to_encode, wanted.filter(present)
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -166,9 +223,9 @@ class EncodedCache:
         """Write the final manifest for `wanted`, clear the journal, and delete unreferenced shards."""
         with self._lock():
             wanted = self.with_keys(wanted)
-            old = self.read()
+            old, _ = self._read_or_recover()
             parts = self._journal_parts()
-            known = self.known_entries(old, parts)
+            known = self.known_entries(old, parts, drop_nonfinite=False)
             idx = pc.index_in(wanted.column("key"), value_set=known.column("key"))
             absent = pc.is_null(idx)
             missing = pc.sum(absent).as_py() or 0

@@ -161,6 +161,10 @@ class ShardWriter:
             log.exception("ShardWriter: could not flush %d buffered entries after an error", len(self._entries))
 
 
+class UnreadableShard(OSError):
+    """A shard file that safetensors cannot open (corrupt or truncated); the message names it and the fix."""
+
+
 class ShardReader:
     """Memory-mapped access to the shards of one directory; handles open lazily and are cached."""
 
@@ -173,7 +177,16 @@ class ShardReader:
         if handle is None:
             if "/" in shard or shard.startswith("."):
                 raise ValueError(f"ShardReader: bad shard name {shard!r}")
-            handle = safe_open(str(self.directory / shard), framework="pt", device="cpu")
+            path = self.directory / shard
+            try:
+                handle = safe_open(str(path), framework="pt", device="cpu")
+            except Exception as error:  # safetensors' SafetensorError derives from Exception only
+                if isinstance(error, FileNotFoundError):
+                    raise
+                raise UnreadableShard(
+                    f"{path} is unreadable ({type(error).__name__}: {error}); materialize the asset that wrote "
+                    "this cache again for its partition: entries of an unreadable shard are encoded again"
+                ) from error
             self._handles[shard] = handle
         return handle
 

@@ -1,6 +1,5 @@
 """Checks on a committed cache: complete, correctly shaped, finite. Each returns what failed, with examples."""
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,14 +8,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
-from safetensors import safe_open
 
-from hf_assets.cache.atomic import write_json_atomic
+from hf_assets.cache.health import VERIFIED_FILE, inspect_shards  # noqa: F401 - VERIFIED_FILE is read by callers
 from hf_assets.cache.manifest import SHARDS_DIR, read_manifest
 
 EXAMPLES = 5
-VERIFIED_FILE = "verified.json"  # shard name -> "size:mtime_ns" of shards found finite
 _ROW = "__hf_assets_row"
 
 log = logging.getLogger(__name__)
@@ -89,59 +85,24 @@ def inconsistent_shapes(manifest: pa.Table) -> tuple[Finding, dict[str, list[int
     return finding, expected
 
 
-def nonfinite_tensors(directory: Path) -> Finding:
-    """Stored tensors holding NaN or inf, read one shard at a time from the memory map.
+def nonfinite_tensors(directory: Path, full: bool = False) -> Finding:
+    """Entries of the manifest whose stored tensors hold NaN or inf, or whose shard cannot be read.
 
-    Incremental: `verified.json` maps each shard already found finite to its "size:mtime_ns", and only shards
-    of the manifest that are not in it, or whose size or mtime changed since, are read again. A shard holding
-    a non-finite value is never recorded (it fails on every call); shards the manifest no longer references
-    leave the memo.
+    Incremental (see `cache.health`): a shard already inspected in its current size and mtime is not read again;
+    `full=True` reads every shard. Only the tensors the manifest points at count: a repaired entry's old copy,
+    left in a shard that other entries still use, does not fail the check.
     """
     directory = Path(directory)
     finding = Finding()
     manifest = read_manifest(directory).table
-    memo_path = directory / VERIFIED_FILE
-    memo = _read_memo(memo_path)
-    shards = pc.unique(manifest.column("shard")).to_pylist() if manifest.num_rows else []
-    verified: dict[str, str] = {}
-    for shard in shards:
-        path = directory / SHARDS_DIR / shard
-        before = _stamp(path)
-        if before is not None and memo.get(shard) == before:
-            verified[shard] = before
-            continue
-        clean = True
-        with safe_open(str(path), framework="pt") as f:
-            for name in f.keys():
-                tensor = f.get_tensor(name)
-                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                    finding.add(name)
-                    clean = False
-        if clean and _stamp(path) == before:  # not rewritten while it was read
-            verified[shard] = before
-    if verified != memo:
-        try:
-            write_json_atomic(verified, memo_path)
-        except OSError as error:  # the memo only saves time: a read-only cache is still checked in full
-            log.warning("could not write %s: %s", memo_path, error)
+    if not manifest.num_rows:
+        return finding
+    pairs = set(zip(manifest.column("shard").to_pylist(), manifest.column("key").to_pylist()))
+    health = inspect_shards(directory, {shard for shard, _ in pairs}, SHARDS_DIR, full=full)
+    for shard, reason in sorted(health.unreadable.items()):
+        finding.add(f"unreadable shard {shard}: {reason}")
+    for shard, names in sorted(health.nonfinite.items()):
+        for name in names:
+            if (shard, name.rsplit("/", 1)[0]) in pairs:
+                finding.add(name)
     return finding
-
-
-def _stamp(path: Path) -> str | None:
-    """'size:mtime_ns' of a file, None when it does not exist."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _read_memo(path: Path) -> dict[str, str]:
-    """The shards recorded as finite; {} when the memo is absent or unreadable (everything is read again)."""
-    try:
-        memo = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(memo, dict):
-        return {}
-    return {k: v for k, v in memo.items() if isinstance(k, str) and isinstance(v, str)}

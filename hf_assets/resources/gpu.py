@@ -64,6 +64,11 @@ class EncoderResource(dg.ConfigurableResource):
     shard_mb: int = Field(
         default=256, ge=1, description="HF_ASSETS_SHARD_MB: size of one safetensors shard of the caches, in MiB."
     )
+    full_verify: bool = Field(
+        default=False,
+        description="HF_ASSETS_FULL_VERIFY: read every cached shard again (header and every value) instead of only "
+        "those changed since they were last verified; for files changed with their modification time kept.",
+    )
 
     _encoders: Any = PrivateAttr(default=None)  # hf_assets.encode.encoders.Encoders
 

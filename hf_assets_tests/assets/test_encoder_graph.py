@@ -76,7 +76,7 @@ def test_rerun_with_nothing_changed_encodes_nothing(graph):
     assert metadata(second, "text_embeds")["encoded"] == 0
 
 
-def test_planted_nan_latent_fails_the_blocking_check_and_stops_text_embeds(graph):
+def test_planted_nan_latent_is_encoded_again_by_the_next_run_and_reported(graph):
     defs, instance, tmp_path = graph
     run(defs, instance)
     shard = next((tmp_path / "cache" / "photos" / "vae" / "photos" / "shards").glob("*.safetensors"))
@@ -84,6 +84,44 @@ def test_planted_nan_latent_fails_the_blocking_check_and_stops_text_embeds(graph
     name = next(n for n in tensors if n.endswith("/mean"))
     tensors[name] = torch.full_like(tensors[name], float("nan"))
     save_file(tensors, shard)
+    result = run(defs, instance)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["latents_finite"].passed and checks["latents_complete"].passed
+    repaired = metadata(result, "vae_latents")["repaired"]
+    assert repaired["nonfinite_entries"] == 1 and repaired["reencoded_nonfinite"] == 1
+    assert checks["latents_finite"].metadata["repaired"].value == repaired
+    assert metadata(result, "vae_latents")["encoded"] == 1
+
+
+def test_truncated_shard_and_deleted_manifest_are_repaired_by_the_next_run(graph):
+    defs, instance, tmp_path = graph
+    first = run(defs, instance)
+    cache = tmp_path / "cache" / "photos" / "vae" / "photos"
+    shard = sorted((cache / "shards").glob("*.safetensors"))[0]
+    shard.write_bytes(shard.read_bytes()[:-100])
+    (tmp_path / "cache" / "text" / "photos" / "manifest.parquet").unlink()
+    result = run(defs, instance)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert len(checks) == 6 and all(checks.values())
+    repaired = metadata(result, "vae_latents")["repaired"]
+    assert list(repaired["unreadable_shards"]) == [shard.name] and not shard.exists()
+    assert metadata(result, "vae_latents")["encoded"] == repaired["unreadable_entries"] > 0
+    text = metadata(result, "text_embeds")
+    assert text["encoded"] == 0 and text["repaired"]["recovered_entries"] == metadata(first, "text_embeds")["encoded"]
+
+
+def test_nan_from_the_model_itself_fails_the_blocking_check_and_stops_text_embeds(graph, tiny_sdxl, monkeypatch):
+    import shutil
+
+    defs, instance, tmp_path = graph
+    model = tmp_path / "nan-model"
+    shutil.copytree(tiny_sdxl, model)
+    weights = next((model / "vae").glob("*.safetensors"))
+    tensors = load_file(weights)
+    bias = next(n for n in tensors if n.startswith("encoder.conv_out") and n.endswith("bias"))
+    tensors[bias] = torch.full_like(tensors[bias], float("nan"))
+    save_file(tensors, weights)
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(model))
     result = run(defs, instance, raise_on_error=False)
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not checks["latents_finite"].passed and checks["latents_complete"].passed

@@ -127,7 +127,7 @@ def test_exception_mid_run_keeps_finished_work(tmp_path):
         assert_same(m[f"{i}.jpg"], sample_tensors(f"{i}.jpg"))
 
 
-def test_shard_without_journal_is_reencoded_and_pruned(tmp_path, monkeypatch):
+def test_shard_without_journal_is_recovered_from_its_header(tmp_path, monkeypatch):
     cache = EncodedCache(tmp_path, max_bytes=SHARD_BYTES)
     wanted = wanted_table(6)
     calls = []
@@ -146,10 +146,12 @@ def test_shard_without_journal_is_reencoded_and_pruned(tmp_path, monkeypatch):
     orphan = calls[1]
     assert orphan in list_shards(cache.shards_dir)
     to_encode, reused = cache.plan(wanted)
-    assert reused.num_rows == 3 and to_encode.column("filename").to_pylist() == ["3.jpg", "4.jpg", "5.jpg"]
-    encode_all(cache, to_encode)
+    assert reused.num_rows == 6 and to_encode.num_rows == 0 and cache.repairs.recovered_entries == 3
     result = cache.commit(wanted)
-    assert result.deleted_shards == (orphan,) and orphan not in list_shards(cache.shards_dir)
+    assert result.deleted_shards == () and orphan in result.manifest.shards()
+    m = LazyTensorMapping(tmp_path)
+    for i in range(6):
+        assert_same(m[f"{i}.jpg"], sample_tensors(f"{i}.jpg"))
 
 
 def test_lost_shard_is_replanned(tmp_path):

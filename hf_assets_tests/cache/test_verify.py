@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from hf_assets.cache import verify
+from hf_assets.cache import health, verify
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.manifest import SHARDS_DIR
 from hf_assets.encode.models import load_vae
@@ -138,15 +138,15 @@ def vae_cache(directory, vae, names: list[str]) -> EncodedCache:
 
 @pytest.fixture
 def opened(monkeypatch):
-    """The shard files the finite check reads, call after call."""
+    """The shard files whose tensors are read (by commits, plans and checks), call after call."""
     paths = []
-    real = verify.safe_open
+    real = health.safe_open
 
     def counting(path, *args, **kwargs):
         paths.append(os.path.basename(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(verify, "safe_open", counting)
+    monkeypatch.setattr(health, "safe_open", counting)
     return paths
 
 
@@ -158,28 +158,36 @@ def stamp(path) -> str:
     return f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
 
 
-def test_second_finite_check_with_nothing_changed_reads_no_shard(tmp_path, tiny_vae, opened):
+def test_each_shard_is_read_once_by_the_commit_and_never_by_the_checks_after(tmp_path, tiny_vae, opened):
     cache = vae_cache(tmp_path / "vae", tiny_vae, ["0.jpg", "1.jpg", "2.jpg"])
     shards = cache.read().shards()
-    assert len(shards) == 3
-    assert verify.nonfinite_tensors(cache.directory).passed
-    assert sorted(opened) == sorted(shards)
+    assert len(shards) == 3 and sorted(opened) == sorted(shards)  # the commit inspected each new shard
     assert memo(cache.directory) == {s: stamp(cache.shards_dir / s) for s in shards}
 
     opened.clear()
     assert verify.nonfinite_tensors(cache.directory).passed
+    assert verify.nonfinite_tensors(cache.directory).passed
     assert opened == []
 
 
-def test_finite_check_reads_only_the_shards_a_rerun_added(tmp_path, tiny_vae, opened):
+def test_a_rerun_reads_only_the_shards_it_added(tmp_path, tiny_vae, opened):
     vae_cache(tmp_path / "vae", tiny_vae, ["0.jpg", "1.jpg"])
-    assert verify.nonfinite_tensors(tmp_path / "vae").passed
     before = set(memo(tmp_path / "vae"))
-    cache = vae_cache(tmp_path / "vae", tiny_vae, ["0.jpg", "1.jpg", "2.jpg"])
-
     opened.clear()
+    cache = vae_cache(tmp_path / "vae", tiny_vae, ["0.jpg", "1.jpg", "2.jpg"])
     assert verify.nonfinite_tensors(cache.directory).passed
     assert opened == sorted(cache.read().shards() - before) and len(opened) == 1
+
+
+def poison_in_place(shard, suffix="/mean", value=float("nan")) -> str:
+    """Rewrite a shard with the same size and header but one non-finite tensor; return that tensor's name."""
+    tensors = load_file(shard)
+    with safe_open(str(shard), framework="pt") as f:
+        header = f.metadata()
+    name = next(n for n in tensors if n.endswith(suffix))
+    tensors[name] = torch.full_like(tensors[name], value)
+    save_file(tensors, shard, metadata=header)
+    return name
 
 
 def test_rewritten_shard_is_read_again_and_its_nan_found(tmp_path, tiny_vae, opened):
@@ -188,36 +196,38 @@ def test_rewritten_shard_is_read_again_and_its_nan_found(tmp_path, tiny_vae, ope
     old = shard.stat()
     os.utime(shard, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))  # verified a while ago...
     assert verify.nonfinite_tensors(cache.directory).passed
-
-    tensors = load_file(shard)  # ...then rewritten in place: same size and header, NaN in the mean
-    with safe_open(str(shard), framework="pt") as f:
-        header = f.metadata()
-    name = next(n for n in tensors if n.endswith("/mean"))
-    tensors[name] = torch.full_like(tensors[name], float("nan"))
-    save_file(tensors, shard, metadata=header)
+    name = poison_in_place(shard)  # ...then rewritten in place: same size and header, NaN in the mean
     assert shard.stat().st_size == old.st_size  # only the mtime tells
 
     opened.clear()
     finding = verify.nonfinite_tensors(cache.directory)
     assert finding.count == 1 and finding.examples == [name]
     assert opened == [shard.name]
-    assert shard.name not in memo(cache.directory)
+    assert memo(cache.directory)[shard.name] == {"stamp": stamp(shard), "nonfinite": [name]}
 
 
-def test_shard_holding_nan_keeps_failing_on_every_call(tmp_path, tiny_vae, opened):
+def test_shard_holding_nan_fails_on_every_call_and_is_read_once(tmp_path, tiny_vae, opened):
     cache = vae_cache(tmp_path / "vae", tiny_vae, ["0.jpg", "1.jpg"])
     shard = cache.shards_dir / sorted(cache.read().shards())[0]
-    tensors = load_file(shard)
-    name = next(n for n in tensors if n.endswith("/std"))
-    tensors[name][0, 0, 0] = float("inf")
-    save_file(tensors, shard)
+    name = poison_in_place(shard, "/std", float("inf"))
 
+    opened.clear()
     for call in range(3):
-        opened.clear()
         finding = verify.nonfinite_tensors(cache.directory)
         assert finding.count == 1 and finding.examples == [name], call
-        assert opened == [shard.name] if call else len(opened) == 2
-        assert shard.name not in memo(cache.directory) and len(memo(cache.directory)) == 1
+    assert opened == [shard.name]
+
+
+def test_full_verification_reads_every_shard_and_finds_a_change_that_kept_the_mtime(tmp_path, tiny_vae, opened):
+    cache = vae_cache(tmp_path / "vae", tiny_vae, ["0.jpg", "1.jpg", "2.jpg"])
+    shard = cache.shards_dir / sorted(cache.read().shards())[2]
+    old = shard.stat()
+    name = poison_in_place(shard)
+    os.utime(shard, ns=(old.st_atime_ns, old.st_mtime_ns))  # size and mtime as before: the memo cannot tell
+    opened.clear()
+    assert verify.nonfinite_tensors(cache.directory).passed and opened == []
+    finding = verify.nonfinite_tensors(cache.directory, full=True)
+    assert finding.examples == [name] and sorted(opened) == sorted(cache.read().shards())
 
 
 def test_memo_forgets_shards_the_manifest_no_longer_references(tmp_path, tiny_vae):

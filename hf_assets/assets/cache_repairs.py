@@ -1,0 +1,34 @@
+"""What an encoding run repaired in its cache, in the run's log, its metadata and its checks."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from hf_assets.cache.health import forget_shards
+from hf_assets.cache.repairs import read_repairs
+
+
+def start_full_verification(context: dg.AssetExecutionContext, directory: Path) -> None:
+    """Make this run's plan read every shard again, ignoring what verified.json remembers."""
+    context.log.info(f"full verification: every shard under {directory} is read again")
+    forget_shards(directory)
+
+
+def report_repairs(context: dg.AssetExecutionContext, backend_id: str, directory: Path) -> dict:
+    """Warn about each repair the run's plan made and return them for the metadata ({} when none)."""
+    found = read_repairs(directory)
+    repaired = {key: found[key] for key in ("manifest", "unreadable_shards", "unreadable_entries", "nonfinite_entries",
+                                            "nonfinite_examples", "reencoded_nonfinite", "recovered_entries")
+                if found.get(key)}
+    if found.get("manifest"):
+        context.log.warning(f"{backend_id}: {found['manifest']}; rebuilt from the shards' headers")
+    for shard, reason in (found.get("unreadable_shards") or {}).items():
+        context.log.warning(f"{backend_id}: unreadable shard {shard} ({reason}); its entries were encoded again")
+    if found.get("nonfinite_entries"):
+        context.log.warning(f"{backend_id}: {found['nonfinite_entries']} cached entries held NaN or inf "
+                            f"(e.g. {found.get('nonfinite_examples')}); {found.get('reencoded_nonfinite', 0)} "
+                            "still wanted were encoded again")
+    if found.get("recovered_entries"):
+        context.log.info(f"{backend_id}: {found['recovered_entries']} entries recovered from shards no manifest "
+                         "or journal recorded")
+    return repaired
