@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_assets_tests.demo_workspace import demo_data, demo_workspace  # noqa: F401 - fixtures for the demo tests
 from hf_assets_tests.imagegen import corrupt_bytes, encode_image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,4 +1,4 @@
-"""The pictures of `aspect_buckets` as Dagster metadata: an inline histogram and a preview grid, PNGs beside the cache."""
+"""The pictures of `aspect_buckets` as Dagster metadata: an inline histogram, a preview grid, PNGs beside the cache."""
 
 import dagster as dg
 import pyarrow as pa

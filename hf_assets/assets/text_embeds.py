@@ -3,8 +3,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
-from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result
+from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource

@@ -2,12 +2,12 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
-from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
+from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.cache.tables import load_manifest
-from hf_assets.progress import ProgressLog
 from hf_assets.data.sources import RawSplit
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import stale_split_message

@@ -32,7 +32,8 @@ def test_kept_samples_are_the_exact_pixels_the_encoder_gets(tmp_path):
     backend, split, buckets = prepare(tmp_path)
     samples = list(previews.kept_samples(buckets, split, backend.image_column, count=3))
     chosen = previews.pick_kept(buckets, 3)
-    assert len(samples) == 6 and len(set(chosen.column("bucket").to_pylist())) == min(3, len(set(buckets["bucket"].to_pylist())))
+    assert len(samples) == 6
+    assert len(set(chosen.column("bucket").to_pylist())) == min(3, len(set(buckets["bucket"].to_pylist())))
     sources = list(iter_images(split, backend.image_column, chosen.column("row").to_numpy()))
     for record, source, (whole, encoded) in zip(chosen.to_pylist(), sources, zip(samples[::2], samples[1::2])):
         box = (record["crop_left"], record["crop_top"], record["crop_left"] + record["target_width"],
