@@ -1,5 +1,7 @@
 """Check results belong to their backend partition: each backend's latest result is its own, with its partition."""
 
+import shutil
+
 import dagster as dg
 import pytest
 import torch
@@ -32,24 +34,26 @@ def test_check_specs_are_partitioned_like_their_asset(graph):
         assert all(s.blocking for s in specs)
 
 
-def test_each_check_result_is_recorded_for_its_partition_and_blocks_only_it(graph):
+def test_each_check_result_is_recorded_for_its_partition_and_blocks_only_it(graph, tiny_sdxl, monkeypatch):
     defs, instance, tmp_path = graph
     assert run(defs, instance, "photos").success
-    # Plant a NaN in photos_b's first shard after its first run: its rerun fails latents_finite, photos is untouched.
-    assert run(defs, instance, "photos_b").success
-    shard = next((tmp_path / "cache" / "photos_b" / "vae" / "photos_b" / "shards").glob("*.safetensors"))
-    tensors = load_file(shard)
-    name = next(n for n in tensors if n.endswith("/mean"))
-    tensors[name] = torch.full_like(tensors[name], float("nan"))
-    save_file(tensors, shard)
-    assert not run(defs, instance, "photos_b").success
+    # photos_b encodes with a VAE whose output is NaN: its blocking check fails, photos' result is untouched.
+    model = tmp_path / "nan-model"
+    shutil.copytree(tiny_sdxl, model)
+    weights = next((model / "vae").glob("*.safetensors"))
+    tensors = load_file(weights)
+    bias = next(n for n in tensors if n.startswith("encoder.conv_out") and n.endswith("bias"))
+    tensors[bias] = torch.full_like(tensors[bias], float("nan"))
+    save_file(tensors, weights)
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(model))
+    failed = run(defs, instance, "photos_b")
+    assert not failed.success
+    assert not [e for e in failed.get_asset_materialization_events()
+                if e.materialization.asset_key.to_user_string() == "text_embeds"]
 
     key = dg.AssetCheckKey(dg.AssetKey("vae_latents"), "latents_finite")
     history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
-    by_partition = {}
-    for record in history:  # newest first
-        by_partition.setdefault(record.partition, record)
-    assert set(by_partition) == {"photos", "photos_b"}
+    by_partition = {record.partition: record for record in history}
+    assert len(history) == 2 and set(by_partition) == {"photos", "photos_b"}
     assert by_partition["photos"].event.dagster_event.asset_check_evaluation_data.passed
     assert not by_partition["photos_b"].event.dagster_event.asset_check_evaluation_data.passed
-    assert all(r.partition for r in history) and len(history) == 3
