@@ -17,20 +17,23 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import _buckets_before as before  # noqa: E402
-from bench.machine import cpu_model  # noqa: E402
-from hf_assets.config.schema import BucketConfig  # noqa: E402
-from hf_assets.data import buckets as after  # noqa: E402
+from bench import _buckets_before as before
+from bench.machine import cpu_model
+from hf_assets.config.schema import BucketConfig
+from hf_assets.data import buckets as after
 
 BUCKETS = (0.5, 0.75, 1.0, 1.33, 1.5, 1.78)
 SETTINGS = {
     "pixel_area 1024, no crop": BucketConfig(resolution=1024, resolution_type="pixel_area"),
-    "pixel 1024, square centre crop": BucketConfig(resolution=1024, resolution_type="pixel", crop=True,
-                                                   crop_aspect="square", crop_style="center"),
-    "area 1.0, closest, random crop": BucketConfig(resolution=1.0, resolution_type="area", crop=True,
-                                                   crop_aspect="closest", crop_aspect_buckets=BUCKETS),
-    "pixel_area 1024, random aspect + crop": BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True,
-                                                          crop_aspect="random", crop_aspect_buckets=BUCKETS),
+    "pixel 1024, square centre crop": BucketConfig(
+        resolution=1024, resolution_type="pixel", crop=True, crop_aspect="square", crop_style="center"
+    ),
+    "area 1.0, closest, random crop": BucketConfig(
+        resolution=1.0, resolution_type="area", crop=True, crop_aspect="closest", crop_aspect_buckets=BUCKETS
+    ),
+    "pixel_area 1024, random aspect + crop": BucketConfig(
+        resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="random", crop_aspect_buckets=BUCKETS
+    ),
 }
 
 
@@ -45,8 +48,14 @@ def generated_index(num_rows: int, seed: int = 0) -> pa.Table:
     tail = rng.random(num_rows) < 0.3
     w[tail], h[tail] = rng.integers(256, 8000, tail.sum()), rng.integers(256, 8000, tail.sum())
     rows = np.arange(num_rows)
-    return pa.table({"filename": pa.array([f"{r}.jpg" for r in range(num_rows)]), "row": rows,
-                     "width": pa.array(w, pa.int32()), "height": pa.array(h, pa.int32())})
+    return pa.table(
+        {
+            "filename": pa.array([f"{r}.jpg" for r in range(num_rows)]),
+            "row": rows,
+            "width": pa.array(w, pa.int32()),
+            "height": pa.array(h, pa.int32()),
+        }
+    )
 
 
 def best_of(fn, repeats: int) -> float:
@@ -71,10 +80,11 @@ def main() -> None:
     for name, cfg in SETTINGS.items():
         before.assign_buckets(index.slice(0, 1000), cfg, "bench")  # warm imports and caches
         after.assign_buckets(index.slice(0, 1000), cfg, "bench")
-        t_before = best_of(lambda: before.assign_buckets(index, cfg, "bench"), args.repeats) * per_m
-        t_after = best_of(lambda: after.assign_buckets(index, cfg, "bench"), args.repeats) * per_m
+        t_before = best_of(lambda c=cfg: before.assign_buckets(index, c, "bench"), args.repeats) * per_m
+        t_after = best_of(lambda c=cfg: after.assign_buckets(index, c, "bench"), args.repeats) * per_m
         print(f"| {name} | {t_before:.3f} | {t_after:.3f} | {t_after / t_before:.2f} |")
-    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores (shared), numpy {np.__version__}, pyarrow {pa.__version__}")
+    versions = f"numpy {np.__version__}, pyarrow {pa.__version__}"
+    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores (shared), {versions}")
 
 
 if __name__ == "__main__":

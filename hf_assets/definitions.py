@@ -1,5 +1,6 @@
 """The hf_assets code location: assets, resources, jobs and automation, wired from the dataloader config."""
 
+import logging
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +35,8 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
     `hub_api` gives the Hub client the change sensors ask for dataset commits (tests pass a stand-in).
     """
     config = load_config(config_path or config_path_from_env())
+    for warning in config.warnings:  # keys accepted but not used: say so wherever the code location loads
+        logging.getLogger(__name__).warning("%s: %s", config.path, warning)
     partitions = backend_partitions(config)
     assets = [
         build_raw_split(partitions),

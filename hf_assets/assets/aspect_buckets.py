@@ -4,7 +4,13 @@ import pyarrow as pa
 from hf_assets.assets.metadata import column_schema, counts_table
 from hf_assets.assets.previews import grid_metadata, histogram_metadata
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
-from hf_assets.data.buckets import assign_buckets, bucket_histogram, drop_small_buckets, small_buckets
+from hf_assets.data.buckets import (
+    assign_buckets,
+    bucket_histogram,
+    drop_by_aspect_ratio,
+    drop_small_buckets,
+    small_buckets,
+)
 from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
@@ -24,6 +30,9 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
         backend = dataloader.backend(context.partition_key)
         cfg = backend.buckets
         table = assign_buckets(filtered_index, cfg, backend.id, seed_by_filename=backend.type == "local")
+        table, aspect_dropped = drop_by_aspect_ratio(table, cfg)  # minimum/maximum_aspect_ratio, on the bucket
+        if any(aspect_dropped.values()):
+            context.log.info(f"{backend.id}: dropped by bucket aspect ratio: {aspect_dropped}")
         if backend.dataset_type == "video":
             table = assign_frames(table, backend.video)
         undersized = small_buckets(table, cfg.train_batch_size) if cfg.train_batch_size else {}
@@ -44,6 +53,7 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
                 **histogram_metadata(backend, table, histogram),
                 **grid_metadata(context, backend, table, filtered_index, raw_split),
                 "small_buckets": counts_table(undersized, "bucket", "samples"),
+                "dropped_by_reason": counts_table(aspect_dropped),
                 "dagster/row_count": table.num_rows,
                 "dagster/column_schema": column_schema(table.schema),
             },

@@ -17,6 +17,8 @@ def build_raw_split(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
         backend = dataloader.backend(context.partition_key)
         split = open_split(backend)
         context.log.info(f"{backend.id}: {split.num_rows} rows from {split.source}")
+        for warning in backend.warnings:  # config keys accepted but not used
+            context.log.warning(f"{backend.id}: {warning}")
         return dg.Output(
             split,
             metadata={
@@ -27,6 +29,7 @@ def build_raw_split(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
                 "rows": split.num_rows,
                 "dagster/row_count": split.num_rows,
                 "dagster/column_schema": column_schema(split.table.schema),
+                "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in backend.warnings) or "none"),
             },
         )
 

@@ -2,9 +2,11 @@
 
 import codecs
 import difflib
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 BACKEND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -22,7 +24,7 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _is_str(v: Any) -> bool:
@@ -53,10 +55,7 @@ NUM_POS = Field(lambda v: _is_number(v) and v > 0, "a number > 0")
 NUM_NONNEG = Field(lambda v: _is_number(v) and v >= 0, "a number >= 0")
 STR_OR_LIST = Field(_is_str_or_str_list, "a column name or a non-empty list of column names")
 OBJECT = Field(lambda v: isinstance(v, dict), "a JSON object")
-NUM_LIST = Field(
-    lambda v: isinstance(v, list) and bool(v) and all(_is_number(x) and x > 0 for x in v),
-    "a non-empty list of aspect ratios > 0, e.g. [0.75, 1.0, 1.33]",
-)
+ASPECT_BUCKETS = 'a list of aspect ratios such as [0.75, 1.0, 1.33], or [{"aspect": 1.0, "weight": 0.6}, ...]'
 
 # Keys that may appear at the top level of an entry or inside its "huggingface" block.
 DATASET_FIELDS: dict[str, Field] = {
@@ -99,9 +98,15 @@ ENTRY_FIELDS: dict[str, Field] = {
     "minimum_image_size": NUM_NONNEG,
     "crop": BOOL,
     "crop_aspect": one_of("square", "preserve", "closest", "random"),
-    "crop_aspect_buckets": NUM_LIST,
-    "crop_style": one_of("center", "centre", "random", "corner"),
+    "crop_aspect_buckets": Field(lambda v: isinstance(v, list), ASPECT_BUCKETS),  # items: config.bucket_settings
+    "crop_style": one_of("center", "centre", "random", "corner", "face"),  # face: refused with its own message
     "aspect_bucket_alignment": Field(lambda v: _is_int(v) and v >= 8 and v % 8 == 0, "a multiple of 8, e.g. 64"),
+    "aspect_bucket_rounding": Field(lambda v: _is_int(v) and 0 <= v <= 4, "a whole number of decimals from 0 to 4"),
+    "maximum_image_size": NUM_POS,
+    "target_downsample_size": NUM_POS,
+    "max_upscale_threshold": NUM_NONNEG,
+    "minimum_aspect_ratio": NUM_POS,
+    "maximum_aspect_ratio": NUM_POS,
     "train_batch_size": INT_POS,
     "drop_small_buckets": BOOL,
     "default": BOOL,
@@ -119,8 +124,6 @@ IGNORED_FIELDS: dict[str, str] = {
     "hash_filenames": "file names are the row index (huggingface) or the relative path (local)",
     "prepend_instance_prompt": "caption composition is the trainer's concern",
     "only_instance_prompt": "use caption_strategy \"instanceprompt\" instead",
-    "maximum_image_size": "not applied by hf_assets yet",
-    "target_downsample_size": "not applied by hf_assets yet",
 }
 
 FILTER_FIELDS: dict[str, Field] = {

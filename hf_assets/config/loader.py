@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from hf_assets.config import fields as F
+from hf_assets.config.bucket_settings import parse_buckets
 from hf_assets.config.schema import (
     BackendConfig,
-    BucketConfig,
     CaptionConfig,
     CompositeConfig,
     DataloaderConfig,
@@ -53,7 +53,10 @@ def parse_config(entries: Any, path: Path) -> DataloaderConfig:
     if not isinstance(entries, list):
         raise ConfigError(path, ["the file must hold a JSON list of backend objects, [ {...}, {...} ]"])
     for i, entry in enumerate(entries):
-        parser.entry(i, entry)
+        try:
+            parser.entry(i, entry)
+        except Exception as exc:  # noqa: BLE001 - a shape no rule foresaw: still a config error, listed with others
+            parser.unreadable(f"entry {i}", exc)
     return parser.finish()
 
 
@@ -62,7 +65,7 @@ class _Parser:
         self.path = path
         self.base = path.parent
         self.problems: list[str] = []
-        self.warnings: list[str] = []
+        self.warnings: list[tuple[str, str]] = []  # (where, message)
         self.seen_ids: set[str] = set()
         self.datasets: list[tuple[dict, dict]] = []
         self.text_embeds: dict[str, Path] = {}
@@ -70,6 +73,13 @@ class _Parser:
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
+
+    def unreadable(self, where: str, exc: Exception) -> None:
+        self.problem(where, f"could not be read ({type(exc).__name__}: {exc}); check the types of its values "
+                            "against docs/config (huggingface-datasets.md)")
+
+    def warn(self, where: str, message: str) -> None:
+        self.warnings.append((where, message))
 
     def entry(self, index: int, entry: Any) -> None:
         if not isinstance(entry, dict):
@@ -114,13 +124,15 @@ class _Parser:
         merged: dict[str, Any] = {}
         for key, value in entry.items():
             if key in F.IGNORED_FIELDS:
-                self.warnings.append(f"{where}: key '{key}' is accepted but not used ({F.IGNORED_FIELDS[key]})")
+                self.warn(where, f"key '{key}' is accepted but not used ({F.IGNORED_FIELDS[key]})")
             elif key not in known:
                 self.unknown(where, key, list(known) + list(F.IGNORED_FIELDS))
             elif key != "huggingface":
                 merged[key] = value
-        block = entry.get("huggingface") or {}
+        block = entry.get("huggingface", {})
         if not isinstance(block, dict):
+            self.problem(where, f"key 'huggingface' must be a JSON object of dataset keys, e.g. "
+                                f"{{\"caption_column\": \"caption\"}}, got {F.describe(block)}")
             block = {}
         for key, value in block.items():
             if key in F.ENTRY_FIELDS:
@@ -135,14 +147,19 @@ class _Parser:
                 )
             else:
                 merged[key] = value
-        self.check_types(where, merged, known)
+        for key in self.check_types(where, merged, known):
+            del merged[key]  # reported; later checks see only well-typed values
         return merged
 
-    def check_types(self, where: str, values: dict, spec: dict[str, F.Field]) -> None:
+    def check_types(self, where: str, values: dict, spec: dict[str, F.Field]) -> list[str]:
+        """Report each value of the wrong type; returns their keys."""
+        wrong = []
         for key, value in values.items():
             rule = spec.get(key)
             if rule is not None and not rule.check(value):
                 self.problem(where, f"key '{key}' must be {rule.expected}, got {F.describe(value)}")
+                wrong.append(key)
+        return wrong
 
     def check_block(self, where: str, name: str, block: Any, spec: dict[str, F.Field]) -> dict:
         if not isinstance(block, dict):
@@ -150,8 +167,8 @@ class _Parser:
         for key in block:
             if key not in spec:
                 self.unknown(f"{where}, \"{name}\"", key, spec)
-        self.check_types(f"{where}, \"{name}\"", block, spec)
-        return block
+        wrong = self.check_types(f"{where}, \"{name}\"", block, spec)
+        return {k: v for k, v in block.items() if k in spec and k not in wrong}
 
     def resolve(self, value: str) -> Path:
         p = Path(value).expanduser()
@@ -160,7 +177,12 @@ class _Parser:
     def finish(self) -> DataloaderConfig:
         backends = []
         for entry, merged in self.datasets:
-            backend = self.build(f"backend '{entry['id']}'", entry["id"], merged)
+            where = f"backend '{entry['id']}'"
+            try:
+                backend = self.build(where, entry["id"], merged)
+            except Exception as exc:  # noqa: BLE001 - never anything but a ConfigError out of the loader
+                self.unreadable(where, exc)
+                backend = None
             if backend is not None:
                 backends.append(backend)
         if not self.problems and not backends:
@@ -168,7 +190,8 @@ class _Parser:
         if self.problems:
             raise ConfigError(self.path, self.problems)
         default_dir = self.text_embeds.get(self.default_text_embeds) if self.default_text_embeds else None
-        return DataloaderConfig(self.path, tuple(backends), default_dir, tuple(self.warnings))
+        warnings = tuple(f"{where}: {message}" for where, message in self.warnings)
+        return DataloaderConfig(self.path, tuple(backends), default_dir, warnings)
 
     def build(self, where: str, backend_id: str, m: dict) -> BackendConfig | None:
         before = len(self.problems)
@@ -200,24 +223,17 @@ class _Parser:
         if comp.get("enabled") and isinstance(count, int) and not 0 <= comp.get("select_index", 0) < count:
             self.problem(where, f"composite_image_config.select_index must be between 0 and image_count - 1 ({count - 1})")
 
-        resolution_type = m.get("resolution_type", "pixel_area")
-        resolution = m.get("resolution", 1.0 if resolution_type == "area" else 1024)
-        if resolution_type == "area" and isinstance(resolution, (int, float)) and resolution > 64:
-            self.problem(
-                where,
-                f"resolution {resolution} with resolution_type \"area\" means {resolution} megapixels; "
-                "give megapixels (e.g. 1.0) or use resolution_type \"pixel_area\"",
-            )
-        minimum = m.get("minimum_image_size")
-        if resolution_type == "area" and isinstance(minimum, (int, float)) and minimum > 64:
-            self.problem(
-                where,
-                f"minimum_image_size {minimum} with resolution_type \"area\" means {minimum} megapixels; "
-                "give megapixels (e.g. 0.25)",
-            )
-        crop_aspect = m.get("crop_aspect", "square")
-        if m.get("crop") and crop_aspect in ("closest", "random") and not m.get("crop_aspect_buckets"):
-            self.problem(where, f"crop_aspect \"{crop_aspect}\" needs key 'crop_aspect_buckets', e.g. [0.75, 1.0, 1.33]")
+        buckets = parse_buckets(m, lambda text: self.problem(where, text), lambda text: self.warn(where, text))
+        if (m.get("width_column") is None) != (m.get("height_column") is None):
+            given = "width_column" if m.get("width_column") is not None else "height_column"
+            other = "height_column" if given == "width_column" else "width_column"
+            self.problem(where, f"key '{given}' needs key '{other}' too (sizes are read from both columns); "
+                                f"set '{other}' or remove '{given}'")
+        cache_dir = self.resolve(m.get("cache_dir") or f"cache/{backend_id}")
+        blocker = next((p for p in (cache_dir, *cache_dir.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            self.problem(where, f"key 'cache_dir' resolves to {cache_dir}, but {blocker} is a file, not a folder; "
+                                "point cache_dir at a folder")
         text_ref = m.get("text_embeds")
         if text_ref is not None and text_ref not in self.text_embeds:
             known = ", ".join(self.text_embeds) or "none defined"
@@ -233,7 +249,7 @@ class _Parser:
             id=backend_id,
             type=kind,
             dataset_type=m.get("dataset_type", "image"),
-            cache_dir=self.resolve(m.get("cache_dir") or f"cache/{backend_id}"),
+            cache_dir=cache_dir,
             dataset_name=self.dataset_location(dataset_name) if kind == "huggingface" else None,
             split=m.get("split", "train"),
             revision=m.get("revision"),
@@ -269,18 +285,7 @@ class _Parser:
                 select_index=comp.get("select_index", 0),
                 layout=comp.get("layout", "horizontal"),
             ),
-            buckets=BucketConfig(
-                resolution=float(resolution),
-                resolution_type=resolution_type,
-                minimum_image_size=m.get("minimum_image_size"),
-                crop=m.get("crop", False),
-                crop_aspect=crop_aspect,
-                crop_aspect_buckets=tuple(float(a) for a in m["crop_aspect_buckets"]) if m.get("crop_aspect_buckets") else None,
-                crop_style="center" if m.get("crop_style") == "centre" else m.get("crop_style", "random"),
-                alignment=m.get("aspect_bucket_alignment", 64),
-                train_batch_size=m.get("train_batch_size"),
-                drop_small_buckets=m.get("drop_small_buckets", False),
-            ),
+            buckets=buckets,
             video=VideoConfig(
                 num_frames=video.get("num_frames"),
                 min_frames=video.get("min_frames"),
@@ -290,6 +295,7 @@ class _Parser:
                 is_i2v=video.get("is_i2v", False),
             ),
             text_embeds_dir=text_dir,
+            warnings=tuple(message for at, message in self.warnings if at == where),
         )
 
     def check_video(self, where: str, dataset_type: str, video: dict) -> None:

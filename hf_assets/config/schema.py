@@ -1,8 +1,9 @@
 """Typed, validated view of one dataloader config. Built by `config.loader`; read everywhere else."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 ResolutionType = Literal["pixel", "area", "pixel_area"]
 CropAspect = Literal["square", "preserve", "closest", "random"]
@@ -107,6 +108,7 @@ class BackendConfig:
     buckets: BucketConfig = field(default_factory=BucketConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     text_embeds_dir: Path | None = None  # absolute; from the text_embeds entry, if any
+    warnings: tuple[str, ...] = ()  # keys accepted but not used, each with why
 
     @property
     def file_extension(self) -> str:

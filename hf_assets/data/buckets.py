@@ -161,7 +161,8 @@ def table_rows(codes: np.ndarray, w, h, cfg: BucketConfig, backend_id: str, rows
     if cfg.crop_aspect == "closest" and cfg.max_upscale_threshold is None:
         # The choice depends on the rounded aspect alone: choose once per grid aspect, then gather.
         grid = table.aspects[: table.grid]
-        return table.grid + choose_buckets(grid, np.ones(grid.size), np.ones(grid.size), cfg, None)[grid_rows(codes, table)]
+        per_aspect = choose_buckets(grid, np.ones(grid.size), np.ones(grid.size), cfg, None)
+        return table.grid + per_aspect[grid_rows(codes, table)]
     uniform = uniforms(backend_id, rows, _STREAM_ASPECT) if cfg.crop_aspect == "random" else None
     return table.grid + choose_buckets(codes / 10.0**cfg.rounding, w, h, cfg, uniform)
 
@@ -269,6 +270,28 @@ def bucket_histogram(table: pa.Table) -> list[tuple[str, int]]:
     counts = pc.value_counts(table.column("bucket").combine_chunks())
     pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
     return sorted(((str(k), int(n)) for k, n in pairs), key=lambda kv: (_aspect_of(kv[0]), kv[0]))
+
+
+ASPECT_DROP_REASONS = ("aspect_ratio_below_minimum", "aspect_ratio_above_maximum")
+
+
+def drop_by_aspect_ratio(table: pa.Table, cfg: BucketConfig) -> tuple[pa.Table, dict[str, int]]:
+    """Rows whose bucket aspect is outside [minimum_aspect_ratio, maximum_aspect_ratio] removed, counted by reason.
+
+    As SimpleTuner, the bucket's aspect decides (after cropping), not the image's own.
+    """
+    counts = dict.fromkeys(ASPECT_DROP_REASONS, 0)
+    if cfg.minimum_aspect_ratio is None and cfg.maximum_aspect_ratio is None or table.num_rows == 0:
+        return table, counts
+    aspect = pc.cast(table.column("bucket"), pa.float64()).to_numpy()
+    keep = np.ones(table.num_rows, dtype=bool)
+    for reason, limit, outside in zip(ASPECT_DROP_REASONS, (cfg.minimum_aspect_ratio, cfg.maximum_aspect_ratio),
+                                      (np.less, np.greater)):
+        if limit is not None:
+            bad = outside(aspect, limit) & keep  # a row is counted under its first reason
+            counts[reason] = int(bad.sum())
+            keep &= ~bad
+    return table.filter(pa.array(keep)), counts
 
 
 def small_buckets(table: pa.Table, batch_size: int) -> dict[str, int]:

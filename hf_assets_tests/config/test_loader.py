@@ -98,6 +98,7 @@ def test_huggingface_block_fields_mean_the_same_as_top_level(tmp_path):
         "caption_column": "metadata.caption",
         "fallback_caption_column": "basic",
         "width_column": "original_width",
+        "height_column": "original_height",
         "filter_func": {"collection": "photo"},
         "composite_image_config": {"enabled": True, "image_count": 2, "select_index": 1},
     }
@@ -296,4 +297,110 @@ def test_unknown_backend_lookup_lists_known_ids(tmp_path):
 
 def test_area_minimum_image_size_given_in_pixels_is_caught(tmp_path):
     entry = {**HF, "resolution": 1.0, "resolution_type": "area", "minimum_image_size": 512}
-    assert "minimum_image_size 512" in problems(tmp_path, entry)
+    msg = problems(tmp_path, entry)
+    assert "'minimum_image_size' is 512" in msg and "megapixels" in msg
+
+
+def test_values_that_used_to_crash_are_config_errors_listed_together(tmp_path):
+    (tmp_path / "sub").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sub" / "a_file").write_text("not a folder")
+    entries = [
+        {**HF, "id": "res", "resolution": "abc"},
+        {**HF, "id": "prob", "probability": "x"},
+        {**HF, "id": "buckets", "crop": True, "crop_aspect": "closest", "crop_aspect_buckets": ["a"]},
+        {**HF, "id": "tile", "composite_image_config": {"enabled": True, "image_count": 2, "select_index": "1"}},
+        {**HF, "id": "cache", "cache_dir": "a_file"},
+        {**HF, "id": "under", "cache_dir": "a_file/deeper"},
+    ]
+    msg = problems(tmp_path, *entries)
+    assert "backend 'res': key 'resolution' must be a number > 0" in msg
+    assert "backend 'prob': key 'probability' must be a number >= 0" in msg
+    assert "backend 'buckets': key 'crop_aspect_buckets'" in msg and "[0.75, 1.0, 1.33]" in msg
+    assert "backend 'tile', \"composite_image_config\": key 'select_index' must be a whole number >= 0" in msg
+    assert "backend 'cache': key 'cache_dir'" in msg and "is a file, not a folder" in msg
+    assert "backend 'under': key 'cache_dir'" in msg
+
+
+def test_values_that_were_silently_accepted_are_config_errors(tmp_path):
+    entries = [
+        {**HF, "id": "block", "huggingface": "caption"},
+        {**HF, "id": "width", "width_column": "w"},
+        {**HF, "id": "video", "video": {"num_frames": 16}},
+        {**HF, "id": "huge", "resolution": 1e308},
+        {**HF, "id": "pixel", "resolution": 1000.5, "resolution_type": "pixel"},
+    ]
+    msg = problems(tmp_path, *entries)
+    assert "backend 'block': key 'huggingface' must be a JSON object" in msg
+    assert "backend 'width': key 'width_column' needs key 'height_column' too" in msg
+    assert "backend 'video': a \"video\" block needs \"dataset_type\": \"video\"" in msg
+    assert "backend 'huge': key 'resolution' is 1e+308" in msg and "between 8 and 32768" in msg
+    assert "backend 'pixel': key 'resolution' must be a whole number of pixels" in msg
+
+
+def test_crop_style_face_is_refused_naming_the_supported_styles(tmp_path):
+    msg = problems(tmp_path, {**HF, "crop": True, "crop_style": "face"})
+    assert "backend 'photos': crop_style \"face\" is not supported" in msg and '"center", "corner", "random"' in msg
+
+
+def test_simpletuner_bucket_options_are_read(tmp_path):
+    entry = {**HF, "resolution": 1024, "resolution_type": "pixel_area", "crop": True, "crop_aspect": "random",
+             "crop_aspect_buckets": [{"aspect": 0.75, "weight": 0.25}, {"aspect": 1.0, "weight": 0.5},
+                                     {"aspect": 1.33, "weight": 0.25}],
+             "maximum_image_size": 1536, "target_downsample_size": 1280, "max_upscale_threshold": 0.2,
+             "minimum_aspect_ratio": 0.5, "maximum_aspect_ratio": 2.0, "aspect_bucket_rounding": 3,
+             "aspect_bucket_alignment": 32}
+    b = load(tmp_path, entry).backend("photos").buckets
+    assert b.crop_aspect_buckets == (0.75, 1.0, 1.33) and b.crop_aspect_weights == (0.25, 0.5, 0.25)
+    assert (b.maximum_image_size, b.target_downsample_size, b.max_upscale_threshold) == (1536, 1280, 0.2)
+    assert (b.minimum_aspect_ratio, b.maximum_aspect_ratio, b.rounding, b.alignment) == (0.5, 2.0, 3, 32)
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"maximum_image_size": 1536}, "key 'maximum_image_size' needs key 'target_downsample_size' too"),
+    ({"target_downsample_size": 1280}, "key 'target_downsample_size' needs key 'maximum_image_size' too"),
+    ({"crop_aspect_buckets": [{"aspect": 1.0, "weight": 0.5}, {"aspect": 1.5, "weight": 0.4}]}, "add up to 0.9"),
+    ({"crop_aspect_buckets": [1.0, {"aspect": 1.5, "weight": 1.0}]}, "(not a mix)"),
+    ({"crop_aspect_buckets": [{"aspect_bucket": 1.0, "weight": 1.0}]}, "crop_aspect_buckets[0] must be"),
+    ({"minimum_aspect_ratio": 2.0, "maximum_aspect_ratio": 0.5}, "is above maximum_aspect_ratio"),
+    ({"aspect_bucket_rounding": 7}, "key 'aspect_bucket_rounding' must be a whole number of decimals"),
+    ({"max_upscale_threshold": -1}, "key 'max_upscale_threshold' must be a number >= 0"),
+])
+def test_bucket_option_mistakes_name_the_key_and_the_fix(tmp_path, extra, expected):
+    entry = {**HF, "crop": True, "crop_aspect": "random", "crop_aspect_buckets": [0.75, 1.0], **extra}
+    assert expected in problems(tmp_path, entry)
+
+
+def test_accepted_but_unused_keys_are_warnings_of_their_backend(tmp_path):
+    config = load(tmp_path, {**HF, "vae_cache_clear_each_epoch": True, "maximum_image_size": 1536,
+                             "target_downsample_size": 1280, "crop_aspect_buckets": [1.0, 1.5]},
+                  {**HF, "id": "clean"})
+    warned = config.backend("photos").warnings
+    assert any("'vae_cache_clear_each_epoch' is accepted but not used" in w for w in warned)
+    assert any("'maximum_image_size' and 'target_downsample_size' are accepted but not used" in w for w in warned)
+    assert any("'crop_aspect_buckets' is accepted but not used" in w for w in warned)
+    assert config.backend("clean").warnings == ()
+    assert all(w.startswith("backend 'photos': ") for w in config.warnings) and len(config.warnings) == len(warned)
+
+
+JUNK = ["abc", "", -1, 0, 1e308, [], {}, None, True, ["a"], [{"x": 1}], {"a": [1, {"b": None}]}, [[1]]]
+
+
+def test_any_junk_value_for_any_key_gives_a_config_error_or_a_config(tmp_path):
+    from hf_assets.config import fields as F
+
+    keys = [k for k in {**F.ENTRY_FIELDS, **F.DATASET_FIELDS} if k not in ("id",)]
+    for key in keys:
+        for junk in JUNK:
+            for entry in ({**HF, key: junk}, {**HF, "huggingface": {key: junk}}):
+                try:
+                    load(tmp_path, entry)
+                except ConfigError as exc:
+                    assert "could not be read" not in str(exc)  # a named rule caught it, not the safety net
+    blocks = {"filter_func": F.FILTER_FIELDS, "composite_image_config": F.COMPOSITE_FIELDS, "video": F.VIDEO_FIELDS}
+    for block, fields in blocks.items():
+        for key in fields:
+            for junk in JUNK:
+                try:
+                    load(tmp_path, {**HF, "dataset_type": "video", block: {key: junk}})
+                except ConfigError as exc:
+                    assert "could not be read" not in str(exc)

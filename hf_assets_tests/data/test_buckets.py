@@ -15,7 +15,6 @@ from hf_assets.data.buckets import (
     bucket_histogram_png,
     bucket_keys,
     drop_small_buckets,
-    plan,
     sample_aspects,
     small_buckets,
     target_sizes,
@@ -91,7 +90,8 @@ def test_area_mode_resolution_is_megapixels_with_the_square_edge_first():
 
 @pytest.mark.parametrize(
     "resolution, resolution_type, side",
-    [(512, "pixel", 512), (1000, "pixel_area", 1024), (1.0, "area", 1024), (0.5, "area", 768), (768, "pixel_area", 768)],
+    [(512, "pixel", 512), (1000, "pixel_area", 1024), (1.0, "area", 1024), (0.5, "area", 768),
+     (768, "pixel_area", 768)],
 )
 def test_square_crop_is_the_square_edge_of_the_mode(resolution, resolution_type, side):
     cfg = BucketConfig(resolution=resolution, resolution_type=resolution_type, crop=True, crop_aspect="square")
@@ -123,7 +123,8 @@ def test_downsample_before_crop_with_maximum_image_size_and_target_downsample_si
 def test_preserve_and_no_crop_keep_the_image_aspect():
     w, h = zip(*REAL_SIZES)
     plain = sizes(BucketConfig(resolution=1024, resolution_type="pixel_area"), w, h)
-    preserve = sizes(BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="preserve"), w, h)
+    preserve_cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="preserve")
+    preserve = sizes(preserve_cfg, w, h)
     assert plain["target_width"] == preserve["target_width"]
     assert plain["target_height"] == preserve["target_height"]
 
@@ -134,10 +135,12 @@ def test_closest_is_the_linear_distance_to_the_rounded_aspect_and_the_first_list
     # 1.545 rounds to 1.54: 0.21 from 1.33, 0.24 from 1.78 (a log distance would pick 1.78).
     assert sample_aspects(w[:7], h[:7], cfg, "x", range(7)).tolist() == [1.33, 1.33, 0.75, 1.78, 0.75, 1.33, 1.0]
     tie = dict(crop=True, crop_aspect="closest")
-    assert sample_aspects([1250], [1000], BucketConfig(**tie, crop_aspect_buckets=(1.0, 1.5)), "x", [0]).tolist() == [1.0]
-    assert sample_aspects([1250], [1000], BucketConfig(**tie, crop_aspect_buckets=(1.5, 1.0)), "x", [0]).tolist() == [1.5]
+    for listed, chosen in (((1.0, 1.5), 1.0), ((1.5, 1.0), 1.5)):  # 1.25 is 0.25 from both
+        cfg = BucketConfig(**tie, crop_aspect_buckets=listed)
+        assert sample_aspects([1250], [1000], cfg, "x", [0]).tolist() == [chosen]
     cfg = BucketConfig(
-        resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest", crop_aspect_buckets=(0.75, 1.0, 1.33)
+        resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest",
+        crop_aspect_buckets=(0.75, 1.0, 1.33),
     )
     s = sizes(cfg, [4032, 3024, 1920], [3024, 4032, 1080])
     # 1.33: 1024*sqrt(1.33) = 1180.9 -> 1152, 1024/sqrt(1.33) = 887.9 -> 896; 0.75 -> 896 x 1152 ("0.78").
@@ -196,7 +199,9 @@ def test_random_is_deterministic_and_depends_on_the_backend_id():
 @pytest.mark.parametrize("resolution_type, resolution", [("pixel", 1024), ("pixel_area", 768), ("area", 0.5)])
 @pytest.mark.parametrize("crop_aspect", ["none", "square", "preserve", "closest", "random"])
 @pytest.mark.parametrize("crop_style", ["center", "corner", "random"])
-def test_resize_covers_target_keeps_the_aspect_and_crop_box_is_inside(resolution_type, resolution, crop_aspect, crop_style):
+def test_resize_covers_target_keeps_the_aspect_and_crop_box_is_inside(
+    resolution_type, resolution, crop_aspect, crop_style
+):
     rng = np.random.default_rng(2024)
     n = 10_000
     w = np.exp(rng.uniform(0, np.log(12000), n)).astype(np.int64) + 1
@@ -328,7 +333,8 @@ def test_local_folder_crops_are_seeded_by_file_name_so_new_files_do_not_move_the
 SWEEP_SETTINGS = [
     dict(resolution=r, resolution_type=t, crop=crop, crop_aspect=aspect, crop_style=style,
          crop_aspect_buckets=(0.5, 0.75, 1.0, 1.33, 1.5, 2.0, 0.2, 5.0), rounding=rounding, alignment=alignment)
-    for r, t in ((512, "pixel"), (1000, "pixel"), (1024, "pixel_area"), (640, "pixel_area"), (0.5, "area"), (1.5, "area"))
+    for r, t in ((512, "pixel"), (1000, "pixel"), (1024, "pixel_area"), (640, "pixel_area"),
+                 (0.5, "area"), (1.5, "area"))
     for crop, aspect, style in ((False, "square", "random"), (True, "preserve", "center"), (True, "closest", "corner"),
                                 (True, "random", "random"), (True, "square", "center"))
     for rounding, alignment in ((2, 64), (1, 32), (3, 8))
@@ -345,6 +351,26 @@ def test_every_bucket_name_has_exactly_one_target_size(settings):
     out = assign_buckets(index_table(w, h), BucketConfig(**settings), "sweep")
     pairs = out.group_by("bucket").aggregate([("target_width", "min"), ("target_width", "max"),
                                               ("target_height", "min"), ("target_height", "max")])
-    mixed = [row for row in pairs.to_pylist()
-             if row["target_width_min"] != row["target_width_max"] or row["target_height_min"] != row["target_height_max"]]
+    rows = pairs.to_pylist()
+    mixed = [r for r in rows
+             if (r["target_width_min"], r["target_height_min"]) != (r["target_width_max"], r["target_height_max"])]
     assert mixed == [] and pairs.num_rows > 0
+
+
+def test_minimum_and_maximum_aspect_ratio_drop_buckets_outside_with_their_own_reasons():
+    from hf_assets.data.buckets import drop_by_aspect_ratio
+
+    # pixel 512: 3:1 -> "3.0", 2:3 -> "0.67", 1:1 -> "1.0", 1:4 -> "0.25".
+    w, h = [1500, 1000, 800, 250, 1500], [500, 1500, 800, 1000, 500]
+    base = dict(resolution=512, resolution_type="pixel")
+    ranged = BucketConfig(**base, minimum_aspect_ratio=0.5, maximum_aspect_ratio=2.0)
+    out = assign_buckets(index_table(w, h), ranged, "a")
+    kept, counts = drop_by_aspect_ratio(out, ranged)
+    assert kept["bucket"].to_pylist() == ["0.67", "1.0"] and kept["row"].to_pylist() == [1, 2]
+    assert counts == {"aspect_ratio_below_minimum": 1, "aspect_ratio_above_maximum": 2}
+    # The bucket decides, as in SimpleTuner: a square crop keeps every image at "1.0".
+    square = BucketConfig(**base, crop=True, crop_aspect="square", minimum_aspect_ratio=0.5, maximum_aspect_ratio=2.0)
+    kept, counts = drop_by_aspect_ratio(assign_buckets(index_table(w, h), square, "a"), square)
+    assert kept.num_rows == 5 and sum(counts.values()) == 0
+    unset = BucketConfig(**base)
+    assert drop_by_aspect_ratio(out, unset)[0] is out

@@ -27,12 +27,18 @@ def config_of(s: dict) -> BucketConfig:
     """The BucketConfig for one settings entry of the table (SimpleTuner's keys and defaults)."""
     buckets = s.get("crop_aspect_buckets")
     return BucketConfig(
-        resolution=float(s["resolution"]), resolution_type=s["resolution_type"], crop=s.get("crop", False),
-        crop_aspect=s.get("crop_aspect", "square"), crop_style=s.get("crop_style", "random"),
+        resolution=float(s["resolution"]),
+        resolution_type=s["resolution_type"],
+        crop=s.get("crop", False),
+        crop_aspect=s.get("crop_aspect", "square"),
+        crop_style=s.get("crop_style", "random"),
         crop_aspect_buckets=tuple(float(b) for b in buckets) if buckets else None,
-        minimum_image_size=s.get("minimum_image_size"), maximum_image_size=s.get("maximum_image_size"),
-        target_downsample_size=s.get("target_downsample_size"), max_upscale_threshold=s.get("max_upscale_threshold"),
-        alignment=s.get("aspect_bucket_alignment", 64), rounding=s.get("aspect_bucket_rounding", 2),
+        minimum_image_size=s.get("minimum_image_size"),
+        maximum_image_size=s.get("maximum_image_size"),
+        target_downsample_size=s.get("target_downsample_size"),
+        max_upscale_threshold=s.get("max_upscale_threshold"),
+        alignment=s.get("aspect_bucket_alignment", 64),
+        rounding=s.get("aspect_bucket_rounding", 2),
     )
 
 
@@ -44,13 +50,17 @@ def _check_settings(index: int, outcome: Counter) -> None:
     h = np.array([c["h"] for c in cases])
     rows = np.arange(len(cases))
     sizes, keys = plan(w, h, cfg, "parity", rows)
-    ours = np.stack([sizes[k] for k in ("target_width", "target_height", "resize_width", "resize_height",
-                                        "crop_left", "crop_top")], axis=1)
+    ours = np.stack(
+        [sizes[k] for k in ("target_width", "target_height", "resize_width", "resize_height", "crop_left", "crop_top")],
+        axis=1,
+    )
     keys = keys.to_pylist()
     aspects = sample_aspects(w, h, cfg, "parity", rows)
     table = bucket_table(cfg, aspect_codes(w, h, cfg))
-    one_size = {table.keys[k]: (int(tw), int(th))
-                for k, tw, th in zip(table.key_index.ravel(), table.target_w.ravel(), table.target_h.ravel())}
+    one_size = {
+        table.keys[k]: (int(tw), int(th))
+        for k, tw, th in zip(table.key_index.ravel(), table.target_w.ravel(), table.target_h.ravel())
+    }
     drop = below_minimum_image_size(w, h, cfg) if cfg.minimum_image_size is not None else np.zeros(len(w), bool)
     for i, case in enumerate(cases):
         where = f"{case['w']}x{case['h']} with {s}"
@@ -83,7 +93,8 @@ def _check_settings(index: int, outcome: Counter) -> None:
         if cfg.crop_style == "random" and (cfg.crop or (st_tw, st_th) != (st_rw, st_rh)):
             assert st_left <= left <= st_left_max + 1 and st_top <= top <= st_top_max + 1, where
         else:
-            assert abs(left - st_left) <= 1 and abs(top - st_top) <= 1, f"crop ({left}, {top}) vs ({st_left}, {st_top}) for {where}"
+            crop = f"crop ({left}, {top}) vs ({st_left}, {st_top}) for {where}"
+            assert abs(left - st_left) <= 1 and abs(top - st_top) <= 1, crop
         outcome["agree"] += 1
 
 
@@ -98,15 +109,18 @@ def test_bucketing_agrees_with_simpletuner_on_every_case_but_the_documented_devi
     assert outcome["one_size_per_bucket"] / total < 0.05 and outcome["resize_fixed"] / total < 0.05, outcome
 
 
-@pytest.mark.parametrize("w, h, settings, expected", [
-    # area: the square edge first, then scaled by sqrt(aspect): 1280x832 "1.54" (not 1216x832).
-    (1500, 1000, {"resolution": 1.0, "resolution_type": "area"}, (1280, 832, "1.54")),
-    # the aspect is rounded to 2 decimals (0.68) and truncated before aligning: 1024x1536 "0.67".
-    (2047, 2999, {"resolution": 1024, "resolution_type": "pixel"}, (1024, 1536, "0.67")),
-    # square targets at 0.5 MP are 768 x 768 although other buckets are built on a 704 edge.
-    (1024, 1024, {"resolution": 0.5, "resolution_type": "area"}, (768, 768, "1.0")),
-    (1500, 1000, {"resolution": 0.5, "resolution_type": "area"}, (832, 576, "1.44")),
-])
+@pytest.mark.parametrize(
+    "w, h, settings, expected",
+    [
+        # area: the square edge first, then scaled by sqrt(aspect): 1280x832 "1.54" (not 1216x832).
+        (1500, 1000, {"resolution": 1.0, "resolution_type": "area"}, (1280, 832, "1.54")),
+        # the aspect is rounded to 2 decimals (0.68) and truncated before aligning: 1024x1536 "0.67".
+        (2047, 2999, {"resolution": 1024, "resolution_type": "pixel"}, (1024, 1536, "0.67")),
+        # square targets at 0.5 MP are 768 x 768 although other buckets are built on a 704 edge.
+        (1024, 1024, {"resolution": 0.5, "resolution_type": "area"}, (768, 768, "1.0")),
+        (1500, 1000, {"resolution": 0.5, "resolution_type": "area"}, (832, 576, "1.44")),
+    ],
+)
 def test_worked_examples_from_the_issue(w, h, settings, expected):
     sizes, keys = plan([w], [h], config_of(settings), "x", [0])
     assert (int(sizes["target_width"][0]), int(sizes["target_height"][0]), keys[0].as_py()) == expected
