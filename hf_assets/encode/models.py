@@ -277,7 +277,11 @@ def _load_known(root: ModelRoot, enc_name: str, tok_name: str, kind: str, t5_len
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(root.path, subfolder=tok_name)
-    cls = getattr(transformers, MODEL_CLASSES[kind])
+    name = MODEL_CLASSES[kind]
+    if kind in ("t5", "umt5"):  # the T5 flavour the folder holds (a Wan pipeline may ship T5, an LTX one UMT5)
+        model_type = json.loads((root.path / enc_name / "config.json").read_text()).get("model_type")
+        name = ENCODER_ONLY.get(model_type, name)
+    cls = getattr(transformers, name)
     model = cls.from_pretrained(root.path, subfolder=enc_name, **_dtype_kwargs(dtype))
     if kind in ("t5", "umt5"):
         length = t5_length

@@ -127,7 +127,8 @@ def _wan(encoders, captions, max_length):
     """Wan: UMT5 run with the attention mask on the cleaned caption; positions past its tokens set to zero."""
     from diffusers.pipelines.wan.pipeline_wan import prompt_clean  # the pipeline's own text cleaning (ftfy, html)
 
-    _expect(encoders, ("umt5",), "wan")
+    if len(encoders) != 1 or encoders[0].kind not in ("umt5", "t5"):
+        raise ValueError(f"family 'wan' expects one UMT5 text encoder, got {tuple(e.kind for e in encoders)}")
     out, mask = _run(encoders[0], [prompt_clean(c) for c in captions], max_length, mask=True)
     hidden = out.last_hidden_state
     return {"prompt_embeds": hidden * mask.to(hidden.device, hidden.dtype).unsqueeze(-1), "attention_mask": mask}
