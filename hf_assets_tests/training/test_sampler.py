@@ -310,3 +310,38 @@ def test_from_backends_reads_probability_and_repeats():
 def test_multi_backend_rejects_bad_settings(probabilities, repeats, message):
     with pytest.raises(ValueError, match=message):
         MultiBackendSampler(sampler_pair(), probabilities=probabilities, repeats=repeats)
+
+
+@pytest.mark.parametrize("crop_aspect", ["preserve", "closest"])
+def test_a_loader_stacks_every_batch_of_a_real_bucket_table_over_a_grid_of_sizes(crop_aspect):
+    """assign_buckets on a grid of image sizes (crop off, then on): whatever the keys hold, every batch stacks."""
+    import pyarrow as pa
+
+    from hf_assets.config.schema import BucketConfig
+    from hf_assets.data.buckets import assign_buckets
+
+    sides = np.arange(200, 6001, 97)
+    widths, heights = (a.ravel() for a in np.meshgrid(sides, sides))
+    index = pa.table(
+        {
+            "filename": [f"{i}.jpg" for i in range(len(widths))],
+            "row": np.arange(len(widths)),
+            "width": widths.astype(np.int32),
+            "height": heights.astype(np.int32),
+        }
+    )
+    for crop in (False, True):
+        cfg = BucketConfig(
+            resolution=512,
+            resolution_type="pixel",
+            crop=crop,
+            crop_aspect=crop_aspect,
+            crop_aspect_buckets=(0.5, 0.75, 1.0, 1.5, 2.0) if crop_aspect == "closest" else None,
+        )
+        table = assign_buckets(index, cfg, "grid")
+        sizes = list(zip(table.column("target_width").to_pylist(), table.column("target_height").to_pylist()))
+        keys = table.column("bucket").to_pylist()
+        sampler = BucketBatchSampler(sizes, 16, buckets=keys, short_buckets="repeat")
+        batches = list(DataLoader(SizedLatents(sizes, keys), batch_sampler=sampler))  # collate stacks each batch
+        assert len(batches) == len(sampler) and all(len(b["latents"]) == 16 for b in batches)
+        assert sum(g.samples for g in sampler.summary.groups) == table.num_rows
