@@ -277,7 +277,7 @@ class _Parser:
                 collection_column=filt.get("collection_column", "collection"),
                 min_width=filt.get("min_width"),
                 min_height=filt.get("min_height"),
-                min_frames=video.get("min_frames"),
+                min_frames=video.get("min_frames", video.get("num_frames")),
             ),
             composite=CompositeConfig(
                 enabled=comp.get("enabled", False),
@@ -288,7 +288,7 @@ class _Parser:
             buckets=buckets,
             video=VideoConfig(
                 num_frames=video.get("num_frames"),
-                min_frames=video.get("min_frames"),
+                min_frames=video.get("min_frames", video.get("num_frames")),
                 max_frames=video.get("max_frames"),
                 bucket_strategy=video.get("bucket_strategy", "aspect_ratio"),
                 frame_interval=video.get("frame_interval"),
@@ -302,7 +302,10 @@ class _Parser:
         """The video block's keys must agree with each other and with the dataset type."""
         if video and dataset_type != "video":
             self.problem(where, "a \"video\" block needs \"dataset_type\": \"video\"; set it or remove the block")
-        low, high = video.get("min_frames"), video.get("max_frames")
+        if "num_frames" in video and "min_frames" not in video:
+            self.warn(where, f"video.min_frames is not set, so it is num_frames ({video['num_frames']}), as in "
+                      "SimpleTuner: shorter clips are dropped; set min_frames lower to train them on their frames")
+        low, high = video.get("min_frames", video.get("num_frames")), video.get("max_frames")
         if isinstance(low, int) and isinstance(high, int) and low > high:
             self.problem(where, f"video.min_frames ({low}) is above video.max_frames ({high}); no clip could be kept")
         if "frame_interval" in video and video.get("bucket_strategy") != "resolution_frames":

@@ -251,7 +251,8 @@ def test_video_backend_uses_mp4_names_and_frame_filters(tmp_path):
 
 def test_video_resolution_frames_bucketing_takes_a_frame_interval(tmp_path):
     entry = {**HF, "dataset_type": "video",
-             "video": {"bucket_strategy": "resolution_frames", "frame_interval": 25, "min_frames": 25, "max_frames": 250}}
+             "video": {"bucket_strategy": "resolution_frames", "frame_interval": 25, "min_frames": 25,
+                       "max_frames": 250}}
     v = load(tmp_path, entry).backend("photos").video
     assert (v.bucket_strategy, v.frame_interval, v.min_frames, v.max_frames) == ("resolution_frames", 25, 25, 250)
 
@@ -404,3 +405,12 @@ def test_any_junk_value_for_any_key_gives_a_config_error_or_a_config(tmp_path):
                     load(tmp_path, {**HF, "dataset_type": "video", block: {key: junk}})
                 except ConfigError as exc:
                     assert "could not be read" not in str(exc)
+
+
+def test_video_min_frames_defaults_to_num_frames_with_a_warning(tmp_path):
+    cfg = load(tmp_path, {**HF, "dataset_type": "video", "video": {"num_frames": 49}})
+    b = cfg.backend("photos")
+    assert b.video.min_frames == 49 and b.filters.min_frames == 49
+    assert any("video.min_frames is not set" in w for w in cfg.warnings)
+    unset = load(tmp_path, {**HF, "dataset_type": "video"})
+    assert unset.backend("photos").video.min_frames is None
