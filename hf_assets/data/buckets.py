@@ -82,6 +82,7 @@ def key_of(target_w: int, target_h: int, cfg: BucketConfig) -> str:
 
 
 _GRID_LIMIT = 200_000
+_CHUNK = 1 << 16  # rows per pass of the per-row maths
 
 
 @dataclass(frozen=True)
@@ -184,27 +185,30 @@ def plan(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> tuple[dic
         raise ValueError(f"widths, heights and rows differ in length: {w.shape}, {h.shape}, {rows.shape}")
     if w.size and (w.min() <= 0 or h.min() <= 0):
         raise ValueError("every width and height must be positive")
-    codes = aspect_codes(w, h, cfg)
+    downsampled = cfg.crop and cfg.maximum_image_size and cfg.target_downsample_size
+    own_aspect = not cfg.crop or cfg.crop_aspect in ("preserve", "closest") or downsampled
+    own_aspect = own_aspect or cfg.max_upscale_threshold is not None
+    # A square crop or an unweighted random draw never reads the image's rounded aspect: skip it.
+    codes = aspect_codes(w, h, cfg) if own_aspect else np.ones(w.shape, dtype=np.int64)
     table = bucket_table(cfg, codes)
     index = table_rows(codes, w, h, cfg, backend_id, rows, table)
     flat = index * 2 + (w < h)
-    t_w, t_h = table.target_w.ravel()[flat], table.target_h.ravel()[flat]
     downsample = None
     if cfg.crop and cfg.maximum_image_size and cfg.target_downsample_size:
         downsample = target_table(table.aspects[: table.grid], internal_size(cfg, cfg.target_downsample_size), cfg)
-    r_w, r_h = resize_sizes(w, h, t_w, t_h, table.natural, index, downsample, grid_rows(codes, table), cfg)
-    random_crop = cfg.crop_style == "random"
-    u_x = uniforms(backend_id, rows, _STREAM_CROP_X) if random_crop else None
-    u_y = uniforms(backend_id, rows, _STREAM_CROP_Y) if random_crop else None
-    left, top = crop_boxes(r_w, r_h, t_w, t_h, cfg, u_x, u_y)
-    sizes = {
-        "target_width": t_w,
-        "target_height": t_h,
-        "resize_width": r_w,
-        "resize_height": r_h,
-        "crop_left": left,
-        "crop_top": top,
-    }
+    image_rows = grid_rows(codes, table) if downsample is not None else None
+    sizes = {name: np.empty(w.size, dtype=np.int64) for name in BUCKET_COLUMNS}
+    for start in range(0, w.size, _CHUNK):  # chunks keep the many temporaries in cache
+        part = slice(start, start + _CHUNK)
+        t_w, t_h = table.target_w.ravel()[flat[part]], table.target_h.ravel()[flat[part]]
+        r_w, r_h = resize_sizes(w[part], h[part], t_w, t_h, table.natural, index[part], downsample,
+                                None if image_rows is None else image_rows[part], cfg)
+        random_crop = cfg.crop_style == "random"
+        u_x = uniforms(backend_id, rows[part], _STREAM_CROP_X) if random_crop else None
+        u_y = uniforms(backend_id, rows[part], _STREAM_CROP_Y) if random_crop else None
+        left, top = crop_boxes(r_w, r_h, t_w, t_h, cfg, u_x, u_y)
+        for name, values in zip(BUCKET_COLUMNS, (t_w, t_h, r_w, r_h, left, top)):
+            sizes[name][part] = values
     return sizes, pa.array(table.keys, pa.string()).take(pa.array(table.key_index.ravel()[flat]))
 
 

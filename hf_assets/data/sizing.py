@@ -122,17 +122,21 @@ def intermediary_sizes(w, h, table: TargetTable, index: np.ndarray, resolution: 
         square_input = (w == h) & (table.aspects[index] == 1.0)
         i_w, i_h = np.where(square_input, edge, i_w), np.where(square_input, edge, i_h)
     else:
-        t_w, t_h = table.raw_w.ravel()[flat], table.raw_h.ravel()[flat]
-        landscape = ar >= 1.0
-        l_h = np.maximum(a_h, t_h)
-        l_w = np.trunc(l_h * ar)
-        fix = l_w < a_w
-        l_w, l_h = np.where(fix, a_w, l_w), np.where(fix, np.trunc(a_w / ar), l_h)
-        p_w = np.maximum(a_w, t_w)
-        p_h = np.trunc(p_w / ar)
-        fix = p_h < a_h
-        p_w, p_h = np.where(fix, np.trunc(a_h * ar), p_w), np.where(fix, a_h, p_h)
-        i_w, i_h = np.where(landscape, l_w, p_w), np.where(landscape, l_h, p_h)
+        # Landscape (w >= h, table column 0): the height is max(aligned, raw) and the width follows the image;
+        # portrait: the other way round. Where the following side falls short of its aligned target, that side
+        # becomes the target and the first one follows instead.
+        landscape = w >= h
+        raw = np.where(landscape, table.raw_h.ravel()[flat], table.raw_w.ravel()[flat])
+        base = np.maximum(np.where(landscape, a_h, a_w), raw)
+        other = np.where(landscape, a_w, a_h)
+        follow = np.trunc(np.where(landscape, base * ar, base / ar))
+        fix = np.flatnonzero(follow < other)
+        if fix.size:
+            follow[fix] = other[fix]
+            o, r, land = other[fix], ar[fix], landscape[fix]
+            base = base.astype(np.float64)
+            base[fix] = np.trunc(np.where(land, o / r, o * r))
+        i_w, i_h = np.where(landscape, follow, base), np.where(landscape, base, follow)
     return i_w.astype(np.int64), i_h.astype(np.int64)
 
 

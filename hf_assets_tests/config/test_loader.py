@@ -414,3 +414,10 @@ def test_video_min_frames_defaults_to_num_frames_with_a_warning(tmp_path):
     assert any("video.min_frames is not set" in w for w in cfg.warnings)
     unset = load(tmp_path, {**HF, "dataset_type": "video"})
     assert unset.backend("photos").video.min_frames is None
+
+
+def test_bucket_weights_that_add_up_to_one_in_decimal_are_accepted(tmp_path):
+    # 0.7 + 0.2 + 0.1 is 0.9999999999999999 in floating point (SimpleTuner raises on it).
+    buckets = [{"aspect": 0.75, "weight": 0.7}, {"aspect": 1.0, "weight": 0.2}, {"aspect": 1.5, "weight": 0.1}]
+    b = load(tmp_path, {**HF, "crop": True, "crop_aspect": "random", "crop_aspect_buckets": buckets})
+    assert b.backend("photos").buckets.crop_aspect_weights == (0.7, 0.2, 0.1)
