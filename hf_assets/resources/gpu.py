@@ -114,11 +114,15 @@ class EncoderResource(dg.ConfigurableResource):
         effective = self.from_environment(given_in_run_config(context), environ)
         if context.log:
             context.log.info(f"encoder settings: {effective.settings()}")
-        effective.setup_for_execution(context)
-        try:
-            yield effective
-        finally:
-            effective.teardown_after_execution(context)
+        from hf_assets.automation.reap import exit_promptly_when_interrupted, reap_before_pool
+
+        reap_before_pool(context)  # before this run can wait on the gpu pool: free what dead runs hold
+        with exit_promptly_when_interrupted(context):
+            effective.setup_for_execution(context)
+            try:
+                yield effective
+            finally:
+                effective.teardown_after_execution(context)
 
     def _bound_in_definitions(self) -> dict[str, Any]:
         """env name -> value of the settings bound in code that differ from the class defaults.
