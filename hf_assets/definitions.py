@@ -18,6 +18,7 @@ from hf_assets.config import config_path_from_env, load_config
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import HFAssetsIOManager
+from hf_assets.resources.step_values import StepValueIOManager
 
 
 def encoder_resource() -> EncoderResource:
@@ -65,6 +66,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
         resources={
             "dataloader": DataloaderConfigResource(path=str(config.path)),
             "io_manager": HFAssetsIOManager(config_path=str(config.path)),
+            "step_io_manager": StepValueIOManager(config_path=str(config.path)),
             "encoders": encoder_resource(),
         },
         # Each partition is a chain; one process per run keeps models loaded once and avoids step start-up.

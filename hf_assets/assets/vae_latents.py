@@ -1,3 +1,5 @@
+import os
+
 import dagster as dg
 import pyarrow as pa
 
@@ -5,7 +7,7 @@ from hf_assets.assets.cache_repairs import report_repairs, start_full_verificati
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
-from hf_assets.cache.tables import load_manifest
+from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
@@ -17,36 +19,47 @@ CHECKS = {
     "latent_shapes": "Every latent has shape (C, target_height / f, target_width / f).",
     "latents_finite": "No latent holds NaN or inf (fp16 SDXL VAE: use bf16/fp32 or an fp16-fix VAE).",
 }
+STEP_IO = "step_io_manager"  # small values between the plan, shard and commit steps, on the shared cache dir
+SHARDS_ENV = "HF_ASSETS_SHARDS"
+DEFAULT_SHARDS = 8
+# Each step retries transient failures alone (network, GPU out of memory, a lane still held by a lost attempt);
+# a retried shard resumes from its journaled flushes. Other errors fail at once (assets/retries.py).
+SHARD_RETRY = TRANSIENT_RETRY
+# On the k8s_job_executor each shard is a pod holding one GPU; other executors ignore this tag.
+SHARD_POD = {"container_config": {"resources": {"limits": {"nvidia.com/gpu": 1}}}}
+
+
+def check_output(check: str) -> str:
+    """The output carrying a check's result, named as the graph asset names it (its spec's python identifier)."""
+    return f"vae_latents_{check}"
+
+
+def default_shards() -> int:
+    """Shards per run: HF_ASSETS_SHARDS, else 8 (override per run in the plan step's config)."""
+    value = os.environ.get(SHARDS_ENV, str(DEFAULT_SHARDS))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{SHARDS_ENV}={value!r}: give a whole number of shards, at least 1")
+    return int(value)
 
 
 def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The `vae_latents` asset over the given backend partitions."""
+    """The `vae_latents` asset over the given backend partitions: plan, encode each shard as its own step, commit."""
 
-    @dg.asset(
-        name="vae_latents",
-        partitions_def=partitions,
-        group_name="encoders",
-        kinds={"pytorch", "safetensors"},
-        pool="gpu",
-        retry_policy=TRANSIENT_RETRY,
-        check_specs=partition_check_specs("vae_latents", CHECKS, partitions),
+    @dg.op(
+        name="plan_vae_latents",
+        out={"plan": dg.Out(io_manager_key=STEP_IO), "shards": dg.DynamicOut(io_manager_key=STEP_IO)},
+        config_schema={"shards": dg.Field(int, default_value=default_shards(), description=(
+            "How many shards to split the encoding into. A sample's shard follows from its cache key, so finished "
+            "shards stay finished when rows are added. Aim for a few shards per worker (GPU)."))},
+        retry_policy=SHARD_RETRY,
     )
     @retry_only_transient
-    def vae_latents(
-        context: dg.AssetExecutionContext,
-        dataloader: DataloaderConfigResource,
-        encoders: EncoderResource,
-        aspect_buckets: pa.Table,
-        raw_split: RawSplit,
-    ):
-        """The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings."""
-        # torch-backed modules load here, not when the webserver or daemon imports the definitions
-        from hf_assets.cache import verify
-        from hf_assets.cache.latents import open_latents
-        from hf_assets.cache.manifest import read_manifest
-        from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+    def plan_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
+                         encoders: EncoderResource, aspect_buckets: pa.Table, raw_split: RawSplit):
+        """Find what the cache lacks and split it into shards by cache key."""
+        from hf_assets.encode.latents_plan import plan_latents
+        from hf_assets.encode.latents_update import LatentSettings, wanted_latents
         from hf_assets.encode.models import is_video_vae
-        from hf_assets.encode.vae import vae_factors_from_config
 
         backend = dataloader.backend(context.partition_key)
         # The bucket table's `row` numbers index the split it was built from: with another split they would name
@@ -57,28 +70,82 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 stale_split_message(backend.id, "aspect_buckets was built", built_from, raw_split.fingerprint),
                 metadata={"aspect_buckets_fingerprint": str(built_from), "current_fingerprint": raw_split.fingerprint},
             )
-        if backend.dataset_type == "video":
-            from hf_assets.assets.video_latents import materialize_video_latents
-
-            return materialize_video_latents(context, backend, encoders, aspect_buckets, raw_split)
+        if backend.dataset_type == "video":  # clips are encoded whole in one shard step (in the gpu pool)
+            return dg.Output({"video": True}, "plan"), [dg.DynamicOutput({"video": True}, mapping_key="video")]
         if encoders.full_verify:
             start_full_verification(context, backend.vae_dir)
         models = encoders.encoders
         if is_video_vae(models.vae_config()):
             raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={models.model!r} has a video "
                              "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)")
-        factors = vae_factors_from_config(models.vae_config())
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
         progress = ProgressLog(context.log.info)
         wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,
                                 progress=progress)
-        meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
-                "storage_dtype": settings.storage_dtype, "backend": backend.id}
-        report = update_latents(
-            wanted, raw_split, backend.image_column, models.vae, backend.vae_dir, meta, encoders.storage_dtype,
-            batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
-            shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
+        plan = plan_latents(wanted, backend.vae_dir, context.op_config["shards"], plan_id=context.run_id,
+                            log=context.log.info)
+        planned = dg.Output({**plan.to_dict(), "progress": progress.metadata()},
+                            metadata={"to_encode": plan.to_encode, "reused": plan.reused,
+                                      "busy_shards": len(plan.busy_shards)})
+        return planned, [dg.DynamicOutput({**plan.to_dict(), "shard": shard}, mapping_key=f"shard_{shard:04d}")
+                         for shard in plan.busy_shards]
+
+    @dg.op(name="encode_vae_shard", out=dg.Out(io_manager_key=STEP_IO), pool="gpu", retry_policy=SHARD_RETRY,
+           tags={"dagster-k8s/config": SHARD_POD})
+    @retry_only_transient
+    def encode_vae_shard(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
+                         encoders: EncoderResource, raw_split: RawSplit, shard: dict) -> dict:
+        """Encode one shard's images into the cache (one step per shard, on any worker that sees the cache)."""
+        from dataclasses import asdict
+
+        from hf_assets.encode.latents_plan import LatentPlan, require_visible
+        from hf_assets.encode.latents_update import encode_shard
+
+        backend = dataloader.backend(context.partition_key)
+        if shard.get("video"):
+            from hf_assets.assets.video_latents import encode_video_latents
+
+            aspect_buckets = load_table(backend.metadata_dir, "aspect_buckets")
+            return {"video": encode_video_latents(context, backend, encoders, aspect_buckets, raw_split)}
+        plan = LatentPlan.from_dict(shard)
+        require_visible(plan)
+        report = encode_shard(
+            plan, shard["shard"], raw_split, backend.image_column, encoders.encoders.vae, encoders.storage_dtype,
+            batch_size=encoders.vae_batch_size, workers=encoders.decode_workers, shard_bytes=encoders.shard_mb << 20,
+            log=context.log.info,
         )
+        return asdict(report)
+
+    @dg.op(
+        name="commit_vae_latents",
+        out={"result": dg.Out(), **{check_output(name): dg.Out(dg.Nothing, is_required=False) for name in CHECKS}},
+        retry_policy=SHARD_RETRY,
+    )
+    @retry_only_transient
+    def commit_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
+                           encoders: EncoderResource, aspect_buckets: pa.Table, plan: dict, reports: list):
+        """Merge the shards into the cache's manifest atomically, then run the blocking checks."""
+        from hf_assets.cache import verify
+        from hf_assets.cache.latents import open_latents
+        from hf_assets.cache.manifest import read_manifest
+        from hf_assets.encode.latents_commit import commit_latents
+        from hf_assets.encode.latents_plan import LatentPlan
+        from hf_assets.encode.latents_update import ShardReport
+        from hf_assets.encode.vae import vae_factors_from_config
+
+        backend = dataloader.backend(context.partition_key)
+        if plan.get("video"):
+            from hf_assets.assets.video_latents import video_latents_result
+
+            return video_latents_result(context, backend, encoders, aspect_buckets, reports[0]["video"])
+        models = encoders.encoders
+        factors = vae_factors_from_config(models.vae_config())
+        meta = {**factors, "vae": models.vae_identity(), "model_dtype": str(models.dtype),
+                "storage_dtype": str(encoders.storage_dtype), "backend": backend.id}
+        shard_reports = [ShardReport.from_dict(r) for r in reports]
+        progress = ProgressLog(context.log.info)
+        report = commit_latents(LatentPlan.from_dict(plan), shard_reports, meta, log=context.log.info,
+                                progress=progress)
         log_drops(context, backend.id, report, backend.vae_dir)
         repaired = report_repairs(context, backend.id, backend.vae_dir)
         manifest = read_manifest(backend.vae_dir).table
@@ -93,11 +160,16 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 "dropped": len(report.dropped),
                 "dropped_by_reason": counts_table(reason_counts(report.dropped)),
                 "throughput_img_per_s": round(report.throughput, 2),
+                **plan.get("progress", {}),
+                "encode_images": report.encoded,
+                "encode_seconds": round(report.encode_seconds, 2),
+                "encode_images_per_s": round(report.throughput, 2),
                 **progress.metadata(),
+                "shards": len(reports),
                 "cache_bytes": report.size_bytes,
                 "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
                 "repaired": dg.MetadataValue.json(repaired),
-                "vae": settings.vae_identity,
+                "vae": meta["vae"],
                 "scaling_factor": factors["scaling_factor"],
                 "shift_factor": factors["shift_factor"],
             },
@@ -108,10 +180,26 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             ],
         )
 
+    check_specs = partition_check_specs("vae_latents", CHECKS, partitions)
+
+    @dg.graph_asset(
+        name="vae_latents",
+        partitions_def=partitions,
+        group_name="encoders",
+        kinds={"pytorch", "safetensors"},
+        check_specs=check_specs,
+        description="The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings.",
+    )
+    def vae_latents(aspect_buckets: pa.Table, raw_split: RawSplit):
+        plan, shards = plan_vae_latents(aspect_buckets, raw_split)
+        reports = shards.map(lambda shard: encode_vae_shard(raw_split, shard))
+        result, *checks = commit_vae_latents(aspect_buckets, plan, reports.collect())
+        return {"result": result, **{check_output(name): out for name, out in zip(CHECKS, checks)}}
+
     return vae_latents
 
 
-def log_drops(context: dg.AssetExecutionContext, backend_id: str, report, directory) -> None:
+def log_drops(context: dg.OpExecutionContext, backend_id: str, report, directory) -> None:
     """One warning per newly failed image; images an earlier run already reported get one info line, not a warning."""
     new = {name: reason for name, reason in report.dropped.items() if name not in report.dropped_before}
     if new:

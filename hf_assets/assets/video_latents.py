@@ -1,4 +1,5 @@
-"""The video half of `vae_latents`: clips trimmed to the VAE's frame rule, encoded, checked; called by the asset."""
+"""The video half of `vae_latents`: clips trimmed to the VAE's frame rule, encoded (in the shard step), checked
+(in the commit step)."""
 
 import dagster as dg
 import pyarrow as pa
@@ -11,26 +12,31 @@ from hf_assets.progress import ProgressLog
 def materialize_video_latents(context: dg.AssetExecutionContext, backend, encoders, aspect_buckets: pa.Table,
                               raw_split) -> dg.MaterializeResult:
     """Encode a video backend's clips into its latent cache and report counts, drops and the three checks."""
-    from hf_assets.cache import verify
-    from hf_assets.cache.latents import open_latents
-    from hf_assets.cache.manifest import read_manifest
-    from hf_assets.encode.latents_update import LatentSettings
-    from hf_assets.encode.video_latents import (
-        update_video_latents,
-        video_factors_for,
-        video_shape_mismatches,
-        wanted_video_latents,
-    )
+    encoded = encode_video_latents(context, backend, encoders, aspect_buckets, raw_split)
+    return video_latents_result(context, backend, encoders, aspect_buckets, encoded)
 
-    if encoders.full_verify:
-        start_full_verification(context, backend.vae_dir)
+
+def _factors(backend, encoders) -> dict:
+    from hf_assets.encode.video_latents import video_factors_for
+
     models = encoders.encoders
     try:
-        factors = video_factors_for(models)
+        return video_factors_for(models)
     except ValueError as exc:
         raise dg.Failure(f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={models.model!r} is "
                          f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
                          "HunyuanVideo or CogVideoX)") from None
+
+
+def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, raw_split) -> dict:
+    """Encode and commit a video backend's clips (one step: clips are not sharded yet); the report as JSON values."""
+    from hf_assets.encode.latents_update import LatentSettings
+    from hf_assets.encode.video_latents import update_video_latents, wanted_video_latents
+
+    if encoders.full_verify:
+        start_full_verification(context, backend.vae_dir)
+    models = encoders.encoders
+    factors = _factors(backend, encoders)
     settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
     progress = ProgressLog(context.log.info)
     wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
@@ -43,33 +49,45 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
         dropped_before=too_short, batch_size=max(1, encoders.vae_batch_size // 4), workers=encoders.decode_workers,
         shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
     )
-    if report.dropped:
-        context.log.warning(f"{backend.id}: {len(report.dropped)} clip(s) have no latent: "
-                            f"{dict(list(report.dropped.items())[:5])}")
+    return {"encoded": report.encoded, "reused": report.reused, "dropped": report.dropped,
+            "throughput": report.throughput, "size_bytes": report.size_bytes, "progress": progress.metadata()}
+
+
+def video_latents_result(context, backend, encoders, aspect_buckets: pa.Table, encoded: dict) -> dg.MaterializeResult:
+    """The materialization of an encoded video backend: counts, drops and the three checks."""
+    from hf_assets.cache import verify
+    from hf_assets.cache.latents import open_latents
+    from hf_assets.cache.manifest import read_manifest
+    from hf_assets.encode.video_latents import video_shape_mismatches
+
+    factors = _factors(backend, encoders)
+    dropped = encoded["dropped"]
+    if dropped:
+        context.log.warning(f"{backend.id}: {len(dropped)} clip(s) have no latent: {dict(list(dropped.items())[:5])}")
     repaired = report_repairs(context, backend.id, backend.vae_dir)
     manifest = read_manifest(backend.vae_dir).table
-    complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
+    complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(dropped))
     shapes = video_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
     finite = verify.nonfinite_tensors(backend.vae_dir)
     return dg.MaterializeResult(
         value=open_latents(backend.vae_dir),
         metadata={
-            "encoded": report.encoded,
-            "reused": report.reused,
-            "dropped": len(report.dropped),
-            "dropped_by_reason": counts_table(reason_counts(report.dropped)),
-            "throughput_clips_per_s": round(report.throughput, 3),
-            "cache_bytes": report.size_bytes,
+            "encoded": encoded["encoded"],
+            "reused": encoded["reused"],
+            "dropped": len(dropped),
+            "dropped_by_reason": counts_table(reason_counts(dropped)),
+            "throughput_clips_per_s": round(encoded["throughput"], 3),
+            "cache_bytes": encoded["size_bytes"],
             "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
             "repaired": dg.MetadataValue.json(repaired),
-            "vae": settings.vae_identity,
+            "vae": encoders.encoders.vae_identity(),
             "vae_class": factors["vae_class"],
             "temporal_downscale": factors["temporal_downscale"],
             "scaling_factor": factors["scaling_factor"],
             "latents_mean": dg.MetadataValue.json(factors["latents_mean"]),
             "latents_std": dg.MetadataValue.json(factors["latents_std"]),
             "clips_in_cache": manifest.num_rows,
-            **progress.metadata(),
+            **encoded.get("progress", {}),
         },
         check_results=[
             check_result(context, "latents_complete", complete, repaired),

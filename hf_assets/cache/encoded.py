@@ -188,12 +188,12 @@ class EncodedCache:
         return to_encode, wanted.filter(present)
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self, name: str = LOCK_FILE, shared: bool = False) -> Iterator[None]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / LOCK_FILE, "a+b") as f:
+        with open(self.directory / name, "a+b") as f:
             if fcntl is not None:
                 try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 except BlockingIOError:
                     raise CacheBusyError(f"{self.directory} is being written by another writer or commit") from None
             try:
@@ -207,14 +207,27 @@ class EncodedCache:
         write_parquet_atomic(entries_table([shard]), self.journal_dir / f"{stem}.parquet")
 
     @contextlib.contextmanager
-    def writer(self, max_bytes: int | None = None) -> Iterator[ShardWriter]:
-        """A ShardWriter into `shards/` that journals each flushed shard; holds the directory lock."""
-        with self._lock():
+    def writer(self, max_bytes: int | None = None, lane: str | None = None) -> Iterator[ShardWriter]:
+        """A ShardWriter into `shards/` that journals each flushed shard; holds the directory lock.
+
+        Writers of different `lane`s (the shards of one plan, on many processes or machines) write side by side:
+        each holds the directory lock shared and its lane's lock alone, so only `commit` excludes them all.
+        """
+        if lane is None:
+            with self._lock():
+                self.shards_dir.mkdir(parents=True, exist_ok=True)
+                clean_stale_temps(self.shards_dir)
+                clean_stale_temps(self.journal_dir)
+                w = ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal)
+                with w:
+                    yield w
+            return
+        if "/" in lane or lane.startswith("."):
+            raise ValueError(f"EncodedCache.writer: lane {lane!r} must be a plain name")
+        # No temp cleaning here: another machine's live temp file looks like a dead process's from this one.
+        with self._lock(shared=True), self._lock(f"{LOCK_FILE}-{lane}"):
             self.shards_dir.mkdir(parents=True, exist_ok=True)
-            clean_stale_temps(self.shards_dir)
-            clean_stale_temps(self.journal_dir)
-            w = ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal)
-            with w:
+            with ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal) as w:
                 yield w
 
     def commit(

@@ -1,6 +1,7 @@
 """The encoders of one run: where they come from, on which device and dtype, loaded only when first used."""
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,7 @@ from hf_assets.encode.models import (
 )
 
 MODEL_SETTING = "HF_ASSETS_MODEL"
+_LOAD_LOCK = threading.RLock()  # threads of one process (a Dask worker) load a model once between them
 
 
 def resolve_device(device: str) -> torch.device:
@@ -82,6 +84,10 @@ class Encoders:
 
     def vae(self):
         """The VAE, loaded on first use."""
+        with _LOAD_LOCK:
+            return self._load_vae()
+
+    def _load_vae(self):
         if self._vae is None:
             path, sub, setting = self.vae_source
             self.log(f"loading VAE from {path}{'/' + sub if sub else ''} on {self.device} as {self.dtype}")
@@ -96,6 +102,10 @@ class Encoders:
 
     def text_encoders(self) -> list:
         """The family's text encoders with tokenizers, loaded on first use."""
+        with _LOAD_LOCK:
+            return self._load_text_encoders()
+
+    def _load_text_encoders(self) -> list:
         if self._text is None:
             self.log(f"loading {self.family()} text encoders from {self.model} on {self.device} as {self.dtype}")
             self._text = load_text_encoders(self.model, self.family(), self.dtype, self.device, setting=MODEL_SETTING)
@@ -107,6 +117,29 @@ class Encoders:
         if marker is not None and marker.is_file():
             return f"{self.model} holds tiny models with RANDOM weights (demo only); set {MODEL_SETTING} for real ones"
         return None
+
+
+_SHARED: dict[tuple, Encoders] = {}
+_SHARED_LOCK = threading.Lock()
+SHARED_MAX = 2
+
+
+def shared_encoders(model: str, vae_path: str, device: torch.device, dtype: torch.dtype,
+                    log: Callable[[str], None] = logging.getLogger(__name__).info) -> Encoders:
+    """The process's one `Encoders` for these settings: a process running many steps (a Dask worker, the in-process
+    executor) loads each model once, not once per step."""
+    fresh = Encoders(model, vae_path, device, dtype, log=log)  # checks the settings, loads nothing
+    try:  # keyed by the files' identity too: weights changed in place are loaded again
+        files = [model_identity(model, setting=MODEL_SETTING) if model else "", fresh.vae_identity()]
+    except Exception:  # noqa: BLE001 - an incomplete folder fails with its own message when a model is loaded
+        return fresh
+    settings = (model, vae_path, str(device), str(dtype), *files)
+    with _SHARED_LOCK:
+        encoders = _SHARED.setdefault(settings, fresh)
+        while len(_SHARED) > SHARED_MAX:  # settings changed in a long-lived worker: drop the oldest models
+            _SHARED.pop(next(iter(_SHARED)))
+        encoders.log = log  # the current step's logger
+        return encoders
 
 
 TEXT_PARTS = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "text_encoder_3", "tokenizer_3")

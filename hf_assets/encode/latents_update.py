@@ -1,8 +1,10 @@
-"""Bring a backend's latent cache up to date: encode only what is new or changed, resumably."""
+"""Bring a backend's latent cache up to date: encode only what is new or changed, resumably, shard by shard."""
 
 import hashlib
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -16,7 +18,8 @@ import torch
 
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import settings_hash
-from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.cache.shards import list_shards
+from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.image_source import content_hashes, iter_images
 from hf_assets.encode.images import CorruptImage, load_pixels
@@ -65,6 +68,25 @@ class EncodeReport:
         return self.encoded / self.encode_seconds if self.encode_seconds else 0.0
 
 
+@dataclass
+class ShardReport:
+    """What encoding one shard did; plain JSON values, so it can travel between Dagster steps."""
+
+    shard: int
+    encoded: int = 0
+    resumed: int = 0  # entries an earlier attempt of this shard had already written
+    failures: dict[str, str] = field(default_factory=dict)  # cache key -> drop reason
+    seconds: float = 0.0  # encoding time
+    started: float = 0.0  # wall clock (epoch seconds), 0 when nothing was encoded
+    finished: float = 0.0
+    host: str = ""
+    pid: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ShardReport":
+        return cls(**values)
+
+
 def wanted_latents(buckets: pa.Table, split: RawSplit, image_column: str, settings: LatentSettings,
                    memo_dir: Path | None = None, progress: ProgressLog | None = None) -> pa.Table:
     """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
@@ -90,68 +112,77 @@ def update_latents(
     shard_bytes: int = 256 << 20,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
+    shards: int = 1,
 ) -> EncodeReport:
     """Encode the samples of `wanted` the cache lacks, then commit a manifest of all that are present.
 
+    The same three steps a Dagster run spreads over many processes (plan, encode each shard, commit), in one process.
     Samples that cannot be encoded are written to `dropped.parquet` (filename, key, reason). A key whose image
     failed to decode is not tried again by later runs (it is reported dropped with the stored reason); a changed
     image or setting gives a new key, which is tried.
     """
-    report = EncodeReport()
+    from hf_assets.encode.latents_commit import commit_latents
+    from hf_assets.encode.latents_plan import plan_latents
+
+    plan = plan_latents(wanted, directory, shards, log=log)
+    reports = [
+        encode_shard(plan, shard, split, image_column, vae_loader, storage_dtype, batch_size=batch_size,
+                     workers=workers, shard_bytes=shard_bytes, log=log, progress=progress)
+        for shard in plan.busy_shards
+    ]
+    return commit_latents(plan, reports, meta, log=log, progress=progress)
+
+
+def encode_shard(
+    plan,
+    shard: int,
+    split: RawSplit,
+    image_column: str,
+    vae_loader: Callable[[], torch.nn.Module],
+    storage_dtype: torch.dtype,
+    batch_size: int = 8,
+    workers: int = 4,
+    shard_bytes: int = 256 << 20,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+    progress: ProgressLog | None = None,
+) -> ShardReport:
+    """Encode one shard of a plan (`latents_plan.LatentPlan`) into the cache, beside the other shards' writers.
+
+    Entries already journaled (by an earlier attempt of this shard) are not encoded again; the VAE is loaded
+    only when something is left to encode.
+    """
+    report = ShardReport(shard=shard, host=socket.gethostname(), pid=os.getpid())
     progress = progress or quiet()
-    unreadable = pc.equal(wanted.column("content_hash"), "")
-    dropped_keys: dict[str, str | None] = {}  # filename -> cache key (None when unreadable)
-    for name in wanted.filter(unreadable).column("filename").to_pylist():
-        report.dropped[name] = "unreadable_image"
-        dropped_keys[name] = None
-    cache = EncodedCache(directory, prefix="latents", max_bytes=shard_bytes)
-    readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
-    to_encode, reused = cache.plan(readable)
-    report.reused = reused.num_rows
-    failures: dict[str, str] = {}  # cache key -> reason
-    earlier = earlier_decode_failures(directory, log)
-    if earlier and to_encode.num_rows:
-        known_bad = pc.is_in(to_encode.column("key"), pa.array(list(earlier), pa.string()))
-        failures = {key: earlier[key] for key in to_encode.filter(known_bad).column("key").to_pylist()}
-        to_encode = to_encode.filter(pc.invert(known_bad))
-        if failures:
-            log(f"skipping {len(failures)} image(s) that failed to decode in an earlier run "
-                f"(see {directory / (DROPPED + '.parquet')}); a changed image is tried again")
-    if to_encode.num_rows:
-        to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending")])
-        log(f"encoding {to_encode.num_rows} latents ({reused.num_rows} reused) into {directory}")
-        vae = vae_loader()
-        started = time.perf_counter()
-        with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="images") as step:
-            for batch in _batches(to_encode, split, image_column, batch_size, workers, failures):
-                keys, arrays = zip(*batch)
-                pixels = _to_device(arrays, vae)
-                mean, std = encode_with_oom_backoff(lambda x: encode_latents(vae, x), pixels, log)
-                mean, std = mean.to("cpu", storage_dtype), std.to("cpu", storage_dtype)
-                for i, key in enumerate(keys):
-                    writer.add(key, {"mean": mean[i], "std": std[i]})
-                report.encoded += len(keys)
-                step.advance(len(keys))
-        report.encode_seconds = time.perf_counter() - started
-    is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
-    bad = readable.filter(is_bad)
-    for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
-        report.dropped[name] = failures[key]
-        dropped_keys[name] = key
-        if key in earlier:
-            report.dropped_before.add(name)
-    with progress.step("commit", unit="entries") as step:
-        result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
-        step.advance(result.manifest.table.num_rows)
-    dropped = {"filename": pa.array(list(report.dropped), pa.string()),
-               "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
-               "reason": pa.array(list(report.dropped.values()), pa.string())}
-    save_table(directory, DROPPED, pa.table(dropped), {
-        "reason": "samples of the bucket table without a latent",
-        "key": f"cache key; a '{DECODE_FAILURE}' key is not retried until its image, settings or decoder change",
-        "decoder": DECODER,
-    })
-    report.size_bytes = result.size_bytes
+    cache = EncodedCache(plan.cache_dir, prefix="latents", max_bytes=shard_bytes)
+    to_encode = plan.shard_rows(shard)
+    if to_encode.num_rows:  # what an earlier attempt of this shard flushed (journal only: no shard is read)
+        journal = cache.journal_entries()
+        flushed = journal.filter(pc.is_in(journal.column("shard"), value_set=pa.array(list_shards(cache.shards_dir),
+                                                                                       pa.string())))
+        done = pc.is_in(to_encode.column("key"), value_set=flushed.column("key"))
+        report.resumed = pc.sum(done).as_py() or 0
+        to_encode = to_encode.filter(pc.invert(done))
+    if not to_encode.num_rows:
+        return report
+    to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending")])
+    log(f"shard {shard}: encoding {to_encode.num_rows} latents into {plan.cache_dir}"
+        + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else ""))
+    vae = vae_loader()
+    report.started = time.time()
+    started = time.perf_counter()
+    with (cache.writer(lane=f"shard-{shard}") as writer,
+          progress.step("encode", to_encode.num_rows, unit="images") as step):
+        for batch in _batches(to_encode, split, image_column, batch_size, workers, report.failures):
+            keys, arrays = zip(*batch)
+            pixels = _to_device(arrays, vae)
+            mean, std = encode_with_oom_backoff(lambda x: encode_latents(vae, x), pixels, log)
+            mean, std = mean.to("cpu", storage_dtype), std.to("cpu", storage_dtype)
+            for i, key in enumerate(keys):
+                writer.add(key, {"mean": mean[i], "std": std[i]})
+            report.encoded += len(keys)
+            step.advance(len(keys))
+    report.seconds = time.perf_counter() - started
+    report.finished = time.time()
     return report
 
 

@@ -139,11 +139,13 @@ class EncoderResource(dg.ConfigurableResource):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype  # torch loads in runs only
+        from hf_assets.encode.encoders import resolve_device, resolve_dtype, shared_encoders  # torch: runs only
 
         device = resolve_device(self.device)
         log = context.log.info if context.log else print
-        self._encoders = Encoders(self.model, self.vae, device, resolve_dtype(self.dtype, device), log=log)
+        # one per process, shared by the steps it runs: models load once per process, not once per shard
+        dtype = resolve_dtype(self.dtype, device)
+        self._encoders = shared_encoders(self.model, self.vae, device, dtype, log=log)
         note = self._encoders.random_weights_note()
         if note and context.log:
             context.log.warning(note)

@@ -110,7 +110,7 @@ def assert_no_final_file_is_half_written(directory: Path) -> None:
     for path in files_under(directory):
         name = path.name
         if name.startswith("."):
-            assert name == ".lock" or is_temp_name(name), f"unexpected hidden file {path}"
+            assert name == ".lock" or name.startswith(".lock-shard-") or is_temp_name(name), f"unexpected {path}"
             continue
         assert ".tmp-" not in name, f"temp file at a final name: {path}"
         if name.endswith(".safetensors"):

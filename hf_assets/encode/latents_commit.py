@@ -1,0 +1,62 @@
+"""Commit a latent cache update: merge what every shard wrote into one manifest, atomically, and record drops."""
+
+import logging
+from collections.abc import Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hf_assets.cache.encoded import EncodedCache
+from hf_assets.cache.tables import save_table
+from hf_assets.encode import latents_update as core
+from hf_assets.encode.latents_plan import LatentPlan, remove_plan, require_visible
+from hf_assets.progress import ProgressLog, quiet
+
+
+def commit_latents(plan: LatentPlan, reports: Iterable[core.ShardReport], meta: dict,
+                   log: Callable[[str], None] = logging.getLogger(__name__).info,
+                   progress: ProgressLog | None = None) -> core.EncodeReport:
+    """Write the manifest of every sample the shards encoded or the cache held, and `dropped.parquet`; remove the plan.
+
+    Raises `MissingEntriesError` (naming examples) when a shard of the plan did not finish.
+    """
+    require_visible(plan)
+    reports = list(reports)
+    report = core.EncodeReport(reused=plan.reused, encoded=sum(r.encoded + r.resumed for r in reports))
+    timed = [r for r in reports if r.encoded]
+    if timed:  # wall time from the first shard's start to the last one's end: the throughput of all workers together
+        report.encode_seconds = max(r.finished for r in timed) - min(r.started for r in timed)
+    carried = plan.carried_failures()
+    failures = dict(carried)
+    for r in reports:
+        failures.update(r.failures)
+    dropped_keys: dict[str, str | None] = {}  # filename -> cache key (None when unreadable)
+    for name in plan.unreadable():
+        report.dropped[name] = "unreadable_image"
+        dropped_keys[name] = None
+    readable = plan.readable()
+    is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
+    bad = readable.filter(is_bad)
+    for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
+        report.dropped[name] = failures[key]
+        dropped_keys[name] = key
+        if key in carried:
+            report.dropped_before.add(name)
+    cache = EncodedCache(plan.cache_dir, prefix="latents")
+    with (progress or quiet()).step("commit", unit="entries") as step:
+        result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+        step.advance(result.manifest.table.num_rows)
+    dropped = {"filename": pa.array(list(report.dropped), pa.string()),
+               "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
+               "reason": pa.array(list(report.dropped.values()), pa.string())}
+    save_table(plan.cache_dir, core.DROPPED, pa.table(dropped), {
+        "reason": "samples of the bucket table without a latent",
+        "key": f"cache key; a '{core.DECODE_FAILURE}' key is not retried until its image, settings or decoder change",
+        "decoder": core.DECODER,
+    })
+    remove_plan(plan)
+    report.size_bytes = cache.size_bytes()
+    if len(reports) > 1:
+        hosts = sorted({f"{r.host}:{r.pid}" for r in timed})
+        log(f"committed {len(reports)} shard(s) encoded by {len(hosts)} process(es): {report.encoded} latents")
+    return report

@@ -1,0 +1,71 @@
+"""Which Dagster executor runs the steps, chosen by HF_ASSETS_EXECUTOR when the definitions load.
+
+The assets are the same on every executor; each executor takes its own run config, as its integration defines it.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import dagster as dg
+
+EXECUTOR_ENV = "HF_ASSETS_EXECUTOR"
+GPUS_ENV = "HF_ASSETS_GPUS"
+EXECUTORS = {
+    "in_process": "every step in the run's process (default; the demo)",
+    "multiprocess": "each step in its own process on this machine; at most one step per GPU at a time",
+    "dask": "dagster-dask's dask_executor: a Dask cluster (LocalCluster, dask-jobqueue on SLURM, or an address)",
+    "k8s": "dagster-k8s's k8s_job_executor: each step in its own Kubernetes pod (a shard's pod gets one GPU)",
+}
+EXTRAS = {"dask": ("dagster_dask", "dask"), "k8s": ("dagster_k8s", "k8s")}
+
+
+def executor_name() -> str:
+    """The executor HF_ASSETS_EXECUTOR names (default in_process), checked."""
+    name = os.environ.get(EXECUTOR_ENV, "").strip() or "in_process"
+    if name not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(EXECUTORS)}")
+    return name
+
+
+def visible_gpus() -> int:
+    """GPUs this machine gives its steps, without importing torch: HF_ASSETS_GPUS, else CUDA_VISIBLE_DEVICES,
+    else the NVIDIA device files."""
+    if os.environ.get(GPUS_ENV, "").strip():
+        value = os.environ[GPUS_ENV].strip()
+        if not value.isdigit():
+            raise ValueError(f"{GPUS_ENV}={value!r}: give the number of GPUs, e.g. 8")
+        return int(value)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return sum(1 for p in Path("/dev").glob("nvidia*") if re.fullmatch(r"nvidia\d+", p.name))
+
+
+def multiprocess_executor(gpus: int) -> dg.ExecutorDefinition:
+    """Dagster's multiprocess executor, running at most `gpus` steps at once unless the run config says otherwise."""
+    base = dg.multiprocess_executor
+    if gpus < 1:
+        return base  # no GPU: one process per CPU core, Dagster's default
+
+    def with_gpu_limit(config: dict) -> dict:
+        return {**config, "max_concurrent": config.get("max_concurrent") or gpus}
+
+    return base.configured(with_gpu_limit, config_schema=base.config_schema.as_field().config_type,
+                           description=f"Each step in its own process; at most {gpus} at once (one per GPU).")
+
+
+def executor_from_env() -> dg.ExecutorDefinition:
+    """The executor HF_ASSETS_EXECUTOR selects; the Dask and Kubernetes integrations are imported only when chosen."""
+    name = executor_name()
+    if name == "in_process":
+        return dg.in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor(visible_gpus())
+    module, extra = EXTRAS[name]
+    try:
+        integration = __import__(module)
+    except ImportError as error:
+        raise ImportError(f"{EXECUTOR_ENV}={name} needs {module.replace('_', '-')}: "
+                          f"pip install 'hf_assets[{extra}]'") from error
+    return integration.dask_executor if name == "dask" else integration.k8s_job_executor
