@@ -69,6 +69,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             raise dg.Failure(
                 stale_split_message(backend.id, "aspect_buckets was built", built_from, raw_split.fingerprint),
                 metadata={"aspect_buckets_fingerprint": str(built_from), "current_fingerprint": raw_split.fingerprint},
+                allow_retries=False,
             )
         if backend.dataset_type == "video":  # clips are encoded whole in one shard step (in the gpu pool)
             return dg.Output({"video": True}, "plan"), [dg.DynamicOutput({"video": True}, mapping_key="video")]
@@ -77,7 +78,8 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         models = encoders.encoders
         if is_video_vae(models.vae_config()):
             raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={models.model!r} has a video "
-                             "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)")
+                             "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)",
+                             allow_retries=False)
         settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
         progress = ProgressLog(context.log.info)
         wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,

@@ -25,7 +25,7 @@ def _factors(backend, encoders) -> dict:
     except ValueError as exc:
         raise dg.Failure(f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={models.model!r} is "
                          f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
-                         "HunyuanVideo or CogVideoX)") from None
+                         "HunyuanVideo or CogVideoX)", allow_retries=False) from None
 
 
 def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, raw_split) -> dict:

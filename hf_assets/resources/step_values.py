@@ -38,5 +38,6 @@ class StepValueIOManager(dg.ConfigurableIOManager):
                 f"{socket.gethostname()} cannot see {path}, written by step {upstream.step_key} of run "
                 f"{upstream.run_id}: every step of an encoding asset reads what earlier steps wrote under the "
                 "backend's cache_dir, so cache_dir must be on a filesystem all of them share (NFS, Lustre, a "
-                "ReadWriteMany volume mounted at the same path)"
+                "ReadWriteMany volume mounted at the same path)",
+                allow_retries=False,
             ) from None
