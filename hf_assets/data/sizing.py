@@ -110,14 +110,18 @@ def intermediary_sizes(w, h, table: TargetTable, index: np.ndarray, resolution: 
     flat = index * 2 + (w < h)
     a_w, a_h = table.natural_w.ravel()[flat], table.natural_h.ravel()[flat]
     if area_mode(cfg):
+        # The target's shorter side is kept and the other follows the image; where that one falls short of its
+        # target, it becomes the target and the kept side grows by the difference scaled by the image aspect.
         narrow = a_w < a_h
-        i_w = np.where(narrow, a_w, np.trunc(a_h * ar))
-        i_h = np.where(narrow, np.trunc(a_w / ar), a_h)
-        wide_short = a_w > i_w
-        short = wide_short | (a_h > i_h)
-        d_w = np.where(wide_short, a_w - i_w, np.trunc((a_h - i_h) * ar))
-        d_h = np.where(wide_short, np.trunc((a_w - i_w) / ar), a_h - i_h)
-        i_w, i_h = np.where(short, i_w + d_w, i_w), np.where(short, i_h + d_h, i_h)
+        kept = np.where(narrow, a_w, a_h).astype(np.float64)
+        wanted = np.where(narrow, a_h, a_w)
+        follow = np.trunc(np.where(narrow, kept / ar, kept * ar))
+        short = np.flatnonzero(follow < wanted)
+        if short.size:
+            d, r = wanted[short] - follow[short], ar[short]
+            kept[short] += np.trunc(np.where(narrow[short], d * r, d / r))
+            follow[short] = wanted[short]
+        i_w, i_h = np.where(narrow, kept, follow), np.where(narrow, follow, kept)
         edge = int(align(int(math.sqrt(float(resolution) * 1e6)), cfg.alignment))
         square_input = (w == h) & (table.aspects[index] == 1.0)
         i_w, i_h = np.where(square_input, edge, i_w), np.where(square_input, edge, i_h)
