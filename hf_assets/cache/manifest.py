@@ -86,34 +86,6 @@ class Manifest:
         """The location table (ENTRY_SCHEMA), one row per distinct key."""
         return first_per_key(self.table.select(ENTRY_SCHEMA.names)).cast(ENTRY_SCHEMA)
 
-    def lookup(
-        self,
-        keys: pa.Array | pa.ChunkedArray | Iterable[str],
-        content_hashes: pa.Array | pa.ChunkedArray | Iterable[str] | None = None,
-        settings_hashes: pa.Array | pa.ChunkedArray | Iterable[str] | None = None,
-    ) -> pa.BooleanArray:
-        """Mask over `keys`: True where an entry with that key (and the same hashes, if given) exists."""
-        keys = _as_array(keys)
-        if len(self) == 0:
-            return pa.array([False] * len(keys), type=pa.bool_())
-        entries = first_per_key(self.table)
-        idx = pc.index_in(keys, value_set=entries.column("key"))
-        mask = pc.is_valid(idx)
-        for column, wanted in (("content_hash", content_hashes), ("settings_hash", settings_hashes)):
-            if wanted is None:
-                continue
-            have = entries.column(column).take(idx)
-            mask = pc.and_(mask, pc.fill_null(pc.equal(have, _as_array(wanted)), False))
-        return _as_array(pc.fill_null(mask, False))
-
-
-def _as_array(values) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        return values.combine_chunks()
-    if isinstance(values, pa.Array):
-        return values
-    return pa.array(list(values), type=pa.string())
-
 
 def read_manifest(directory: str | os.PathLike) -> Manifest:
     """Read `manifest.parquet` (memory-mapped) and its metadata; an empty Manifest if absent."""

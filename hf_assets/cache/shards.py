@@ -91,11 +91,6 @@ class ShardWriter:
         return f"{self.prefix}-{uuid.uuid4().hex}{SHARD_SUFFIX}"
 
     @property
-    def buffered_bytes(self) -> int:
-        """Bytes of tensor data waiting in the buffer."""
-        return self._nbytes
-
-    @property
     def buffered_keys(self) -> int:
         """Number of entries waiting in the buffer."""
         return len(self._entries)
@@ -193,14 +188,6 @@ class ShardReader:
     def get(self, shard: str, name: str) -> torch.Tensor:
         """Read one stored tensor from a shard."""
         return self._handle(shard).get_tensor(name)
-
-    def get_slice(self, shard: str, name: str):
-        """A lazy slice object of one stored tensor (index it to read part of the tensor)."""
-        return self._handle(shard).get_slice(name)
-
-    def names(self, shard: str) -> list[str]:
-        """The stored tensor names in a shard."""
-        return list(self._handle(shard).keys())
 
     def close(self) -> None:
         """Drop every open handle (their memory maps close when released)."""

@@ -27,24 +27,6 @@ def encode_captions(encoders, captions: list[str], family: str, max_length: int 
     return [{key: value[i].clone() for key, value in batch.items()} for i in range(len(captions))]
 
 
-def recipe_identity(family: str, encoders, max_length: int | None = None) -> dict:
-    """Everything that changes the embeddings: recipe, and per encoder its identity, class, dtype and length."""
-    return {
-        "recipe": f"{family}/v{RECIPE_VERSION}",
-        "encoders": [
-            {
-                "name": enc.name,
-                "kind": enc.kind,
-                "class": type(enc.model).__name__,
-                "identity": enc.identity,
-                "dtype": str(enc.model.dtype).removeprefix("torch."),
-                "max_length": _length(enc, max_length),
-            }
-            for enc in encoders
-        ],
-    }
-
-
 def _length(enc, max_length: int | None) -> int:
     """The padded sequence length this encoder runs at."""
     return int(max_length) if max_length and enc.kind in LONG_KINDS else int(enc.max_length)

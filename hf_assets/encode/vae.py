@@ -33,11 +33,6 @@ def vae_factors_from_config(config) -> dict:
     }
 
 
-def vae_factors(vae) -> dict:
-    """The factors of a loaded VAE (see vae_factors_from_config)."""
-    return vae_factors_from_config(vae.config)
-
-
 def is_oom(error: BaseException) -> bool:
     """True for torch's OutOfMemoryError and for RuntimeErrors that say 'out of memory'."""
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)

@@ -1,4 +1,4 @@
-"""Manifest: Parquet + JSON sidecar, written atomically, lookups by key and hashes."""
+"""Manifest: Parquet + JSON sidecar, written atomically, its shards and location entries."""
 
 import json
 
@@ -37,7 +37,6 @@ def manifest_table(tmp_path) -> pa.Table:
 def test_absent_manifest_reads_empty(tmp_path):
     m = read_manifest(tmp_path)
     assert len(m) == 0 and m.meta == {} and m.shards() == set()
-    assert m.lookup(["a", "b"]).to_pylist() == [False, False]
 
 
 def test_round_trip_with_meta_and_extra_columns(tmp_path):
@@ -74,12 +73,8 @@ def test_missing_required_columns_are_refused(tmp_path):
         write_manifest(tmp_path, manifest_table(tmp_path).drop_columns(["content_hash"]), {})
 
 
-def test_lookup_matches_key_and_hashes(tmp_path):
+def test_shards_and_entries(tmp_path):
     m = Manifest(table=manifest_table(tmp_path))
-    keys = ["k0", "k1", "k2", "zz"]
-    assert m.lookup(keys).to_pylist() == [True, True, True, False]
-    got = m.lookup(keys, content_hashes=["c0", "CHANGED", "c2", "c3"], settings_hashes=["s", "s", "s2", "s"])
-    assert got.to_pylist() == [True, False, False, False]
     assert m.shards() == set(m.table.column("shard").to_pylist()) and len(m.shards()) == 1
     assert m.entries().column_names[:2] == ["key", "shard"]
 

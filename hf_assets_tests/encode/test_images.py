@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from hf_assets.encode.images import CorruptImage, load_pixels, to_tensor
+from hf_assets.encode.images import CorruptImage, load_pixels
+from hf_assets.encode.latents_update import _to_device
 from hf_assets_tests.imagegen import corrupt_bytes, encode_image, pixels, truncated_jpeg
 
 
@@ -116,39 +117,16 @@ def test_boxes_outside_the_image_raise_corrupt_image():
         load_pixels(data, None, (32, 24), (0, 0, 32, 25))
 
 
-@pytest.mark.parametrize("orientation", [None, 6])
-def test_jpeg_draft_is_close_to_the_exact_path(orientation, monkeypatch):
-    from hf_assets.encode import images
-
-    data = encode_image(1024, 768, "JPEG", seed=2, exif_orientation=orientation, quality=95)
-    w, h = (768, 1024) if orientation == 6 else (1024, 768)
-    tile, resize = (w // 4, 0, w, h), ((w - w // 4) // 8, h // 8)
-    exact = load_pixels(data, tile, resize, None)
-    scaled = []
-    real = images._resize_scaled
-    monkeypatch.setattr(images, "_resize_scaled", lambda img, *a: scaled.append(img.size) or real(img, *a))
-    fast = load_pixels(data, tile, resize, None, draft=True)
-    assert scaled == [(w // 4, h // 4)]  # decoded at a quarter of the size
-    assert fast.shape == exact.shape
-    diff = np.abs(fast.astype(int) - exact.astype(int))
-    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 8
-
-
-def test_draft_leaves_small_reductions_exact():
-    data = encode_image(256, 192, "JPEG", seed=2)
-    np.testing.assert_array_equal(load_pixels(data, None, (128, 96), draft=True), load_pixels(data, None, (128, 96)))
-
-
-def test_to_tensor_range_and_layout():
+def test_encoder_batches_are_nchw_in_minus_one_to_one_in_the_vae_dtype():
     batch = [np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 255, np.uint8)]
     batch[0][1, 2] = (255, 0, 127)
-    tensor = to_tensor(batch)
+    tensor = _to_device(batch, torch.nn.Linear(1, 1))  # the encoder's own conversion; any module gives the dtype
     assert tensor.shape == (2, 3, 4, 6) and tensor.dtype == torch.float32
     assert tensor[0, :, 1, 2].tolist() == pytest.approx([1.0, -1.0, 127 / 127.5 - 1])
     assert tensor.min() == -1 and tensor.max() == 1
-    assert to_tensor(batch, torch.bfloat16).dtype == torch.bfloat16
-    with pytest.raises(ValueError, match="must share a size"):
-        to_tensor([np.zeros((4, 6, 3), np.uint8), np.zeros((6, 4, 3), np.uint8)])
+    assert _to_device(batch, torch.nn.Linear(1, 1).to(torch.bfloat16)).dtype == torch.bfloat16
+    with pytest.raises(ValueError):
+        _to_device([np.zeros((4, 6, 3), np.uint8), np.zeros((6, 4, 3), np.uint8)], torch.nn.Linear(1, 1))
 
 
 def png_with_late_exif(width: int, height: int, orientation: int, seed: int = 0) -> bytes:
@@ -182,15 +160,14 @@ def test_png_exif_chunk_after_pixel_data_is_ignored_so_scan_and_encode_agree():
     np.testing.assert_array_equal(load_pixels(data), pixels(60, 40, seed=3))
 
 
-@pytest.mark.parametrize("draft", [False, True], ids=["exact", "draft"])
 @pytest.mark.parametrize("columns", [(320, 240), (1280, 960)], ids=["image larger", "image smaller"])
-def test_image_not_of_the_size_columns_size_raises_naming_the_columns(columns, draft):
+def test_image_not_of_the_size_columns_size_raises_naming_the_columns(columns):
     data = encode_image(640, 480, "JPEG", seed=1)
     w, h = columns
     message = (f"image is 640x480 but the dataset's size columns say {w}x{h}; "
                "fix width_column/height_column or remove them to read sizes from the image headers")
     with pytest.raises(CorruptImage, match=re.escape(message)):
-        load_pixels(data, (0, 0, w, h), (w // 8, h // 8), draft=draft, expected_size=columns)
+        load_pixels(data, (0, 0, w, h), (w // 8, h // 8), expected_size=columns)
 
 
 def test_expected_size_is_the_exif_oriented_size():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff, is_oom, vae_factors
+from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff, is_oom, vae_factors_from_config
 
 FACTORS = {
     "sd": {"scaling_factor": 0.18215, "shift_factor": 0.0, "downscale": 8, "latent_channels": 4},
@@ -16,7 +16,7 @@ FACTORS = {
 @pytest.mark.parametrize("family", sorted(FACTORS))
 def test_latent_distribution_shapes(loaded, family):
     vae, _ = loaded(family)
-    factors = vae_factors(vae)
+    factors = vae_factors_from_config(vae.config)
     assert factors == FACTORS[family]
     pixels = torch.rand(3, 3, 48, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     mean, std = encode_latents(vae, pixels)
