@@ -7,11 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from hf_assets import env
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "examples" / "dataloader.json"
 DEMO_MODEL = ROOT / "examples" / "demo_data" / "tiny-sdxl-pipeline"
 DEMO_VIDEO_MODEL = ROOT / "examples" / "demo_data" / "tiny-wan-pipeline"
-VIDEO_MODEL_SETTING = "HF_ASSETS_VIDEO_MODEL"  # the demo's video backends encode with it (default: the tiny Wan)
 REAL_MODEL_HINT = (
     "To encode with a real model: HF_ASSETS_MODEL=stabilityai/stable-diffusion-xl-base-1.0 make demo\n"
     "  (a hub id, or a local diffusers pipeline folder; HF_ASSETS_VAE overrides the VAE, e.g.\n"
@@ -44,39 +45,39 @@ def demo_video_model() -> Path:
 
 def backend_env(backend) -> dict:
     """The environment of one backend's run: video backends encode with the video model (a video VAE)."""
-    env = dict(os.environ)
+    environ = dict(os.environ)
     if backend.dataset_type == "video":
-        env["HF_ASSETS_MODEL"] = os.environ.get(VIDEO_MODEL_SETTING) or str(demo_video_model())
-    return env
+        environ[env.MODEL] = os.environ.get(env.VIDEO_MODEL) or str(demo_video_model())
+    return environ
 
 
 def main() -> int:
     from examples.make_demo_data import build_demo_data
 
     build_demo_data(ROOT / "examples" / "demo_data")
-    os.environ.setdefault("HF_ASSETS_DATALOADER_CONFIG", str(DEMO_CONFIG))
-    if not os.environ.get("HF_ASSETS_MODEL"):
-        os.environ["HF_ASSETS_MODEL"] = str(demo_model())
-        print(f"HF_ASSETS_MODEL is not set: using {DEMO_MODEL} (tiny models, RANDOM weights, demo only)")
-    print(f"model: {os.environ['HF_ASSETS_MODEL']}", flush=True)
+    os.environ.setdefault(env.DATALOADER_CONFIG, str(DEMO_CONFIG))
+    if not os.environ.get(env.MODEL):
+        os.environ[env.MODEL] = str(demo_model())
+        print(f"{env.MODEL} is not set: using {DEMO_MODEL} (tiny models, RANDOM weights, demo only)")
+    print(f"model: {os.environ[env.MODEL]}", flush=True)
     os.environ.setdefault("DAGSTER_HOME", str(ROOT / ".dagster_home"))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
     from hf_assets.config import load_config
     from hf_assets.definitions import defs
 
-    config = load_config(os.environ["HF_ASSETS_DATALOADER_CONFIG"])
+    config = load_config(os.environ[env.DATALOADER_CONFIG])
     selection = ",".join(sorted(k.to_user_string() for k in defs.resolve_all_asset_keys() if _materializable(defs, k)))
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     for backend in config.backends:
         started = time.time()
         cmd = [dagster, "asset", "materialize", "-m", "hf_assets.definitions", "--select", selection,
                "--partition", backend.id]
-        env = backend_env(backend)
-        own_model = env["HF_ASSETS_MODEL"] != os.environ["HF_ASSETS_MODEL"]
-        model = f" (HF_ASSETS_MODEL={env['HF_ASSETS_MODEL']})" if own_model else ""
+        environ = backend_env(backend)
+        own_model = environ[env.MODEL] != os.environ[env.MODEL]
+        model = f" ({env.MODEL}={environ[env.MODEL]})" if own_model else ""
         print(f"\n=== {backend.id}: {' '.join(cmd[1:])}{model}", flush=True)
-        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        result = subprocess.run(cmd, cwd=ROOT, env=environ, capture_output=True, text=True)
         if result.returncode != 0:
             print(result.stdout[-4000:], result.stderr[-8000:], sep="\n")
             print(f"FAILED: {backend.id}", file=sys.stderr)

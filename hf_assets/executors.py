@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-EXECUTOR_ENV = "HF_ASSETS_EXECUTOR"
-GPUS_ENV = "HF_ASSETS_GPUS"
+from hf_assets import env
+
 EXECUTORS = {
     "in_process": "every step in the run's process (default; the demo)",
     "multiprocess": "each step in its own process on this machine; at most one step per GPU at a time",
@@ -22,19 +22,19 @@ EXTRAS = {"dask": ("dagster_dask", "dask"), "k8s": ("dagster_k8s", "k8s")}
 
 def executor_name() -> str:
     """The executor HF_ASSETS_EXECUTOR names (default in_process), checked."""
-    name = os.environ.get(EXECUTOR_ENV, "").strip() or "in_process"
+    name = os.environ.get(env.EXECUTOR, "").strip() or "in_process"
     if name not in EXECUTORS:
-        raise ValueError(f"{EXECUTOR_ENV}={name!r}: choose one of {', '.join(EXECUTORS)}")
+        raise ValueError(f"{env.EXECUTOR}={name!r}: choose one of {', '.join(EXECUTORS)}")
     return name
 
 
 def visible_gpus() -> int:
     """GPUs this machine gives its steps, without importing torch: HF_ASSETS_GPUS, else CUDA_VISIBLE_DEVICES,
     else the NVIDIA device files."""
-    if os.environ.get(GPUS_ENV, "").strip():
-        value = os.environ[GPUS_ENV].strip()
+    if os.environ.get(env.GPUS, "").strip():
+        value = os.environ[env.GPUS].strip()
         if not value.isdigit():
-            raise ValueError(f"{GPUS_ENV}={value!r}: give the number of GPUs, e.g. 8")
+            raise ValueError(f"{env.GPUS}={value!r}: give the number of GPUs, e.g. 8")
         return int(value)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
@@ -66,6 +66,6 @@ def executor_from_env() -> dg.ExecutorDefinition:
     try:
         integration = __import__(module)
     except ImportError as error:
-        raise ImportError(f"{EXECUTOR_ENV}={name} needs {module.replace('_', '-')}: "
+        raise ImportError(f"{env.EXECUTOR}={name} needs {module.replace('_', '-')}: "
                           f"pip install 'hf_assets[{extra}]'") from error
     return integration.dask_executor if name == "dask" else integration.k8s_job_executor

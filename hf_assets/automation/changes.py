@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from hf_assets import env
 from hf_assets.config.schema import BackendConfig
 
 HubApi = Any  # huggingface_hub.HfApi or anything with dataset_info(repo_id, revision=..., token=...) -> .sha
@@ -69,7 +70,7 @@ def fsspec_identities(url: str) -> tuple[str, int]:
 
 def hub_commit(repo_id: str, revision: str | None, api: HubApi) -> str:
     """The commit the dataset's revision (default branch when None) points at now."""
-    token = os.environ.get("HF_TOKEN") or None
+    token = os.environ.get(env.HUB_TOKEN) or None
     info = api.dataset_info(repo_id, revision=revision, token=token)
     if not getattr(info, "sha", None):
         raise ValueError(f"the Hub returned no commit for dataset '{repo_id}' revision '{revision or 'main'}'")

@@ -1,6 +1,6 @@
 """The dataloader config: parsed once into typed objects."""
 
-from hf_assets.config.loader import CONFIG_ENV, ConfigError, config_path_from_env, load_config, parse_config
+from hf_assets.config.loader import ConfigError, config_path_from_env, load_config, parse_config
 from hf_assets.config.schema import (
     BackendConfig,
     BucketConfig,
@@ -11,7 +11,6 @@ from hf_assets.config.schema import (
 )
 
 __all__ = [
-    "CONFIG_ENV",
     "BackendConfig",
     "BucketConfig",
     "CaptionConfig",

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hf_assets import env
 from hf_assets.config import fields as F
 from hf_assets.config.bucket_settings import parse_buckets
 from hf_assets.config.schema import (
@@ -16,7 +17,6 @@ from hf_assets.config.schema import (
     VideoConfig,
 )
 
-CONFIG_ENV = "HF_ASSETS_DATALOADER_CONFIG"
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "dataloader.json"
 
 
@@ -32,14 +32,14 @@ class ConfigError(ValueError):
 
 def config_path_from_env() -> Path:
     """The config file named by HF_ASSETS_DATALOADER_CONFIG, else the bundled demo config."""
-    return Path(os.environ.get(CONFIG_ENV) or DEMO_CONFIG).expanduser().resolve()
+    return Path(os.environ.get(env.DATALOADER_CONFIG) or DEMO_CONFIG).expanduser().resolve()
 
 
 def load_config(path: Path | str | None = None) -> DataloaderConfig:
     """Parse and validate the dataloader JSON at `path` (default: from the environment)."""
     path = Path(path).expanduser().resolve() if path else config_path_from_env()
     if not path.is_file():
-        raise ConfigError(path, [f"file not found; set {CONFIG_ENV} to your dataloader JSON"])
+        raise ConfigError(path, [f"file not found; set {env.DATALOADER_CONFIG} to your dataloader JSON"])
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import torch
 
+from hf_assets import env
 from hf_assets.encode.models import (
-    VAE_SETTING,
     as_dtype,
     component_config,
     component_identity,
@@ -20,7 +20,6 @@ from hf_assets.encode.models import (
     resolve_root,
 )
 
-MODEL_SETTING = "HF_ASSETS_MODEL"
 _LOAD_LOCK = threading.RLock()  # threads of one process (a Dask worker) load a model once between them
 
 
@@ -30,7 +29,7 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"HF_ASSETS_DEVICE={device!r}: CUDA is not available on this machine; use 'auto' or 'cpu'")
+        raise ValueError(f"{env.DEVICE}={device!r}: CUDA is not available on this machine; use 'auto' or 'cpu'")
     return resolved
 
 
@@ -56,20 +55,20 @@ class Encoders:
     def __post_init__(self):
         if not self.model and not self.vae_path:
             raise ValueError(
-                f"no model configured: set {MODEL_SETTING} to a diffusers pipeline folder or hub id "
+                f"no model configured: set {env.MODEL} to a diffusers pipeline folder or hub id "
                 "(e.g. stabilityai/stable-diffusion-xl-base-1.0)"
             )
         if self.model:
-            resolve_root(self.model, MODEL_SETTING)
+            resolve_root(self.model, env.MODEL)
         if self.vae_path:
-            resolve_root(self.vae_path, VAE_SETTING)
+            resolve_root(self.vae_path, env.VAE)
 
     @property
     def vae_source(self) -> tuple[str, str | None, str]:
         """(path or id, subfolder, setting name) the VAE loads from."""
         if self.vae_path:
-            return self.vae_path, None, VAE_SETTING
-        return self.model, "vae", MODEL_SETTING
+            return self.vae_path, None, env.VAE
+        return self.model, "vae", env.MODEL
 
     def vae_identity(self) -> str:
         """A stable identity of the VAE weights, computed without loading them, of the folder `vae()` loads:
@@ -97,8 +96,8 @@ class Encoders:
     def family(self) -> str:
         """The pipeline family (sd, sdxl, sd3, flux or generic) that picks the text recipe."""
         if not self.model:
-            raise ValueError(f"text encoders need {MODEL_SETTING}: only {VAE_SETTING} is set")
-        return detect_family(self.model, MODEL_SETTING)
+            raise ValueError(f"text encoders need {env.MODEL}: only {env.VAE} is set")
+        return detect_family(self.model, env.MODEL)
 
     def text_encoders(self) -> list:
         """The family's text encoders with tokenizers, loaded on first use."""
@@ -108,14 +107,14 @@ class Encoders:
     def _load_text_encoders(self) -> list:
         if self._text is None:
             self.log(f"loading {self.family()} text encoders from {self.model} on {self.device} as {self.dtype}")
-            self._text = load_text_encoders(self.model, self.family(), self.dtype, self.device, setting=MODEL_SETTING)
+            self._text = load_text_encoders(self.model, self.family(), self.dtype, self.device, setting=env.MODEL)
         return self._text
 
     def random_weights_note(self) -> str | None:
         """A warning when the pipeline folder says its weights are random (the demo's tiny models)."""
         marker = Path(self.model) / "RANDOM_WEIGHTS" if self.model else None
         if marker is not None and marker.is_file():
-            return f"{self.model} holds tiny models with RANDOM weights (demo only); set {MODEL_SETTING} for real ones"
+            return f"{self.model} holds tiny models with RANDOM weights (demo only); set {env.MODEL} for real ones"
         return None
 
 
@@ -130,7 +129,7 @@ def shared_encoders(model: str, vae_path: str, device: torch.device, dtype: torc
     executor) loads each model once, not once per step."""
     fresh = Encoders(model, vae_path, device, dtype, log=log)  # checks the settings, loads nothing
     try:  # keyed by the files' identity too: weights changed in place are loaded again
-        files = [model_identity(model, setting=MODEL_SETTING) if model else "", fresh.vae_identity()]
+        files = [model_identity(model, setting=env.MODEL) if model else "", fresh.vae_identity()]
     except Exception:  # noqa: BLE001 - an incomplete folder fails with its own message when a model is loaded
         return fresh
     settings = (model, vae_path, str(device), str(dtype), *files)
@@ -149,10 +148,10 @@ def text_identity(encoders: Encoders, max_length: int) -> dict:
     """Everything that changes a caption's embeddings, computed without loading a model."""
     from hf_assets.encode.text import RECIPE_VERSION
 
-    root = resolve_root(encoders.model, MODEL_SETTING).path
-    parts = {p: model_identity(encoders.model, p, setting=MODEL_SETTING) for p in TEXT_PARTS if (root / p).is_dir()}
+    root = resolve_root(encoders.model, env.MODEL).path
+    parts = {p: model_identity(encoders.model, p, setting=env.MODEL) for p in TEXT_PARTS if (root / p).is_dir()}
     if not parts:  # a bare single-model folder or repo: the encoder (and its tokenizer) is the root
-        parts = {"root": model_identity(encoders.model, None, setting=MODEL_SETTING)}
+        parts = {"root": model_identity(encoders.model, None, setting=env.MODEL)}
     family = encoders.family()
     if family in ("sd", "sdxl"):
         max_length = 0  # CLIP-only recipes always use 77 tokens: the setting changes nothing

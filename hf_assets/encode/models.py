@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-DEFAULT_SETTING = "HF_ASSETS_MODEL"
-VAE_SETTING = "HF_ASSETS_VAE"  # a bare VAE repo or folder (config.json and weights at its root)
+from hf_assets import env
+
 REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5", ".onnx")
 CONTENT_HASH_LIMIT = 16 << 20
@@ -75,21 +75,21 @@ class ModelRoot:
 
 def _offline() -> bool:
     """True when the hub must not be contacted (HF_HUB_OFFLINE)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return os.environ.get(env.HUB_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def download_patterns(setting: str = DEFAULT_SETTING) -> tuple[list[str], list[str]]:
+def download_patterns(setting: str = env.MODEL) -> tuple[list[str], list[str]]:
     """(allow_patterns, ignore_patterns) of snapshot_download for a model named by `setting`.
 
     HF_ASSETS_VAE names a bare VAE repo (config.json and weights at the root); anything else a pipeline repo,
     of which only model_index.json and the vae, text_encoder* and tokenizer* folders are fetched, as safetensors.
     """
-    if setting == VAE_SETTING:
+    if setting == env.VAE:
         return list(VAE_FILES), []
     return list(PIPELINE_FILES), list(IGNORED_FILES)
 
 
-def missing_weights(folder: Path, setting: str = DEFAULT_SETTING) -> list[str]:
+def missing_weights(folder: Path, setting: str = env.MODEL) -> list[str]:
     """The component folders the encoders need ("." for the root) that hold no complete set of weight files.
 
     A pipeline needs the vae and text_encoder* components its model_index.json names (or, without one, those
@@ -97,10 +97,10 @@ def missing_weights(folder: Path, setting: str = DEFAULT_SETTING) -> list[str]:
     """
     if not folder.is_dir():
         return ["."]
-    index = {} if setting == VAE_SETTING else _model_index(folder)
+    index = {} if setting == env.VAE else _model_index(folder)
     if index:
         needed = sorted(n for n, v in index.items() if _encoder_part(n) and isinstance(v, list) and v and v[0])
-    elif setting == VAE_SETTING:
+    elif setting == env.VAE:
         needed = []
     else:
         needed = sorted(p.name for p in folder.iterdir() if p.is_dir() and _encoder_part(p.name))
@@ -132,7 +132,7 @@ def _has_weights(folder: Path) -> bool:
     return any(p.name.endswith(WEIGHT_SUFFIXES) and p.name not in sharded for p in files)
 
 
-def resolve_root(path_or_id: str | Path, setting: str = DEFAULT_SETTING, revision: str | None = None) -> ModelRoot:
+def resolve_root(path_or_id: str | Path, setting: str = env.MODEL, revision: str | None = None) -> ModelRoot:
     """A local folder as is; a hub id through the local hub cache, downloading the encoders' files only when
     the repo is not cached, or its snapshot is incomplete, and the hub may be contacted; else ModelNotFound."""
     text = str(path_or_id)
@@ -165,13 +165,13 @@ def resolve_root(path_or_id: str | Path, setting: str = DEFAULT_SETTING, revisio
             missing = missing_weights(snap, setting)
             if not missing:
                 return ModelRoot(snap, repo_id=text, commit=snap.name)
-            expected = "config.json and safetensors weights at its root" if setting == VAE_SETTING else (
+            expected = "config.json and safetensors weights at its root" if setting == env.VAE else (
                 "safetensors weights in model_index.json's vae and text_encoder* folders"
             )
             raise ModelNotFound(
                 f"{setting}={text!r}: the downloaded snapshot {snap} has no weights in {missing}; "
                 f"{setting} needs a repo with {expected}"
-                + ("" if setting == VAE_SETTING else f" (a bare VAE repo goes in {VAE_SETTING})")
+                + ("" if setting == env.VAE else f" (a bare VAE repo goes in {env.VAE})")
             )
     if incomplete:
         raise ModelNotFound(
@@ -182,7 +182,7 @@ def resolve_root(path_or_id: str | Path, setting: str = DEFAULT_SETTING, revisio
                         + (f" ({fix})" if not _offline() else ""))
 
 
-def detect_family(pipeline_dir: str | Path, setting: str = DEFAULT_SETTING) -> str:
+def detect_family(pipeline_dir: str | Path, setting: str = env.MODEL) -> str:
     """'sd', 'sdxl', 'sd3', 'flux', 'wan', 'ltx', 'cogvideox', 'hunyuanvideo' or 'generic' from model_index.json."""
     index = _model_index(resolve_root(pipeline_dir, setting).path)
     name = str(index.get("_class_name", ""))
@@ -222,7 +222,7 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     return result
 
 
-def load_vae(path_or_id, subfolder: str | None = "vae", dtype=torch.float32, device="cpu", *, setting=DEFAULT_SETTING,
+def load_vae(path_or_id, subfolder: str | None = "vae", dtype=torch.float32, device="cpu", *, setting=env.MODEL,
              revision=None):
     """The VAE class its config.json names (AutoencoderKL or a video VAE), from_pretrained, in eval mode."""
     import diffusers
@@ -238,7 +238,7 @@ def load_vae(path_or_id, subfolder: str | None = "vae", dtype=torch.float32, dev
     return vae.to(device).eval().requires_grad_(False)
 
 
-def vae_class_name(config: dict, setting: str = DEFAULT_SETTING) -> str:
+def vae_class_name(config: dict, setting: str = env.MODEL) -> str:
     """The diffusers autoencoder class a VAE config names (AutoencoderKL when it names none)."""
     name = str(config.get("_class_name") or "AutoencoderKL")
     if name not in VAE_CLASSES:
@@ -252,7 +252,7 @@ def is_video_vae(config: dict) -> bool:
 
 
 def load_text_encoders(
-    path_or_id, family: str | None = None, dtype=torch.float32, device="cpu", *, setting=DEFAULT_SETTING, revision=None
+    path_or_id, family: str | None = None, dtype=torch.float32, device="cpu", *, setting=env.MODEL, revision=None
 ) -> list[TextEncoder]:
     """The family's tokenizers and text encoders in the order its pipeline's encode_prompt uses them."""
     root = resolve_root(path_or_id, setting, revision)
@@ -336,18 +336,18 @@ def _finish(enc: TextEncoder, root: ModelRoot, tok_sub: str | None, device) -> T
     return enc
 
 
-def model_identity(path_or_id, subfolder: str | None = None, *, setting=DEFAULT_SETTING, revision=None) -> str:
+def model_identity(path_or_id, subfolder: str | None = None, *, setting=env.MODEL, revision=None) -> str:
     """A stable id for cache keys: hub repo@commit[/subfolder], or a hash of a local folder's files."""
     return _identity(resolve_root(path_or_id, setting, revision), subfolder)
 
 
-def component_identity(path_or_id, subfolder: str | None, *, setting=DEFAULT_SETTING, revision=None) -> str:
+def component_identity(path_or_id, subfolder: str | None, *, setting=env.MODEL, revision=None) -> str:
     """model_identity of the folder a loader reads: the subfolder, or the root when the root is that component."""
     root = resolve_root(path_or_id, setting, revision)
     return _identity(root, _component(root, subfolder, setting, path_or_id))
 
 
-def component_config(path_or_id, subfolder: str | None, *, setting=DEFAULT_SETTING, revision=None) -> dict:
+def component_config(path_or_id, subfolder: str | None, *, setting=env.MODEL, revision=None) -> dict:
     """The config.json of the folder a loader reads (the subfolder, or the root when it is that component)."""
     root = resolve_root(path_or_id, setting, revision)
     sub = _component(root, subfolder, setting, path_or_id)

@@ -13,8 +13,9 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationError
 
+from hf_assets.env import resource_variable
+
 RESOURCE_KEY = "encoders"  # the key this resource is bound to in the Definitions (its run config lives under it)
-ENV_PREFIX = "HF_ASSETS_"
 MAX_CUDA_INDEX = 16
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32"]
@@ -75,7 +76,7 @@ class EncoderResource(dg.ConfigurableResource):
     @classmethod
     def env_names(cls) -> dict[str, str]:
         """setting -> the environment variable that sets it."""
-        return {name: ENV_PREFIX + name.upper() for name in cls.model_fields}
+        return {name: resource_variable(name) for name in cls.model_fields}
 
     @classmethod
     def from_environment(cls, given: Mapping[str, Any] | None = None,

@@ -9,6 +9,7 @@ import pytest
 import torch
 from huggingface_hub.utils import filter_repo_objects
 
+from hf_assets import env
 from hf_assets.encode import models
 from hf_assets.encode.models import (
     ModelNotFound,
@@ -346,7 +347,7 @@ def test_download_patterns_are_fresh_lists_for_each_call():
     allow.append("unet/*")
     ignore.clear()
     assert "unet/*" not in download_patterns("HF_ASSETS_MODEL")[0] and download_patterns("HF_ASSETS_MODEL")[1]
-    assert models.VAE_SETTING == "HF_ASSETS_VAE"
+    assert env.VAE == "HF_ASSETS_VAE"
 
 
 def test_as_dtype():

@@ -1,0 +1,30 @@
+"""Every environment variable the project reads, by name: the one place they are spelled (no dagster, no torch).
+
+Each setting of the encoders resource has its own variable, `HF_ASSETS_<SETTING>` (see `resource_variable`);
+the constants below name the ones the code reads outside the resource as well.
+"""
+
+PREFIX = "HF_ASSETS_"
+
+# Settings of the encoders resource (resources/gpu.py), also read by the core's messages and model loading.
+MODEL = "HF_ASSETS_MODEL"  # a diffusers pipeline folder or hub id
+VAE = "HF_ASSETS_VAE"  # a bare VAE folder or hub id replacing the pipeline's VAE
+DEVICE = "HF_ASSETS_DEVICE"
+
+# The Definitions and their executor.
+DATALOADER_CONFIG = "HF_ASSETS_DATALOADER_CONFIG"  # the dataloader JSON (default: the bundled demo config)
+EXECUTOR = "HF_ASSETS_EXECUTOR"  # in_process, multiprocess, dask or k8s
+GPUS = "HF_ASSETS_GPUS"  # GPUs this machine gives its steps
+SHARDS = "HF_ASSETS_SHARDS"  # vae_latents shards per run
+
+# The demo (examples/run_demo.py): the model its video backends encode with.
+VIDEO_MODEL = "HF_ASSETS_VIDEO_MODEL"
+
+# Hugging Face's own variables, read as huggingface_hub reads them.
+HUB_OFFLINE = "HF_HUB_OFFLINE"
+HUB_TOKEN = "HF_TOKEN"
+
+
+def resource_variable(setting: str) -> str:
+    """The environment variable of one encoders-resource setting: `model` -> `HF_ASSETS_MODEL`."""
+    return PREFIX + setting.upper()
