@@ -19,6 +19,17 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
 
 
+def text_hash(text: str) -> str:
+    """The content hash of a text (its UTF-8 bytes): a caption's content hash."""
+    return content_hash(text.encode())
+
+
+def row_settings_hash(shared: str, row_part: Any) -> str:
+    """The settings hash of one row: the settings hash all rows share, joined with the row's own part
+    (a latent's geometry list); `str(row_part)` must spell equal parts alike."""
+    return content_hash(f"{shared}|{row_part}".encode())
+
+
 def _canonical(obj: Any) -> Any:
     """Turn `obj` into plain JSON types with a single spelling per value."""
     if obj is None or isinstance(obj, (bool, str)):

@@ -1,6 +1,5 @@
 """Bring a backend's latent cache up to date: encode only what is new or changed, resumably, shard by shard."""
 
-import hashlib
 import logging
 import os
 import re
@@ -17,7 +16,7 @@ import pyarrow.compute as pc
 import torch
 
 from hf_assets.cache.encoded import EncodedCache
-from hf_assets.cache.hashing import settings_hash
+from hf_assets.cache.hashing import row_settings_hash, settings_hash
 from hf_assets.cache.shards import list_shards
 from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
@@ -93,7 +92,7 @@ def wanted_latents(buckets: pa.Table, split: RawSplit, image_column: str, settin
     rows = buckets.column("row").to_numpy()
     base = settings_hash(asdict(settings))
     geometry = np.stack([buckets.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY], axis=1)
-    per_row = [hashlib.blake2b(f"{base}|{g}".encode(), digest_size=16).hexdigest() for g in geometry.tolist()]
+    per_row = [row_settings_hash(base, g) for g in geometry.tolist()]
     table = buckets.select(["filename", "row"] + GEOMETRY)
     table = table.append_column("content_hash", content_hashes(split, image_column, rows, memo_dir, progress))
     return table.append_column("settings_hash", pa.array(per_row, pa.string()))

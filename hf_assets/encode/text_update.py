@@ -1,6 +1,5 @@
 """Bring a backend's text-embedding cache up to date: every caption variant, each distinct text encoded once."""
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -11,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.cache.encoded import EncodedCache
-from hf_assets.cache.hashing import settings_hash
+from hf_assets.cache.hashing import settings_hash, text_hash
 from hf_assets.encode.latents_update import EncodeReport
 from hf_assets.encode.text import encode_captions
 from hf_assets.encode.vae import encode_with_oom_backoff
@@ -28,7 +27,7 @@ def wanted_captions(buckets: pa.Table, identity: dict, only: pa.Array | None = N
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     texts = pc.list_flatten(captions)
     unique = pc.unique(texts)
-    hashes = pa.array([hashlib.blake2b(t.encode(), digest_size=16).hexdigest() for t in unique.to_pylist()])
+    hashes = pa.array([text_hash(t) for t in unique.to_pylist()], pa.string())
     content = pc.take(hashes, pc.index_in(texts, value_set=unique))
     return pa.table(
         {

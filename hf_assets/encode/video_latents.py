@@ -1,7 +1,6 @@
 """Bring a video backend's latent cache up to date: trim each clip to the VAE's frame rule, encode only new or changed
 clips, batched by (target size, frame count), resumably; bad clips are dropped with a reason and the run goes on."""
 
-import hashlib
 import logging
 import re
 import time
@@ -16,7 +15,7 @@ import pyarrow.compute as pc
 import torch
 
 from hf_assets.cache.encoded import EncodedCache
-from hf_assets.cache.hashing import settings_hash
+from hf_assets.cache.hashing import row_settings_hash, settings_hash
 from hf_assets.cache.tables import load_manifest, load_table, save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
@@ -59,7 +58,7 @@ def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settin
     frames = trimmed[~short]
     base = settings_hash({**asdict(settings), "video_format": VIDEO_FORMAT, "tiled": tiled, "start_frame": 0})
     geometry = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY] + [frames], axis=1)
-    per_row = [hashlib.blake2b(f"{base}|{g}".encode(), digest_size=16).hexdigest() for g in geometry.tolist()]
+    per_row = [row_settings_hash(base, g) for g in geometry.tolist()]
     fps = table.column("fps") if "fps" in table.column_names else pa.nulls(table.num_rows, pa.float32())
     out = table.select(["filename", "row"] + GEOMETRY)
     out = out.append_column("num_frames", pa.array(frames.astype(np.int32), pa.int32()))

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from hf_assets.cache.hashing import cache_key, cache_keys, canonical_json, content_hash, settings_hash
+from hf_assets.cache.hashing import (
+    cache_key,
+    cache_keys,
+    canonical_json,
+    content_hash,
+    row_settings_hash,
+    settings_hash,
+    text_hash,
+)
 
 
 # Pinned digests: a change here re-keys every cache on disk, so it must be deliberate (and bump the format).
@@ -16,6 +24,14 @@ def test_content_hash_is_blake2b_128_hex():
     assert content_hash(b"") == "cae66941d9efbd404e4d88758ea67670"
     assert content_hash(memoryview(b"abc")) == content_hash(bytearray(b"abc"))
     assert content_hash(b"abc") != content_hash(b"abd")
+
+
+def test_caption_and_row_hashes_are_pinned():
+    assert text_hash("a photo of a cat") == "6f315aebb0b1d85dee63a3e27abcc051"
+    assert text_hash("é") == content_hash("é".encode())  # UTF-8
+    shared = "0f3fe4709375dd96403d6ebb1bd9d690"
+    assert row_settings_hash(shared, [0, 0, 64, 48, 64, 48]) == "f3afcce4040ab083a3c8bf931024f9a4"
+    assert row_settings_hash(shared, [0, 0, 64, 48, 64, 49]) != row_settings_hash(shared, [0, 0, 64, 48, 64, 48])
 
 
 def test_settings_hash_ignores_key_order_and_spelling():
