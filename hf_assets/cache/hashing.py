@@ -19,6 +19,16 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
 
 
+def file_stamp(path: str | os.PathLike) -> str | None:
+    """'size:mtime_ns' of a file: unchanged, it need not be read again. None when the file does not exist
+    (any other OSError, e.g. a permission error, is raised)."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def text_hash(text: str) -> str:
     """The content hash of a text (its UTF-8 bytes): a caption's content hash."""
     return content_hash(text.encode())

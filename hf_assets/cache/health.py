@@ -19,6 +19,7 @@ import torch
 from safetensors import safe_open
 
 from hf_assets.cache.atomic import write_json_atomic
+from hf_assets.cache.hashing import file_stamp
 
 VERIFIED_FILE = "verified.json"  # shard -> "size:mtime_ns" (clean) or {"stamp", "nonfinite" | "unreadable"}
 MAX_HEADER_BYTES = 100 << 20
@@ -123,14 +124,14 @@ def inspect_shards(directory: Path, shards: Iterable[str], shards_subdir: str = 
     health = ShardHealth()
     for shard in sorted(set(shards)):
         path = directory / shards_subdir / shard
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         if stamp is None:
             kept.pop(shard, None)
             continue
         known = memo.get(shard)
         if known is None or _stamp_of(known) != stamp:
             known = _inspect(path, stamp)
-            if _stamp(path) == stamp:  # not rewritten while it was read
+            if file_stamp(path) == stamp:  # not rewritten while it was read
                 kept[shard] = known
         if isinstance(known, dict) and known.get("unreadable"):
             health.unreadable[shard] = known["unreadable"]
@@ -166,15 +167,6 @@ def _inspect(path: Path, stamp: str) -> str | dict:
         reason = str(error) if isinstance(error, CorruptShard) else f"{path}: {type(error).__name__}: {error}"
         return {"stamp": stamp, "unreadable": reason}
     return {"stamp": stamp, "nonfinite": sorted(bad)} if bad else stamp
-
-
-def _stamp(path: Path) -> str | None:
-    """'size:mtime_ns' of a file, None when it does not exist."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _stamp_of(value) -> str | None:

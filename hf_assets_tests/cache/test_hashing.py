@@ -1,6 +1,7 @@
 """Hashes: stable, canonical (order and spelling insensitive), sensitive to every value."""
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from hf_assets.cache.hashing import (
     cache_keys,
     canonical_json,
     content_hash,
+    file_stamp,
     row_settings_hash,
     settings_hash,
     text_hash,
@@ -32,6 +34,16 @@ def test_caption_and_row_hashes_are_pinned():
     shared = "0f3fe4709375dd96403d6ebb1bd9d690"
     assert row_settings_hash(shared, [0, 0, 64, 48, 64, 48]) == "f3afcce4040ab083a3c8bf931024f9a4"
     assert row_settings_hash(shared, [0, 0, 64, 48, 64, 49]) != row_settings_hash(shared, [0, 0, 64, 48, 64, 48])
+
+
+def test_file_stamp_is_size_and_mtime_and_none_when_absent(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"12345")
+    os.utime(path, ns=(1_000_000_123, 2_000_000_456))
+    assert file_stamp(path) == "5:2000000456" == file_stamp(str(path))
+    path.write_bytes(b"123456")
+    assert file_stamp(path).startswith("6:")
+    assert file_stamp(tmp_path / "gone.bin") is None
 
 
 def test_settings_hash_ignores_key_order_and_spelling():
