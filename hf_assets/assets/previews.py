@@ -4,6 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.cache.atomic import atomic_write_bytes
+from hf_assets.cache.tables import load_manifest
 from hf_assets.config import BackendConfig
 from hf_assets.data.buckets import bucket_histogram_png
 from hf_assets.data.sources import RawSplit
@@ -40,6 +41,10 @@ def grid_metadata(context: dg.AssetExecutionContext, backend: BackendConfig, tab
     """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache)."""
     if backend.dataset_type != "image":
         return {}
+    built_from = load_manifest(backend.metadata_dir, "filtered_index").get("source_fingerprint")
+    if built_from != split.fingerprint:  # its row numbers index another version of the split: no honest picture
+        return {"preview_grid": dg.MetadataValue.text("not drawn: the dataset changed since filtered_index was "
+                                                      "built; run scan_datasets for this partition")}
     try:
         kept = list(previews.kept_samples(table, split, backend.image_column))
         dropped = list(previews.dropped_samples(split, backend, previews.kept_rows_of(filtered_index)))

@@ -9,6 +9,20 @@ from hf_assets.resources.dataloader import cached_config
 
 # The table each metadata table is computed from; its row numbers index the same split.
 UPSTREAM_TABLE = {"aspect_buckets": "filtered_index"}
+_WARNED: set[tuple[str, str]] = set()  # (run id, message): several steps of one run load the same input
+
+
+def warn_once_per_run(context, message: str) -> None:
+    """Log a warning unless this run (in this process) already logged the same one."""
+    try:
+        run_id = context.step_context.run_id
+    except Exception:  # noqa: BLE001 - no step context (e.g. a load outside a run): just warn
+        run_id = None
+    if run_id is not None:
+        if (run_id, message) in _WARNED:
+            return
+        _WARNED.add((run_id, message))
+    context.log.warning(message)
 
 
 def stale_split_message(backend_id: str, since: str, stored: str | None, current: str) -> str:
@@ -64,9 +78,10 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
             split = open_split(backend)
             stored = load_manifest(backend.metadata_dir, name).get("fingerprint")
             if stored and stored != split.fingerprint:
-                context.log.warning(
+                warn_once_per_run(
+                    context,
                     stale_split_message(backend.id, "raw_split was materialized", stored, split.fingerprint)
-                    + "; until then this step reads the current data"
+                    + "; until then this run reads the current data",
                 )
             return split
         if name == "vae_latents":

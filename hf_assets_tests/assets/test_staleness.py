@@ -134,7 +134,18 @@ def test_raw_split_load_warns_with_the_same_fix_when_the_split_changed(graph):
     assert warned[0].startswith(
         f"backend '{BACKEND}': the dataset changed since raw_split was materialized (fingerprint {before} -> ")
     assert warned[0].endswith("materialize raw_split, filtered_index and aspect_buckets for this partition first "
-                              "(job scan_datasets); until then this step reads the current data")
+                              "(job scan_datasets); until then this run reads the current data")
+
+
+def test_the_changed_split_is_warned_about_once_per_run_though_several_steps_load_it(graph):
+    defs, instance, tmp_path = graph
+    scan(defs, instance)
+    add_picture(tmp_path)
+
+    result = materialize(defs, instance, "filtered_index", "aspect_buckets")  # both steps load raw_split
+
+    warned = [w for w in warnings_of(instance, result) if "the dataset changed since raw_split was materialized" in w]
+    assert len(warned) == 1
 
 
 def test_aspect_buckets_rebuilt_alone_keeps_the_fingerprint_of_the_filtered_index_it_read(graph):
