@@ -64,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_model(kind: str, folder: Path) -> Path:
     """A pipeline folder whose vae/ is the tiny Wan VAE or Wan 2.1's architecture, random weights (built once)."""
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     target = folder / f"wan-{kind}"
     if not (target / "model_index.json").is_file():

@@ -54,7 +54,7 @@ class StageSettings:
 def vae_folder(spec: str | None, work_dir: Path, log: Callable[[str], None]) -> tuple[Path, str]:
     """(folder, description) for --vae: a given folder, the tiny pipeline, or the real-size random VAE."""
     if spec == "tiny":
-        from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+        from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
         folder = work_dir / "tiny_sdxl"
         if not (folder / "model_index.json").is_file():

@@ -23,7 +23,7 @@ REAL_MODEL_HINT = (
 
 def demo_model() -> Path:
     """The demo's tiny SDXL-layout pipeline with random weights, built once under the demo data folder."""
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     marker = DEMO_MODEL / "RANDOM_WEIGHTS"
     if not marker.is_file():
@@ -34,7 +34,7 @@ def demo_model() -> Path:
 
 def demo_video_model() -> Path:
     """The demo's tiny Wan-layout video pipeline (AutoencoderKLWan, UMT5) with random weights, built once."""
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     marker = DEMO_VIDEO_MODEL / "RANDOM_WEIGHTS"
     if not marker.is_file():

@@ -114,8 +114,17 @@ def photos_entry() -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_pipelines(tmp_path_factory) -> dict:
+    """family -> folder of a tiny image pipeline (sd, sdxl, sd3, flux) written with save_pretrained."""
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("pipelines")
+    return {family: build_tiny_pipeline(root / family, family) for family in ("sd", "sdxl", "sd3", "flux")}
+
+
+@pytest.fixture(scope="session")
 def tiny_sdxl(tmp_path_factory) -> Path:
     """A diffusers-layout SDXL pipeline folder with tiny random-weight VAE and text encoders."""
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sdxl", "sdxl")

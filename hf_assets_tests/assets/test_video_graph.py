@@ -14,7 +14,7 @@ CLIPS = [(64, 48, 17, 24), (48, 64, 13, 30), (64, 48, 9, 24), (64, 64, 11, 12)]
 
 @pytest.fixture(scope="module")
 def wan(tmp_path_factory):
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("wan") / "tiny-wan", "wan")
 

@@ -1,21 +1,10 @@
-"""Tiny pipelines for every family, built once per session, and their loaded encoders."""
+"""The tiny pipelines' loaded encoders, once per session (the `tiny_pipelines` fixture is in the top conftest)."""
 
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-
-FAMILIES = ("sd", "sdxl", "sd3", "flux")
-
-
-@pytest.fixture(scope="session")
-def tiny_pipelines(tmp_path_factory) -> dict:
-    """family -> folder of a tiny pipeline written with save_pretrained."""
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
-
-    root = tmp_path_factory.mktemp("pipelines")
-    return {family: build_tiny_pipeline(root / family, family) for family in FAMILIES}
 
 
 @pytest.fixture(scope="session")

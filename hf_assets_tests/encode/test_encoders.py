@@ -8,7 +8,7 @@ import torch
 from hf_assets.encode import encoders as encoders_module
 from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype, text_identity
 from hf_assets.encode.models import ModelNotFound
-from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 
@@ -154,7 +154,7 @@ def test_text_identity_is_stable_and_changes_with_max_length_model_and_dtype(tin
 
 
 def test_text_identity_changes_with_max_length_for_t5_recipes(tmp_path):
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     flux = Encoders(str(build_tiny_pipeline(tmp_path / "tiny-flux", "flux")))
     assert text_identity(flux, 256) != text_identity(flux, 512)

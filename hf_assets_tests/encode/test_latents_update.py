@@ -17,7 +17,7 @@ from hf_assets.data.sources import open_split
 from hf_assets.encode.encoders import Encoders
 from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
 from hf_assets.encode.vae import vae_factors_from_config
-from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 
 ENTRY = {

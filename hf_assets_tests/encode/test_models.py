@@ -365,7 +365,7 @@ def test_importing_the_encode_package_loads_neither_diffusers_nor_transformers()
     code = (
         "import sys\n"
         "import hf_assets.encode.images, hf_assets.encode.models, hf_assets.encode.prefetch\n"
-        "import hf_assets.encode.text, hf_assets.encode.tiny_pipeline, hf_assets.encode.vae\n"
+        "import hf_assets.encode.text, hf_assets.testing.tiny_pipelines, hf_assets.encode.vae\n"
         "print(sorted(m for m in ('diffusers', 'transformers', 'dagster') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -150,7 +150,7 @@ def test_max_length_changes_nothing_for_clip_only_recipes(tmp_path, buckets, enc
 
 
 def test_changed_max_length_reencodes_everything_for_t5_recipes(tmp_path, buckets):
-    from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
     flux = Encoders(str(build_tiny_pipeline(tmp_path / "tiny-flux", "flux")))
     wanted, _ = update(flux, buckets, tmp_path / "text", max_length=64)

@@ -14,7 +14,7 @@ from hf_assets.data.sources import open_split
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.encode.encoders import Encoders
 from hf_assets.encode.latents_update import LatentSettings
-from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets.encode.video_latents import (
     update_video_latents,
     video_factors_for,
@@ -180,7 +180,7 @@ def test_t5_video_caption_embeddings_equal_the_pipelines_encode_prompt(tmp_path,
 
     from hf_assets.encode.models import TextEncoder
     from hf_assets.encode.text import encode_captions
-    from hf_assets.encode.tiny_pipeline import _save_t5_tokenizer, _t5_model
+    from hf_assets.testing.tiny_pipelines import _save_t5_tokenizer, _t5_model
 
     torch.manual_seed(0)
     tokenizer = _save_t5_tokenizer(tmp_path / "tokenizer")

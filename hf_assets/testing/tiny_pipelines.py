@@ -1,8 +1,11 @@
-"""Tiny diffusers-layout pipeline folders: real classes, tiny configs, seeded random weights."""
+"""Tiny diffusers-layout pipeline folders for tests, the demo and the benches: real classes, tiny configs, seeded
+RANDOM weights (their latents and embeddings mean nothing). The real encoders are loaded by hf_assets.encode.models."""
 
 import json
 import string
 from pathlib import Path
+
+from hf_assets.encode.models import ENCODERS, MODEL_CLASSES
 
 FAMILY_CLASS = {
     "sd": "StableDiffusionPipeline",
@@ -21,20 +24,8 @@ VAE_SETTINGS = {
     "flux": (16, 0.3611, 0.1159),
 }
 
-# family -> [(encoder subfolder, tokenizer subfolder, kind, width)]
-COMPONENTS = {
-    "sd": [("text_encoder", "tokenizer", "clip", 32)],
-    "sdxl": [("text_encoder", "tokenizer", "clip", 32), ("text_encoder_2", "tokenizer_2", "clip_projection", 48)],
-    "sd3": [
-        ("text_encoder", "tokenizer", "clip_projection", 32),
-        ("text_encoder_2", "tokenizer_2", "clip_projection", 48),
-        ("text_encoder_3", "tokenizer_3", "t5", 96),
-    ],
-    "flux": [("text_encoder", "tokenizer", "clip", 32), ("text_encoder_2", "tokenizer_2", "t5", 64)],
-    "wan": [("text_encoder", "tokenizer", "umt5", 32)],
-}
-MODEL_CLASS = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel",
-               "umt5": "UMT5EncoderModel"}
+# family -> hidden width of each text encoder, in the order of encode.models.ENCODERS (subfolders and kinds)
+WIDTHS = {"sd": (32,), "sdxl": (32, 48), "sd3": (32, 48, 96), "flux": (32, 64), "wan": (32,)}
 TOKENIZER_CLASS = {"clip": "CLIPTokenizer", "clip_projection": "CLIPTokenizer", "t5": "T5TokenizerFast",
                    "umt5": "T5TokenizerFast"}
 VIDEO_VAE_CLASS = {"wan": "AutoencoderKLWan"}
@@ -63,7 +54,7 @@ def build_tiny_pipeline(folder: Path, family: str = "sdxl", seed: int = 0) -> Pa
         else:
             _save_vae(folder / "vae", fam)
         index["vae"] = ["diffusers", VIDEO_VAE_CLASS.get(fam, "AutoencoderKL")]
-        for i, (enc_name, tok_name, kind, width) in enumerate(COMPONENTS[fam]):
+        for i, ((enc_name, tok_name, kind, _), width) in enumerate(zip(ENCODERS[fam], WIDTHS[fam], strict=True)):
             torch.manual_seed(seed * 1000 + i + 1)
             clip_pad = "!" if enc_name == "text_encoder_2" else "<|endoftext|>"
             if kind in ("t5", "umt5"):
@@ -73,7 +64,7 @@ def build_tiny_pipeline(folder: Path, family: str = "sdxl", seed: int = 0) -> Pa
                 tok = _save_clip_tokenizer(folder / tok_name, clip_pad)
                 model = _clip_model(kind, width, tok)
             model.save_pretrained(folder / enc_name)
-            index[enc_name] = ["transformers", MODEL_CLASS[kind]]
+            index[enc_name] = ["transformers", MODEL_CLASSES[kind]]
             index[tok_name] = ["transformers", TOKENIZER_CLASS[kind]]
     (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return folder

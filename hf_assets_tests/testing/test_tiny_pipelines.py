@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_assets.encode.tiny_pipeline import build_tiny_pipeline
+from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
 EXPECTED = {
     "sd": ("StableDiffusionPipeline", {"text_encoder": "CLIPTextModel"}),
