@@ -11,10 +11,11 @@ from hf_assets.assets.partitions import backend_partitions
 from hf_assets.assets.raw_split import build_raw_split
 from hf_assets.assets.text_embeds import build_text_embeds
 from hf_assets.assets.vae_latents import build_vae_latents
-from hf_assets.automation.schedules import build_refresh_schedule
 from hf_assets.automation.changes import default_hub_api
+from hf_assets.automation.schedules import build_refresh_schedule
 from hf_assets.automation.sensors import build_change_sensors
 from hf_assets.config import config_path_from_env, load_config
+from hf_assets.executors import executor_from_env
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.gpu import EncoderResource
 from hf_assets.resources.io_manager import HFAssetsIOManager
@@ -69,8 +70,9 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
             "step_io_manager": StepValueIOManager(config_path=str(config.path)),
             "encoders": encoder_resource(),
         },
-        # Each partition is a chain; one process per run keeps models loaded once and avoids step start-up.
-        executor=dg.in_process_executor,
+        # HF_ASSETS_EXECUTOR: in_process (default: one process per run, models loaded once, no step start-up),
+        # multiprocess (one step per GPU at a time), dask or k8s (see README "Running on a cluster").
+        executor=executor_from_env(),
     )
 
 

@@ -68,4 +68,32 @@ def executor_from_env() -> dg.ExecutorDefinition:
     except ImportError as error:
         raise ImportError(f"{env.EXECUTOR}={name} needs {module.replace('_', '-')}: "
                           f"pip install 'hf_assets[{extra}]'") from error
-    return integration.dask_executor if name == "dask" else integration.k8s_job_executor
+    return dask_executor() if name == "dask" else integration.k8s_job_executor
+
+
+def dask_executor() -> dg.ExecutorDefinition:
+    """dagster-dask's executor, with its config schema as it defines it, for runs whose steps use pools.
+
+    dagster-dask 0.29.27 hands the run record to `Client.submit`, and current Dask walks the arguments' tuples; a run
+    with pool information (our encoders are in the `gpu` pool) then fails before any step starts. The steps a Dask
+    worker runs never take pool slots (dagster-dask does not enforce pools: the cluster's workers bound concurrency),
+    so the run given to the workers leaves that information out.
+    """
+    from dagster_dask import dask_executor as stock
+    from dagster_dask.executor import DaskExecutor
+
+    class PoolSafeDaskExecutor(DaskExecutor):
+        def execute(self, plan_context, execution_plan):
+            run = plan_context.dagster_run
+            if getattr(run, "run_op_concurrency", None) is not None:
+                plan_context._plan_data = plan_context.plan_data._replace(
+                    dagster_run=run._replace(run_op_concurrency=None))
+            yield from super().execute(plan_context, execution_plan)
+
+    @dg.executor(name="dask", config_schema=stock.config_schema,
+                 requirements=dg.multiple_process_executor_requirements())
+    def pool_safe_dask_executor(init_context):
+        ((cluster_type, cluster_configuration),) = init_context.executor_config["cluster"].items()
+        return PoolSafeDaskExecutor(cluster_type, cluster_configuration)
+
+    return pool_safe_dask_executor

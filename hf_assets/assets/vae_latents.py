@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import dagster as dg
@@ -34,6 +35,16 @@ def check_output(check: str) -> str:
     return f"vae_latents_{check}"
 
 
+def shard_op(shard: int) -> str:
+    """The name of shard `shard`'s op (its step key ends with it)."""
+    return f"encode_vae_shard_{shard}"
+
+
+def shard_index(op_name: str) -> int:
+    """The shard an op encodes, from its name."""
+    return int(op_name.rsplit("_", 1)[1])
+
+
 def default_shards() -> int:
     """Shards per run: HF_ASSETS_SHARDS, else 8 (override per run in the plan step's config)."""
     value = os.environ.get(SHARDS_ENV, str(DEFAULT_SHARDS))
@@ -42,21 +53,20 @@ def default_shards() -> int:
     return int(value)
 
 
-def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The `vae_latents` asset over the given backend partitions: plan, encode each shard as its own step, commit."""
+def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = None) -> dg.AssetsDefinition:
+    """The `vae_latents` asset over the given backend partitions: plan, encode each of `shards` shards (default
+    HF_ASSETS_SHARDS or 8) as its own step, commit.
 
-    @dg.op(
-        name="plan_vae_latents",
-        out={"plan": dg.Out(io_manager_key=STEP_IO), "shards": dg.DynamicOut(io_manager_key=STEP_IO)},
-        config_schema={"shards": dg.Field(int, default_value=default_shards(), description=(
-            "How many shards to split the encoding into. A sample's shard follows from its cache key, so finished "
-            "shards stay finished when rows are added. Aim for a few shards per worker (GPU)."))},
-        retry_policy=SHARD_RETRY,
-    )
+    The fan-out is static (one op per shard, fixed when the definitions load): every executor runs it as it is,
+    including dagster-dask, which plans all steps up front and would silently skip dynamically mapped ones.
+    """
+    shards = shards or default_shards()
+
+    @dg.op(name="plan_vae_latents", out=dg.Out(io_manager_key=STEP_IO), retry_policy=SHARD_RETRY)
     @retry_only_transient
     def plan_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
                          encoders: EncoderResource, aspect_buckets: pa.Table, raw_split: RawSplit):
-        """Find what the cache lacks and split it into shards by cache key."""
+        """Find what the cache lacks and split it into shards by cache key; idle shards finish at once."""
         from hf_assets.encode.latents_plan import plan_latents
         from hf_assets.encode.latents_update import LatentSettings, wanted_latents
         from hf_assets.encode.models import is_video_vae
@@ -71,8 +81,8 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
                 metadata={"aspect_buckets_fingerprint": str(built_from), "current_fingerprint": raw_split.fingerprint},
                 allow_retries=False,
             )
-        if backend.dataset_type == "video":  # clips are encoded whole in one shard step (in the gpu pool)
-            return dg.Output({"video": True}, "plan"), [dg.DynamicOutput({"video": True}, mapping_key="video")]
+        if backend.dataset_type == "video":  # clips are encoded whole by shard 0 (in the gpu pool)
+            return {"video": True}
         if encoders.full_verify:
             start_full_verification(context, backend.vae_dir)
         models = encoders.encoders
@@ -84,38 +94,41 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         progress = ProgressLog(context.log.info)
         wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,
                                 progress=progress)
-        plan = plan_latents(wanted, backend.vae_dir, context.op_config["shards"], plan_id=context.run_id,
-                            log=context.log.info)
-        planned = dg.Output({**plan.to_dict(), "progress": progress.metadata()},
-                            metadata={"to_encode": plan.to_encode, "reused": plan.reused,
-                                      "busy_shards": len(plan.busy_shards)})
-        return planned, [dg.DynamicOutput({**plan.to_dict(), "shard": shard}, mapping_key=f"shard_{shard:04d}")
-                         for shard in plan.busy_shards]
+        plan = plan_latents(wanted, backend.vae_dir, shards, plan_id=context.run_id, log=context.log.info)
+        return dg.Output({**plan.to_dict(), "progress": progress.metadata()},
+                         metadata={"to_encode": plan.to_encode, "reused": plan.reused,
+                                   "busy_shards": len(plan.busy_shards)})
 
     @dg.op(name="encode_vae_shard", out=dg.Out(io_manager_key=STEP_IO), pool="gpu", retry_policy=SHARD_RETRY,
            tags={"dagster-k8s/config": SHARD_POD})
     @retry_only_transient
     def encode_vae_shard(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                         encoders: EncoderResource, raw_split: RawSplit, shard: dict) -> dict:
+                         encoders: EncoderResource, raw_split: RawSplit, plan: dict) -> dict:
         """Encode one shard's images into the cache (one step per shard, on any worker that sees the cache)."""
         from dataclasses import asdict
 
         from hf_assets.encode.latents_plan import LatentPlan, require_visible
-        from hf_assets.encode.latents_update import encode_shard
+        from hf_assets.encode.latents_update import ShardReport, encode_shard
 
         backend = dataloader.backend(context.partition_key)
-        if shard.get("video"):
+        shard = shard_index(context.op.name)
+        if plan.get("video"):
+            if shard:
+                return {}
             from hf_assets.assets.video_latents import encode_video_latents
 
             aspect_buckets = load_table(backend.metadata_dir, "aspect_buckets")
             return {"video": encode_video_latents(context, backend, encoders, aspect_buckets, raw_split)}
-        plan = LatentPlan.from_dict(shard)
-        require_visible(plan)
-        report = encode_shard(
-            plan, shard["shard"], raw_split, backend.image_column, encoders.encoders.vae, encoders.storage_dtype,
-            batch_size=encoders.vae_batch_size, workers=encoders.decode_workers, shard_bytes=encoders.shard_mb << 20,
-            log=context.log.info,
-        )
+        written = LatentPlan.from_dict(plan)
+        require_visible(written)
+        if not written.shard_sizes[shard]:
+            return asdict(ShardReport(shard=shard))  # idle: no device claimed, no model loaded
+        with shard_device(context, encoders, shard) as models:
+            report = encode_shard(
+                written, shard, raw_split, backend.image_column, models.vae, encoders.storage_dtype,
+                batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
+                shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+            )
         return asdict(report)
 
     @dg.op(
@@ -193,9 +206,9 @@ def build_vae_latents(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         description="The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings.",
     )
     def vae_latents(aspect_buckets: pa.Table, raw_split: RawSplit):
-        plan, shards = plan_vae_latents(aspect_buckets, raw_split)
-        reports = shards.map(lambda shard: encode_vae_shard(raw_split, shard))
-        result, *checks = commit_vae_latents(aspect_buckets, plan, reports.collect())
+        plan = plan_vae_latents(aspect_buckets, raw_split)
+        reports = [encode_vae_shard.alias(shard_op(k))(raw_split, plan) for k in range(shards)]
+        result, *checks = commit_vae_latents(aspect_buckets, plan, reports)
         return {"result": result, **{check_output(name): out for name, out in zip(CHECKS, checks)}}
 
     return vae_latents
@@ -209,3 +222,27 @@ def log_drops(context: dg.OpExecutionContext, backend_id: str, report, directory
     if report.dropped_before:
         context.log.info(f"{backend_id}: {len(report.dropped_before)} image(s) still dropped as an earlier run "
                          f"reported (see {directory}/dropped.parquet); they are retried when their bytes change")
+
+
+@contextlib.contextmanager
+def shard_device(context: dg.OpExecutionContext, encoders: EncoderResource, shard: int):
+    """The encoders this shard step uses: on a machine whose GPUs several steps share at once (multiprocess, a Dask
+    worker with many GPUs), a GPU of its own, preferring shard mod GPUs; elsewhere the resource's device."""
+    from hf_assets.encode.devices import claim_device
+    from hf_assets.encode.encoders import shared_encoders
+    from hf_assets.executors import executor_name
+
+    models = encoders.encoders
+    if models.device.type != "cuda" or models.device.index is not None or executor_name() == "in_process":
+        yield models
+        return
+    import torch
+
+    count = torch.cuda.device_count()
+    if count < 2:
+        yield models
+        return
+    with claim_device(count, shard, log=context.log.info) as index:
+        context.log.info(f"shard {shard} encodes on cuda:{index} of {count}")
+        yield shared_encoders(models.model, models.vae_path, torch.device("cuda", index), models.dtype,
+                              log=context.log.info)

@@ -1,0 +1,15 @@
+"""Reconstructable jobs for tests that run on executors with other processes (multiprocess, Dask): each process
+builds the definitions again from HF_ASSETS_DATALOADER_CONFIG and HF_ASSETS_EXECUTOR."""
+
+
+def prepare_job():
+    """The prepare_datasets job of the config HF_ASSETS_DATALOADER_CONFIG names."""
+    from hf_assets.definitions import build_definitions
+
+    return build_definitions().resolve_job_def("prepare_datasets")
+
+
+def prepare_job_again():
+    """The same job behind a second pointer: a process caches the job it reconstructs per pointer, so a test that
+    changes HF_ASSETS_EXECUTOR or the config between two runs needs another one."""
+    return prepare_job()
