@@ -157,8 +157,7 @@ def table_rows(codes: np.ndarray, w, h, cfg: BucketConfig, backend_id: str, rows
     square = table.aspects.size - 1
     if cfg.crop_aspect == "square":
         return np.full(codes.shape, square, dtype=np.int64)
-    if cfg.crop_aspect not in ("closest", "random"):
-        raise ValueError(f"unknown crop_aspect {cfg.crop_aspect!r}; expected square, preserve, closest or random")
+    # closest or random: the loader accepts no other crop_aspect
     if cfg.crop_aspect == "closest" and cfg.max_upscale_threshold is None:
         # The choice depends on the rounded aspect alone: choose once per grid aspect, then gather.
         grid = table.aspects[: table.grid]

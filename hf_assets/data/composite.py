@@ -1,28 +1,10 @@
 """Which box of a composite (multi-tile) image a row keeps, for whole columns of sizes at once."""
 
 import math
-from typing import get_args
 
 import numpy as np
 
-from hf_assets.config.schema import CompositeConfig, CompositeLayout
-
-LAYOUTS = get_args(CompositeLayout)
-
-
-def validate_composite(cfg: CompositeConfig) -> None:
-    """Raise ValueError naming the bad key when an enabled composite config cannot select a tile."""
-    if not cfg.enabled:
-        return
-    count, index = cfg.image_count, cfg.select_index
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"composite_image_config.image_count must be an integer >= 1, got {count!r}")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-        raise ValueError(
-            f"composite_image_config.select_index must be between 0 and image_count - 1 ({count - 1}), got {index!r}"
-        )
-    if cfg.layout not in LAYOUTS:
-        raise ValueError(f"composite_image_config.layout must be one of {', '.join(LAYOUTS)}, got {cfg.layout!r}")
+from hf_assets.config.schema import CompositeConfig
 
 
 def grid_shape(image_count: int) -> tuple[int, int]:
@@ -34,7 +16,10 @@ def grid_shape(image_count: int) -> tuple[int, int]:
 
 
 def tile_boxes(widths: np.ndarray, heights: np.ndarray, cfg: CompositeConfig) -> np.ndarray:
-    """(N, 4) int32 boxes (left, top, right, bottom) of the kept tile in each displayed image."""
+    """(N, 4) int32 boxes (left, top, right, bottom) of the kept tile in each displayed image.
+
+    `cfg` is as the config loader validated it (image_count >= 1, 0 <= select_index < image_count, a known layout).
+    """
     widths = np.asarray(widths, dtype=np.int64)
     heights = np.asarray(heights, dtype=np.int64)
     if widths.shape != heights.shape or widths.ndim != 1:
@@ -42,7 +27,6 @@ def tile_boxes(widths: np.ndarray, heights: np.ndarray, cfg: CompositeConfig) ->
     zeros = np.zeros_like(widths)
     if not cfg.enabled:
         return np.stack([zeros, zeros, widths, heights], axis=1).astype(np.int32)
-    validate_composite(cfg)
     if cfg.layout == "horizontal":
         columns, rows = cfg.image_count, 1
     elif cfg.layout == "vertical":

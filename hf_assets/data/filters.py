@@ -88,8 +88,7 @@ def below_minimum_image_size(width: np.ndarray, height: np.ndarray, buckets: Buc
     minimum = float(buckets.minimum_image_size)
     if buckets.resolution_type == "pixel":
         return (width < minimum) | (height < minimum)
-    if buckets.resolution_type not in ("area", "pixel_area"):
-        raise ValueError(f"unknown resolution_type {buckets.resolution_type!r}")
+    # area or pixel_area: the loader accepts no other resolution_type
     area_px = (minimum * minimum / 1e6 if buckets.resolution_type == "pixel_area" else minimum) * 1_000_000
     mask = width.astype(np.float64) * height < area_px
     if buckets.crop and buckets.crop_aspect == "square":

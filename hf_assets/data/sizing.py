@@ -238,8 +238,6 @@ def crop_boxes(r_w, r_h, t_w, t_h, cfg: BucketConfig, u_x, u_y):
         return slack_x // 2, slack_y // 2
     if cfg.crop_style == "corner":
         return np.zeros_like(slack_x), np.zeros_like(slack_y)
-    if cfg.crop_style == "random":
-        left = np.minimum((u_x * (slack_x + 1)).astype(np.int64), slack_x)
-        top = np.minimum((u_y * (slack_y + 1)).astype(np.int64), slack_y)
-        return left, top
-    raise ValueError(f"unknown crop_style {cfg.crop_style!r}; expected center, corner or random")
+    left = np.minimum((u_x * (slack_x + 1)).astype(np.int64), slack_x)  # random: the loader accepts no other style
+    top = np.minimum((u_y * (slack_y + 1)).astype(np.int64), slack_y)
+    return left, top

@@ -1,14 +1,16 @@
-"""Composite tile boxes: each layout, edge indices, sizes that do not divide, and validation."""
+"""Composite tile boxes: each layout, edge indices, sizes that do not divide; the loader refuses bad settings."""
 
 import io
+import json
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from PIL import Image
 
+from hf_assets.config import ConfigError, load_config
 from hf_assets.config.schema import CompositeConfig
-from hf_assets.data.composite import grid_shape, tile_boxes, validate_composite
+from hf_assets.data.composite import grid_shape, tile_boxes
 from hf_assets.data.sizes import image_sizes, orientation_transpose
 from hf_assets_tests.imagegen import pixels
 
@@ -103,32 +105,30 @@ def test_mismatched_width_and_height_arrays_are_rejected():
         tile_boxes(np.array([1, 2]), np.array([1]), composite(1, 0))
 
 
+def config_problems(tmp_path, composite_block: dict) -> str:
+    """The loader's error for a backend with this composite_image_config (tile_boxes trusts what it lets through)."""
+    path = tmp_path / "dataloader.json"
+    path.write_text(json.dumps([{"id": "tiles", "type": "huggingface", "dataset_name": "user/tiles",
+                                 "caption_strategy": "huggingface", "metadata_backend": "huggingface",
+                                 "composite_image_config": composite_block}]))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
 @pytest.mark.parametrize("index", [-1, 4])
-def test_select_index_outside_image_count_is_rejected(index):
-    with pytest.raises(ValueError, match="select_index must be between 0 and image_count - 1 \\(3\\)"):
-        validate_composite(composite(4, index))
+def test_select_index_outside_image_count_is_refused_by_the_loader(tmp_path, index):
+    message = config_problems(tmp_path, {"enabled": True, "image_count": 4, "select_index": index})
+    assert "backend 'tiles'" in message and "select_index" in message
 
 
 @pytest.mark.parametrize("count", [0, -2, 1.5, True])
-def test_image_count_below_one_or_not_an_integer_is_rejected(count):
-    with pytest.raises(ValueError, match="image_count must be an integer >= 1"):
-        validate_composite(composite(count, 0))
+def test_image_count_below_one_or_not_an_integer_is_refused_by_the_loader(tmp_path, count):
+    message = config_problems(tmp_path, {"enabled": True, "image_count": count, "select_index": 0})
+    assert "backend 'tiles'" in message and "image_count" in message
 
 
-def test_unknown_layout_is_rejected():
-    with pytest.raises(ValueError, match="layout must be one of horizontal, vertical, grid"):
-        validate_composite(composite(2, 0, "diagonal"))
+def test_unknown_layout_is_refused_by_the_loader(tmp_path):
+    message = config_problems(tmp_path, {"enabled": True, "image_count": 2, "layout": "diagonal"})
+    assert "layout" in message and "horizontal" in message
 
-
-def test_tile_boxes_validates_an_enabled_config():
-    with pytest.raises(ValueError, match="select_index"):
-        tile_boxes(WIDTHS, HEIGHTS, composite(2, 2))
-
-
-def test_a_disabled_config_is_not_validated_and_keeps_the_whole_image():
-    disabled = CompositeConfig(enabled=False, image_count=0, select_index=5, layout="diagonal")  # as the loader allows
-    validate_composite(disabled)  # values that would be refused were the config enabled (tests above) pass here
-    boxes = tile_boxes(WIDTHS, HEIGHTS, disabled)
-    assert boxes.tolist() == [[0, 0, w, h] for w, h in zip(WIDTHS, HEIGHTS)]
-    with pytest.raises(ValueError, match="image_count"):
-        validate_composite(CompositeConfig(enabled=True, image_count=0, select_index=5, layout="diagonal"))
