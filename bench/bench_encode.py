@@ -22,6 +22,7 @@ import torch
 
 from bench import encode_data, encode_stages
 from bench.encode_report import EncodeResults, machine_info, rate, render
+from hf_assets import env
 
 
 def log(message: str) -> None:
@@ -165,7 +166,7 @@ def run_stages(args, results: EncodeResults, vae, encoders, data, settings, run_
 
 
 def main(argv=None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault(env.HUB_OFFLINE, "1")
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -4,6 +4,7 @@ import os
 import dagster as dg
 import pyarrow as pa
 
+from hf_assets import env
 from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
 from hf_assets.assets.metadata import check_result, counts_table, reason_counts
 from hf_assets.assets.partitions import partition_check_specs
@@ -21,7 +22,6 @@ CHECKS = {
     "latents_finite": "No latent holds NaN or inf (fp16 SDXL VAE: use bf16/fp32 or an fp16-fix VAE).",
 }
 STEP_IO = "step_io_manager"  # small values between the plan, shard and commit steps, on the shared cache dir
-SHARDS_ENV = "HF_ASSETS_SHARDS"
 DEFAULT_SHARDS = 8
 # Each step retries transient failures alone (network, GPU out of memory, a lane still held by a lost attempt);
 # a retried shard resumes from its journaled flushes. Other errors fail at once (assets/retries.py).
@@ -47,9 +47,9 @@ def shard_index(op_name: str) -> int:
 
 def default_shards() -> int:
     """Shards per run: HF_ASSETS_SHARDS, else 8 (override per run in the plan step's config)."""
-    value = os.environ.get(SHARDS_ENV, str(DEFAULT_SHARDS))
+    value = os.environ.get(env.SHARDS, str(DEFAULT_SHARDS))
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{SHARDS_ENV}={value!r}: give a whole number of shards, at least 1")
+        raise ValueError(f"{env.SHARDS}={value!r}: give a whole number of shards, at least 1")
     return int(value)
 
 
