@@ -44,6 +44,10 @@ def load_config(path: Path | str | None = None) -> DataloaderConfig:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(path, [f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 JSON"]) from None
+    except (OSError, RecursionError) as exc:
+        raise ConfigError(path, [f"could not be read ({type(exc).__name__}: {exc}); check the file"]) from None
     return parse_config(entries, path)
 
 

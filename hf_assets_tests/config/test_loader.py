@@ -421,3 +421,13 @@ def test_bucket_weights_that_add_up_to_one_in_decimal_are_accepted(tmp_path):
     buckets = [{"aspect": 0.75, "weight": 0.7}, {"aspect": 1.0, "weight": 0.2}, {"aspect": 1.5, "weight": 0.1}]
     b = load(tmp_path, {**HF, "crop": True, "crop_aspect": "random", "crop_aspect_buckets": buckets})
     assert b.backend("photos").buckets.crop_aspect_weights == (0.7, 0.2, 0.1)
+
+
+def test_a_file_that_is_not_utf8_json_is_a_config_error(tmp_path):
+    path = tmp_path / "dataloader.json"
+    path.write_bytes(b"\xff\xfe[\x00{\x00}\x00]\x00")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError):
+        load_config(path)
