@@ -88,7 +88,9 @@ ENTRY_FIELDS: dict[str, Field] = {
     "metadata_backend": one_of("huggingface", "discovery", "parquet", "json"),
     "instance_data_dir": STR,
     "instance_prompt": STR,
-    "caption_encoding": Field(is_text_encoding, 'a Python text encoding for caption files that are not UTF-8, e.g. "cp1252"'),
+    "caption_encoding": Field(
+        is_text_encoding, 'a Python text encoding for caption files that are not UTF-8, e.g. "cp1252"'
+    ),
     "cache_dir": STR,
     "text_embeds": STR,
     "probability": NUM_NONNEG,

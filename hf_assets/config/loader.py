@@ -220,12 +220,15 @@ class _Parser:
             self.problem(where, "caption_strategy \"instanceprompt\" needs key 'instance_prompt'")
 
         filt = self.check_block(where, "filter_func", m.get("filter_func", {}), F.FILTER_FIELDS)
-        comp = self.check_block(where, "composite_image_config", m.get("composite_image_config", {}), F.COMPOSITE_FIELDS)
+        comp_block = m.get("composite_image_config", {})
+        comp = self.check_block(where, "composite_image_config", comp_block, F.COMPOSITE_FIELDS)
         video = self.check_block(where, "video", m.get("video", {}), F.VIDEO_FIELDS)
         self.check_video(where, m.get("dataset_type", "image"), video)
         count = comp.get("image_count", 1)
         if comp.get("enabled") and isinstance(count, int) and not 0 <= comp.get("select_index", 0) < count:
-            self.problem(where, f"composite_image_config.select_index must be between 0 and image_count - 1 ({count - 1})")
+            self.problem(
+                where, f"composite_image_config.select_index must be between 0 and image_count - 1 ({count - 1})"
+            )
 
         buckets = parse_buckets(m, lambda text: self.problem(where, text), lambda text: self.warn(where, text))
         if (m.get("width_column") is None) != (m.get("height_column") is None):
@@ -277,7 +280,9 @@ class _Parser:
             filters=FilterConfig(
                 quality_thresholds={k: float(v) for k, v in filt.get("quality_thresholds", {}).items()},
                 quality_column=filt.get("quality_column", "quality_assessment"),
-                collection=(collection,) if isinstance(collection, str) else (tuple(collection) if collection else None),
+                collection=(collection,)
+                if isinstance(collection, str)
+                else (tuple(collection) if collection else None),
                 collection_column=filt.get("collection_column", "collection"),
                 min_width=filt.get("min_width"),
                 min_height=filt.get("min_height"),
