@@ -13,3 +13,19 @@ def prepare_job_again():
     """The same job behind a second pointer: a process caches the job it reconstructs per pointer, so a test that
     changes HF_ASSETS_EXECUTOR or the config between two runs needs another one."""
     return prepare_job()
+
+
+
+def prepare_job_for_retries():
+    """Another pointer, for the retry test (see `prepare_job_again`)."""
+    return prepare_job()
+
+
+def prepare_job_for_reexecution():
+    """Another pointer, for the failing run of the re-execution test."""
+    return prepare_job()
+
+
+def prepare_job_for_reexecution_again():
+    """Another pointer, for the re-execution from failure."""
+    return prepare_job()
