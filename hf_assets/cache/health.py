@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import torch
 from safetensors import safe_open
 
 from hf_assets.cache.atomic import write_json_atomic
@@ -155,6 +154,8 @@ def forget_shards(directory: Path, shards: Iterable[str] | None = None) -> None:
 
 def _inspect(path: Path, stamp: str) -> str | dict:
     """The memo value of one shard: its stamp when clean, else a dict saying what is wrong."""
+    import torch  # here, not at module level: the definitions import this module and must load without torch
+
     try:
         header = read_header(path)
         bad = []
