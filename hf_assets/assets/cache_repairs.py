@@ -1,9 +1,14 @@
-"""What an encoding run repaired in its cache, in the run's log, its metadata and its checks."""
+"""The end of every encoding asset: what the run repaired in its cache (log, metadata), the cache's checks, and the
+materialization that carries both."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 
+from hf_assets.assets.metadata import check_result
 from hf_assets.cache.health import forget_shards
 from hf_assets.cache.repairs import read_repairs
 
@@ -32,3 +37,26 @@ def report_repairs(context: dg.AssetExecutionContext, backend_id: str, directory
         context.log.info(f"{backend_id}: {found['recovered_entries']} entries recovered from shards no manifest "
                          "or journal recorded")
     return repaired
+
+
+def cache_result(context: dg.AssetExecutionContext, backend_id: str, directory: Path, value: Any,
+                 checks: Callable[[pa.Table], tuple[dict, dict]], metadata: dict) -> dg.MaterializeResult:
+    """The materialization of an encoded cache: its repairs reported, then `checks(manifest)` run on the manifest as
+    it now is, returning (check name -> `cache.verify.Finding`, metadata found by checking); the metadata is
+    `metadata`, then what the checks found, then the cache's entry count, folder and repairs."""
+    from hf_assets.cache.manifest import read_manifest
+
+    repaired = report_repairs(context, backend_id, directory)
+    manifest = read_manifest(directory).table
+    findings, found = checks(manifest)
+    return dg.MaterializeResult(
+        value=value,
+        metadata={
+            **metadata,
+            **found,
+            "cache_entries": manifest.num_rows,
+            "cache_dir": dg.MetadataValue.path(str(directory)),
+            "repaired": dg.MetadataValue.json(repaired),
+        },
+        check_results=[check_result(context, name, finding, repaired) for name, finding in findings.items()],
+    )

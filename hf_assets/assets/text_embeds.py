@@ -2,8 +2,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
-from hf_assets.assets.metadata import check_result
+from hf_assets.assets.cache_repairs import cache_result, start_full_verification
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.progress import ProgressLog
@@ -40,7 +39,6 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         """Text-encoder embeddings of every caption variant of every encoded sample, each distinct text once."""
         # torch-backed modules load here, not when the webserver or daemon imports the definitions
         from hf_assets.cache import verify
-        from hf_assets.cache.manifest import read_manifest
         from hf_assets.cache.text_embeds import open_text_embeds
         from hf_assets.encode.encoders import text_identity
         from hf_assets.encode.text_update import update_text_embeds, wanted_captions
@@ -59,33 +57,26 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
             {"identity": identity, "backend": backend.id}, batch_size=encoders.text_batch_size,
             shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
         )
-        repaired = report_repairs(context, backend.id, backend.text_dir)
-        manifest = read_manifest(backend.text_dir).table
-        complete = verify.missing(wanted, manifest, ["filename", "variant"])
-        shapes, expected = verify.inconsistent_shapes(manifest)
-        finite = verify.nonfinite_tensors(backend.text_dir)
-        return dg.MaterializeResult(
-            value=open_text_embeds(backend.text_dir),
-            # encoded + reused = distinct_captions: all three count distinct caption texts (one cache entry each);
-            # `variants` counts (sample, caption variant) pairs, several of which may share one text.
-            metadata={
-                "encoded": report.encoded,
-                "reused": report.reused,
-                "distinct_captions": pc.count_distinct(wanted.column("content_hash")).as_py(),
-                "variants": wanted.num_rows,
-                "throughput_captions_per_s": round(report.throughput, 2),
-                **progress.metadata(),
-                "cache_bytes": report.size_bytes,
-                "cache_dir": dg.MetadataValue.path(str(backend.text_dir)),
-                "repaired": dg.MetadataValue.json(repaired),
-                "family": identity["family"],
-                "shapes": dg.MetadataValue.json(expected),
-            },
-            check_results=[
-                check_result(context, "text_embeds_complete", complete, repaired),
-                check_result(context, "text_embed_shapes", shapes, repaired),
-                check_result(context, "text_embeds_finite", finite, repaired),
-            ],
-        )
+
+        def checks(manifest: pa.Table) -> tuple[dict, dict]:
+            shapes, expected = verify.inconsistent_shapes(manifest)
+            return {
+                "text_embeds_complete": verify.missing(wanted, manifest, ["filename", "variant"]),
+                "text_embed_shapes": shapes,
+                "text_embeds_finite": verify.nonfinite_tensors(backend.text_dir),
+            }, {"shapes": dg.MetadataValue.json(expected)}
+
+        # encoded + reused = distinct_captions: all three count distinct caption texts (one cache entry each);
+        # `variants` counts (sample, caption variant) pairs, several of which may share one text.
+        return cache_result(context, backend.id, backend.text_dir, open_text_embeds(backend.text_dir), checks, {
+            "encoded": report.encoded,
+            "reused": report.reused,
+            "distinct_captions": pc.count_distinct(wanted.column("content_hash")).as_py(),
+            "variants": wanted.num_rows,
+            "throughput_captions_per_s": round(report.throughput, 2),
+            **progress.metadata(),
+            "cache_bytes": report.size_bytes,
+            "family": identity["family"],
+        })
 
     return text_embeds

@@ -5,8 +5,8 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets import env
-from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
-from hf_assets.assets.metadata import check_result, counts_table, reason_counts
+from hf_assets.assets.cache_repairs import cache_result, start_full_verification
+from hf_assets.assets.metadata import counts_table, reason_counts
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.cache.tables import load_manifest, load_table
@@ -142,7 +142,6 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
         """Merge the shards into the cache's manifest atomically, then run the blocking checks."""
         from hf_assets.cache import verify
         from hf_assets.cache.latents import open_latents
-        from hf_assets.cache.manifest import read_manifest
         from hf_assets.encode.latents_commit import commit_latents
         from hf_assets.encode.latents_plan import LatentPlan
         from hf_assets.encode.latents_update import ShardReport
@@ -162,14 +161,18 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
         report = commit_latents(LatentPlan.from_dict(plan), shard_reports, meta, log=context.log.info,
                                 progress=progress)
         log_drops(context, backend.id, report, backend.vae_dir)
-        repaired = report_repairs(context, backend.id, backend.vae_dir)
-        manifest = read_manifest(backend.vae_dir).table
-        complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped))
-        shapes = verify.latent_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
-        finite = verify.nonfinite_tensors(backend.vae_dir)
-        return dg.MaterializeResult(
-            value=open_latents(backend.vae_dir),
-            metadata={
+
+        def checks(manifest: pa.Table) -> tuple[dict, dict]:
+            return {
+                "latents_complete": verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped)),
+                "latent_shapes": verify.latent_shape_mismatches(manifest, factors["latent_channels"],
+                                                                factors["downscale"]),
+                "latents_finite": verify.nonfinite_tensors(backend.vae_dir),
+            }, {}
+
+        return cache_result(
+            context, backend.id, backend.vae_dir, open_latents(backend.vae_dir), checks,
+            {
                 "encoded": report.encoded,
                 "reused": report.reused,
                 "dropped": len(report.dropped),
@@ -182,17 +185,10 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
                 **progress.metadata(),
                 "shards": len(reports),
                 "cache_bytes": report.size_bytes,
-                "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
-                "repaired": dg.MetadataValue.json(repaired),
                 "vae": meta["vae"],
                 "scaling_factor": factors["scaling_factor"],
                 "shift_factor": factors["shift_factor"],
             },
-            check_results=[
-                check_result(context, "latents_complete", complete, repaired),
-                check_result(context, "latent_shapes", shapes, repaired),
-                check_result(context, "latents_finite", finite, repaired),
-            ],
         )
 
     check_specs = partition_check_specs("vae_latents", CHECKS, partitions)

@@ -4,8 +4,8 @@
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.assets.cache_repairs import report_repairs, start_full_verification
-from hf_assets.assets.metadata import check_result, counts_table, reason_counts
+from hf_assets.assets.cache_repairs import cache_result, start_full_verification
+from hf_assets.assets.metadata import counts_table, reason_counts
 from hf_assets.progress import ProgressLog
 
 
@@ -57,41 +57,35 @@ def video_latents_result(context, backend, encoders, aspect_buckets: pa.Table, e
     """The materialization of an encoded video backend: counts, drops and the three checks."""
     from hf_assets.cache import verify
     from hf_assets.cache.latents import open_latents
-    from hf_assets.cache.manifest import read_manifest
     from hf_assets.encode.video_latents import video_shape_mismatches
 
     factors = _factors(backend, encoders)
     dropped = encoded["dropped"]
     if dropped:
         context.log.warning(f"{backend.id}: {len(dropped)} clip(s) have no latent: {dict(list(dropped.items())[:5])}")
-    repaired = report_repairs(context, backend.id, backend.vae_dir)
-    manifest = read_manifest(backend.vae_dir).table
-    complete = verify.missing(aspect_buckets, manifest, ["filename"], excused=set(dropped))
-    shapes = video_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"])
-    finite = verify.nonfinite_tensors(backend.vae_dir)
-    return dg.MaterializeResult(
-        value=open_latents(backend.vae_dir),
-        metadata={
+
+    def checks(manifest: pa.Table) -> tuple[dict, dict]:
+        return {
+            "latents_complete": verify.missing(aspect_buckets, manifest, ["filename"], excused=set(dropped)),
+            "latent_shapes": video_shape_mismatches(manifest, factors["latent_channels"], factors["downscale"]),
+            "latents_finite": verify.nonfinite_tensors(backend.vae_dir),
+        }, {}
+
+    return cache_result(
+        context, backend.id, backend.vae_dir, open_latents(backend.vae_dir), checks,
+        {
             "encoded": encoded["encoded"],
             "reused": encoded["reused"],
             "dropped": len(dropped),
             "dropped_by_reason": counts_table(reason_counts(dropped)),
             "throughput_clips_per_s": round(encoded["throughput"], 3),
             "cache_bytes": encoded["size_bytes"],
-            "cache_dir": dg.MetadataValue.path(str(backend.vae_dir)),
-            "repaired": dg.MetadataValue.json(repaired),
             "vae": encoders.encoders.vae_identity(),
             "vae_class": factors["vae_class"],
             "temporal_downscale": factors["temporal_downscale"],
             "scaling_factor": factors["scaling_factor"],
             "latents_mean": dg.MetadataValue.json(factors["latents_mean"]),
             "latents_std": dg.MetadataValue.json(factors["latents_std"]),
-            "clips_in_cache": manifest.num_rows,
             **encoded.get("progress", {}),
         },
-        check_results=[
-            check_result(context, "latents_complete", complete, repaired),
-            check_result(context, "latent_shapes", shapes, repaired),
-            check_result(context, "latents_finite", finite, repaired),
-        ],
     )
