@@ -11,7 +11,8 @@ from hf_assets.data.buckets import (
     drop_small_buckets,
     small_buckets,
 )
-from hf_assets.data.sources import RawSplit
+from hf_assets.data.lineage import carry, row_names
+from hf_assets.data.split import RawSplit
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
@@ -29,7 +30,7 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
         """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file)."""
         backend = dataloader.backend(context.partition_key)
         cfg = backend.buckets
-        table = assign_buckets(filtered_index, cfg, backend.id, seed_by_filename=backend.type == "local")
+        table = assign_buckets(filtered_index, cfg, backend.id, seed_by_filename=row_names(filtered_index) == "path")
         table, aspect_dropped = drop_by_aspect_ratio(table, cfg)  # minimum/maximum_aspect_ratio, on the bucket
         if any(aspect_dropped.values()):
             context.log.info(f"{backend.id}: dropped by bucket aspect ratio: {aspect_dropped}")
@@ -44,6 +45,7 @@ def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefini
             )
             if cfg.drop_small_buckets:
                 table = drop_small_buckets(table, cfg.train_batch_size)
+        table = carry(filtered_index, table)  # the same rows of the same split
         histogram = bucket_histogram(table)
         return dg.Output(
             table,

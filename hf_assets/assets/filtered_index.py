@@ -5,7 +5,9 @@ from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.data.columns import ColumnTypeError, MissingColumn
 from hf_assets.data.dropped import save_dropped
 from hf_assets.data.index import build_filtered_index
-from hf_assets.data.sources import RawSplit
+from hf_assets.data.lineage import stamp
+from hf_assets.data.scan_cache import scan_cache_for
+from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
@@ -27,13 +29,17 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
                 "check dataset_name, split and instance_data_dir"
             )
         progress = ProgressLog(context.log.info)
+        cache = scan_cache_for(raw_split, backend)
         try:
-            index, dropped = build_filtered_index(raw_split, backend, progress)
+            index, dropped = build_filtered_index(raw_split, backend, cache, progress)
         except MissingColumn as exc:
             raise MissingColumn(f"backend '{backend.id}': {exc}", exc.path) from None
         except ColumnTypeError as exc:
             raise exc.in_backend(backend.id, getattr(backend, exc.setting, None) if exc.setting else None) from None
         dropped_path = save_dropped(backend.metadata_dir, dropped.rows)
+        cache.prune()
+        index = stamp(index, raw_split.fingerprint, "path" if raw_split.name_column else "row")
+        context.log.info(f"{backend.id}: scanned {cache.read} piece(s), reused {cache.reused} from {cache.directory}")
         total_dropped = sum(dropped.values())
         context.log.info(f"{backend.id}: kept {index.num_rows} of {raw_split.num_rows}; dropped {dropped}")
         if index.num_rows == 0:
@@ -48,6 +54,8 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
             index,
             metadata={
                 "kept": index.num_rows,
+                "pieces_scanned": cache.read,
+                "pieces_reused": cache.reused,
                 "dropped": total_dropped,
                 "dropped_by_reason": counts_table(dropped),
                 **progress.metadata(),

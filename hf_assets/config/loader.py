@@ -321,7 +321,11 @@ class _Parser:
             self.problem(where, "video.frame_interval only applies with \"bucket_strategy\": \"resolution_frames\"")
 
     def dataset_location(self, name: str) -> str:
-        """A local dataset folder as an absolute path; anything else is a hub id, unchanged."""
+        """A local dataset folder, file or glob as an absolute path; a URL or a hub id unchanged."""
+        if "://" in name:
+            return name
         candidate = (self.base / Path(name).expanduser()).resolve()
-        looks_like_path = name.startswith(("/", "./", "../", "~")) or candidate.exists()
+        head = name.split("*")[0].split("?")[0].split("[")[0]
+        is_glob = head != name and (self.base / Path(head).expanduser()).parent.exists()
+        looks_like_path = name.startswith(("/", "./", "../", "~")) or candidate.exists() or is_glob
         return str(candidate) if looks_like_path else name

@@ -102,3 +102,19 @@ def flatten_with_rows(array: pa.Array) -> tuple[np.ndarray, pa.Array]:
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy()
     rows = np.repeat(np.arange(len(array), dtype=np.int64), lengths)
     return rows, pc.list_flatten(array)
+
+
+def top_level_columns(schema: pa.Schema, paths: list[str]) -> list[str]:
+    """The top-level columns to read so that every path in `paths` (names or dotted paths) resolves; schema order."""
+    names = set(schema.names)
+    wanted: set[str] = set()
+    for path in paths:
+        if path in names:
+            wanted.add(path)
+            continue
+        parts = path.split(".")
+        heads = [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in names]
+        if not heads:
+            raise MissingColumn.not_found(path, schema)
+        wanted.add(heads[0])
+    return [name for name in schema.names if name in wanted]

@@ -1,19 +1,21 @@
-"""Build the filtered index of a split: one row per kept sample with captions and effective size."""
+"""Build the filtered index of a split: one row per kept sample with captions and effective size, piece by piece."""
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hf_assets.config.schema import BackendConfig, CaptionConfig
+from hf_assets.config.schema import BackendConfig
 from hf_assets.data.captions import extract_captions, first_caption
-from hf_assets.data.columns import resolve_column
+from hf_assets.data.columns import resolve_column, top_level_columns
 from hf_assets.data.composite import tile_boxes
-from hf_assets.data.dropped import DropCounts, dropped_rows
-from hf_assets.data.filters import count_reasons, drop_reasons
+from hf_assets.data.dropped import DROPPED_SCHEMA, DropCounts, dropped_rows
+from hf_assets.data.filters import DROP_REASONS, count_reasons, drop_reasons
 from hf_assets.data.sizes import image_sizes
-from hf_assets.data.sources import RawSplit
+from hf_assets.data.split import RawSplit
 from hf_assets.data.video_index import video_columns, video_drop_reasons
-from hf_assets.progress import ProgressLog
+from hf_assets.progress import ProgressLog, quiet
+
+IMAGE_BATCH_ROWS = 4096  # rows whose image column is held at once when sizes come from headers (whole row groups)
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -38,23 +40,48 @@ def virtual_filenames(rows: pa.Array, extension: str) -> pa.Array:
     return pc.binary_join_element_wise(pc.cast(rows, pa.string()), pa.scalar("." + extension), pa.scalar(""))
 
 
-def source_sizes(split: RawSplit, backend: BackendConfig,
-                 progress: ProgressLog | None = None) -> tuple[pa.Array, pa.Array]:
+def sizes_from_columns(backend: BackendConfig) -> bool:
+    """True when sizes (and, for video, frame counts) come from columns; else media headers are read."""
+    wanted = [backend.width_column, backend.height_column]
+    if backend.dataset_type == "video":
+        wanted.append(backend.num_frames_column)
+    return all(wanted)
+
+
+def scan_columns(split: RawSplit, backend: BackendConfig) -> list[str]:
+    """The top-level columns the index needs: captions, sizes (or the image column) and filter columns."""
+    captions = split.captions or backend.captions
+    filters = backend.filters
+    video = backend.dataset_type == "video"
+    paths = [*captions.columns, captions.fallback_column, captions.description_column, split.name_column,
+             split.detail_column,
+             filters.quality_column if filters.quality_thresholds else None,
+             filters.collection_column if filters.collection else None]
+    if captions.strategy != "huggingface":
+        paths = paths[len(captions.columns) + 2:]  # the caption columns are not read
+    paths += [backend.width_column, backend.height_column]
+    paths += [backend.num_frames_column, backend.fps_column] if video else []
+    paths += [] if sizes_from_columns(backend) else [split.image_column]
+    return top_level_columns(split.schema, [p for p in paths if p])
+
+
+def source_sizes(table: pa.Table, split: RawSplit, backend: BackendConfig) -> tuple[pa.Array, pa.Array]:
     """Displayed (EXIF-oriented) width and height of every row: from size columns, else image headers."""
-    table = split.table
     if backend.width_column and backend.height_column:
         widths = pc.cast(resolve_column(table, backend.width_column), pa.int32())
         heights = pc.cast(resolve_column(table, backend.height_column), pa.int32())
         return widths.combine_chunks(), heights.combine_chunks()
-    return image_sizes(table.column(backend.image_column), base_dir=split.base_dir, progress=progress)
+    return image_sizes(table.column(split.image_column), base_dir=split.base_dir)
 
 
-def build_filtered_index(split: RawSplit, backend: BackendConfig,
-                         progress: ProgressLog | None = None) -> tuple[pa.Table, dict[str, int]]:
-    """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason."""
-    table = split.table
-    video = video_columns(split, backend) if backend.dataset_type == "video" else None
-    src_w, src_h = (video.width, video.height) if video else source_sizes(split, backend, progress)
+def index_batch(table: pa.Table, split: RawSplit, backend: BackendConfig) -> tuple[pa.Table, pa.Array, pa.Table]:
+    """The kept rows of one batch (`row` counted from the batch's first row, no filename yet), every row's reason,
+    and the dropped rows (row, filename when rows have names, reason)."""
+    video = None
+    if backend.dataset_type == "video":
+        batch = RawSplit.from_table(split.backend_id, table, split.source, split.fingerprint, base_dir=split.base_dir)
+        video = video_columns(batch, backend)
+    src_w, src_h = (video.width, video.height) if video else source_sizes(table, split, backend)
     readable = pc.and_(pc.is_valid(src_w), pc.is_valid(src_h))
     boxes = tile_boxes(
         np.asarray(src_w.fill_null(0), dtype=np.int64), np.asarray(src_h.fill_null(0), dtype=np.int64), backend.composite
@@ -63,33 +90,16 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig,
     unreadable = pa.scalar(None, pa.int32())
     width = pc.if_else(readable, pc.subtract(box["right"], box["left"]), unreadable)
     height = pc.if_else(readable, pc.subtract(box["bottom"], box["top"]), unreadable)
-
-    caption_cfg = backend.captions
-    if backend.type == "local":
-        caption_cfg = CaptionConfig(columns=("caption",), strategy="huggingface")
-    captions = extract_captions(table, caption_cfg)
+    captions = extract_captions(table, split.captions or backend.captions)
     num_frames = video.frames if video else None
-    reasons = drop_reasons(
-        table,
-        widths=width,
-        heights=height,
-        captions=captions,
-        filters=backend.filters,
-        buckets=backend.buckets,
-        num_frames=num_frames,
-    )
+    reasons = drop_reasons(table, widths=width, heights=height, captions=captions, filters=backend.filters,
+                           buckets=backend.buckets, num_frames=num_frames)
     if video:
         reasons = video_drop_reasons(reasons, video, backend)
-    keep = pc.is_null(reasons)
-    kept_rows = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)).astype(np.int64)
-    take = pa.array(kept_rows)
+    keep = np.asarray(pc.is_null(reasons).to_numpy(zero_copy_only=False), dtype=bool)
+    take = pa.array(np.flatnonzero(keep).astype(np.int64))
     kept_captions = captions.take(take)
-    if backend.type == "local":
-        filenames = table.column("filename").take(take)
-    else:
-        filenames = virtual_filenames(take, backend.file_extension)
     columns = {
-        "filename": filenames,
         "row": take,
         "caption": first_caption(kept_captions),
         "captions": kept_captions,
@@ -99,16 +109,87 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig,
         "source_height": src_h.take(take),
         **{f"tile_{side}": box[side].take(take) for side in ("left", "top", "right", "bottom")},
     }
-    schema = INDEX_SCHEMA
     if num_frames is not None:
         columns["num_frames"] = pc.cast(num_frames.take(take), pa.int32())
-        schema = schema.append(pa.field("num_frames", pa.int32()))
     if video:
         columns["fps"] = video.fps.take(take)
-        schema = schema.append(pa.field("fps", pa.float32()))
-    dropped = np.flatnonzero(~np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)).astype(np.int64)
-    names = table.column("filename").take(pa.array(dropped)) if backend.type == "local" else (
-        virtual_filenames(pa.array(dropped), backend.file_extension))
-    details = table.column("caption_problem") if "caption_problem" in table.column_names else None
-    rows = dropped_rows(reasons, names, details.combine_chunks() if details is not None else None)
-    return pa.Table.from_pydict(columns, schema=schema), DropCounts(count_reasons(reasons), rows)
+    names = pc.cast(resolve_column(table, split.name_column), pa.string()) if split.name_column else None
+    if names is not None:
+        columns["name"] = names.take(take)
+    lost = pa.array(np.flatnonzero(~keep).astype(np.int64))
+    lost_names = names.take(lost) if names is not None else pa.nulls(len(lost), pa.string())
+    details = resolve_column(table, split.detail_column).combine_chunks() if split.detail_column else None
+    return pa.table(columns), reasons, dropped_rows(reasons, lost_names, details)
+
+
+def _shift(table: pa.Table, offset: int) -> pa.Table:
+    """`table` with `offset` added to its `row` column."""
+    index = table.schema.get_field_index("row")
+    return table.set_column(index, "row", pc.add(table.column("row"), pa.scalar(offset, pa.int64())))
+
+
+def index_piece(piece, split: RawSplit, backend: BackendConfig) -> tuple[pa.Table | None, dict[str, int], pa.Table]:
+    """One piece's kept rows, drop counts and dropped rows (rows counted from the piece's first row), batch by batch."""
+    columns = scan_columns(split, backend)
+    max_rows = None if sizes_from_columns(backend) else IMAGE_BATCH_ROWS
+    parts, lost, counts, offset = [], [], dict.fromkeys(DROP_REASONS, 0), 0
+    for batch in (piece.batches(columns, max_rows) if max_rows else piece.batches(columns)):
+        kept, reasons, dropped = index_batch(batch, split, backend)
+        parts.append(_shift(kept, offset))
+        lost.append(_shift(dropped, offset))
+        for reason, n in count_reasons(reasons).items():
+            counts[reason] = counts.get(reason, 0) + n
+        offset += batch.num_rows
+    dropped = pa.concat_tables(lost) if lost else DROPPED_SCHEMA.empty_table()
+    return (pa.concat_tables(parts) if parts else None), counts, dropped
+
+
+def assemble_dropped(parts: list[tuple[int, pa.Table]], backend: BackendConfig) -> pa.Table:
+    """Every piece's dropped rows with split row numbers, named "{row}.jpg" where the source gives no names."""
+    tables = [_shift(t, start) for start, t in parts if t.num_rows]
+    if not tables:
+        return DROPPED_SCHEMA.empty_table()
+    lost = pa.concat_tables(tables).combine_chunks()
+    virtual = virtual_filenames(lost.column("row"), backend.file_extension)
+    names = pc.coalesce(lost.column("filename"), virtual)
+    return lost.set_column(1, "filename", names).cast(DROPPED_SCHEMA)
+
+
+def assemble_index(parts: list[tuple[int, pa.Table | None]], backend: BackendConfig) -> pa.Table:
+    """The filtered index from per-piece results (piece start, kept rows): global rows, file names, final schema."""
+    tables = [_shift(t, start) for start, t in parts if t is not None and t.num_rows]
+    if not tables:
+        return INDEX_SCHEMA.empty_table()
+    kept = pa.concat_tables(tables).combine_chunks()
+    rows = kept.column("row").combine_chunks()
+    names = kept.column("name") if "name" in kept.column_names else virtual_filenames(rows, backend.file_extension)
+    columns = {"filename": names, **{name: kept.column(name) for name in INDEX_SCHEMA.names[1:]}}
+    schema = INDEX_SCHEMA
+    for extra, kind in (("num_frames", pa.int32()), ("fps", pa.float32())):
+        if extra in kept.column_names:
+            columns[extra] = kept.column(extra)
+            schema = schema.append(pa.field(extra, kind))
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def build_filtered_index(split: RawSplit, backend: BackendConfig, cache=None,
+                         progress: ProgressLog | None = None) -> tuple[pa.Table, DropCounts]:
+    """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason.
+
+    With a `ScanCache`, a piece whose identity and settings are unchanged is not read again.
+    """
+    parts, lost, counts = [], [], dict.fromkeys(DROP_REASONS, 0)
+    with (progress or quiet()).step("scan", split.num_rows, unit="rows") as step:
+        for piece in split.pieces:
+            found = cache.get(piece) if cache is not None else None
+            if found is None:
+                found = index_piece(piece, split, backend)
+                if cache is not None:
+                    cache.put(piece, *found)
+            kept, piece_counts, dropped = found
+            parts.append((piece.start, kept))
+            lost.append((piece.start, dropped))
+            for reason, n in piece_counts.items():
+                counts[reason] = counts.get(reason, 0) + n
+            step.advance(piece.num_rows)
+    return assemble_index(parts, backend), DropCounts(counts, assemble_dropped(lost, backend))

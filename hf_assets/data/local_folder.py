@@ -4,9 +4,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from hf_assets.config.schema import BackendConfig
+from hf_assets.config.schema import BackendConfig, CaptionConfig
 from hf_assets.data.sidecars import Caption, read_sidecar
-from hf_assets.data.sources import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit, fingerprint_of
+from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit, fingerprint_of
+
+# The listing's own columns: rows are named by their relative path and captioned by the `caption` column;
+# `caption_problem` says why a row has no caption (it becomes the detail of its drop reason).
+NAME_COLUMN = "filename"
+DETAIL_COLUMN = "caption_problem"
+LISTING_CAPTIONS = CaptionConfig(columns=("caption",), strategy="huggingface")
 
 
 def scan_image_folder(backend: BackendConfig) -> RawSplit:
@@ -24,14 +30,16 @@ def scan_image_folder(backend: BackendConfig) -> RawSplit:
     stats = [p.stat() for p in files]
     table = pa.table(
         {
-            "filename": pa.array(names, pa.string()),
+            NAME_COLUMN: pa.array(names, pa.string()),
             "image": pa.array([{"bytes": None, "path": str(p)} for p in files], IMAGE_STRUCT),
             "caption": pa.array(captions, pa.string()),
-            "caption_problem": pa.array([caption.problem for caption in read], pa.string()),  # why no caption
+            DETAIL_COLUMN: pa.array([caption.problem for caption in read], pa.string()),
         }
     )
     parts = [f"{n}|{s.st_size}|{s.st_mtime_ns}|{c}" for n, s, c in zip(names, stats, captions)]
-    return RawSplit(backend.id, table, str(root), fingerprint_of(parts), base_dir=root)
+    return RawSplit.from_table(backend.id, table, str(root), fingerprint_of(parts), kind="image_folder",
+                               image_column="image", base_dir=root, name_column=NAME_COLUMN, captions=LISTING_CAPTIONS,
+                               detail_column=DETAIL_COLUMN)
 
 
 def caption_for(image_path: Path, backend: BackendConfig) -> Caption:

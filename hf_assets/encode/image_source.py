@@ -1,4 +1,4 @@
-"""Read the undecoded image of chosen rows, and hash those bytes to key caches by content."""
+"""Read the undecoded image of chosen rows (kept rows only, by row group), and hash those bytes to key caches by content."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,28 +8,43 @@ import pyarrow as pa
 
 from hf_assets.cache.hashing import content_hash
 from hf_assets.cache.tables import load_manifest, load_table, save_table
-from hf_assets.data.sources import RawSplit
+from hf_assets.data.row_fetch import FETCH_CONCURRENCY, RowFetcher
+from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog, quiet
 
-CHUNK_ROWS = 256
 HASH_TABLE = "content_hashes"
 MEMO_FORMAT = 2
 
 
+class ImageSource:
+    """The undecoded images of a split's rows: only the row groups holding requested rows are read, image column only,
+    concurrently and ahead of the consumer."""
+
+    def __init__(self, split: RawSplit, image_column: str, concurrency: int = FETCH_CONCURRENCY):
+        self.split = split
+        self.fetcher = RowFetcher(split, image_column, concurrency)
+
+    def sources(self, rows: np.ndarray) -> Iterator[bytes | str | None]:
+        """For each row, in order: its image bytes, else its file path (absolute), else None."""
+        for value in self.fetcher.fetch(np.asarray(rows, dtype=np.int64).tolist()):
+            if isinstance(value, dict):
+                blob, path = value.get("bytes"), value.get("path")
+            elif isinstance(value, str):
+                blob, path = None, value
+            else:
+                blob, path = value, None
+            yield blob if blob else _absolute(path, self.split.base_dir)
+
+
+def fetch_windows(split: RawSplit, image_column: str, rows: np.ndarray) -> np.ndarray:
+    """Each row's fetch window (consecutive whole row groups): requesting rows window by window, in any order
+    within a window, reads every row group once."""
+    return RowFetcher(split, image_column).window_ids(rows)
+
+
 def iter_images(split: RawSplit, image_column: str, rows: np.ndarray) -> Iterator[bytes | str | None]:
-    """For each row: its image bytes, else its file path, else None; reads `CHUNK_ROWS` rows at a time."""
-    column = split.table.column(image_column)
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = column.take(pa.array(rows[start : start + CHUNK_ROWS], pa.int64())).combine_chunks()
-        if pa.types.is_struct(chunk.type):
-            data = chunk.field("bytes").to_pylist()
-            paths = chunk.field("path").to_pylist() if chunk.type.get_field_index("path") >= 0 else [None] * len(data)
-        elif pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type):
-            data, paths = [None] * len(chunk), chunk.to_pylist()
-        else:
-            data, paths = chunk.to_pylist(), [None] * len(chunk)
-        for blob, path in zip(data, paths):
-            yield blob if blob else _absolute(path, split.base_dir)
+    """For each row: its image bytes, else its file path, else None (see `ImageSource`)."""
+    return ImageSource(split, image_column).sources(rows)
 
 
 def _absolute(path: str | None, base: Path | None) -> str | None:

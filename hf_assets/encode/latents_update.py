@@ -20,7 +20,7 @@ from hf_assets.cache.hashing import row_settings_hash, settings_hash
 from hf_assets.cache.shards import list_shards
 from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
-from hf_assets.encode.image_source import content_hashes, iter_images
+from hf_assets.encode.image_source import content_hashes, fetch_windows, iter_images
 from hf_assets.encode.images import CorruptImage, load_pixels
 from hf_assets.encode.prefetch import prefetch
 from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
@@ -163,7 +163,10 @@ def encode_shard(
         to_encode = to_encode.filter(pc.invert(done))
     if not to_encode.num_rows:
         return report
-    to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending")])
+    # Fetch window first (each row group of the source is read once), then size (batches of one shape).
+    windows = fetch_windows(split, image_column, to_encode.column("row").to_numpy())
+    to_encode = to_encode.append_column("fetch_window", pa.array(windows, pa.int64())).sort_by(
+        [("fetch_window", "ascending"), ("target_height", "ascending"), ("target_width", "ascending")])
     log(f"shard {shard}: encoding {to_encode.num_rows} latents into {plan.cache_dir}"
         + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else ""))
     vae = vae_loader()
@@ -232,9 +235,9 @@ def _batches(to_encode: pa.Table, split: RawSplit, image_column: str, batch_size
 
 
 def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple[str, dict, object]]:
+    sources = iter_images(split, image_column, table.column("row").to_numpy())  # one stream: reads ahead, once
     for start in range(0, table.num_rows, SLICE_ROWS):
         part = table.slice(start, SLICE_ROWS)
-        sources = iter_images(split, image_column, part.column("row").to_numpy())
         for record, source in zip(part.to_pylist(), sources):
             geometry = {
                 "tile": (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"]),

@@ -4,11 +4,10 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.data.lineage import source_fingerprint
 from hf_assets.data.sources import RawSplit, open_split
 from hf_assets.resources.dataloader import cached_config
 
-# The table each metadata table is computed from; its row numbers index the same split.
-UPSTREAM_TABLE = {"aspect_buckets": "filtered_index"}
 _WARNED: set[tuple[str, str]] = set()  # (run id, message): several steps of one run load the same input
 
 
@@ -24,6 +23,9 @@ def warn_once_per_run(context, message: str) -> None:
         _WARNED.add((run_id, message))
     context.log.warning(message)
 
+FILE_COLUMNS = {"path": pa.string(), "size": pa.int64(), "identity": pa.string(), "rows": pa.int64(),
+                "start": pa.int64()}
+
 
 def stale_split_message(backend_id: str, since: str, stored: str | None, current: str) -> str:
     """Says that the split changed since `since` (e.g. "aspect_buckets was built") and how to rebuild the metadata."""
@@ -32,6 +34,12 @@ def stale_split_message(backend_id: str, since: str, stored: str | None, current
         f"backend '{backend_id}': the dataset changed since {since} ({change}); "
         "materialize raw_split, filtered_index and aspect_buckets for this partition first (job scan_datasets)"
     )
+
+
+def files_table(split: RawSplit) -> pa.Table:
+    """The split's files (or in-memory pieces) as a table: path, size, identity, rows, first split row."""
+    files = split.files
+    return pa.table({name: pa.array([f.get(name) for f in files], kind) for name, kind in FILE_COLUMNS.items()})
 
 
 class HFAssetsIOManager(dg.ConfigurableIOManager):
@@ -49,27 +57,16 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         backend = self._backend(context)
         name = context.asset_key.path[-1]
         if isinstance(obj, RawSplit):
-            meta = {"source": obj.source, "fingerprint": obj.fingerprint, "revision": obj.revision}
-            save_table(backend.metadata_dir, name, pa.table({"column": obj.table.schema.names}), meta)
+            meta = {"source": obj.source, "kind": obj.kind, "fingerprint": obj.fingerprint, "revision": obj.revision,
+                    "columns": obj.schema.names}
+            save_table(backend.metadata_dir, name, files_table(obj), meta)
         elif isinstance(obj, pa.Table):
-            meta = {"backend": backend.id, "source_fingerprint": self._source_fingerprint(context, backend, name)}
+            meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(obj)}
             save_table(backend.metadata_dir, name, obj, meta)
         elif hasattr(obj, "directory"):
             return  # an encoder cache: the asset wrote and committed its own files
         else:
             raise TypeError(f"{name}: cannot store a {type(obj).__name__}")
-
-    @staticmethod
-    def _source_fingerprint(context: dg.OutputContext, backend, name: str) -> str | None:
-        """The fingerprint of the split whose rows this table numbers: the one the asset reports it read, else
-        its upstream table's, else the one stored in raw_split.json."""
-        given = (context.output_metadata or {}).get("source_fingerprint")
-        if given is not None:
-            return str(getattr(given, "value", given))
-        upstream = load_manifest(backend.metadata_dir, UPSTREAM_TABLE[name]) if name in UPSTREAM_TABLE else {}
-        if "source_fingerprint" in upstream:
-            return upstream["source_fingerprint"]
-        return load_manifest(backend.metadata_dir, "raw_split").get("fingerprint")
 
     def load_input(self, context: dg.InputContext):
         backend = self._backend(context)

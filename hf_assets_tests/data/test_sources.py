@@ -109,3 +109,25 @@ def test_missing_local_folder_is_a_clear_error(tmp_path):
                                      "caption_strategy": "textfile"})
     with pytest.raises(DatasetNotFound, match="instance_data_dir"):
         open_split(backend)
+
+
+def test_each_layout_says_which_path_opened_it(tmp_path, hub_dataset, photos_entry):
+    assert open_split(backend_for(tmp_path, photos_entry)).kind == "parquet (local)"
+    ds = datasets.Dataset.from_list(photo_rows(4, corrupt=())).cast_column("image", datasets.Image())
+    ds.save_to_disk(str(tmp_path / "saved"))
+    saved = {**photos_entry, "id": "s", "dataset_name": "saved"}
+    assert open_split(backend_for(tmp_path, saved)).kind == "datasets (save_to_disk)"
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "x.jpg").write_bytes(encode_image(40, 30))
+    local = {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "filename"}
+    split = open_split(backend_for(tmp_path, local))
+    assert split.kind == "image_folder" and split.name_column == "filename"
+
+
+def test_local_folder_is_just_another_source_and_the_index_never_asks_the_backend_type():
+    import inspect
+
+    from hf_assets.data import buckets, index, local_folder
+
+    assert "hf_assets.data.sources" not in inspect.getsource(local_folder)
+    assert all("backend.type" not in inspect.getsource(module) for module in (index, buckets))

@@ -8,10 +8,10 @@ import pytest
 
 from hf_assets.cache.hashing import content_hash
 from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.data.row_fetch import WINDOW_ROWS
 from hf_assets.data.sources import IMAGE_STRUCT, RawSplit
 from hf_assets.encode import image_source
 from hf_assets.encode.image_source import (
-    CHUNK_ROWS,
     HASH_TABLE,
     MEMO_FORMAT,
     content_hashes,
@@ -34,7 +34,7 @@ def images() -> list[bytes]:
 def split_of(column: pa.Array, fingerprint: str = "fp-1", base_dir=None, name: str = "image") -> RawSplit:
     """A RawSplit built by hand around one image column (plus an id column, as real splits have others)."""
     table = pa.table({"id": pa.array(range(len(column)), pa.int64()), name: column})
-    return RawSplit("photos", table, source="hand-built", fingerprint=fingerprint, base_dir=base_dir)
+    return RawSplit.from_table("photos", table, "hand-built", fingerprint, base_dir=base_dir)
 
 
 def structs(rows: list[tuple[bytes | None, str | None]]) -> pa.Array:
@@ -83,8 +83,8 @@ def test_string_column_is_read_as_paths_under_the_base_dir(tmp_path, images):
     assert list(iter_images(split, "file_name", np.arange(2))) == [str(tmp_path / "x.jpg"), None]
 
 
-def test_rows_spanning_several_chunks_keep_their_order(images):
-    n = 2 * CHUNK_ROWS + 37
+def test_rows_spanning_several_fetch_windows_keep_their_order(images):
+    n = 2 * WINDOW_ROWS + 37
     column = pa.array([images[i % len(images)] for i in range(n)], pa.binary())
     rows = np.random.default_rng(0).permutation(n)
     split = split_of(column, name="jpg")
@@ -94,7 +94,7 @@ def test_rows_spanning_several_chunks_keep_their_order(images):
 def test_chunked_source_column_is_read_across_chunk_boundaries(images):
     chunked = pa.chunked_array([structs([(images[0], None), (images[1], None)]), structs([(images[2], None)])])
     table = pa.table({"image": chunked})
-    split = RawSplit("photos", table, source="hand-built", fingerprint="fp-1")
+    split = RawSplit.from_table("photos", table, "hand-built", "fp-1")
     assert list(iter_images(split, "image", np.array([2, 1, 0]))) == [images[2], images[1], images[0]]
 
 

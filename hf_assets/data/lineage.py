@@ -1,0 +1,36 @@
+"""Which split a table's rows number, and how its rows are named, stamped into the table's own schema metadata.
+
+Parquet keeps schema metadata, so the stamp travels with the table through any store and any loader.
+"""
+
+import pyarrow as pa
+
+FINGERPRINT_KEY = b"hf_assets.source_fingerprint"
+NAMES_KEY = b"hf_assets.row_names"  # "path": file names are stable paths; "row": "{row}.jpg" from the row number
+
+
+def stamp(table: pa.Table, fingerprint: str | None, names: str | None = None) -> pa.Table:
+    """`table` stamped with the fingerprint of the split it was built from (and how its rows are named)."""
+    meta = dict(table.schema.metadata or {})
+    if fingerprint is not None:
+        meta[FINGERPRINT_KEY] = fingerprint.encode()
+    if names is not None:
+        meta[NAMES_KEY] = names.encode()
+    return table.replace_schema_metadata(meta)
+
+
+def carry(source: pa.Table, target: pa.Table) -> pa.Table:
+    """`target` stamped like `source` (a table derived from it numbers the same rows)."""
+    return stamp(target, source_fingerprint(source), row_names(source))
+
+
+def source_fingerprint(table: pa.Table) -> str | None:
+    """The fingerprint of the split whose rows this table numbers; None when it was never stamped."""
+    value = (table.schema.metadata or {}).get(FINGERPRINT_KEY)
+    return value.decode() if value is not None else None
+
+
+def row_names(table: pa.Table) -> str | None:
+    """"path" when rows are named by stable file paths, "row" when by row number, None when unknown."""
+    value = (table.schema.metadata or {}).get(NAMES_KEY)
+    return value.decode() if value is not None else None
