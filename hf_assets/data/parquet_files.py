@@ -16,7 +16,7 @@ _GROUPS: dict[str, list[tuple[int, int, int]]] = {}  # piece key -> its row grou
 
 
 def is_local(fs) -> bool:
-    """True for the local filesystem (read natively, memory-mapped)."""
+    """True for the local filesystem (read natively by pyarrow)."""
     return fs is None or "file" in _protocols(fs)
 
 
@@ -26,9 +26,9 @@ def _protocols(fs) -> tuple[str, ...]:
 
 
 def open_parquet(fs, path: str, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
-    """A ParquetFile over `path`: memory-mapped when local, else ranged reads through the fsspec filesystem."""
+    """A ParquetFile over `path`: read directly when local, else by ranged reads through the fsspec filesystem."""
     if is_local(fs):
-        return pq.ParquetFile(path, memory_map=True, metadata=metadata)
+        return pq.ParquetFile(path, metadata=metadata)  # buffered reads of exactly the chunks asked for
     # No read-ahead cache: pyarrow asks for exactly the column chunks it needs, and each becomes one ranged GET.
     handle = fs.open(path, "rb", cache_type="none", block_size=1 << 20)
     return pq.ParquetFile(handle, metadata=metadata)
@@ -101,7 +101,7 @@ class ParquetPiece:
             yield self._read_run(reader, run, columns)
 
     def _read_run(self, reader: pq.ParquetFile, run: list[tuple[int, int, int]], columns: list[str]) -> pa.Table:
-        table = reader.read_row_groups([g for g, _, _ in run], columns=columns, use_threads=False)
+        table = reader.read_row_groups([g for g, _, _ in run], columns=columns)
         first = run[0][1]
         lo, hi = max(self.lo, first), min(self.hi, first + table.num_rows)
         return table.slice(lo - first, hi - lo)

@@ -73,7 +73,21 @@ def list_parquet(fs, path: str) -> tuple[str, list[dict]]:
     else:
         return path, []
     infos = [dict(i) for i in found if i.get("type", "file") == "file" and str(i["name"]).endswith(".parquet")]
-    return root, sorted(infos, key=lambda i: i["name"])
+    return root, sorted(_with_identity(fs, infos), key=lambda i: i["name"])
+
+
+def _with_identity(fs, infos: list[dict]) -> list[dict]:
+    """Infos completed by a per-file lookup where the listing gave no size or identity (e.g. HTTP index pages)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hf_assets.data.parquet_files import FOOTER_WORKERS, file_identity
+
+    lacking = [i for i in infos if i.get("size") is None or file_identity(i) == "size-only"]
+    if not lacking:
+        return infos
+    with ThreadPoolExecutor(max_workers=min(FOOTER_WORKERS, len(lacking))) as pool:
+        detailed = dict(zip([i["name"] for i in lacking], pool.map(lambda i: fs.info(i["name"]), lacking)))
+    return [{**i, **detailed.get(i["name"], {})} for i in infos]
 
 
 def open_parquet_split(backend: BackendConfig) -> RawSplit | None:
