@@ -130,12 +130,9 @@ def _is_local(name: str) -> bool:
 def _split_of(backend: BackendConfig, fs, infos: list[dict], source: str, kind: str, revision=None) -> RawSplit:
     from hf_assets.data.parquet_files import read_footers
 
-    total = sum(f.num_rows for f in read_footers(fs, [i["name"] for i in infos]))
-    pieces = make_pieces(fs, infos, slice_span(backend.split, total))
-    if not pieces:
-        footer_schema = read_footers(fs, [infos[0]["name"]])[0].schema.to_arrow_schema()
-    else:
-        footer_schema = pieces[0].footer().schema.to_arrow_schema()
+    footers = read_footers(fs, [i["name"] for i in infos])  # the only read at open: one footer per file
+    pieces = make_pieces(fs, infos, footers, slice_span(backend.split, sum(f.num_rows for f in footers)))
+    footer_schema = footers[0].schema.to_arrow_schema()
     fingerprint = fingerprint_of([backend.split] + [p.key for p in pieces])
     base_dir = Path(source).parent if fs is None and Path(source).is_file() else (
         Path(source) if fs is None and Path(source).is_dir() else None)
@@ -157,7 +154,7 @@ def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None
         raise DatasetNotFound(_hub_missing(backend, name, "HF_HUB_OFFLINE=1 is set"))
     from huggingface_hub import HfFileSystem
 
-    fs = HfFileSystem(token=os.environ.get("HF_TOKEN"))
+    fs = HfFileSystem(token=os.environ.get("HF_TOKEN") or None, endpoint=os.environ.get("HF_ENDPOINT") or None)
     tries = [revision or "main"] + ([CONVERTED] if revision in (None, "main") else [])
     for attempt in tries:
         root = f"datasets/{repo}@{quote(attempt, safe='')}"
