@@ -179,7 +179,7 @@ def build_filtered_index(split: RawSplit, backend: BackendConfig, cache=None,
     With a `ScanCache`, a piece whose identity and settings are unchanged is not read again.
     """
     parts, lost, counts = [], [], dict.fromkeys(DROP_REASONS, 0)
-    with (progress or quiet()).step("scan", split.num_rows, unit="rows") as step:
+    with (progress or quiet()).step("scan", split.num_rows, unit="images") as step:
         for piece in split.pieces:
             found = cache.get(piece) if cache is not None else None
             if found is None:

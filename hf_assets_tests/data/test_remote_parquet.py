@@ -148,3 +148,13 @@ def test_the_metadata_assets_run_over_http_through_dagster(tmp_path, served):
     assert raw["read_as"].value == "parquet (fsspec)" and raw["files"].value == FILES
     buckets = defs.load_asset_value("aspect_buckets", partition_key="remote", instance=instance)
     assert buckets.num_rows == ROWS
+
+
+@pytest.mark.parametrize("suffix,rows", [("/data/", ROWS), ("/data", ROWS), ("/data/*.parquet", ROWS),
+                                         ("/data/train-00001-of-00002.parquet", ROWS // FILES)])
+def test_a_folder_a_glob_or_one_file_url_is_a_dataset(tmp_path, served, suffix, rows):
+    _, url, _ = served
+    backend = parse_config([{"id": "remote", "type": "huggingface", "dataset_name": url + suffix,
+                             "caption_column": "caption"}], tmp_path / "dataloader.json").backends[0]
+    split = open_split(backend)
+    assert split.kind == "parquet (fsspec)" and split.num_rows == rows
