@@ -119,25 +119,32 @@ def dropped_samples(split, backend, kept_rows: np.ndarray, count: int = 4, looke
 
     The reason of each of the first `looked_at` dropped rows comes from running the same index build on that row.
     """
-    from hf_assets.data.index import build_filtered_index
-    from hf_assets.data.sources import RawSplit
+    from hf_assets.data.index import build_filtered_index, scan_columns
+    from hf_assets.data.row_fetch import RowFetcher
+    from hf_assets.data.split import RawSplit
     from hf_assets.encode.image_source import iter_images, read_source
 
     dropped = np.setdiff1d(np.arange(split.num_rows), np.asarray(kept_rows, dtype=np.int64))[:looked_at]
+    # Only those rows' scan columns are read, and indexed again together, to learn each one's reason.
+    columns = scan_columns(split, backend)
+    table = pa.table({c: pa.array(list(RowFetcher(split, c).fetch(dropped)), split.schema.field(c).type)
+                      for c in columns})
+    rows_only = RawSplit.from_table(split.backend_id, table, split.source, split.fingerprint,
+                                    image_column=split.image_column, base_dir=split.base_dir,
+                                    name_column=split.name_column, captions=split.captions,
+                                    detail_column=split.detail_column)
+    _, counts = build_filtered_index(rows_only, backend)
+    names = dict(zip(dropped.tolist(), table.column(split.name_column).to_pylist())) if split.name_column else {}
     by_reason: dict[str, list[int]] = {}
-    for row in dropped.tolist():
-        one = RawSplit(split.backend_id, split.table.slice(row, 1), split.source, split.fingerprint,
-                       split.revision, split.base_dir)
-        _, counts = build_filtered_index(one, backend)
-        by_reason.setdefault(next((r for r, n in counts.items() if n), "dropped"), []).append(row)
+    for local, reason in zip(counts.rows.column("row").to_pylist(), counts.rows.column("reason").to_pylist()):
+        by_reason.setdefault(reason.split(":")[0], []).append(int(dropped[local]))
     chosen: list[tuple[int, str]] = []
     for depth in range(count):
         chosen += [(rows[depth], reason) for reason, rows in by_reason.items() if depth < len(rows)]
     chosen = sorted(chosen[:count])
     rows = np.array([row for row, _ in chosen], dtype=np.int64)
     for (row, reason), source in zip(chosen, iter_images(split, backend.image_column, rows)):
-        name = (split.table.column("filename")[row].as_py() if "filename" in split.table.column_names
-                else f"{row}.{backend.file_extension}")
+        name = names.get(row, f"{row}.{backend.file_extension}")
         yield Sample(f"{name}: dropped", reason, _thumbnail(read_source(source)))
 
 
