@@ -13,7 +13,7 @@ from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog, quiet
 
 HASH_TABLE = "content_hashes"
-MEMO_FORMAT = 2
+MEMO_FORMAT = 3  # 3: entries keyed by piece identity and row within the piece
 
 
 class ImageSource:
@@ -68,37 +68,44 @@ def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_di
                    progress: ProgressLog | None = None) -> pa.Array:
     """blake2b of each row's image bytes ("" when unreadable), memoised in `memo_dir`.
 
-    A memo entry is reused while the split's fingerprint is unchanged and, for an image stored as a
-    file path, while that file's size and modification time are unchanged.
+    A memo entry belongs to a row of one piece (a Parquet file, by its identity): it is reused while that
+    piece is unchanged, so adding or changing one file re-reads only that file's images; for an image stored
+    as a file path, also only while that file's size and modification time are unchanged.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    known: dict[int, tuple[str, str]] = {}  # row -> (content hash, file stamp or "" for inline bytes)
+    ids = [f"{split.pieces[piece].key}#{local}" for piece, local in split.locate(rows.tolist())]
+    by_row = dict(zip(rows.tolist(), ids))
+    known: dict[str, tuple[str, str]] = {}  # piece key#local row -> (content hash, file stamp or "" for inline bytes)
     memo_meta = load_manifest(memo_dir, HASH_TABLE) if memo_dir is not None else {}
-    if memo_meta.get("fingerprint") == split.fingerprint and memo_meta.get("memo_format") == MEMO_FORMAT:
+    if memo_meta.get("memo_format") == MEMO_FORMAT:
         memo = load_table(memo_dir, HASH_TABLE)
         hashes, stamps = memo.column("content_hash").to_pylist(), memo.column("stamp").to_pylist()
-        known = dict(zip(memo.column("row").to_numpy().tolist(), zip(hashes, stamps)))
-    recheck = np.array([r for r in rows.tolist() if r not in known or known[r][1]], dtype=np.int64)
+        known = dict(zip(memo.column("entry").to_pylist(), zip(hashes, stamps)))
+    recheck = np.array([r for r in rows.tolist() if by_row[r] not in known or known[by_row[r]][1]], dtype=np.int64)
     changed = False
     with (progress or quiet()).step("hash", len(recheck), unit="images") as step:
         for row, source in zip(recheck.tolist(), iter_images(split, image_column, recheck)):
             step.advance()
-            stamp = _stamp(source)
-            if row in known and known[row][1] == stamp and stamp != "missing":
+            stamp, entry = _stamp(source), by_row[row]
+            if entry in known and known[entry][1] == stamp and stamp != "missing":
                 continue
             data = read_source(source)
-            known[row] = (content_hash(data) if data else "", stamp)
+            known[entry] = (content_hash(data) if data else "", stamp)
             changed = True
-    if memo_dir is not None and changed:
+    starts = {piece.key: piece.start for piece in split.pieces}
+    kept = {e: v for e, v in known.items() if e.rpartition("#")[0] in starts}  # entries of files still in the split
+    if memo_dir is not None and (changed or len(kept) < len(known)):
+        entries = list(kept)
         table = pa.table(
             {
-                "row": pa.array(list(known), pa.int64()),
-                "content_hash": pa.array([h for h, _ in known.values()], pa.string()),
-                "stamp": pa.array([s for _, s in known.values()], pa.string()),
+                "row": pa.array([starts[e.rpartition("#")[0]] + int(e.rpartition("#")[2]) for e in entries], pa.int64()),
+                "entry": pa.array(entries, pa.string()),
+                "content_hash": pa.array([kept[e][0] for e in entries], pa.string()),
+                "stamp": pa.array([kept[e][1] for e in entries], pa.string()),
             }
         )
         save_table(memo_dir, HASH_TABLE, table, {"fingerprint": split.fingerprint, "memo_format": MEMO_FORMAT})
-    return pa.array([known[r][0] for r in rows.tolist()], pa.string())
+    return pa.array([known[e][0] for e in ids], pa.string())
 
 
 def _stamp(source: bytes | str | None) -> str:

@@ -271,3 +271,25 @@ def test_memo_in_an_older_format_is_rebuilt(tmp_path, images, counted):
     assert load_manifest(memo, HASH_TABLE)["memo_format"] == MEMO_FORMAT
     content_hashes(split, "image", np.arange(4), memo)
     assert len(counted) == 4
+
+
+def test_appending_a_parquet_shard_hashes_only_the_new_shards_images(tmp_path, counted):
+    from hf_assets.config import parse_config
+    from hf_assets.data.sources import open_split
+
+    rows = photo_rows(30, corrupt=())
+    folder = tmp_path / "data" / "photos"
+    write_hub_dataset(folder, rows[:24])
+    entry = {"id": "photos", "type": "huggingface", "dataset_name": "data/photos", "caption_column": "caption"}
+    backend = parse_config([entry], tmp_path / "dataloader.json").backends[0]
+    memo = tmp_path / "memo"
+    first = content_hashes(open_split(backend), "image", np.arange(24), memo).to_pylist()
+    assert len(counted) == 24
+
+    write_hub_dataset(tmp_path / "extra", rows[24:], shards=1)
+    (tmp_path / "extra" / "data" / "train-00000-of-00001.parquet").rename(folder / "data" / "train-00002-of-00002.parquet")
+    grown = open_split(backend)
+    hashes = content_hashes(grown, "image", np.arange(30), memo).to_pylist()
+
+    assert len(counted) == 24 + 6  # only the appended shard's images were read and hashed
+    assert hashes[:24] == first and hashes[24:] == [content_hash(r["image"]["bytes"]) for r in rows[24:]]
