@@ -151,7 +151,7 @@ def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None
     repo, _, pinned = repo.partition("@")
     revision = pinned or backend.revision
     if hub_offline():
-        raise DatasetNotFound(_hub_missing(backend, name, "HF_HUB_OFFLINE=1 is set"))
+        return None  # `datasets` may still have it cached; otherwise it fails fast, saying the Hub was skipped
     from huggingface_hub import HfFileSystem
 
     fs = HfFileSystem(token=os.environ.get("HF_TOKEN") or None, endpoint=os.environ.get("HF_ENDPOINT") or None)
