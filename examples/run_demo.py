@@ -21,26 +21,25 @@ REAL_MODEL_HINT = (
 )
 
 
-def demo_model() -> Path:
-    """The demo's tiny SDXL-layout pipeline with random weights, built once under the demo data folder."""
+def demo_pipeline(folder: Path, family: str) -> Path:
+    """A tiny pipeline of `family`'s layout with random weights, built once under the demo data folder."""
     from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
-    marker = DEMO_MODEL / "RANDOM_WEIGHTS"
+    marker = folder / "RANDOM_WEIGHTS"
     if not marker.is_file():
-        build_tiny_pipeline(DEMO_MODEL, "sdxl")
+        build_tiny_pipeline(folder, family)
         marker.write_text("Tiny models with random weights, built by `make demo`. Their outputs mean nothing.\n")
-    return DEMO_MODEL
+    return folder
+
+
+def demo_model() -> Path:
+    """The demo's tiny SDXL-layout pipeline."""
+    return demo_pipeline(DEMO_MODEL, "sdxl")
 
 
 def demo_video_model() -> Path:
-    """The demo's tiny Wan-layout video pipeline (AutoencoderKLWan, UMT5) with random weights, built once."""
-    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
-
-    marker = DEMO_VIDEO_MODEL / "RANDOM_WEIGHTS"
-    if not marker.is_file():
-        build_tiny_pipeline(DEMO_VIDEO_MODEL, "wan")
-        marker.write_text("Tiny models with random weights, built by `make demo`. Their outputs mean nothing.\n")
-    return DEMO_VIDEO_MODEL
+    """The demo's tiny Wan-layout video pipeline (AutoencoderKLWan, UMT5)."""
+    return demo_pipeline(DEMO_VIDEO_MODEL, "wan")
 
 
 def backend_env(backend) -> dict:
