@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,9 @@ except ImportError:  # pragma: no cover - non-POSIX
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
+# How long a writer or commit waits for another process writing the same cache (HF_ASSETS_CACHE_LOCK_WAIT).
+LOCK_WAIT_SECONDS = float(os.environ.get("HF_ASSETS_CACHE_LOCK_WAIT", "3600"))
+LOCK_POLL_SECONDS = 0.5
 
 
 class CacheBusyError(RuntimeError):
@@ -81,13 +85,15 @@ class EncodedCache:
     `wanted` needs `content_hash` and `settings_hash` columns; `key` is derived from them.
     """
 
-    def __init__(self, directory: str | os.PathLike, prefix: str = "shard", max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, directory: str | os.PathLike, prefix: str = "shard", max_bytes: int = DEFAULT_MAX_BYTES,
+                 lock_wait: float | None = None):
         self.directory = Path(directory)
         self.shards_dir = self.directory / SHARDS_DIR
         self.journal_dir = self.directory / JOURNAL_DIR
         self.prefix = prefix
         self.max_bytes = max_bytes
         self.repairs = Repairs()
+        self.lock_wait = LOCK_WAIT_SECONDS if lock_wait is None else lock_wait
 
     def read(self) -> Manifest:
         """The last committed manifest (empty if none)."""
@@ -188,16 +194,33 @@ class EncodedCache:
         return to_encode, wanted.filter(present)
 
     @contextlib.contextmanager
-    def _lock(self, name: str = LOCK_FILE, shared: bool = False) -> Iterator[None]:
+    def _lock(self, name: str = LOCK_FILE, shared: bool = False) -> Iterator[bool]:
+        """Hold lock file `name` (shared or alone); wait up to `lock_wait` seconds for another holder.
+
+        Yields whether it had to wait.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / name, "a+b") as f:
+            waited = False
             if fcntl is not None:
-                try:
-                    fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise CacheBusyError(f"{self.directory} is being written by another writer or commit") from None
+                deadline = time.monotonic() + self.lock_wait
+                while True:
+                    try:
+                        fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise CacheBusyError(
+                                f"{self.directory} is being written by another writer or commit"
+                                + (f" (waited {self.lock_wait:.0f} s)" if self.lock_wait else "")
+                                + "; run again once it is done (its entries will be reused)") from None
+                        if not waited:
+                            log.warning("%s is being written by another writer or commit: waiting up to %.0f s",
+                                        self.directory, self.lock_wait)
+                            waited = True
+                        time.sleep(LOCK_POLL_SECONDS)
             try:
-                yield
+                yield waited
             finally:
                 if fcntl is not None:
                     fcntl.flock(f.fileno(), fcntl.LOCK_UN)
@@ -212,13 +235,16 @@ class EncodedCache:
 
         Writers of different `lane`s (the shards of one plan, on many processes or machines) write side by side:
         each holds the directory lock shared and its lane's lock alone, so only `commit` excludes them all.
+        A writer that had to wait for another one does not store again the keys that one stored.
         """
         if lane is None:
-            with self._lock():
+            with self._lock() as waited:
                 self.shards_dir.mkdir(parents=True, exist_ok=True)
                 clean_stale_temps(self.shards_dir)
                 clean_stale_temps(self.journal_dir)
-                w = ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal)
+                skip = set(self.known_entries().column("key").to_pylist()) if waited else set()
+                w = ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal,
+                                skip=skip)
                 with w:
                     yield w
             return

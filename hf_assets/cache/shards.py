@@ -71,6 +71,7 @@ class ShardWriter:
         prefix: str = "shard",
         max_bytes: int = DEFAULT_MAX_BYTES,
         on_flush: Callable[[FlushedShard], None] | None = None,
+        skip: set[str] | None = None,
     ):
         if "/" in prefix or prefix.startswith("."):
             raise ValueError(f"ShardWriter: prefix {prefix!r} must be a plain, non-hidden name")
@@ -80,6 +81,7 @@ class ShardWriter:
         self.prefix = prefix
         self.max_bytes = int(max_bytes)
         self.on_flush = on_flush
+        self.skip = skip or set()  # keys already stored (by another writer): `add` ignores them
         self.flushed: list[FlushedShard] = []
         self._buffer: dict[str, torch.Tensor] = {}
         self._entries: list[ShardEntry] = []
@@ -96,7 +98,9 @@ class ShardWriter:
         return len(self._entries)
 
     def add(self, key: str, tensors: Mapping[str, torch.Tensor]) -> tuple[str, list[str]]:
-        """Buffer one entry; return (shard it will be written to, stored tensor names)."""
+        """Buffer one entry; return (shard it will be written to, stored tensor names), ("", []) for a skipped key."""
+        if key in self.skip:
+            return "", []
         if not key or not tensors:
             raise ValueError(f"ShardWriter.add: need a non-empty key and at least one tensor (key={key!r})")
         if key in self._keys:

@@ -1,5 +1,7 @@
 """EncodedCache: plan reuses by content + settings, commit prunes, killed runs resume from the journal."""
 
+import time
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -162,14 +164,44 @@ def test_lost_shard_is_replanned(tmp_path):
 
 
 def test_one_writer_at_a_time(tmp_path):
-    cache = EncodedCache(tmp_path)
+    cache = EncodedCache(tmp_path, lock_wait=0)
     with cache.writer():
-        with pytest.raises(CacheBusyError):
+        with pytest.raises(CacheBusyError, match="is being written by another writer"):
             cache.commit(wanted_table(1), allow_missing=True)
         with pytest.raises(CacheBusyError):
-            with EncodedCache(tmp_path).writer():
+            with EncodedCache(tmp_path, lock_wait=0).writer():
                 pass
     cache.commit(wanted_table(0))  # the lock is free again
+
+
+def test_a_second_writer_waits_for_the_first_and_does_not_store_its_entries_again(tmp_path):
+    import threading
+
+    wanted = wanted_table(6)
+    first, second = EncodedCache(tmp_path, max_bytes=SHARD_BYTES), EncodedCache(tmp_path, max_bytes=SHARD_BYTES)
+    to_encode = second.plan(wanted)[0]  # planned before the first writer stored anything
+    holding = threading.Event()
+
+    def write_first():
+        with first.writer(max_bytes=SHARD_BYTES) as w:
+            holding.set()
+            for row in first.plan(wanted)[0].select(["key", "filename"]).to_pylist():
+                w.add(row["key"], sample_tensors(row["filename"]))
+            time.sleep(1.0)
+
+    thread = threading.Thread(target=write_first)
+    thread.start()
+    holding.wait()
+    with second.writer() as w:  # blocks until the first writer is done
+        assert len(w.skip) == 6
+        for row in to_encode.select(["key", "filename"]).to_pylist():
+            assert w.add(row["key"], sample_tensors(row["filename"])) == ("", [])
+    thread.join()
+    assert second.journal_entries().num_rows == 6 and len(list_shards(second.shards_dir)) == 2
+    second.commit(wanted)
+    m = LazyTensorMapping(tmp_path)
+    for i in range(6):
+        assert_same(m[f"{i}.jpg"], sample_tensors(f"{i}.jpg"))
 
 
 def test_known_entries_ignore_unreadable_journal_parts(tmp_path):

@@ -23,13 +23,13 @@ class Project:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
         write_hub_dataset(root / "data" / "photos", photo_rows(24))
-        entry = {**PHOTOS_ENTRY, "resolution": 128, "aspect_bucket_alignment": 32}
+        entry = {**PHOTOS_ENTRY, "resolution": 512, "aspect_bucket_alignment": 64}
         self.config = write_config(root / "dataloader.json", [entry])
         self.env = {**os.environ, "DAGSTER_HOME": str(self.home), "HF_ASSETS_DATALOADER_CONFIG": str(self.config),
                     "HF_ASSETS_MODEL": str(model), "HF_HUB_OFFLINE": "1", "HF_ASSETS_VAE_BATCH_SIZE": "2",
                     "HF_ASSETS_DECODE_WORKERS": "1",
                     "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        # one latent is 4x16x16 fp32 mean + std = 8 KiB: tiny shards give several per run
+        # a 512x512 latent is 4x64x64 fp32, mean + std = 128 KiB: 1 MiB shards give several per run
         self.env["HF_ASSETS_SHARD_MB"] = str(shard_mb)
 
     @property

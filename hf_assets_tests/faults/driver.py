@@ -2,7 +2,7 @@
 
     python -m hf_assets_tests.faults.driver KILL_POINT COUNT -- dagster-args...
 
-KILL_POINT is `none`, `decode` (the COUNT-th image decode), `shard` (right after the COUNT-th shard is flushed
+KILL_POINT is `none`, `pause` (sleep while holding the cache lock after the COUNT-th flush), `decode` (the COUNT-th image decode), `shard` (right after the COUNT-th shard is flushed
 and journaled) or `commit` (right after the manifest is written, before the journal is cleared and old shards
 pruned). The kill is a real SIGKILL of this process: no handler, no cleanup, no flush.
 """
@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 KILLED_AT = "HF_ASSETS_TEST_KILLED_AT"  # file the driver touches just before killing itself
 
@@ -56,6 +57,20 @@ def arm(point: str, count: int) -> None:
             return shard
 
         ShardWriter.flush = flush
+    elif point == "pause":  # hold the cache's writer lock a while after the count-th flush
+        from hf_assets.cache.shards import ShardWriter
+
+        real_pause_flush = ShardWriter.flush
+
+        def paused_flush(self):
+            shard = real_pause_flush(self)
+            if shard is not None and counted():
+                with open(os.environ[KILLED_AT], "w") as f:
+                    f.write(point)
+                time.sleep(float(os.environ.get("HF_ASSETS_TEST_PAUSE", "20")))
+            return shard
+
+        ShardWriter.flush = paused_flush
     elif point == "commit":
         import hf_assets.cache.encoded as target
 

@@ -1,0 +1,102 @@
+"""SIGKILL at several points of a real encoding run (the dagster CLI), damaged caches and two writers at once:
+each rerun finishes without manual cleanup and leaves the same cache as a clean run."""
+
+import subprocess
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hf_assets.cache import verify
+from hf_assets.cache.latents import open_latents
+from hf_assets.cache.manifest import read_manifest
+from hf_assets.cache.text_embeds import open_text_embeds
+from hf_assets_tests.faults.conftest import Project
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory, tiny_sdxl) -> Project:
+    """The same project encoded once without any fault: the reference."""
+    project = Project(tmp_path_factory.mktemp("clean"), tiny_sdxl)
+    done = project.run()
+    assert done.returncode == 0, done.stderr[-3000:]
+    return project
+
+
+def assert_same_caches(project: Project, clean: Project) -> None:
+    """Same entries, same tensors (on CPU), nothing left over, checks passing."""
+    for directory in (project.vae_dir, project.text_dir):
+        assert verify.nonfinite_tensors(directory).passed
+        shards = set(p.name for p in (directory / "shards").iterdir())
+        assert shards == read_manifest(directory).shards()  # no orphan or temp file left
+        assert not list((directory / "journal").glob("*.parquet"))
+    got, want = open_latents(project.vae_dir), open_latents(clean.vae_dir)
+    assert sorted(got) == sorted(want) and len(want) > 0
+    for name in want:
+        assert torch.equal(got[name], want[name]) and torch.equal(got.std(name), want.std(name)), name
+    got_text, want_text = open_text_embeds(project.text_dir), open_text_embeds(clean.text_dir)
+    assert sorted(got_text) == sorted(want_text)
+    for name in want_text:
+        for a, b in zip(got_text[name], want_text[name], strict=True):
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+@pytest.mark.parametrize(("point", "count"), [("decode", 7), ("shard", 2), ("commit", 1)],
+                         ids=["during_decode", "between_shards", "during_commit"])
+def test_sigkill_then_rerun_gives_the_clean_cache(project, clean, point, count):
+    project.run(point, count)
+    rerun = project.run()
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "marking it failed" in rerun.stderr  # the killed run was failed and its slot freed on the way
+    assert_same_caches(project, clean)
+
+
+def test_corrupt_truncated_nan_and_lost_manifest_are_repaired_by_the_next_cli_run(project, clean):
+    assert project.run().returncode == 0
+    shards = sorted((project.vae_dir / "shards").glob("*.safetensors"))
+    assert len(shards) >= 3
+    data = bytearray(shards[0].read_bytes())
+    data[20] ^= 0x41  # a flipped byte in the header
+    shards[0].write_bytes(bytes(data))
+    shards[1].write_bytes(shards[1].read_bytes()[:-64])  # truncated
+    tensors = load_file(shards[2])
+    name = next(n for n in tensors if n.endswith("/mean"))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, shards[2])
+    (project.text_dir / "manifest.parquet").unlink()
+
+    rerun = project.run()
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    for shard in shards[:2]:
+        assert f"unreadable shard {shard.name}" in rerun.stderr
+    assert "held NaN or inf" in rerun.stderr and "manifest.parquet is missing" in rerun.stderr
+    assert_same_caches(project, clean)
+
+
+def test_two_instances_writing_one_cache_at_once_wait_for_each_other_and_agree(project, clean, tmp_path):
+    other_home = tmp_path / "other_home"
+    other_home.mkdir()
+    (other_home / "dagster.yaml").write_text((project.home / "dagster.yaml").read_text())
+    marker = tmp_path / "paused"
+    first = subprocess.Popen(project.command("pause", 1), cwd=project.root, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True,
+                             env={**project.env, "HF_ASSETS_TEST_KILLED_AT": str(marker), "HF_ASSETS_TEST_PAUSE": "60"})
+    try:
+        for _ in range(600):  # until the first run holds the cache's writer lock
+            if marker.exists() or first.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert marker.exists(), first.communicate()[0][-3000:]
+        second = subprocess.run(project.command(), cwd=project.root, capture_output=True, text=True, timeout=600,
+                                env={**project.env, "DAGSTER_HOME": str(other_home)})
+        first_out, _ = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, first_out[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "is being written by another writer or commit: waiting" in second.stderr  # it waited, then reused
+    assert_same_caches(project, clean)
