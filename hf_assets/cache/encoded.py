@@ -194,16 +194,14 @@ class EncodedCache:
         return to_encode, wanted.filter(present)
 
     @contextlib.contextmanager
-    def _lock(self, name: str = LOCK_FILE, shared: bool = False) -> Iterator[bool]:
-        """Hold lock file `name` (shared or alone); wait up to `lock_wait` seconds for another holder.
-
-        Yields whether it had to wait.
-        """
+    def _lock(self, name: str = LOCK_FILE, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+        """Hold lock file `name` (shared or alone); wait up to `lock_wait` seconds for another holder (not at all
+        when `wait` is False). Yields whether it had to wait."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / name, "a+b") as f:
             waited = False
             if fcntl is not None:
-                deadline = time.monotonic() + self.lock_wait
+                deadline = time.monotonic() + (self.lock_wait if wait else 0)
                 while True:
                     try:
                         fcntl.flock(f.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
@@ -251,7 +249,8 @@ class EncodedCache:
         if "/" in lane or lane.startswith("."):
             raise ValueError(f"EncodedCache.writer: lane {lane!r} must be a plain name")
         # No temp cleaning here: another machine's live temp file looks like a dead process's from this one.
-        with self._lock(shared=True), self._lock(f"{LOCK_FILE}-{lane}"):
+        # A lane held by another writer (a lost attempt still running) fails at once: its step is retried.
+        with self._lock(shared=True), self._lock(f"{LOCK_FILE}-{lane}", wait=False):
             self.shards_dir.mkdir(parents=True, exist_ok=True)
             with ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal) as w:
                 yield w

@@ -104,7 +104,7 @@ def test_a_retried_shard_encodes_only_what_its_failed_attempt_did_not_write(tmp_
 
 
 def test_lane_writers_write_side_by_side_and_the_commit_waits_for_them(tmp_path):
-    cache = EncodedCache(tmp_path / "cache", prefix="latents")
+    cache = EncodedCache(tmp_path / "cache", prefix="latents", lock_wait=0)  # the commit would wait: say so now
     with cache.writer(lane="shard-0") as a, cache.writer(lane="shard-1") as b:
         a.add("0" * 32, {"mean": torch.zeros(2)})
         b.add("1" * 32, {"mean": torch.ones(2)})
