@@ -4,6 +4,8 @@ Each setting of the encoders resource has its own variable, `HF_ASSETS_<SETTING>
 the constants below name the ones the code reads outside the resource as well.
 """
 
+import os
+
 PREFIX = "HF_ASSETS_"
 
 # Settings of the encoders resource (resources/gpu.py), also read by the core's messages and model loading.
@@ -23,6 +25,12 @@ VIDEO_MODEL = "HF_ASSETS_VIDEO_MODEL"
 # Hugging Face's own variables, read as huggingface_hub reads them.
 HUB_OFFLINE = "HF_HUB_OFFLINE"
 HUB_TOKEN = "HF_TOKEN"
+HUB_ENDPOINT = "HF_ENDPOINT"
+
+
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE says not to contact the Hub (1, true, yes or on, as huggingface_hub reads it)."""
+    return os.environ.get(HUB_OFFLINE, "").strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def resource_variable(setting: str) -> str:

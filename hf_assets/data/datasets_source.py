@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from hf_assets import env
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data.split import DatasetNotFound, RawSplit
 
@@ -27,7 +28,7 @@ def _load_dataset(backend: BackendConfig, name: str):
     kwargs = dict(split=backend.split, revision=backend.revision, cache_dir=str(backend.cache_dir / "datasets"))
     if backend.num_proc and backend.num_proc > 1:
         kwargs["num_proc"] = backend.num_proc
-    token = os.environ.get("HF_TOKEN")
+    token = os.environ.get(env.HUB_TOKEN)
     if token:
         kwargs["token"] = token
     try:
@@ -67,9 +68,9 @@ def _is_saved_to_disk(folder: Path) -> bool:
 
 def not_found_message(backend: BackendConfig, name: str, exc: Exception) -> str:
     """Names the backend, the dataset, what was tried and the fix, on one line."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
+    offline = env.hub_offline()
     tried = [f"a local folder ({Path(name).resolve()})"]
-    tried.append("the Hugging Face Hub" + (" (skipped: HF_HUB_OFFLINE=1)" if offline else ""))
+    tried.append("the Hugging Face Hub" + (f" (skipped: {env.HUB_OFFLINE}=1)" if offline else ""))
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (
         f"backend '{backend.id}': dataset '{name}' not found; tried {' and '.join(tried)}: {first_line}. "

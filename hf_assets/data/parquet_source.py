@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from hf_assets import env
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data.parquet_files import local_info, make_pieces
 from hf_assets.data.split import DatasetNotFound, RawSplit, fingerprint_of
@@ -141,20 +142,17 @@ def _split_of(backend: BackendConfig, fs, infos: list[dict], source: str, kind: 
                     filesystem=fs)
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
-
-
 def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None:
     """A Hub dataset's Parquet files at its revision, else its Parquet export; None when it has neither."""
     repo = name.removeprefix("hf://").removeprefix("datasets/")
     repo, _, pinned = repo.partition("@")
     revision = pinned or backend.revision
-    if hub_offline():
+    if env.hub_offline():
         return None  # `datasets` may still have it cached; otherwise it fails fast, saying the Hub was skipped
     from huggingface_hub import HfFileSystem
 
-    fs = HfFileSystem(token=os.environ.get("HF_TOKEN") or None, endpoint=os.environ.get("HF_ENDPOINT") or None)
+    token, endpoint = os.environ.get(env.HUB_TOKEN) or None, os.environ.get(env.HUB_ENDPOINT) or None
+    fs = HfFileSystem(token=token, endpoint=endpoint)
     tries = [revision or "main"] + ([CONVERTED] if revision in (None, "main") else [])
     for attempt in tries:
         root = f"datasets/{repo}@{quote(attempt, safe='')}"

@@ -3,7 +3,6 @@
 import hashlib
 import importlib.util
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +70,6 @@ class ModelRoot:
     path: Path
     repo_id: str | None = None
     commit: str | None = None
-
-
-def _offline() -> bool:
-    """True when the hub must not be contacted (HF_HUB_OFFLINE)."""
-    return os.environ.get(env.HUB_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def download_patterns(setting: str = env.MODEL) -> tuple[list[str], list[str]]:
@@ -153,7 +147,7 @@ def resolve_root(path_or_id: str | Path, setting: str = env.MODEL, revision: str
     incomplete = missing_weights(cached, setting) if cached is not None else []
     if cached is not None and not incomplete:
         return ModelRoot(cached, repo_id=text, commit=cached.name)
-    if _offline():
+    if env.hub_offline():
         fix = "unset HF_HUB_OFFLINE so that it is downloaded again"
     else:
         allow, ignore = download_patterns(setting)
@@ -179,7 +173,7 @@ def resolve_root(path_or_id: str | Path, setting: str = env.MODEL, revision: str
             f"an interrupted or filtered download); {fix}"
         )
     raise ModelNotFound(f"{setting}={text!r}: no such folder and no cached hub repo; {hint}"
-                        + (f" ({fix})" if not _offline() else ""))
+                        + (f" ({fix})" if not env.hub_offline() else ""))
 
 
 def detect_family(pipeline_dir: str | Path, setting: str = env.MODEL) -> str:
