@@ -120,7 +120,7 @@ def _binary_views(data: pa.Array) -> list[memoryview | None]:
     return [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(data))]
 
 
-def _resolve(path: str, base_dir: Path | None) -> Path:
+def resolve_image_path(path: str, base_dir: Path | None) -> Path:
     """An image path as stored in the column, made absolute against base_dir when relative."""
     candidate = Path(path)
     return candidate if candidate.is_absolute() or base_dir is None else Path(base_dir) / candidate
@@ -138,7 +138,7 @@ def _piece_sizes(piece: pa.Array, base_dir: Path | None) -> np.ndarray:
             if view is not None and len(view):
                 sizes[row] = _size_from_view(view)
             elif view is None and path_values is not None and path_values[row]:
-                with open(_resolve(path_values[row], base_dir), "rb") as fp:
+                with open(resolve_image_path(path_values[row], base_dir), "rb") as fp:
                     sizes[row] = _size_from_file(fp)
         except (UnreadableImage, OSError):
             continue

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hf_assets.data.sizes import _binary_views, _image_columns, _resolve
+from hf_assets.data.sizes import _binary_views, _image_columns, resolve_image_path
 
 # Why a clip's header cannot be used; each becomes the row's drop reason.
 UNREADABLE = "unreadable_video"  # empty, truncated or not a container at all
@@ -136,7 +136,7 @@ def video_headers(clips: pa.Array | pa.ChunkedArray, base_dir: Path | None = Non
                 if view is not None and len(view):
                     header = read_header(view)
                 elif path:
-                    header = read_header(str(_resolve(path, base_dir)))
+                    header = read_header(str(resolve_image_path(path, base_dir)))
                 else:
                     raise UnreadableVideo(UNREADABLE, "no clip bytes or path")
             except UnreadableVideo as exc:

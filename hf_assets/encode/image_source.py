@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hf_assets.cache.hashing import content_hash
+from hf_assets.cache.hashing import content_hash, file_stamp
 from hf_assets.cache.tables import load_manifest, load_table, save_table
 from hf_assets.data.row_fetch import FETCH_CONCURRENCY, RowFetcher
+from hf_assets.data.sizes import resolve_image_path
 from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog, quiet
 
@@ -33,7 +34,7 @@ class ImageSource:
                 blob, path = None, value
             else:
                 blob, path = value, None
-            yield blob if blob else _absolute(path, self.split.base_dir)
+            yield blob if blob else str(resolve_image_path(path, self.split.base_dir)) if path else None
 
 
 def fetch_windows(split: RawSplit, image_column: str, rows: np.ndarray) -> np.ndarray:
@@ -45,13 +46,6 @@ def fetch_windows(split: RawSplit, image_column: str, rows: np.ndarray) -> np.nd
 def iter_images(split: RawSplit, image_column: str, rows: np.ndarray) -> Iterator[bytes | str | None]:
     """For each row: its image bytes, else its file path, else None (see `ImageSource`)."""
     return ImageSource(split, image_column).sources(rows)
-
-
-def _absolute(path: str | None, base: Path | None) -> str | None:
-    if not path:
-        return None
-    p = Path(path)
-    return str(p if p.is_absolute() or base is None else base / p)
 
 
 def read_source(source: bytes | str | None) -> bytes | None:
@@ -113,7 +107,7 @@ def _stamp(source: bytes | str | None) -> str:
     if isinstance(source, bytes):
         return ""
     try:
-        stat = Path(source).stat() if source else None
-    except OSError:
-        stat = None
-    return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "missing"
+        stamp = file_stamp(source) if source else None
+    except OSError:  # unreadable: hashed again (as unreadable) each run
+        stamp = None
+    return stamp or "missing"
