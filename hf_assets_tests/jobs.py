@@ -29,3 +29,8 @@ def prepare_job_for_reexecution():
 def prepare_job_for_reexecution_again():
     """Another pointer, for the re-execution from failure."""
     return prepare_job()
+
+
+def prepare_job_for_pool_limit():
+    """Another pointer, for the pool limit test on the multiprocess executor."""
+    return prepare_job()

@@ -1,0 +1,124 @@
+"""Shard scaling: the same latent plan encoded by 1 worker process and by N worker processes, side by side.
+
+Each worker is a process encoding whole shards (what one Dagster step does), with one torch thread on CPU or one GPU
+each (`--device cuda`: worker i uses cuda:i). The ratio is throughput(N) / throughput(1) on the same plan.
+
+    .venv/bin/python -m bench.bench_scaling --images 160 --workers 1 2          # CPU, tiny VAE
+    bash bench/gpu_scaling.sh                                                  # every GPU of the machine
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _encode_shards(args: tuple) -> tuple[int, float, float]:
+    """Worker process: encode the given shards of the plan; (latents encoded, loop start, loop end) in epoch s."""
+    plan_dict, shards, model, device, config_path, batch = args
+    import torch
+
+    torch.set_num_threads(1)
+    from hf_assets.config.loader import load_config
+    from hf_assets.data.sources import open_split
+    from hf_assets.encode.encoders import Encoders
+    from hf_assets.encode.latents_plan import LatentPlan
+    from hf_assets.encode.latents_update import encode_shard
+
+    backend = load_config(config_path).backends[0]
+    split = open_split(backend)
+    encoders = Encoders(model, device=torch.device(device))
+    vae = encoders.vae()  # loaded before timing: a step loads its model once, whatever its shard count
+    plan = LatentPlan.from_dict(plan_dict)
+    started = time.time()
+    encoded = sum(encode_shard(plan, k, split, backend.image_column, lambda: vae, torch.float32, batch_size=batch,
+                               workers=1, log=lambda _m: None).encoded for k in shards)
+    return encoded, started, time.time()
+
+
+def run(workers: int, prepared, model: str, device: str, out: Path, shards: int, batch: int) -> tuple[int, float]:
+    """Plan into a fresh cache, encode its shards on `workers` processes at once; (encoded, wall seconds)."""
+    from hf_assets.encode.encoders import Encoders
+    from hf_assets.encode.latents_plan import plan_latents
+    from hf_assets.encode.latents_update import LatentSettings, wanted_latents
+
+    cache = out / f"cache-{workers}"
+    shutil.rmtree(cache, ignore_errors=True)
+    settings = LatentSettings(Encoders(model).vae_identity(), "torch.float32", "torch.float32")
+    wanted = wanted_latents(prepared.buckets, prepared.split, prepared.backend.image_column, settings)
+    plan = plan_latents(wanted, cache, shards, log=lambda _m: None)
+    groups = [plan.busy_shards[i::workers] for i in range(workers)]
+    devices = [f"cuda:{i}" if device == "cuda" else "cpu" for i in range(workers)]
+    jobs = [(plan.to_dict(), g, model, d, str(prepared.config), batch) for g, d in zip(groups, devices)]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        results = pool.map(_encode_shards, jobs)
+    # pool start-up (imports, model load: once per step process) is left out: from the first worker's first batch
+    # to the last worker's last one
+    return sum(r[0] for r in results), max(r[2] for r in results) - min(r[1] for r in results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=160)
+    p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--model", default="", help="a diffusers pipeline folder (default: the tiny SDXL pipeline)")
+    p.add_argument("--work-dir", type=Path, default=ROOT / "bench" / "out" / "scaling")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from bench.encode_data import bench_dataset
+    from bench.machine import cpu_model
+    from hf_assets.config.loader import parse_config
+    from hf_assets.data.buckets import assign_buckets
+    from hf_assets.data.index import build_filtered_index
+    from hf_assets.data.sources import open_split
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    model = args.model
+    if not model:
+        from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
+
+        model = str(args.work_dir / "tiny_sdxl")
+        if not Path(model, "model_index.json").is_file():
+            build_tiny_pipeline(Path(model), "sdxl", seed=0)
+    data = bench_dataset(args.images, args.resolution, 0, args.work_dir, print)
+    entry = {"id": "bench", "type": "huggingface", "dataset_name": str(data), "caption_strategy": "huggingface",
+             "metadata_backend": "huggingface", "caption_column": "caption", "width_column": "width",
+             "height_column": "height", "resolution": args.resolution, "resolution_type": "pixel_area",
+             "crop": True, "crop_aspect": "square", "crop_style": "center"}
+    config = args.work_dir / "dataloader.json"
+    config.write_text(__import__("json").dumps([entry]))
+    backend = parse_config([entry], config).backends[0]
+    split = open_split(backend)
+    index, _ = build_filtered_index(split, backend)
+    prepared = type("Prepared", (), {"backend": backend, "split": split, "config": config,
+                                     "buckets": assign_buckets(index, backend.buckets, backend.id)})
+
+    rows = []
+    for workers in args.workers:
+        encoded, seconds = run(workers, prepared, model, args.device, args.work_dir, args.shards, args.batch)
+        rows.append((workers, encoded, seconds, encoded / seconds))
+        print(f"{workers} worker(s): {encoded} latents in {seconds:.2f}s = {encoded / seconds:.1f} img/s", flush=True)
+    base = rows[0][3]
+    print(f"\n| workers | latents | seconds (first batch to last, all workers) | img/s | scaling vs {rows[0][0]} |")
+    print("|---|---|---|---|---|")
+    for workers, encoded, seconds, rate in rows:
+        print(f"| {workers} | {encoded} | {seconds:.2f} | {rate:.1f} | {rate / base:.2f}x |")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f} at the end; "
+          f"device {args.device}; {args.images} images at {args.resolution}^2, {args.shards} shards, "
+          f"batch {args.batch}, "
+          "1 torch thread and 1 decode thread per worker")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
