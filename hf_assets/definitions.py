@@ -17,18 +17,18 @@ from hf_assets.automation.sensors import build_change_sensors
 from hf_assets.config import config_path_from_env, load_config
 from hf_assets.executors import executor_from_env
 from hf_assets.resources.dataloader import DataloaderConfigResource
-from hf_assets.resources.gpu import EncoderResource
+from hf_assets.resources.encoders import EncodersResource
 from hf_assets.resources.io_manager import HFAssetsIOManager
 from hf_assets.resources.step_values import StepValueIOManager
 
 
-def encoder_resource() -> EncoderResource:
+def encoder_resource() -> EncodersResource:
     """The encoder resource with each setting from its HF_ASSETS_* variable when set, so the launchpad shows it.
 
-    Runs merge again field by field (EncoderResource.yield_for_execution): a setting in the run config wins and
+    Runs merge again field by field (EncodersResource.yield_for_execution): a setting in the run config wins and
     the environment fills the others.
     """
-    return EncoderResource.from_environment()
+    return EncodersResource.from_environment()
 
 
 def build_definitions(config_path: Path | str | None = None, hub_api=default_hub_api) -> dg.Definitions:

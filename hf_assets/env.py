@@ -8,7 +8,7 @@ import os
 
 PREFIX = "HF_ASSETS_"
 
-# Settings of the encoders resource (resources/gpu.py), also read by the core's messages and model loading.
+# Settings of the encoders resource (resources/encoders.py), also read by the core's messages and model loading.
 MODEL = "HF_ASSETS_MODEL"  # a diffusers pipeline folder or hub id
 VAE = "HF_ASSETS_VAE"  # a bare VAE folder or hub id replacing the pipeline's VAE
 DEVICE = "HF_ASSETS_DEVICE"

@@ -6,18 +6,18 @@ from pathlib import Path
 import pytest
 
 from hf_assets import env
-from hf_assets.resources.gpu import EncoderResource
+from hf_assets.resources.encoders import EncodersResource
 
 PACKAGE = Path(env.__file__).parent
 
 
 def test_resource_settings_are_read_from_the_named_variables():
-    names = EncoderResource.env_names()
+    names = EncodersResource.env_names()
     assert names["model"] == env.MODEL == "HF_ASSETS_MODEL"
     assert names["vae"] == env.VAE == "HF_ASSETS_VAE"
     assert names["device"] == env.DEVICE == "HF_ASSETS_DEVICE"
     assert names["latent_dtype"] == "HF_ASSETS_LATENT_DTYPE"
-    assert set(names.values()) == {env.resource_variable(setting) for setting in EncoderResource.model_fields}
+    assert set(names.values()) == {env.resource_variable(setting) for setting in EncodersResource.model_fields}
 
 
 def test_no_other_module_spells_a_variable_name_in_code():

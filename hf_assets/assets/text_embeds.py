@@ -7,7 +7,7 @@ from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
-from hf_assets.resources.gpu import EncoderResource
+from hf_assets.resources.encoders import EncodersResource
 
 CHECKS = {
     "text_embeds_complete": "Every caption variant of every encoded sample has embeddings.",
@@ -32,7 +32,7 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
     def text_embeds(
         context: dg.AssetExecutionContext,
         dataloader: DataloaderConfigResource,
-        encoders: EncoderResource,
+        encoders: EncodersResource,
         aspect_buckets: pa.Table,
         vae_latents,
     ):
@@ -46,14 +46,14 @@ def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinitio
         backend = dataloader.backend(context.partition_key)
         if encoders.full_verify:
             start_full_verification(context, backend.text_dir)
-        models = encoders.encoders
+        loaded = encoders.loaded
         max_length = encoders.max_length or None
-        identity = text_identity(models, encoders.max_length)
+        identity = text_identity(loaded, encoders.max_length)
         encoded = pa.array(list(vae_latents), pa.string())
         wanted = wanted_captions(aspect_buckets, identity, only=encoded)
         progress = ProgressLog(context.log.info)
         report = update_text_embeds(
-            wanted, models.text_encoders, identity["family"], max_length, backend.text_dir,
+            wanted, loaded.text_encoders, identity["family"], max_length, backend.text_dir,
             {"identity": identity, "backend": backend.id}, batch_size=encoders.text_batch_size,
             shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
         )

@@ -13,7 +13,7 @@ from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
-from hf_assets.resources.gpu import EncoderResource
+from hf_assets.resources.encoders import EncodersResource
 from hf_assets.resources.io_manager import stale_split_message
 
 CHECKS = {
@@ -65,7 +65,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
     @dg.op(name="plan_vae_latents", out=dg.Out(io_manager_key=STEP_IO), retry_policy=SHARD_RETRY)
     @retry_only_transient
     def plan_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                         encoders: EncoderResource, aspect_buckets: pa.Table, raw_split: RawSplit):
+                         encoders: EncodersResource, aspect_buckets: pa.Table, raw_split: RawSplit):
         """Find what the cache lacks and split it into shards by cache key; idle shards finish at once."""
         from hf_assets.encode.latents_plan import plan_latents
         from hf_assets.encode.latents_update import LatentSettings, wanted_latents
@@ -85,12 +85,12 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
             return {"video": True}
         if encoders.full_verify:
             start_full_verification(context, backend.vae_dir)
-        models = encoders.encoders
-        if is_video_vae(models.vae_config()):
-            raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={models.model!r} has a video "
+        loaded = encoders.loaded
+        if is_video_vae(loaded.vae_config()):
+            raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={loaded.model!r} has a video "
                              "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)",
                              allow_retries=False)
-        settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
+        settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.storage_dtype))
         progress = ProgressLog(context.log.info)
         wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,
                                 progress=progress)
@@ -103,7 +103,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
            tags={"dagster-k8s/config": SHARD_POD})
     @retry_only_transient
     def encode_vae_shard(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                         encoders: EncoderResource, raw_split: RawSplit, plan: dict) -> dict:
+                         encoders: EncodersResource, raw_split: RawSplit, plan: dict) -> dict:
         """Encode one shard's images into the cache (one step per shard, on any worker that sees the cache)."""
         from dataclasses import asdict
 
@@ -123,9 +123,9 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
         require_visible(written)
         if not written.shard_sizes[shard]:
             return asdict(ShardReport(shard=shard))  # idle: no device claimed, no model loaded
-        with shard_device(context, encoders, shard) as models:
+        with shard_device(context, encoders, shard) as loaded:
             report = encode_shard(
-                written, shard, raw_split, backend.image_column, models.vae, encoders.storage_dtype,
+                written, shard, raw_split, backend.image_column, loaded.vae, encoders.storage_dtype,
                 batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
                 shard_bytes=encoders.shard_mb << 20, log=context.log.info,
             )
@@ -138,7 +138,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
     )
     @retry_only_transient
     def commit_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                           encoders: EncoderResource, aspect_buckets: pa.Table, plan: dict, reports: list):
+                           encoders: EncodersResource, aspect_buckets: pa.Table, plan: dict, reports: list):
         """Merge the shards into the cache's manifest atomically, then run the blocking checks."""
         from hf_assets.cache import verify
         from hf_assets.cache.latents import open_latents
@@ -152,9 +152,9 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
             from hf_assets.assets.video_latents import video_latents_result
 
             return video_latents_result(context, backend, encoders, aspect_buckets, reports[0]["video"])
-        models = encoders.encoders
-        factors = vae_factors_from_config(models.vae_config())
-        meta = {**factors, "vae": models.vae_identity(), "model_dtype": str(models.dtype),
+        loaded = encoders.loaded
+        factors = vae_factors_from_config(loaded.vae_config())
+        meta = {**factors, "vae": loaded.vae_identity(), "model_dtype": str(loaded.dtype),
                 "storage_dtype": str(encoders.storage_dtype), "backend": backend.id}
         shard_reports = [ShardReport.from_dict(r) for r in reports]
         progress = ProgressLog(context.log.info)
@@ -221,24 +221,24 @@ def log_drops(context: dg.OpExecutionContext, backend_id: str, report, directory
 
 
 @contextlib.contextmanager
-def shard_device(context: dg.OpExecutionContext, encoders: EncoderResource, shard: int):
+def shard_device(context: dg.OpExecutionContext, encoders: EncodersResource, shard: int):
     """The encoders this shard step uses: on a machine whose GPUs several steps share at once (multiprocess, a Dask
     worker with many GPUs), a GPU of its own, preferring shard mod GPUs; elsewhere the resource's device."""
     from hf_assets.encode.devices import claim_device
     from hf_assets.encode.encoders import shared_encoders
     from hf_assets.executors import executor_name
 
-    models = encoders.encoders
-    if models.device.type != "cuda" or models.device.index is not None or executor_name() == "in_process":
-        yield models
+    loaded = encoders.loaded
+    if loaded.device.type != "cuda" or loaded.device.index is not None or executor_name() == "in_process":
+        yield loaded
         return
     import torch
 
     count = torch.cuda.device_count()
     if count < 2:
-        yield models
+        yield loaded
         return
     with claim_device(count, shard, log=context.log.info) as index:
         context.log.info(f"shard {shard} encodes on cuda:{index} of {count}")
-        yield shared_encoders(models.model, models.vae_path, torch.device("cuda", index), models.dtype,
+        yield shared_encoders(loaded.model, loaded.vae_path, torch.device("cuda", index), loaded.dtype,
                               log=context.log.info)

@@ -19,11 +19,11 @@ def materialize_video_latents(context: dg.AssetExecutionContext, backend, encode
 def _factors(backend, encoders) -> dict:
     from hf_assets.encode.video_latents import video_factors_for
 
-    models = encoders.encoders
+    loaded = encoders.loaded
     try:
-        return video_factors_for(models)
+        return video_factors_for(loaded)
     except ValueError as exc:
-        raise dg.Failure(f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={models.model!r} is "
+        raise dg.Failure(f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={loaded.model!r} is "
                          f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
                          "HunyuanVideo or CogVideoX)", allow_retries=False) from None
 
@@ -35,9 +35,9 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
 
     if encoders.full_verify:
         start_full_verification(context, backend.vae_dir)
-    models = encoders.encoders
+    loaded = encoders.loaded
     factors = _factors(backend, encoders)
-    settings = LatentSettings(models.vae_identity(), str(models.dtype), str(encoders.storage_dtype))
+    settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.storage_dtype))
     progress = ProgressLog(context.log.info)
     wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
                                              backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir,
@@ -45,7 +45,7 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
     meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
             "storage_dtype": settings.storage_dtype, "backend": backend.id, "dataset_type": "video"}
     report = update_video_latents(
-        wanted, raw_split, backend.image_column, models.vae, backend.vae_dir, meta, encoders.storage_dtype,
+        wanted, raw_split, backend.image_column, loaded.vae, backend.vae_dir, meta, encoders.storage_dtype,
         dropped_before=too_short, batch_size=max(1, encoders.vae_batch_size // 4), workers=encoders.decode_workers,
         shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
     )
@@ -80,7 +80,7 @@ def video_latents_result(context, backend, encoders, aspect_buckets: pa.Table, e
             "dropped_by_reason": counts_table(reason_counts(dropped)),
             "throughput_clips_per_s": round(encoded["throughput"], 3),
             "cache_bytes": encoded["size_bytes"],
-            "vae": encoders.encoders.vae_identity(),
+            "vae": encoders.loaded.vae_identity(),
             "vae_class": factors["vae_class"],
             "temporal_downscale": factors["temporal_downscale"],
             "scaling_factor": factors["scaling_factor"],

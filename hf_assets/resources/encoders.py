@@ -22,7 +22,7 @@ Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(MAX_CUDA_INDEX))]  # type: ignore[valid-type]
 
 
-class EncoderResource(dg.ConfigurableResource):
+class EncodersResource(dg.ConfigurableResource):
     """VAE and text encoders of a diffusers pipeline; loaded lazily per process, never at import."""
 
     model: str = Field(
@@ -80,7 +80,7 @@ class EncoderResource(dg.ConfigurableResource):
 
     @classmethod
     def from_environment(cls, given: Mapping[str, Any] | None = None,
-                         environ: Mapping[str, str] | None = None) -> "EncoderResource":
+                         environ: Mapping[str, str] | None = None) -> "EncodersResource":
         """The settings in `given`, each other one from its environment variable when set, else its default.
 
         A bad value is reported with the setting and where it came from (run config or the variable's name).
@@ -104,7 +104,7 @@ class EncoderResource(dg.ConfigurableResource):
             raise ValueError("invalid encoder setting(s): " + "; ".join(problems)) from None
 
     @contextlib.contextmanager
-    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["EncoderResource"]:
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["EncodersResource"]:
         """Set up a copy whose settings are the run config's, filled in from the environment field by field.
 
         Dagster hands a resource either the Definitions' values (no run config for it) or the run config with
@@ -152,9 +152,10 @@ class EncoderResource(dg.ConfigurableResource):
             context.log.warning(note)
 
     @property
-    def encoders(self):
+    def loaded(self):
+        """This process's `hf_assets.encode.encoders.Encoders` for these settings (models load when first used)."""
         if self._encoders is None:
-            raise RuntimeError("EncoderResource used outside a run (setup_for_execution was not called)")
+            raise RuntimeError("EncodersResource used outside a run (setup_for_execution was not called)")
         return self._encoders
 
     @property
@@ -162,7 +163,7 @@ class EncoderResource(dg.ConfigurableResource):
         """The dtype latents are stored in."""
         from hf_assets.encode.encoders import resolve_dtype
 
-        return resolve_dtype(self.latent_dtype, self.encoders.device)
+        return resolve_dtype(self.latent_dtype, self.loaded.device)
 
 
 def given_in_run_config(context: dg.InitResourceContext) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from hf_assets.definitions import encoder_resource
-from hf_assets.resources.gpu import EncoderResource
+from hf_assets.resources.encoders import EncodersResource
 
 
 def settings_in_a_run(run_config: dict | None = None) -> dict:
@@ -12,8 +12,8 @@ def settings_in_a_run(run_config: dict | None = None) -> dict:
     seen = {}
 
     @dg.asset
-    def probe(encoders: EncoderResource) -> None:
-        seen.update(encoders.settings(), loaded_model=encoders.encoders.model)
+    def probe(encoders: EncodersResource) -> None:
+        seen.update(encoders.settings(), loaded_model=encoders.loaded.model)
 
     result = dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {})
     assert result.success
@@ -64,14 +64,14 @@ def test_a_value_outside_a_closed_set_is_refused_by_the_launchpad_schema(setting
 
 
 def test_the_device_accepts_cuda_with_an_index():
-    assert EncoderResource(device="cuda:3").device == "cuda:3"
+    assert EncodersResource(device="cuda:3").device == "cuda:3"
 
 
 def test_a_bad_environment_value_names_the_variable_and_the_choices():
     with pytest.raises(ValueError, match=r"dtype \(from environment variable HF_ASSETS_DTYPE\) = 'float8'.*'bf16'"):
-        EncoderResource.from_environment(environ={"HF_ASSETS_DTYPE": "float8"})
+        EncodersResource.from_environment(environ={"HF_ASSETS_DTYPE": "float8"})
     with pytest.raises(ValueError, match=r"vae_batch_size \(from environment variable HF_ASSETS_VAE_BATCH_SIZE\)"):
-        EncoderResource.from_environment(environ={"HF_ASSETS_VAE_BATCH_SIZE": "0"})
+        EncodersResource.from_environment(environ={"HF_ASSETS_VAE_BATCH_SIZE": "0"})
 
 
 def test_an_out_of_range_run_config_value_fails_the_run_naming_the_setting(tiny_sdxl, monkeypatch):
