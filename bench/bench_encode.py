@@ -38,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resolution", type=int, default=None, help="R: targets of about R*R pixels (cuda 512, cpu 256)")
     p.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="VAE dtype (cuda bf16, cpu fp32)")
     p.add_argument(
-        "--storage-dtype",
+        "--latent-dtype",
         default=None,
         choices=["fp32", "bf16", "fp16"],
         help="stored latent dtype (as the encoder resource: cuda bf16, cpu fp32)",
@@ -100,7 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.resolution = args.resolution or (512 if cuda else 256)
     big = args.resolution > 512
     args.dtype = args.dtype or ("bf16" if cuda else "fp32")
-    args.storage_dtype = args.storage_dtype or ("bf16" if cuda else "fp32")
+    args.latent_dtype = args.latent_dtype or ("bf16" if cuda else "fp32")
     args.batch = args.batch or ((4 if big else 16) if cuda else (8 if tiny else 4))
     args.images = args.images or ((160 if big else 512) if cuda else (32 if tiny else 16))
     args.naive_images = min(args.naive_images or args.images, args.images)
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     from hf_assets.encode.models import as_dtype
 
     settings = encode_stages.StageSettings(
-        args.device, args.batch, args.workers, as_dtype(args.dtype), as_dtype(args.storage_dtype), args.naive_images
+        args.device, args.batch, args.workers, as_dtype(args.dtype), as_dtype(args.latent_dtype), args.naive_images
     )
     folder, vae_desc = encode_stages.vae_folder(args.vae, args.work_dir, log)
     encoders = encode_stages.load_encoders(folder, args.device, settings.model_dtype, log)
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
             resolution=args.resolution,
             aspect=args.aspect,
             dtype=args.dtype,
-            storage_dtype=args.storage_dtype,
+            latent_dtype=args.latent_dtype,
             batch=args.batch,
             workers=args.workers,
             warmup=args.warmup,

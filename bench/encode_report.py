@@ -74,7 +74,7 @@ class EncodeResults:
     resolution: int
     aspect: str
     dtype: str
-    storage_dtype: str
+    latent_dtype: str
     batch: int
     workers: int
     warmup: int
@@ -201,7 +201,7 @@ def notes(r: EncodeResults) -> list[str]:
         f"- images: {r.images} distinct JPEGs of crops of a real photograph (q90, 1.0-1.6x the target area, "
         f"12 aspect ratios, 1 in 4 with EXIF orientation 6); targets: {r.sizes}",
         f"- VAE: {r.vae}; {r.parameters_m[0]:.3g}M parameters, {r.parameters_m[1]:.3g}M in the encoder that runs; "
-        f"model dtype {r.dtype}, stored {r.storage_dtype}" + ("; channels_last" if r.channels_last else ""),
+        f"model dtype {r.dtype}, stored {r.latent_dtype}" + ("; channels_last" if r.channels_last else ""),
         f"- bare output finite: {bare['finite']}"
         + (
             f"; max |pipeline - naive| latent mean, first 4 images: {r.agreement:.3g}"

@@ -47,7 +47,7 @@ class StageSettings:
     batch: int
     workers: int
     model_dtype: torch.dtype
-    storage_dtype: torch.dtype
+    latent_dtype: torch.dtype
     naive_images: int
 
 
@@ -160,7 +160,7 @@ def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, direc
     from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
     from hf_assets.encode.vae import vae_factors_from_config
 
-    identity = LatentSettings(encoders.vae_identity(), str(settings.model_dtype), str(settings.storage_dtype))
+    identity = LatentSettings(encoders.vae_identity(), str(settings.model_dtype), str(settings.latent_dtype))
     wanted = wanted_latents(data.buckets, data.split, data.backend.image_column, identity, data.backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": identity.vae_identity}
     shutil.rmtree(directory, ignore_errors=True)
@@ -178,7 +178,7 @@ def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, direc
                 lambda: vae,
                 directory,
                 meta,
-                settings.storage_dtype,
+                settings.latent_dtype,
                 batch_size=settings.batch,
                 workers=settings.workers,
             )
@@ -265,8 +265,8 @@ def bench_naive(vae, data: Prepared, settings: StageSettings, out_dir: Path) -> 
         with torch.inference_mode():
             dist = vae.encode(x).latent_dist
             tensors = {
-                "mean": dist.mean[0].to(settings.storage_dtype).cpu().contiguous(),
-                "std": dist.std[0].to(settings.storage_dtype).cpu().contiguous(),
+                "mean": dist.mean[0].to(settings.latent_dtype).cpu().contiguous(),
+                "std": dist.std[0].to(settings.latent_dtype).cpu().contiguous(),
             }
         if path is not None:
             save_file(tensors, str(path))

@@ -90,7 +90,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
             raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={loaded.model!r} has a video "
                              "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)",
                              allow_retries=False)
-        settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.storage_dtype))
+        settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.resolved_latent_dtype))
         progress = ProgressLog(context.log.info)
         wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,
                                 progress=progress)
@@ -125,7 +125,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
             return asdict(ShardReport(shard=shard))  # idle: no device claimed, no model loaded
         with shard_device(context, encoders, shard) as loaded:
             report = encode_shard(
-                written, shard, raw_split, backend.image_column, loaded.vae, encoders.storage_dtype,
+                written, shard, raw_split, backend.image_column, loaded.vae, encoders.resolved_latent_dtype,
                 batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
                 shard_bytes=encoders.shard_mb << 20, log=context.log.info,
             )
@@ -155,7 +155,7 @@ def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = 
         loaded = encoders.loaded
         factors = vae_factors_from_config(loaded.vae_config())
         meta = {**factors, "vae": loaded.vae_identity(), "model_dtype": str(loaded.dtype),
-                "storage_dtype": str(encoders.storage_dtype), "backend": backend.id}
+                "latent_dtype": str(encoders.resolved_latent_dtype), "backend": backend.id}
         shard_reports = [ShardReport.from_dict(r) for r in reports]
         progress = ProgressLog(context.log.info)
         report = commit_latents(LatentPlan.from_dict(plan), shard_reports, meta, log=context.log.info,

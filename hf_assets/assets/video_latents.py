@@ -37,15 +37,15 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
         start_full_verification(context, backend.vae_dir)
     loaded = encoders.loaded
     factors = _factors(backend, encoders)
-    settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.storage_dtype))
+    settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.resolved_latent_dtype))
     progress = ProgressLog(context.log.info)
     wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
                                              backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir,
                                              progress=progress)
     meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
-            "storage_dtype": settings.storage_dtype, "backend": backend.id, "dataset_type": "video"}
+            "latent_dtype": settings.latent_dtype, "backend": backend.id, "dataset_type": "video"}
     report = update_video_latents(
-        wanted, raw_split, backend.image_column, loaded.vae, backend.vae_dir, meta, encoders.storage_dtype,
+        wanted, raw_split, backend.image_column, loaded.vae, backend.vae_dir, meta, encoders.resolved_latent_dtype,
         dropped_before=too_short, batch_size=max(1, encoders.vae_batch_size // 4), workers=encoders.decode_workers,
         shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
     )

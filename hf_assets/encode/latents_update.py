@@ -46,7 +46,7 @@ class LatentSettings:
 
     vae_identity: str
     model_dtype: str
-    storage_dtype: str
+    latent_dtype: str
     resample: str = "lanczos"
     format: int = FORMAT
 
@@ -105,7 +105,7 @@ def update_latents(
     vae_loader: Callable[[], torch.nn.Module],
     directory: Path,
     meta: dict,
-    storage_dtype: torch.dtype,
+    latent_dtype: torch.dtype,
     batch_size: int = 8,
     workers: int = 4,
     shard_bytes: int = 256 << 20,
@@ -125,7 +125,7 @@ def update_latents(
 
     plan = plan_latents(wanted, directory, shards, log=log)
     reports = [
-        encode_shard(plan, shard, split, image_column, vae_loader, storage_dtype, batch_size=batch_size,
+        encode_shard(plan, shard, split, image_column, vae_loader, latent_dtype, batch_size=batch_size,
                      workers=workers, shard_bytes=shard_bytes, log=log, progress=progress)
         for shard in plan.busy_shards
     ]
@@ -138,7 +138,7 @@ def encode_shard(
     split: RawSplit,
     image_column: str,
     vae_loader: Callable[[], torch.nn.Module],
-    storage_dtype: torch.dtype,
+    latent_dtype: torch.dtype,
     batch_size: int = 8,
     workers: int = 4,
     shard_bytes: int = 256 << 20,
@@ -178,7 +178,7 @@ def encode_shard(
             keys, arrays = zip(*batch)
             pixels = _to_device(arrays, vae)
             mean, std = encode_with_oom_backoff(lambda x: encode_latents(vae, x), pixels, log)
-            mean, std = mean.to("cpu", storage_dtype), std.to("cpu", storage_dtype)
+            mean, std = mean.to("cpu", latent_dtype), std.to("cpu", latent_dtype)
             for i, key in enumerate(keys):
                 writer.add(key, {"mean": mean[i], "std": std[i]})
             report.encoded += len(keys)

@@ -76,7 +76,7 @@ def update_video_latents(
     vae_loader: Callable[[], torch.nn.Module],
     directory: Path,
     meta: dict,
-    storage_dtype: torch.dtype,
+    latent_dtype: torch.dtype,
     dropped_before: dict[str, str] | None = None,
     batch_size: int = 2,
     workers: int = 2,
@@ -114,7 +114,7 @@ def update_video_latents(
                 keys, clips = zip(*batch)
                 pixels = clips_to_tensor(list(clips), vae)
                 mean, std = encode_with_oom_backoff(lambda x: encode_clips(vae, x), pixels, log)
-                mean, std = mean.to("cpu", storage_dtype), std.to("cpu", storage_dtype)
+                mean, std = mean.to("cpu", latent_dtype), std.to("cpu", latent_dtype)
                 for i, key in enumerate(keys):
                     writer.add(key, {"mean": mean[i], "std": std[i]})
                 report.encoded += len(keys)

@@ -159,8 +159,8 @@ class EncodersResource(dg.ConfigurableResource):
         return self._encoders
 
     @property
-    def storage_dtype(self):
-        """The dtype latents are stored in."""
+    def resolved_latent_dtype(self):
+        """The torch dtype latents are stored in: the latent_dtype setting, "auto" resolved for the device."""
         from hf_assets.encode.encoders import resolve_dtype
 
         return resolve_dtype(self.latent_dtype, self.loaded.device)
