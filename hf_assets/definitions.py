@@ -5,12 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from hf_assets.assets.aspect_buckets import build_aspect_buckets
+from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset
 from hf_assets.assets.filtered_index import build_filtered_index_asset
 from hf_assets.assets.partitions import backend_partitions
-from hf_assets.assets.raw_split import build_raw_split
-from hf_assets.assets.text_embeds import build_text_embeds
-from hf_assets.assets.vae_latents import build_vae_latents
+from hf_assets.assets.raw_split import build_raw_split_asset
+from hf_assets.assets.text_embeds import build_text_embeds_asset
+from hf_assets.assets.vae_latents import build_vae_latents_asset
 from hf_assets.automation.changes import default_hub_api
 from hf_assets.automation.schedules import build_refresh_schedule
 from hf_assets.automation.sensors import build_change_sensors
@@ -41,11 +41,11 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
         logging.getLogger(__name__).warning("%s: %s", config.path, warning)
     partitions = backend_partitions(config)
     assets = [
-        build_raw_split(partitions),
+        build_raw_split_asset(partitions),
         build_filtered_index_asset(partitions),
-        build_aspect_buckets(partitions),
-        build_vae_latents(partitions),
-        build_text_embeds(partitions),
+        build_aspect_buckets_asset(partitions),
+        build_vae_latents_asset(partitions),
+        build_text_embeds_asset(partitions),
     ]
     prepare = dg.define_asset_job(
         "prepare_datasets",

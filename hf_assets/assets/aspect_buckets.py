@@ -17,7 +17,7 @@ from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
 
-def build_aspect_buckets(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `aspect_buckets` asset over the given backend partitions."""
 
     @dg.asset(name="aspect_buckets", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"},

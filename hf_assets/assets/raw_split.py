@@ -6,7 +6,7 @@ from hf_assets.data.sources import open_split
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
 
-def build_raw_split(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `raw_split` asset over the given backend partitions."""
 
     @dg.asset(name="raw_split", partitions_def=partitions, group_name="metadata", kinds={"huggingface", "parquet"},

@@ -16,7 +16,7 @@ CHECKS = {
 }
 
 
-def build_text_embeds(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `text_embeds` asset over the given backend partitions."""
 
     @dg.asset(

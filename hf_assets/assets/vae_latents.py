@@ -53,7 +53,7 @@ def default_shards() -> int:
     return int(value)
 
 
-def build_vae_latents(partitions: dg.PartitionsDefinition, shards: int | None = None) -> dg.AssetsDefinition:
+def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | None = None) -> dg.AssetsDefinition:
     """The `vae_latents` asset over the given backend partitions: plan, encode each of `shards` shards (default
     HF_ASSETS_SHARDS or 8) as its own step, commit.
 
