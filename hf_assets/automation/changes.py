@@ -7,30 +7,22 @@ A backend's state is two digests: its config entry (every parsed setting) and it
 """
 
 import dataclasses
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hf_assets import env
+from hf_assets.cache.hashing import fingerprint_of
 from hf_assets.config.schema import BackendConfig
 
 HubApi = Any  # huggingface_hub.HfApi or anything with dataset_info(repo_id, revision=..., token=...) -> .sha
 
 
-def _digest(parts: Iterable[str]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogateescape"))
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def config_digest(backend: BackendConfig) -> str:
     """A digest of every parsed setting of the backend's entry: any edit that changes a setting changes it."""
-    return _digest([json.dumps(dataclasses.asdict(backend), sort_keys=True, default=str)])
+    return fingerprint_of([json.dumps(dataclasses.asdict(backend), sort_keys=True, default=str)])
 
 
 def folder_identities(root: Path) -> tuple[str, int]:
@@ -49,7 +41,7 @@ def folder_identities(root: Path) -> tuple[str, int]:
                     stat = entry.stat()
                     entries.append(f"{Path(entry.path).relative_to(root).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}")
     entries.sort()
-    return _digest(entries), len(entries)
+    return fingerprint_of(entries), len(entries)
 
 
 def fsspec_identities(url: str) -> tuple[str, int]:
@@ -65,7 +57,7 @@ def fsspec_identities(url: str) -> tuple[str, int]:
         stamp = next((str(info[k]) for k in ("ETag", "etag", "md5", "mtime", "LastModified", "last_modified",
                                               "updated", "created") if info.get(k) is not None), "")
         entries.append(f"{name}|{info.get('size')}|{stamp}")
-    return _digest(entries), len(entries)
+    return fingerprint_of(entries), len(entries)
 
 
 def hub_commit(repo_id: str, revision: str | None, api: HubApi) -> str:

@@ -19,6 +19,15 @@ def content_hash(data: bytes | bytearray | memoryview) -> str:
     return hashlib.blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
 
 
+def fingerprint_of(parts: Iterable[str]) -> str:
+    """A stable blake2b-128 hex digest of a sequence of strings (each one ended by NUL, so splits cannot collide)."""
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def file_stamp(path: str | os.PathLike) -> str | None:
     """'size:mtime_ns' of a file: unchanged, it need not be read again. None when the file does not exist
     (any other OSError, e.g. a permission error, is raised)."""

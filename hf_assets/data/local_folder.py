@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from hf_assets.cache.hashing import fingerprint_of
 from hf_assets.config.schema import BackendConfig, CaptionConfig
 from hf_assets.data.sidecars import Caption, read_sidecar
-from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit, fingerprint_of
+from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit
 
 # The listing's own columns: rows are named by their relative path and captioned by the `caption` column;
 # `caption_problem` says why a row has no caption (it becomes the detail of its drop reason).

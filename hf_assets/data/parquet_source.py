@@ -6,9 +6,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from hf_assets import env
+from hf_assets.cache.hashing import fingerprint_of
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data.parquet_files import local_info, make_pieces
-from hf_assets.data.split import DatasetNotFound, RawSplit, fingerprint_of
+from hf_assets.data.split import DatasetNotFound, RawSplit
 
 GLOB_CHARS = "*?["
 KNOWN_SPLITS = ("train", "training", "validation", "valid", "val", "dev", "test", "testing", "eval", "evaluation")

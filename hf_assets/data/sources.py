@@ -5,10 +5,9 @@ from hf_assets.data.columns import MissingColumn, available_columns, resolve_col
 from hf_assets.data.datasets_source import open_datasets_split
 from hf_assets.data.local_folder import scan_image_folder
 from hf_assets.data.parquet_source import open_parquet_split
-from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit, fingerprint_of
+from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit
 
-__all__ = ["IMAGE_EXTENSIONS", "IMAGE_STRUCT", "DatasetNotFound", "RawSplit", "fingerprint_of", "open_split",
-           "require_columns"]
+__all__ = ["IMAGE_EXTENSIONS", "IMAGE_STRUCT", "DatasetNotFound", "RawSplit", "open_split", "require_columns"]
 
 
 def open_split(backend: BackendConfig) -> RawSplit:

@@ -1,6 +1,5 @@
 """One split of a backend, whatever its storage: pieces that read chosen columns lazily, and where they came from."""
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +124,3 @@ class RawSplit:
                 raise IndexError(f"row {row} is outside the split ({self.num_rows} rows)")
             found.append((index, int(row) - starts[index]))
         return found
-
-
-def fingerprint_of(parts: list[str]) -> str:
-    """A short stable hash of strings."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogateescape"))
-        digest.update(b"\0")
-    return digest.hexdigest()

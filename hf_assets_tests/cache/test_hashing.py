@@ -14,6 +14,7 @@ from hf_assets.cache.hashing import (
     canonical_json,
     content_hash,
     file_stamp,
+    fingerprint_of,
     row_settings_hash,
     settings_hash,
     text_hash,
@@ -34,6 +35,12 @@ def test_caption_and_row_hashes_are_pinned():
     shared = "0f3fe4709375dd96403d6ebb1bd9d690"
     assert row_settings_hash(shared, [0, 0, 64, 48, 64, 48]) == "f3afcce4040ab083a3c8bf931024f9a4"
     assert row_settings_hash(shared, [0, 0, 64, 48, 64, 49]) != row_settings_hash(shared, [0, 0, 64, 48, 64, 48])
+
+
+def test_fingerprint_of_strings_is_pinned_and_keeps_their_boundaries():
+    assert fingerprint_of(["a", "b"]) == "08b1e8b75c8635d39c23d0ebbd825af4"
+    assert fingerprint_of(["ab"]) == "29ec5944eb10b4b4aaad6e4654a2c979"
+    assert fingerprint_of(iter(["a", "b"])) == fingerprint_of(["a", "b"])
 
 
 def test_file_stamp_is_size_and_mtime_and_none_when_absent(tmp_path):
