@@ -22,7 +22,7 @@ from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.image_source import content_hashes, fetch_windows, iter_images
 from hf_assets.encode.images import CorruptImage, load_pixels
-from hf_assets.encode.prefetch import prefetch
+from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
 from hf_assets.progress import ProgressLog, quiet
 
@@ -217,21 +217,9 @@ def failure_reason(error: BaseException) -> str:
 def _batches(to_encode: pa.Table, split: RawSplit, image_column: str, batch_size: int, workers: int,
              failures: dict[str, str]) -> Iterator[list[tuple[str, np.ndarray]]]:
     """Decoded, transformed images in batches of one target size, decoded ahead on worker threads."""
-    jobs = _jobs(to_encode, split, image_column)
-    batch: list[tuple[str, np.ndarray]] = []
-    size = None
-    for item in prefetch(jobs, _load, workers=workers, max_in_flight=max(2 * batch_size, workers)):
-        key, target = item.job[0], item.job[1]["target"]
-        if not item.ok:
-            failures[key] = failure_reason(item.error)
-            continue
-        if batch and (target != size or len(batch) == batch_size):
-            yield batch
-            batch = []
-        size = target
-        batch.append((key, item.value))
-    if batch:
-        yield batch
+    items = prefetch(_jobs(to_encode, split, image_column), _load, workers=workers,
+                     max_in_flight=max(2 * batch_size, workers))
+    return group_batches(items, lambda job: job[1]["target"], batch_size, failures, failure_reason)
 
 
 def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple[str, dict, object]]:

@@ -59,3 +59,25 @@ def _call(load_fn: Callable[[Any], Any], job: Any) -> Prefetched:
         return Prefetched(job, load_fn(job), None)
     except Exception as error:  # noqa: BLE001 - reported per item, not fatal
         return Prefetched(job, None, error)
+
+
+def group_batches(items: Iterable[Prefetched], group_of: Callable[[Any], Any], batch_size: int,
+                  failures: dict, reason: Callable[[BaseException], str]) -> Iterator[list[tuple[Any, Any]]]:
+    """(key, value) batches of at most `batch_size` consecutive loaded items of one group (`group_of(job)`, e.g. a
+    target size), so each batch stacks; a job is `(key, ...)`. A failed load is recorded as
+    `failures[key] = reason(error)` and skipped."""
+    batch: list[tuple[Any, Any]] = []
+    current = None
+    for item in items:
+        key = item.job[0]
+        if not item.ok:
+            failures[key] = reason(item.error)
+            continue
+        group = group_of(item.job)
+        if batch and (group != current or len(batch) == batch_size):
+            yield batch
+            batch = []
+        current = group
+        batch.append((key, item.value))
+    if batch:
+        yield batch

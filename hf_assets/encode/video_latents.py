@@ -21,7 +21,7 @@ from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
 from hf_assets.encode.image_source import content_hashes, iter_images
 from hf_assets.encode.latents_update import DROPPED, EncodeReport, LatentSettings
-from hf_assets.encode.prefetch import prefetch
+from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.vae import encode_with_oom_backoff
 from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
 from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_video_vae
@@ -163,22 +163,14 @@ def failure_reason(error: BaseException) -> str:
 def _batches(to_encode: pa.Table, split: RawSplit, column: str, batch_size: int, workers: int,
              failures: dict[str, str]) -> Iterator[list[tuple[str, np.ndarray]]]:
     """Decoded clips in batches of one (target size, frame count), decoded ahead on worker threads."""
-    batch: list[tuple[str, np.ndarray]] = []
-    shape = None
-    for item in prefetch(_jobs(to_encode, split, column), _load, workers=workers,
-                         max_in_flight=max(batch_size, workers)):
-        key, plan = item.job[0], item.job[1]
-        if not item.ok:
-            failures[key] = failure_reason(item.error)
-            continue
-        group = (plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1], plan.count)
-        if batch and (group != shape or len(batch) == batch_size):
-            yield batch
-            batch = []
-        shape = group
-        batch.append((key, item.value))
-    if batch:
-        yield batch
+    items = prefetch(_jobs(to_encode, split, column), _load, workers=workers, max_in_flight=max(batch_size, workers))
+    return group_batches(items, _clip_shape, batch_size, failures, failure_reason)
+
+
+def _clip_shape(job) -> tuple[int, int, int]:
+    """(width, height, frames) of a clip job's encoded tensor: clips of one shape stack."""
+    plan = job[1]
+    return plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1], plan.count
 
 
 def _jobs(table: pa.Table, split: RawSplit, column: str) -> Iterator[tuple[str, FramePlan, object]]:

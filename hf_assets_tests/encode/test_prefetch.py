@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hf_assets.encode.prefetch import prefetch
+from hf_assets.encode.prefetch import group_batches, prefetch
 
 
 def test_yields_in_order_despite_uneven_load_times():
@@ -80,3 +80,17 @@ def test_a_failing_job_iterable_propagates():
 
     with pytest.raises(RuntimeError, match="listing failed"):
         list(prefetch(jobs(), lambda j: j))
+
+
+def test_group_batches_split_on_group_change_and_size_and_record_failures():
+    def load(job):
+        if job[1] == "bad":
+            raise ValueError("cannot decode")
+        return job[0].upper()
+
+    jobs = [("a", 1), ("b", 1), ("c", 1), ("x", "bad"), ("d", 2), ("e", 1)]
+    failures: dict = {}
+    batches = list(group_batches(prefetch(jobs, load, workers=2), lambda job: job[1], 2, failures,
+                                 lambda error: f"corrupt: {error}"))
+    assert batches == [[("a", "A"), ("b", "B")], [("c", "C")], [("d", "D")], [("e", "E")]]
+    assert failures == {"x": "corrupt: cannot decode"}
