@@ -108,6 +108,20 @@ def _image_columns(images: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:
     return tuple(pc.struct_field(images, name) if name else None for name in fields)
 
 
+def image_value(value) -> tuple[bytes | None, str | None]:
+    """(bytes, path) of one row of an image column, of the types `_check_image_type` accepts: an Image feature
+    struct (a dict with bytes and/or path) or raw image bytes. Either may be None."""
+    if value is None:
+        return None, None
+    if isinstance(value, dict):
+        return value.get("bytes") or None, value.get("path") or None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value) or None, None
+    raise ColumnTypeError(f"images must be an Image feature (struct<bytes, path>) or binary image bytes, got a "
+                          f"{type(value).__name__}; set image_column to the column holding the images",
+                          setting="image_column")
+
+
 def _binary_views(data: pa.Array) -> list[memoryview | None]:
     """One zero-copy memoryview per row of a binary array (None for null rows)."""
     if pa.types.is_binary_view(data.type):

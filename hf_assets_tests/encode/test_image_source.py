@@ -77,10 +77,15 @@ def test_plain_binary_column_yields_its_bytes(images, kind):
     assert list(iter_images(split, "jpg", np.array([3, 1, 4, 0]))) == [images[3], images[1], None, images[0]]
 
 
-def test_string_column_is_read_as_paths_under_the_base_dir(tmp_path, images):
+def test_a_column_the_scan_refuses_is_refused_here_too(tmp_path, images):
+    from hf_assets.data.sizes import image_sizes
+
     (tmp_path / "x.jpg").write_bytes(images[0])
-    split = split_of(pa.array(["x.jpg", None]), base_dir=tmp_path, name="file_name")
-    assert list(iter_images(split, "file_name", np.arange(2))) == [str(tmp_path / "x.jpg"), None]
+    column = pa.array(["x.jpg", None])
+    with pytest.raises(TypeError, match="set image_column"):
+        image_sizes(column, tmp_path)
+    with pytest.raises(TypeError, match="set image_column"):
+        list(iter_images(split_of(column, base_dir=tmp_path, name="file_name"), "file_name", np.arange(2)))
 
 
 def test_rows_spanning_several_fetch_windows_keep_their_order(images):
