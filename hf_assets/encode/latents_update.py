@@ -188,11 +188,12 @@ def encode_shard(
     return report
 
 
-def earlier_decode_failures(directory: Path, log: Callable[[str], None] = logging.getLogger(__name__).info
-                            ) -> dict[str, str]:
-    """cache key -> reason of the samples an earlier run of this cache dropped because their image did not decode."""
+def earlier_decode_failures(directory: Path, log: Callable[[str], None] = logging.getLogger(__name__).info,
+                            decoder: str | None = None, decode_failure: str = DECODE_FAILURE) -> dict[str, str]:
+    """cache key -> reason of the samples an earlier run of this cache dropped because their image (or clip:
+    `decoder` and `decode_failure` of the video encoder) did not decode with this decoder (default: Pillow's)."""
     try:
-        if load_manifest(Path(directory), DROPPED).get("decoder") != DECODER:  # absent, or another Pillow
+        if load_manifest(Path(directory), DROPPED).get("decoder") != (decoder or DECODER):  # absent, or another decoder version
             return {}
         table = load_table(Path(directory), DROPPED)
         if "key" not in table.column_names:  # written before keys were recorded: nothing to skip
@@ -204,12 +205,14 @@ def earlier_decode_failures(directory: Path, log: Callable[[str], None] = loggin
         log(f"ignoring unreadable {DROPPED}.parquet in {directory}: {exc}")
         return {}
     return {key: reason for key, reason in zip(keys, reasons)
-            if key and reason and reason.startswith(DECODE_FAILURE + ":")}
+            if key and reason and reason.startswith(decode_failure + ":")}
 
 
-def failure_reason(error: BaseException) -> str:
-    """A drop reason that is the same on every run: kind, exception type, first line, no memory addresses."""
-    kind = DECODE_FAILURE if isinstance(error, CorruptImage) else RETRYABLE_FAILURE
+def failure_reason(error: BaseException, corrupt: type[Exception] = CorruptImage,
+                   decode_failure: str = DECODE_FAILURE) -> str:
+    """A drop reason that is the same on every run: kind (`decode_failure` for a `corrupt` error, not retried for
+    its key; else retried), exception type, first line, no memory addresses."""
+    kind = decode_failure if isinstance(error, corrupt) else RETRYABLE_FAILURE
     message = (_ADDRESS.sub("", str(error)).splitlines() or [""])[0][:REASON_CHARS]
     return f"{kind}: {type(error).__name__}: {message}"
 

@@ -2,7 +2,6 @@
 clips, batched by (target size, frame count), resumably; bad clips are dropped with a reason and the run goes on."""
 
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -16,11 +15,12 @@ import torch
 
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import row_settings_hash, settings_hash
-from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.cache.tables import save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
 from hf_assets.encode.image_source import content_hashes, iter_images
-from hf_assets.encode.latents_update import DROPPED, EncodeReport, LatentSettings
+from hf_assets.encode.latents_update import DROPPED, EncodeReport, LatentSettings, earlier_decode_failures
+from hf_assets.encode.latents_update import failure_reason as image_failure_reason
 from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.vae import encode_with_oom_backoff
 from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
@@ -31,10 +31,8 @@ VIDEO_FORMAT = 1
 GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
             "crop_left", "crop_top", "target_width", "target_height", "source_width", "source_height"]
 DECODE_FAILURE = "corrupt_video"  # a clip that does not decode: not retried until its bytes, settings or decoder change
-RETRYABLE_FAILURE = "encode_error"
 DECODER = f"PyAV {av.__version__} (FFmpeg {'.'.join(map(str, av.library_versions.get('libavcodec', ())))})"
 SLICE_ROWS = 512
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settings: LatentSettings, factors: dict,
@@ -98,7 +96,7 @@ def update_video_latents(
     readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
     to_encode, reused = cache.plan(readable)
     report.reused = reused.num_rows
-    failures = _earlier_failures(directory, log)
+    failures = earlier_decode_failures(directory, log, DECODER, DECODE_FAILURE)
     known_bad = pc.is_in(to_encode.column("key"), pa.array(list(failures), pa.string()))
     failures = {k: failures[k] for k in to_encode.filter(known_bad).column("key").to_pylist()}
     to_encode = to_encode.filter(pc.invert(known_bad))
@@ -138,26 +136,9 @@ def update_video_latents(
     return report
 
 
-def _earlier_failures(directory: Path, log: Callable[[str], None]) -> dict[str, str]:
-    """cache key -> reason of clips an earlier run could not decode with this decoder."""
-    try:
-        if load_manifest(Path(directory), DROPPED).get("decoder") != DECODER:
-            return {}
-        table = load_table(Path(directory), DROPPED)
-    except FileNotFoundError:
-        return {}
-    except Exception as exc:  # noqa: BLE001 - an unreadable record only means those clips are tried again
-        log(f"ignoring unreadable {DROPPED}.parquet in {directory}: {exc}")
-        return {}
-    return {key: reason for key, reason in zip(table.column("key").to_pylist(), table.column("reason").to_pylist())
-            if key and reason and reason.startswith(DECODE_FAILURE + ":")}
-
-
 def failure_reason(error: BaseException) -> str:
-    """A drop reason that is the same on every run: kind, exception type, first line, no memory addresses."""
-    kind = DECODE_FAILURE if isinstance(error, CorruptVideo) else RETRYABLE_FAILURE
-    message = (_ADDRESS.sub("", str(error)).splitlines() or [""])[0][:200]
-    return f"{kind}: {type(error).__name__}: {message}"
+    """A clip's drop reason: `corrupt_video` when it does not decode (not retried), else retried next run."""
+    return image_failure_reason(error, CorruptVideo, DECODE_FAILURE)
 
 
 def _batches(to_encode: pa.Table, split: RawSplit, column: str, batch_size: int, workers: int,
