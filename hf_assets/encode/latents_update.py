@@ -193,7 +193,7 @@ def earlier_decode_failures(directory: Path, log: Callable[[str], None] = loggin
     """cache key -> reason of the samples an earlier run of this cache dropped because their image (or clip:
     `decoder` and `decode_failure` of the video encoder) did not decode with this decoder (default: Pillow's)."""
     try:
-        if load_manifest(Path(directory), DROPPED).get("decoder") != (decoder or DECODER):  # absent, or another decoder version
+        if load_manifest(Path(directory), DROPPED).get("decoder") != (decoder or DECODER):  # absent, or another version
             return {}
         table = load_table(Path(directory), DROPPED)
         if "key" not in table.column_names:  # written before keys were recorded: nothing to skip
