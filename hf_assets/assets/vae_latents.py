@@ -229,6 +229,10 @@ def shard_device(context: dg.OpExecutionContext, encoders: EncodersResource, sha
     from hf_assets.executors import executor_name
 
     loaded = encoders.loaded
+    if loaded.device.type == "cpu":
+        with cpu_threads():
+            yield loaded
+        return
     if loaded.device.type != "cuda" or loaded.device.index is not None or executor_name() == "in_process":
         yield loaded
         return
@@ -242,3 +246,23 @@ def shard_device(context: dg.OpExecutionContext, encoders: EncodersResource, sha
         context.log.info(f"shard {shard} encodes on cuda:{index} of {count}")
         yield shared_encoders(loaded.model, loaded.vae_path, torch.device("cuda", index), loaded.dtype,
                               log=context.log.info)
+
+
+@contextlib.contextmanager
+def cpu_threads():
+    """One torch thread count for every CPU shard step, whatever the executor set (Dask workers start with
+    OMP_NUM_THREADS=1): a CPU convolution's float rounding follows the thread count, so the same count on every
+    executor gives bitwise-equal latents."""
+    import torch
+
+    from hf_assets import env
+
+    value = os.environ.get(env.CPU_THREADS, "").strip()
+    if value and not value.isdigit():
+        raise ValueError(f"{env.CPU_THREADS}={value!r}: give a number of threads, e.g. 4")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(value) if value else (os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
