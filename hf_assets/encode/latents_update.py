@@ -174,15 +174,9 @@ def encode_shard(
     started = time.perf_counter()
     with (cache.writer(lane=f"shard-{shard}") as writer,
           progress.step("encode", to_encode.num_rows, unit="images") as step):
-        for batch in _batches(to_encode, split, image_column, batch_size, workers, report.failures):
-            keys, arrays = zip(*batch)
-            pixels = _to_device(arrays, vae)
-            mean, std = encode_with_oom_backoff(lambda x: encode_latents(vae, x), pixels, log)
-            mean, std = mean.to("cpu", latent_dtype), std.to("cpu", latent_dtype)
-            for i, key in enumerate(keys):
-                writer.add(key, {"mean": mean[i], "std": std[i]})
-            report.encoded += len(keys)
-            step.advance(len(keys))
+        batches = _batches(to_encode, split, image_column, batch_size, workers, report.failures)
+        report.encoded += write_latents(batches, lambda arrays: _to_device(arrays, vae),
+                                        lambda x: encode_latents(vae, x), latent_dtype, writer, step, log)
     report.seconds = time.perf_counter() - started
     report.finished = time.time()
     return report
@@ -206,6 +200,23 @@ def earlier_decode_failures(directory: Path, log: Callable[[str], None] = loggin
         return {}
     return {key: reason for key, reason in zip(keys, reasons)
             if key and reason and reason.startswith(decode_failure + ":")}
+
+
+def write_latents(batches, to_pixels: Callable, encode: Callable, latent_dtype: torch.dtype, writer, step,
+                  log: Callable[[str], None]) -> int:
+    """Encode each batch of (key, decoded item) pairs (`to_pixels` stacks the items, `encode` gives (mean, std),
+    halving the batch on out-of-memory) and add each key's mean and std, in `latent_dtype`, to `writer`; the
+    number of entries written."""
+    written = 0
+    for batch in batches:
+        keys, items = zip(*batch)
+        mean, std = encode_with_oom_backoff(encode, to_pixels(items), log)
+        mean, std = mean.to("cpu", latent_dtype), std.to("cpu", latent_dtype)
+        for i, key in enumerate(keys):
+            writer.add(key, {"mean": mean[i], "std": std[i]})
+        written += len(keys)
+        step.advance(len(keys))
+    return written
 
 
 def failure_reason(error: BaseException, corrupt: type[Exception] = CorruptImage,

@@ -19,10 +19,15 @@ from hf_assets.cache.tables import save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
 from hf_assets.encode.image_source import content_hashes, iter_images
-from hf_assets.encode.latents_update import DROPPED, EncodeReport, LatentSettings, earlier_decode_failures
+from hf_assets.encode.latents_update import (
+    DROPPED,
+    EncodeReport,
+    LatentSettings,
+    earlier_decode_failures,
+    write_latents,
+)
 from hf_assets.encode.latents_update import failure_reason as image_failure_reason
 from hf_assets.encode.prefetch import group_batches, prefetch
-from hf_assets.encode.vae import encode_with_oom_backoff
 from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
 from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_video_vae
 from hf_assets.progress import ProgressLog, quiet
@@ -108,15 +113,9 @@ def update_video_latents(
         prepare_video_vae(vae, tiled)
         started = time.perf_counter()
         with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="clips") as step:
-            for batch in _batches(to_encode, split, column, batch_size, workers, failures):
-                keys, clips = zip(*batch)
-                pixels = clips_to_tensor(list(clips), vae)
-                mean, std = encode_with_oom_backoff(lambda x: encode_clips(vae, x), pixels, log)
-                mean, std = mean.to("cpu", latent_dtype), std.to("cpu", latent_dtype)
-                for i, key in enumerate(keys):
-                    writer.add(key, {"mean": mean[i], "std": std[i]})
-                report.encoded += len(keys)
-                step.advance(len(keys))
+            batches = _batches(to_encode, split, column, batch_size, workers, failures)
+            report.encoded += write_latents(batches, lambda clips: clips_to_tensor(list(clips), vae),
+                                            lambda x: encode_clips(vae, x), latent_dtype, writer, step, log)
         report.encode_seconds = time.perf_counter() - started
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)
