@@ -18,6 +18,7 @@ DATALOADER_CONFIG = "HF_ASSETS_DATALOADER_CONFIG"  # the dataloader JSON (defaul
 EXECUTOR = "HF_ASSETS_EXECUTOR"  # in_process, multiprocess, dask or k8s
 GPUS = "HF_ASSETS_GPUS"  # GPUs this machine gives its steps
 SHARDS = "HF_ASSETS_SHARDS"  # vae_latents shards per run
+CACHE_LOCK_WAIT = "HF_ASSETS_CACHE_LOCK_WAIT"  # seconds a cache writer waits for another process's lock
 CPU_THREADS = "HF_ASSETS_CPU_THREADS"  # torch threads of a shard step on CPU (default: the machine's cores)
 
 # The demo (examples/run_demo.py): the model its video backends encode with.

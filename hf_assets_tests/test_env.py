@@ -1,6 +1,7 @@
 """The environment variable names: one module spells them, and the encoders resource reads exactly those."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -23,13 +24,15 @@ def test_resource_settings_are_read_from_the_named_variables():
 def test_no_other_module_spells_a_variable_name_in_code():
     """Names appear in prose (docstrings, messages) but every os.environ lookup goes through hf_assets.env."""
     constants = {value for key, value in vars(env).items() if key.isupper() and isinstance(value, str)}
+    assert all(re.fullmatch(r"HF_[A-Z_]+", name) for name in constants - {env.PREFIX})
     found = []
     for path in PACKAGE.rglob("*.py"):
         if path.name == "env.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             values = [node.value] if isinstance(node, ast.Assign) else node.args if isinstance(node, ast.Call) else []
-            if any(isinstance(v, ast.Constant) and v.value in constants for v in values):
+            if any(isinstance(v, ast.Constant) and isinstance(v.value, str) and re.fullmatch(r"HF_[A-Z_]+", v.value)
+                   for v in values):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert found == [], f"read these through hf_assets.env: {found}"
 

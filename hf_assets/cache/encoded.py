@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hf_assets import env
 from hf_assets.cache.atomic import clean_stale_temps, write_parquet_atomic
 from hf_assets.cache.hashing import cache_keys
 from hf_assets.cache.health import inspect_shards, recover_entries
@@ -50,7 +51,7 @@ except ImportError:  # pragma: no cover - non-POSIX
 log = logging.getLogger(__name__)
 LOCK_FILE = ".lock"
 # How long a writer or commit waits for another process writing the same cache (HF_ASSETS_CACHE_LOCK_WAIT).
-LOCK_WAIT_SECONDS = float(os.environ.get("HF_ASSETS_CACHE_LOCK_WAIT", "3600"))
+LOCK_WAIT_SECONDS = float(os.environ.get(env.CACHE_LOCK_WAIT, "3600"))
 LOCK_POLL_SECONDS = 0.5
 
 
