@@ -39,11 +39,24 @@ SIDES = ["floor", "ours", "ours_warm", "idiomatic", "loop"]
 
 
 def entry(dataset: Path, cache: Path) -> dict:
-    return {"id": "bench", "type": "huggingface", "dataset_name": str(dataset), "caption_column": "caption",
-            "fallback_caption_column": "metadata.caption", "width_column": "width", "height_column": "height",
-            "filter_func": {"quality_column": "quality_assessment", "quality_thresholds": THRESHOLDS,
-                            "collection": COLLECTIONS},
-            "resolution": 1024, "resolution_type": "pixel_area", "minimum_image_size": MINIMUM, "cache_dir": str(cache)}
+    return {
+        "id": "bench",
+        "type": "huggingface",
+        "dataset_name": str(dataset),
+        "caption_column": "caption",
+        "fallback_caption_column": "metadata.caption",
+        "width_column": "width",
+        "height_column": "height",
+        "filter_func": {
+            "quality_column": "quality_assessment",
+            "quality_thresholds": THRESHOLDS,
+            "collection": COLLECTIONS,
+        },
+        "resolution": 1024,
+        "resolution_type": "pixel_area",
+        "minimum_image_size": MINIMUM,
+        "cache_dir": str(cache),
+    }
 
 
 def io_counters() -> dict[str, float]:
@@ -88,7 +101,7 @@ def _keep(width, height, qa, collection):
     import numpy as np
 
     w, h = np.asarray(width, dtype=np.float64), np.asarray(height, dtype=np.float64)
-    keep = (w * h >= MINIMUM ** 2) & np.isin(np.asarray(collection, dtype=object), COLLECTIONS)
+    keep = (w * h >= MINIMUM**2) & np.isin(np.asarray(collection, dtype=object), COLLECTIONS)
     for metric, floor in THRESHOLDS.items():
         scores = np.array([q[metric] if q and q[metric] is not None else -np.inf for q in qa], dtype=np.float32)
         keep &= scores >= np.float32(floor)
@@ -126,20 +139,37 @@ def side_loop(dataset: Path, cache: Path, args) -> dict:
     kept = 0
     for i in sample.tolist():
         row = ds[int(i)]  # decodes the image, as the reference does
-        qa, ok = row["quality_assessment"], row["width"] * row["height"] >= MINIMUM ** 2
-        ok = ok and row["collection"] in COLLECTIONS and bool(qa) and all(
-            qa[m] is not None and np.float32(qa[m]) >= np.float32(t) for m, t in THRESHOLDS.items())
+        qa, ok = row["quality_assessment"], row["width"] * row["height"] >= MINIMUM**2
+        ok = (
+            ok
+            and row["collection"] in COLLECTIONS
+            and bool(qa)
+            and all(qa[m] is not None and np.float32(qa[m]) >= np.float32(t) for m, t in THRESHOLDS.items())
+        )
         caption = (row["caption"] or "").strip() or ((row["metadata"] or {}).get("caption") or "").strip()
         kept += bool(ok and caption and row["image"].size)
     per_row = (time.perf_counter() - start) / len(sample)
-    return {"rows": len(ds), "kept_in_sample": kept, "sample": len(sample), "load_s": load, "load_cpu_s": load_cpu,
-            "extrapolated_s": load + per_row * len(ds)}
+    return {
+        "rows": len(ds),
+        "kept_in_sample": kept,
+        "sample": len(sample),
+        "load_s": load,
+        "load_cpu_s": load_cpu,
+        "extrapolated_s": load + per_row * len(ds),
+    }
 
 
 IMPORTS = {  # imported before the clock starts, as in a running Dagster step or a user's warm interpreter
     "floor": ["pyarrow.parquet"],
-    "ours": ["pyarrow.parquet", "hf_assets.data.sources", "hf_assets.data.index", "hf_assets.data.buckets",
-             "hf_assets.data.scan_cache", "hf_assets.cache.tables", "hf_assets.config.loader"],
+    "ours": [
+        "pyarrow.parquet",
+        "hf_assets.data.sources",
+        "hf_assets.data.index",
+        "hf_assets.data.buckets",
+        "hf_assets.data.scan_cache",
+        "hf_assets.cache.tables",
+        "hf_assets.config.loader",
+    ],
     "idiomatic": ["datasets"],
     "loop": ["datasets"],
 }
@@ -175,8 +205,20 @@ def child(args) -> None:
 
 def run_side(side: str, dataset: Path, cache: Path, args) -> dict:
     result_file = cache.parent / f"{cache.name}-{side}.json"
-    cmd = [sys.executable, __file__, "--side", side, "--dataset", str(dataset), "--cache", str(cache),
-           "--result", str(result_file), "--loop-rows", str(args.loop_rows)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--side",
+        side,
+        "--dataset",
+        str(dataset),
+        "--cache",
+        str(cache),
+        "--result",
+        str(result_file),
+        "--loop-rows",
+        str(args.loop_rows),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT)
     if proc.wait() != 0:
         raise SystemExit(f"side {side} failed")
@@ -208,17 +250,23 @@ def bench_one(rows: int, image_bytes: int, args) -> dict:
 
 
 def report(all_results: list[dict], args) -> str:
-    lines = [f"rows {args.rows:,}; machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gb():.0f} GiB RAM", "",
-             "| image bytes/row | side | wall s | rows/s | side / ours (wall) | CPU s | side / ours (CPU) | MB read "
-             "(rchar) | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"rows {args.rows:,}; machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gb():.0f} GiB RAM",
+        "",
+        "| image bytes/row | side | wall s | rows/s | side / ours (wall) | CPU s | side / ours (CPU) | MB read "
+        "(rchar) | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for res in all_results:
         ours = res.get("ours", {})
         for side in args.sides:
             r = res[side]
             wall = f"{r['seconds'] / ours['seconds']:.2f}x" if ours and side != "ours" else ""
             cpu = f"{r['cpu_s'] / ours['cpu_s']:.2f}x" if ours and side != "ours" else ""
-            lines.append(f"| {res['image_bytes']:,} | {side} | {r['seconds']:.2f} | {res['rows'] / r['seconds']:,.0f} | "
-                         f"{wall} | {r['cpu_s']:.2f} | {cpu} | {r['rchar'] / 1e6:,.0f} | {r['peak_rss_mb']:,.0f} |")
+            lines.append(
+                f"| {res['image_bytes']:,} | {side} | {r['seconds']:.2f} | {res['rows'] / r['seconds']:,.0f} | "
+                f"{wall} | {r['cpu_s']:.2f} | {cpu} | {r['rchar'] / 1e6:,.0f} | {r['peak_rss_mb']:,.0f} |"
+            )
     return "\n".join(lines)
 
 

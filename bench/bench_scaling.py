@@ -37,8 +37,20 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
     plan = LatentPlan.from_dict(plan_dict)
     barrier.wait()  # every worker has started and loaded its model: they begin encoding together
     started = time.time()
-    encoded = sum(encode_shard(plan, k, split, backend.image_column, lambda: vae, torch.float32, batch_size=batch,
-                               workers=1, log=lambda _m: None).encoded for k in shards)
+    encoded = sum(
+        encode_shard(
+            plan,
+            k,
+            split,
+            backend.image_column,
+            lambda: vae,
+            torch.float32,
+            batch_size=batch,
+            workers=1,
+            log=lambda _m: None,
+        ).encoded
+        for k in shards
+    )
     return encoded, started, time.time()
 
 
@@ -94,24 +106,46 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(model, "model_index.json").is_file():
             build_tiny_pipeline(Path(model), "sdxl", seed=0)
     data = bench_dataset(args.images, args.resolution, 0, args.work_dir, print)
-    entry = {"id": "bench", "type": "huggingface", "dataset_name": str(data), "caption_strategy": "huggingface",
-             "metadata_backend": "huggingface", "caption_column": "caption", "width_column": "width",
-             "height_column": "height", "resolution": args.resolution, "resolution_type": "pixel_area",
-             "crop": True, "crop_aspect": "square", "crop_style": "center"}
+    entry = {
+        "id": "bench",
+        "type": "huggingface",
+        "dataset_name": str(data),
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "caption_column": "caption",
+        "width_column": "width",
+        "height_column": "height",
+        "resolution": args.resolution,
+        "resolution_type": "pixel_area",
+        "crop": True,
+        "crop_aspect": "square",
+        "crop_style": "center",
+    }
     config = args.work_dir / "dataloader.json"
     config.write_text(__import__("json").dumps([entry]))
     backend = parse_config([entry], config).backends[0]
     split = open_split(backend)
     index, _ = build_filtered_index(split, backend)
-    prepared = type("Prepared", (), {"backend": backend, "split": split, "config": config,
-                                     "buckets": assign_buckets(index, backend.buckets, backend.id)})
+    prepared = type(
+        "Prepared",
+        (),
+        {
+            "backend": backend,
+            "split": split,
+            "config": config,
+            "buckets": assign_buckets(index, backend.buckets, backend.id),
+        },
+    )
 
     best: dict[int, tuple] = {}
     for round_ in range(args.repeats):
         for workers in args.workers:
             encoded, seconds = run(workers, prepared, model, args.device, args.work_dir, args.shards, args.batch)
-            print(f"round {round_ + 1}, {workers} worker(s): {encoded} latents in {seconds:.2f}s = "
-                  f"{encoded / seconds:.1f} img/s", flush=True)
+            print(
+                f"round {round_ + 1}, {workers} worker(s): {encoded} latents in {seconds:.2f}s = "
+                f"{encoded / seconds:.1f} img/s",
+                flush=True,
+            )
             if workers not in best or seconds < best[workers][2]:
                 best[workers] = (workers, encoded, seconds, encoded / seconds)
     rows = [best[w] for w in args.workers]
@@ -122,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     for workers, encoded, seconds, rate in rows:
         print(f"| {workers} | {encoded} | {seconds:.2f} | {rate:.1f} | {rate / base:.2f}x |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f} at the end; "
-          f"device {args.device}; {args.images} images at {args.resolution}^2, {args.shards} shards, "
-          f"batch {args.batch}, "
-          "1 torch thread and 1 decode thread per worker")
+    print(
+        f"\nmachine: {cpu_model()}, {os.cpu_count()} cores, load average {load:.1f} at the end; "
+        f"device {args.device}; {args.images} images at {args.resolution}^2, {args.shards} shards, "
+        f"batch {args.batch}, "
+        "1 torch thread and 1 decode thread per worker"
+    )
     return 0
 
 

@@ -54,8 +54,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     args.device = "cuda" if cuda else "cpu"
-    defaults = dict(vae="wan", dtype="bf16", width=832, height=480, frames=33, clips=16, batch=1) if cuda else \
-        dict(vae="tiny", dtype="fp32", width=128, height=96, frames=17, clips=8, batch=2)
+    defaults = (
+        dict(vae="wan", dtype="bf16", width=832, height=480, frames=33, clips=16, batch=1)
+        if cuda
+        else dict(vae="tiny", dtype="fp32", width=128, height=96, frames=17, clips=8, batch=2)
+    )
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -87,8 +90,10 @@ def clip_dataset(folder: Path, args) -> Path:
     target = folder / f"clips-{args.width}x{args.height}x{args.frames}-{args.clips}"
     if not (target / "data" / "train.parquet").is_file():
         log(f"encoding {args.clips} clips of {args.width}x{args.height}x{args.frames} with PyAV ...")
-        rows = {"video": [encode_clip(args.width, args.height, args.frames, seed=i) for i in range(args.clips)],
-                "caption": [f"clip {i}" for i in range(args.clips)]}
+        rows = {
+            "video": [encode_clip(args.width, args.height, args.frames, seed=i) for i in range(args.clips)],
+            "caption": [f"clip {i}" for i in range(args.clips)],
+        }
         (target / "data").mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_dict(rows).to_parquet(str(target / "data" / "train.parquet"))
     return target
@@ -101,10 +106,20 @@ def prepare(data: Path, args, run_dir: Path):
     from hf_assets.data.sources import open_split
     from hf_assets.data.video_frames import assign_frames
 
-    entry = {"id": "bench", "type": "huggingface", "dataset_type": "video", "dataset_name": str(data),
-             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
-             "caption_column": "caption", "resolution": min(args.width, args.height), "resolution_type": "pixel",
-             "aspect_bucket_alignment": 16, "cache_dir": str(run_dir)}
+    entry = {
+        "id": "bench",
+        "type": "huggingface",
+        "dataset_type": "video",
+        "dataset_name": str(data),
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "image_column": "video",
+        "caption_column": "caption",
+        "resolution": min(args.width, args.height),
+        "resolution_type": "pixel",
+        "aspect_bucket_alignment": 16,
+        "cache_dir": str(run_dir),
+    }
     backend = parse_config([entry], run_dir / "dataloader.json").backends[0]
     split = open_split(backend)
     index, _ = build_filtered_index(split, backend)
@@ -141,8 +156,18 @@ def bench_pipeline(vae, models, backend, split, buckets, args, directory: Path) 
     wanted, _ = wanted_video_latents(buckets, split, "video", settings, factors, None, tiled=True)
     sync(args.device)
     started = time.perf_counter()
-    report = update_video_latents(wanted, split, "video", lambda: vae, directory, factors, vae.dtype,
-                                  batch_size=args.batch, workers=args.workers, log=lambda m: None)
+    report = update_video_latents(
+        wanted,
+        split,
+        "video",
+        lambda: vae,
+        directory,
+        factors,
+        vae.dtype,
+        batch_size=args.batch,
+        workers=args.workers,
+        log=lambda m: None,
+    )
     sync(args.device)
     return {"clips": report.encoded, "seconds": time.perf_counter() - started, "dropped": len(report.dropped)}
 
@@ -181,11 +206,13 @@ def main(argv=None) -> int:
     for name, stage in (("bare VAE forward", bare), ("pipeline (decode + encode + cache)", pipe)):
         r = stage["clips"] / stage["seconds"]
         print(f"| {name} | {r:.3f} | {r * frames:.1f} | {stage['clips']} | {stage['seconds']:.2f} |")
-    print(f"\npipeline / bare: **{rate['pipeline'] / rate['bare']:.2f}**; clips {row['source_width']}x"
-          f"{row['source_height']}x{row['num_frames']} -> {shape[2]}x{shape[1]}x{shape[0]}, VAE {args.vae} "
-          f"({sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M params), {args.dtype}, batch {args.batch}, "
-          f"{args.workers} decode threads, best of {args.repeat}; {device}; torch {torch.__version__}, "
-          f"Python {platform.python_version()}")
+    print(
+        f"\npipeline / bare: **{rate['pipeline'] / rate['bare']:.2f}**; clips {row['source_width']}x"
+        f"{row['source_height']}x{row['num_frames']} -> {shape[2]}x{shape[1]}x{shape[0]}, VAE {args.vae} "
+        f"({sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M params), {args.dtype}, batch {args.batch}, "
+        f"{args.workers} decode threads, best of {args.repeat}; {device}; torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
     return 0
 
 

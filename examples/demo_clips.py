@@ -17,8 +17,9 @@ def clip_frames(width: int, height: int, frames: int, seed: int = 0):
         yield np.clip(img, 0, 255).astype(np.uint8)
 
 
-def encode_clip(width: int, height: int, frames: int, fps: int = 24, seed: int = 0, codec: str = "libx264",
-                container: str = "mp4") -> bytes:
+def encode_clip(
+    width: int, height: int, frames: int, fps: int = 24, seed: int = 0, codec: str = "libx264", container: str = "mp4"
+) -> bytes:
     """Encoded bytes of a width x height clip of `frames` frames (even sizes for yuv420p)."""
     import av
 

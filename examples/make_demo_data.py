@@ -68,14 +68,28 @@ SHAPES = {
 }
 
 SUBJECTS = {
-    "photo": ["a portrait of Grace Hopper", "a woman in a naval uniform", "a vintage portrait photograph",
-              "a close-up portrait of a computer scientist", "an officer in dress uniform, studio photo"],
-    "terrain": ["a shaded relief map of a fault line", "an aerial view of eroded hills",
-                "a topographic render of rolling terrain"],
-    "landscape": ["a painted mountain landscape at dusk", "layered hills under a pastel sky",
-                  "a minimalist landscape with a low sun"],
-    "abstract": ["an abstract painting of overlapping shapes", "colourful translucent geometric forms",
-                 "a soft abstract composition"],
+    "photo": [
+        "a portrait of Grace Hopper",
+        "a woman in a naval uniform",
+        "a vintage portrait photograph",
+        "a close-up portrait of a computer scientist",
+        "an officer in dress uniform, studio photo",
+    ],
+    "terrain": [
+        "a shaded relief map of a fault line",
+        "an aerial view of eroded hills",
+        "a topographic render of rolling terrain",
+    ],
+    "landscape": [
+        "a painted mountain landscape at dusk",
+        "layered hills under a pastel sky",
+        "a minimalist landscape with a low sun",
+    ],
+    "abstract": [
+        "an abstract painting of overlapping shapes",
+        "colourful translucent geometric forms",
+        "a soft abstract composition",
+    ],
     "texture": ["a marbled texture", "a swirling cloud pattern", "a fractal noise texture"],
     "poster": ["a typographic poster", "bold lettering on a gradient", "a poster with one big word"],
     "sticker": ["a sticker cut-out on a transparent background", "a round blob sticker with a pattern"],
@@ -152,7 +166,9 @@ def photo_plan(rng: np.random.Generator) -> list[dict]:
                 if left:
                     orientation, exif_left[value] = value, left - 1
                     break
-        plan.append(dict(kind=kind, collection=collection, width=width, height=height, fmt=fmt, orientation=orientation))
+        plan.append(
+            dict(kind=kind, collection=collection, width=width, height=height, fmt=fmt, orientation=orientation)
+        )
     return plan
 
 
@@ -172,7 +188,10 @@ def _caption_fields(rng: np.random.Generator, kind: str, i: int) -> dict:
     return dict(
         caption=caption,
         tags=tags,
-        metadata={"caption": alt, "source": "matplotlib sample_data" if kind in ("photo", "terrain") else f"synthetic:{kind}"},
+        metadata={
+            "caption": alt,
+            "source": "matplotlib sample_data" if kind in ("photo", "terrain") else f"synthetic:{kind}",
+        },
         description={
             "short": subject,
             "detailed": None if rng.random() < 0.1 else f"{subject}; {', '.join(tags) or 'no tags'}; demo row {i}.",
@@ -207,7 +226,9 @@ def photo_rows() -> list[dict]:
         else:
             img = di.GENERATORS[spec["kind"]](row_rng, w, h)
             stored = di.stored_for_orientation(img, spec["orientation"])
-            data = di.encode(stored, spec["fmt"], quality=int(row_rng.integers(75, 95)), exif_orientation=spec["orientation"])
+            data = di.encode(
+                stored, spec["fmt"], quality=int(row_rng.integers(75, 95)), exif_orientation=spec["orientation"]
+            )
         row = {
             "image": {"bytes": data, "path": None},
             "width": w,
@@ -349,8 +370,14 @@ def write_grids(out: Path) -> None:
 
 # (width, height, frames, fps, codec): landscape, portrait, square and wide clips, 9 to 33 frames
 CLIP_PLAN = [
-    (96, 64, 17, 24, "libx264"), (64, 96, 21, 30, "libx264"), (80, 80, 25, 12, "mpeg4"), (128, 72, 33, 24, "libx264"),
-    (96, 64, 13, 24, "libx264"), (64, 96, 9, 30, "mpeg4"), (80, 80, 17, 24, "libx264"), (128, 72, 19, 25, "libx264"),
+    (96, 64, 17, 24, "libx264"),
+    (64, 96, 21, 30, "libx264"),
+    (80, 80, 25, 12, "mpeg4"),
+    (128, 72, 33, 24, "libx264"),
+    (96, 64, 13, 24, "libx264"),
+    (64, 96, 9, 30, "mpeg4"),
+    (80, 80, 17, 24, "libx264"),
+    (128, 72, 19, 25, "libx264"),
 ]
 
 
@@ -361,8 +388,14 @@ def clip_rows() -> list[dict]:
     subjects = ["waves rolling", "a drifting gradient", "light sweeping over stripes", "a slow pan"]
     rows = []
     for i, (w, h, n, fps, codec) in enumerate(CLIP_PLAN):
-        rows.append({"video": {"bytes": encode_clip(w, h, n, fps=fps, seed=i, codec=codec), "path": None},
-                     "caption": f"{subjects[i % len(subjects)]}, clip {i}", "fps": float(fps), "frame_count": n})
+        rows.append(
+            {
+                "video": {"bytes": encode_clip(w, h, n, fps=fps, seed=i, codec=codec), "path": None},
+                "caption": f"{subjects[i % len(subjects)]}, clip {i}",
+                "fps": float(fps),
+                "frame_count": n,
+            }
+        )
     bad = [
         (damaged_payload_clip(encode_clip(96, 64, 17, seed=90)), 17, "frames that do not decode"),
         (unsupported_codec_clip(96, 64, 9), 9, "a codec FFmpeg does not know"),
@@ -371,16 +404,18 @@ def clip_rows() -> list[dict]:
         (encode_clip(96, 64, 5, seed=92), 5, "too short for min_frames"),
     ]
     for data, n, what in bad:
-        rows.append({"video": {"bytes": data, "path": None}, "caption": f"a bad clip: {what}", "fps": 24.0,
-                     "frame_count": n})
+        rows.append(
+            {"video": {"bytes": data, "path": None}, "caption": f"a bad clip: {what}", "fps": 24.0, "frame_count": n}
+        )
     return rows
 
 
 def clip_features():
     from datasets import Features, Value, Video
 
-    return Features({"video": Video(), "caption": Value("string"), "fps": Value("float32"),
-                     "frame_count": Value("int32")})
+    return Features(
+        {"video": Video(), "caption": Value("string"), "fps": Value("float32"), "frame_count": Value("int32")}
+    )
 
 
 def write_clips(out: Path) -> None:
@@ -414,8 +449,12 @@ def write_local_images(out: Path) -> None:
         folder = out / "sketches" if i >= 18 else out
         stem = f"{kind}_{i:03d}"
         img = di.GENERATORS[kind](rng, w, h)
-        data = di.encode(di.stored_for_orientation(img, orientation), fmt if orientation is None else "JPEG",
-                         quality=85, exif_orientation=orientation)
+        data = di.encode(
+            di.stored_for_orientation(img, orientation),
+            fmt if orientation is None else "JPEG",
+            quality=85,
+            exif_orientation=orientation,
+        )
         if orientation is not None:
             ext = "jpg"
         (folder / f"{stem}.{ext}").write_bytes(data)
@@ -528,7 +567,9 @@ CLIPS_ENTRY = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--force", action="store_true", help="rebuild even if the folder is current")
     args = parser.parse_args(argv)

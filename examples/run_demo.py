@@ -70,8 +70,17 @@ def main() -> int:
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     for backend in config.backends:
         started = time.time()
-        cmd = [dagster, "asset", "materialize", "-m", "hf_assets.definitions", "--select", selection,
-               "--partition", backend.id]
+        cmd = [
+            dagster,
+            "asset",
+            "materialize",
+            "-m",
+            "hf_assets.definitions",
+            "--select",
+            selection,
+            "--partition",
+            backend.id,
+        ]
         environ = backend_env(backend)
         own_model = environ[env.MODEL] != os.environ[env.MODEL]
         model = f" ({env.MODEL}={environ[env.MODEL]})" if own_model else ""

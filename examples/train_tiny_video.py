@@ -14,8 +14,16 @@ def tiny_wan_transformer(latent_channels: int, text_width: int):
     from diffusers import WanTransformer3DModel
 
     return WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=latent_channels,
-        out_channels=latent_channels, text_dim=text_width, freq_dim=16, ffn_dim=32, num_layers=1, rope_max_seq_len=64,
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        text_dim=text_width,
+        freq_dim=16,
+        ffn_dim=32,
+        num_layers=1,
+        rope_max_seq_len=64,
     )
 
 
@@ -32,8 +40,9 @@ def flow_matching_step(model, batch: dict, generator: torch.Generator, device: s
     return F.mse_loss(prediction.float(), (noise - latents).float())
 
 
-def train_video(dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu",
-                num_workers: int = 0, log=print):
+def train_video(
+    dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0, log=print
+):
     """Train a fresh tiny Wan transformer for `steps` batches of same-size, same-length clips; returns its losses."""
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
     generator = torch.Generator().manual_seed(seed)
@@ -54,8 +63,10 @@ def train_video(dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, d
             optimizer.zero_grad()
             losses.append(loss.item())
             shape = "x".join(map(str, batch["latents"].shape))
-            log(f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]}  frames {int(batch['frames'][0])}  "
-                f"fps {float(batch['fps'][0]):g}  latents {shape}  loss {losses[-1]:.4f}")
+            log(
+                f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]}  frames {int(batch['frames'][0])}  "
+                f"fps {float(batch['fps'][0]):g}  latents {shape}  loss {losses[-1]:.4f}"
+            )
             if len(losses) == steps:
                 break
         epoch += 1

@@ -51,8 +51,11 @@ def multiprocess_executor(gpus: int) -> dg.ExecutorDefinition:
     def with_gpu_limit(config: dict) -> dict:
         return {**config, "max_concurrent": config.get("max_concurrent") or gpus}
 
-    return base.configured(with_gpu_limit, config_schema=base.config_schema.as_field().config_type,
-                           description=f"Each step in its own process; at most {gpus} at once (one per GPU).")
+    return base.configured(
+        with_gpu_limit,
+        config_schema=base.config_schema.as_field().config_type,
+        description=f"Each step in its own process; at most {gpus} at once (one per GPU).",
+    )
 
 
 def executor_from_env() -> dg.ExecutorDefinition:
@@ -66,8 +69,9 @@ def executor_from_env() -> dg.ExecutorDefinition:
     try:
         integration = __import__(module)
     except ImportError as error:
-        raise ImportError(f"{env.EXECUTOR}={name} needs {module.replace('_', '-')}: "
-                          f"pip install 'hf_assets[{extra}]'") from error
+        raise ImportError(
+            f"{env.EXECUTOR}={name} needs {module.replace('_', '-')}: pip install 'hf_assets[{extra}]'"
+        ) from error
     return dask_executor() if name == "dask" else integration.k8s_job_executor
 
 
@@ -87,11 +91,13 @@ def dask_executor() -> dg.ExecutorDefinition:
             run = plan_context.dagster_run
             if getattr(run, "run_op_concurrency", None) is not None:
                 plan_context._plan_data = plan_context.plan_data._replace(
-                    dagster_run=run._replace(run_op_concurrency=None))
+                    dagster_run=run._replace(run_op_concurrency=None)
+                )
             yield from super().execute(plan_context, execution_plan)
 
-    @dg.executor(name="dask", config_schema=stock.config_schema,
-                 requirements=dg.multiple_process_executor_requirements())
+    @dg.executor(
+        name="dask", config_schema=stock.config_schema, requirements=dg.multiple_process_executor_requirements()
+    )
     def pool_safe_dask_executor(init_context):
         ((cluster_type, cluster_configuration),) = init_context.executor_config["cluster"].items()
         return PoolSafeDaskExecutor(cluster_type, cluster_configuration)

@@ -16,8 +16,9 @@ SCALARS = (int, float, str, bool)
 
 
 def _scalar_metadata(metadata) -> dict:
-    return {k: v.value for k, v in metadata.items()
-            if isinstance(v.value, SCALARS) and not str(v.value).startswith("![")}
+    return {
+        k: v.value for k, v in metadata.items() if isinstance(v.value, SCALARS) and not str(v.value).startswith("![")
+    }
 
 
 def partition_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition: str) -> dict:
@@ -32,8 +33,10 @@ def partition_report(instance: dg.DagsterInstance, defs: dg.Definitions, partiti
             ok = False
             continue
         materialization = records[0].asset_materialization
-        assets[key.to_user_string()] = {"run_id": records[0].run_id,
-                                        "metadata": _scalar_metadata(materialization.metadata)}
+        assets[key.to_user_string()] = {
+            "run_id": records[0].run_id,
+            "metadata": _scalar_metadata(materialization.metadata),
+        }
         for check_key in defs.resolve_assets_def(key).check_keys:
             history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=100)
             latest = next((r for r in history if r.partition == partition and r.event is not None), None)

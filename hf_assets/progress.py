@@ -134,8 +134,16 @@ class ProgressLog:
 
     def step(self, name: str, total: int | None = None, unit: str = "items") -> Progress:
         """A progress for one step (use as a context manager, or call `finish`)."""
-        return Progress(name, total, self.log, unit=unit, every_seconds=self.every_seconds,
-                        every_items=self.every_items, clock=self.clock, on_finish=self.summaries.append)
+        return Progress(
+            name,
+            total,
+            self.log,
+            unit=unit,
+            every_seconds=self.every_seconds,
+            every_items=self.every_items,
+            clock=self.clock,
+            on_finish=self.summaries.append,
+        )
 
     def metadata(self) -> dict[str, float | int]:
         """Every finished step's count, seconds and rate, flat, for a materialization."""

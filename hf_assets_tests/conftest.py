@@ -23,6 +23,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(before)
 
+
 # (stored width, stored height, format, EXIF orientation): landscape, portrait, square, panorama, tiny, rotated.
 PHOTO_SPECS = [
     (640, 480, "JPEG", None),
@@ -48,7 +49,7 @@ def photo_rows(n: int = 24, corrupt: tuple[int, ...] = (5,)) -> list[dict]:
                 "image": {"bytes": data, "path": None},
                 "width": shown_w,
                 "height": shown_h,
-                "caption": ["a photo of item %d" % i, "  ", "", None][i % 4],
+                "caption": [f"a photo of item {i}", "  ", "", None][i % 4],
                 "tags": [["outdoor", "sunny"], [], ["studio"], None][i % 4],
                 "metadata": {"caption": f"nested caption {i}", "source": "camera"},
                 "quality_assessment": None if i % 7 == 3 else {"aesthetic_score": 4.0 + (i % 4), "clip_score": 0.31},
@@ -70,7 +71,10 @@ def write_hub_dataset(folder: Path, rows: list[dict], shards: int = 2) -> Path:
             "caption": datasets.Value("string"),
             "tags": datasets.Sequence(datasets.Value("string")),
             "metadata": {"caption": datasets.Value("string"), "source": datasets.Value("string")},
-            "quality_assessment": {"aesthetic_score": datasets.Value("float32"), "clip_score": datasets.Value("float32")},
+            "quality_assessment": {
+                "aesthetic_score": datasets.Value("float32"),
+                "clip_score": datasets.Value("float32"),
+            },
             "collection": datasets.Value("string"),
         }
     )

@@ -34,6 +34,12 @@ def demo_workspace(tmp_path, demo_data, tiny_sdxl) -> DemoWorkspace:
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     config = folder / "dataloader.json"
-    env = {**os.environ, "DAGSTER_HOME": str(home), "HF_ASSETS_DATALOADER_CONFIG": str(config),
-           "HF_ASSETS_MODEL": str(tiny_sdxl), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "HF_ASSETS_DATALOADER_CONFIG": str(config),
+        "HF_ASSETS_MODEL": str(tiny_sdxl),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+    }
     return DemoWorkspace(config, home, env)

@@ -22,8 +22,13 @@ def _entry(root: Path, path: Path) -> dict:
     if path.is_dir():
         return {"type": "directory", "oid": hashlib.sha1(rel.encode()).hexdigest(), "path": rel}
     data = path.read_bytes()
-    return {"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": rel,
-            "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
+    return {
+        "type": "file",
+        "oid": hashlib.sha1(data).hexdigest(),
+        "size": len(data),
+        "path": rel,
+        "lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134},
+    }
 
 
 class HubHandler(RangeHandler):
@@ -54,7 +59,7 @@ class HubHandler(RangeHandler):
         url = urlparse(self.path)
         for prefix, action in ((f"/api/datasets/{self.repo}/", "api"), (f"/datasets/{self.repo}/resolve/", "resolve")):
             if url.path.startswith(prefix):
-                rest = url.path[len(prefix):]
+                rest = url.path[len(prefix) :]
                 if action == "api":
                     action, _, rest = rest.partition("/")
                 revision, _, inner = rest.partition("/")
@@ -78,9 +83,16 @@ class HubHandler(RangeHandler):
         action, folder, inner = route
         if action == "revision":
             sha = hashlib.sha1(str(folder).encode()).hexdigest()
-            return self._json({"id": self.repo, "sha": sha, "private": False,
-                               "siblings": [{"rfilename": e["path"]} for e in self._listing(folder, "", True)
-                                            if e["type"] == "file"]})
+            return self._json(
+                {
+                    "id": self.repo,
+                    "sha": sha,
+                    "private": False,
+                    "siblings": [
+                        {"rfilename": e["path"]} for e in self._listing(folder, "", True) if e["type"] == "file"
+                    ],
+                }
+            )
         if action == "tree":
             recursive = parse_qs(urlparse(self.path).query).get("recursive", ["False"])[0].lower() == "true"
             if inner and not (folder / inner).exists():

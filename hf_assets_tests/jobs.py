@@ -15,7 +15,6 @@ def prepare_job_again():
     return prepare_job()
 
 
-
 def prepare_job_for_retries():
     """Another pointer, for the retry test (see `prepare_job_again`)."""
     return prepare_job()

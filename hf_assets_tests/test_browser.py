@@ -17,8 +17,14 @@ from hf_assets_tests.demo_workspace import ROOT
 from hf_assets_tests.test_webserver import free_port, graphql
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PARTITION = "grids"  # the demo's smallest image backend: 16 composite strips at 256 px
 RUNS = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
@@ -28,11 +34,20 @@ def serve(env: dict, port: int) -> list[subprocess.Popen]:
     """dagster-daemon and dagster-webserver on the workspace, with the demo's DAGSTER_HOME."""
     bin_dir = Path(sys.executable).parent
     logs = Path(env["DAGSTER_HOME"])
-    daemon = subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=open(logs / "daemon.log", "w"))
-    web = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
-                            "-p", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                           stderr=open(logs / "webserver.log", "w"))
+    daemon = subprocess.Popen(
+        [str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(logs / "daemon.log", "w"),
+    )
+    web = subprocess.Popen(
+        [str(bin_dir / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(logs / "webserver.log", "w"),
+    )
     return [daemon, web]
 
 

@@ -25,10 +25,11 @@ def recipe() -> str:
 @pytest.mark.slow
 def test_the_readme_ci_recipe_materializes_each_partition_and_reads_the_results(demo_workspace):
     env = {**demo_workspace.env, "PATH": f"{BIN}:{demo_workspace.env['PATH']}", "PARTITIONS": " ".join(PARTITIONS)}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", recipe()], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=1200)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe()], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    report = json.loads(done.stdout[done.stdout.index("{"):])
+    report = json.loads(done.stdout[done.stdout.index("{") :])
     assert sorted(report) == sorted(PARTITIONS)
     for partition in PARTITIONS:
         assert report[partition]["ok"], report[partition]
@@ -42,8 +43,14 @@ def test_the_readme_ci_recipe_materializes_each_partition_and_reads_the_results(
 
 @pytest.mark.slow
 def test_the_report_fails_for_a_partition_never_materialized(demo_workspace):
-    done = subprocess.run([sys.executable, "-m", "hf_assets.instance_report", "grids"], cwd=ROOT,
-                          env=demo_workspace.env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_assets.instance_report", "grids"],
+        cwd=ROOT,
+        env=demo_workspace.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["grids"]["ok"] is False and report["grids"]["assets"]["raw_split"] is None

@@ -18,16 +18,24 @@ def env_for(tmp_path, config) -> dict:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
-    return {**os.environ, "DAGSTER_HOME": str(home), "HF_ASSETS_DATALOADER_CONFIG": str(config),
-            "HF_HUB_OFFLINE": "1"}
+    return {**os.environ, "DAGSTER_HOME": str(home), "HF_ASSETS_DATALOADER_CONFIG": str(config), "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.mark.slow
 def test_cli_materialize_then_load_from_another_process(tmp_path, hub_dataset, photos_entry):
     config = write_config(tmp_path / "dataloader.json", [photos_entry])
     env = env_for(tmp_path, config)
-    cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "hf_assets.definitions",
-           "--select", "raw_split,filtered_index,aspect_buckets", "--partition", "photos"]
+    cmd = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "hf_assets.definitions",
+        "--select",
+        "raw_split,filtered_index,aspect_buckets",
+        "--partition",
+        "photos",
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     probe = (
@@ -36,7 +44,9 @@ def test_cli_materialize_then_load_from_another_process(tmp_path, hub_dataset, p
         "i = defs.load_asset_value('filtered_index', partition_key='photos')\n"
         "print(json.dumps({'rows': t.num_rows, 'index_rows': i.num_rows, 'cols': t.column_names}))\n"
     )
-    loaded = subprocess.run([sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=120
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     value = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert value["rows"] == value["index_rows"] > 0 and "bucket" in value["cols"]
@@ -46,8 +56,14 @@ def test_cli_materialize_then_load_from_another_process(tmp_path, hub_dataset, p
 def test_definitions_validate_with_the_workspace(tmp_path, hub_dataset, photos_entry):
     config = write_config(tmp_path / "dataloader.json", [photos_entry])
     env = env_for(tmp_path, config)
-    done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
 
@@ -55,16 +71,24 @@ def test_definitions_validate_with_the_workspace(tmp_path, hub_dataset, photos_e
 def test_bad_config_fails_loading_with_the_fix_in_the_message(tmp_path, photos_entry):
     config = write_config(tmp_path / "dataloader.json", [{**photos_entry, "crop": "False"}])
     env = env_for(tmp_path, config)
-    done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [str(BIN / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode != 0
     assert "key 'crop' must be true or false" in done.stdout + done.stderr
 
 
 def test_loading_the_definitions_imports_no_torch_or_model_library(tmp_path, photos_entry):
     config = write_config(tmp_path / "dataloader.json", [photos_entry])
-    probe = ("import sys; import hf_assets.definitions; "
-             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'datasets') if m in sys.modules))")
+    probe = (
+        "import sys; import hf_assets.definitions; "
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'datasets') if m in sys.modules))"
+    )
     env = {**os.environ, "HF_ASSETS_DATALOADER_CONFIG": str(config)}
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

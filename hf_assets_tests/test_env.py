@@ -31,14 +31,27 @@ def test_no_other_module_spells_a_variable_name_in_code():
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             values = [node.value] if isinstance(node, ast.Assign) else node.args if isinstance(node, ast.Call) else []
-            if any(isinstance(v, ast.Constant) and isinstance(v.value, str) and re.fullmatch(r"HF_[A-Z_]+", v.value)
-                   for v in values):
+            if any(
+                isinstance(v, ast.Constant) and isinstance(v.value, str) and re.fullmatch(r"HF_[A-Z_]+", v.value)
+                for v in values
+            ):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert found == [], f"read these through hf_assets.env: {found}"
 
 
-@pytest.mark.parametrize(("value", "offline"), [("1", True), ("true", True), ("ON", True), (" yes ", True),
-                                                 ("", False), ("0", False), ("false", False), ("no", False)])
+@pytest.mark.parametrize(
+    ("value", "offline"),
+    [
+        ("1", True),
+        ("true", True),
+        ("ON", True),
+        (" yes ", True),
+        ("", False),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+    ],
+)
 def test_hub_offline_reads_the_variable_as_huggingface_hub_does(monkeypatch, value, offline):
     monkeypatch.setenv("HF_HUB_OFFLINE", value)
     assert env.hub_offline() is offline

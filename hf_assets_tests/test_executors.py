@@ -48,8 +48,9 @@ def test_multiprocess_runs_one_step_per_gpu_unless_the_run_config_says_otherwise
 
 
 @pytest.mark.slow
-def test_the_gpu_pool_limit_holds_on_the_multiprocess_executor(tmp_path, hub_dataset, photos_entry, tiny_sdxl,
-                                                               monkeypatch):
+def test_the_gpu_pool_limit_holds_on_the_multiprocess_executor(
+    tmp_path, hub_dataset, photos_entry, tiny_sdxl, monkeypatch
+):
     entry = {**photos_entry, "resolution": 96, "aspect_bucket_alignment": 32}
     monkeypatch.setenv("HF_ASSETS_DATALOADER_CONFIG", str(write_config(tmp_path / "dataloader.json", [entry])))
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
@@ -59,16 +60,20 @@ def test_the_gpu_pool_limit_holds_on_the_multiprocess_executor(tmp_path, hub_dat
     home.mkdir()
     (home / "dagster.yaml").write_text((Path(__file__).parents[1] / "dagster.yaml").read_text())  # gpu pool: 1
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = dg.execute_job(dg.reconstructable(prepare_job_for_pool_limit), instance,
-                                tags={"dagster/partition": "photos"},
-                                run_config={"execution": {"config": {"max_concurrent": 3}}})
+        result = dg.execute_job(
+            dg.reconstructable(prepare_job_for_pool_limit),
+            instance,
+            tags={"dagster/partition": "photos"},
+            run_config={"execution": {"config": {"max_concurrent": 3}}},
+        )
         assert result.success
         spans: dict[str, list[float]] = {}
         for kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS):
             for record in instance.all_logs(result.run_id, of_type=kind):
                 spans.setdefault(record.step_key, []).append(record.timestamp)
-    gpu_steps = sorted((start, end, key) for key, (start, end) in spans.items()
-                       if ".encode_vae_shard_" in key or key == "text_embeds")
+    gpu_steps = sorted(
+        (start, end, key) for key, (start, end) in spans.items() if ".encode_vae_shard_" in key or key == "text_embeds"
+    )
     assert len(gpu_steps) == 4
     for (_, end, key), (start, _, later) in zip(gpu_steps, gpu_steps[1:]):
         assert end <= start, f"{later} started while {key} still held the only gpu slot"

@@ -28,7 +28,8 @@ def free_port() -> int:
 
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -44,9 +45,19 @@ def test_webserver_serves_all_five_assets_partitioned_with_checks(tmp_path, hub_
     env = {**os.environ, "DAGSTER_HOME": str(home), "HF_ASSETS_DATALOADER_CONFIG": str(config), "HF_HUB_OFFLINE": "1"}
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"),
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            str(ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.time() + 120
@@ -59,8 +70,9 @@ def test_webserver_serves_all_five_assets_partitioned_with_checks(tmp_path, hub_
             except (OSError, KeyError, TypeError):
                 pass
             time.sleep(1)
-        assert nodes, "webserver did not serve the asset graph: " + (server.stderr.read().decode()[-2000:]
-                                                                     if server.poll() is not None else "timeout")
+        assert nodes, "webserver did not serve the asset graph: " + (
+            server.stderr.read().decode()[-2000:] if server.poll() is not None else "timeout"
+        )
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         assert set(by_key) == {"raw_split", "filtered_index", "aspect_buckets", "vae_latents", "text_embeds"}
         assert all(n["partitionDefinition"] for n in nodes)

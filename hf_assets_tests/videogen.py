@@ -2,8 +2,14 @@
 
 from examples.demo_clips import clip_frames, damaged_payload_clip, encode_clip, truncated_clip, unsupported_codec_clip
 
-__all__ = ["audio_only_clip", "clip_frames", "damaged_payload_clip", "encode_clip", "truncated_clip",
-           "unsupported_codec_clip"]
+__all__ = [
+    "audio_only_clip",
+    "clip_frames",
+    "damaged_payload_clip",
+    "encode_clip",
+    "truncated_clip",
+    "unsupported_codec_clip",
+]
 
 
 def audio_only_clip() -> bytes:

@@ -20,11 +20,18 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `aspect_buckets` asset over the given backend partitions."""
 
-    @dg.asset(name="aspect_buckets", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"},
-              retry_policy=TRANSIENT_RETRY)
+    @dg.asset(
+        name="aspect_buckets",
+        partitions_def=partitions,
+        group_name="metadata",
+        kinds={"arrow", "parquet"},
+        retry_policy=TRANSIENT_RETRY,
+    )
     @retry_only_transient
     def aspect_buckets(
-        context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, filtered_index: pa.Table,
+        context: dg.AssetExecutionContext,
+        dataloader: DataloaderConfigResource,
+        filtered_index: pa.Table,
         raw_split: RawSplit,
     ) -> dg.Output:
         """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file)."""
@@ -38,7 +45,11 @@ def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
             table = assign_frames(table, backend.video)
         undersized = small_buckets(table, cfg.train_batch_size) if cfg.train_batch_size else {}
         if undersized:
-            action = "dropped (drop_small_buckets: true)" if cfg.drop_small_buckets else "kept; set drop_small_buckets to drop"
+            action = (
+                "dropped (drop_small_buckets: true)"
+                if cfg.drop_small_buckets
+                else "kept; set drop_small_buckets to drop"
+            )
             context.log.warning(
                 f"{backend.id}: {len(undersized)} bucket(s) hold fewer than train_batch_size="
                 f"{cfg.train_batch_size} samples: {undersized}; {action}"

@@ -22,25 +22,44 @@ def start_full_verification(context: dg.AssetExecutionContext, directory: Path) 
 def report_repairs(context: dg.AssetExecutionContext, backend_id: str, directory: Path) -> dict:
     """Warn about each repair the run's plan made and return them for the metadata ({} when none)."""
     found = read_repairs(directory)
-    repaired = {key: found[key] for key in ("manifest", "unreadable_shards", "unreadable_entries", "nonfinite_entries",
-                                            "nonfinite_examples", "reencoded_nonfinite", "recovered_entries")
-                if found.get(key)}
+    repaired = {
+        key: found[key]
+        for key in (
+            "manifest",
+            "unreadable_shards",
+            "unreadable_entries",
+            "nonfinite_entries",
+            "nonfinite_examples",
+            "reencoded_nonfinite",
+            "recovered_entries",
+        )
+        if found.get(key)
+    }
     if found.get("manifest"):
         context.log.warning(f"{backend_id}: {found['manifest']}; rebuilt from the shards' headers")
     for shard, reason in (found.get("unreadable_shards") or {}).items():
         context.log.warning(f"{backend_id}: unreadable shard {shard} ({reason}); its entries were encoded again")
     if found.get("nonfinite_entries"):
-        context.log.warning(f"{backend_id}: {found['nonfinite_entries']} cached entries held NaN or inf "
-                            f"(e.g. {found.get('nonfinite_examples')}); {found.get('reencoded_nonfinite', 0)} "
-                            "still wanted were encoded again")
+        context.log.warning(
+            f"{backend_id}: {found['nonfinite_entries']} cached entries held NaN or inf "
+            f"(e.g. {found.get('nonfinite_examples')}); {found.get('reencoded_nonfinite', 0)} "
+            "still wanted were encoded again"
+        )
     if found.get("recovered_entries"):
-        context.log.info(f"{backend_id}: {found['recovered_entries']} entries recovered from shards no manifest "
-                         "or journal recorded")
+        context.log.info(
+            f"{backend_id}: {found['recovered_entries']} entries recovered from shards no manifest or journal recorded"
+        )
     return repaired
 
 
-def cache_result(context: dg.AssetExecutionContext, backend_id: str, directory: Path, value: Any,
-                 checks: Callable[[pa.Table], tuple[dict, dict]], metadata: dict) -> dg.MaterializeResult:
+def cache_result(
+    context: dg.AssetExecutionContext,
+    backend_id: str,
+    directory: Path,
+    value: Any,
+    checks: Callable[[pa.Table], tuple[dict, dict]],
+    metadata: dict,
+) -> dg.MaterializeResult:
     """The materialization of an encoded cache: its repairs reported, then `checks(manifest)` run on the manifest as
     it now is, returning (check name -> `cache.verify.Finding`, metadata found by checking); the metadata is
     `metadata`, then what the checks found, then the cache's entry count, folder and repairs."""

@@ -15,8 +15,13 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `filtered_index` asset over the given backend partitions."""
 
-    @dg.asset(name="filtered_index", partitions_def=partitions, group_name="metadata", kinds={"arrow", "parquet"},
-              retry_policy=TRANSIENT_RETRY)
+    @dg.asset(
+        name="filtered_index",
+        partitions_def=partitions,
+        group_name="metadata",
+        kinds={"arrow", "parquet"},
+        retry_policy=TRANSIENT_RETRY,
+    )
     @retry_only_transient
     def filtered_index(
         context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, raw_split: RawSplit

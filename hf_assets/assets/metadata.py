@@ -40,8 +40,9 @@ def reason_counts(dropped: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def check_result(context: dg.AssetExecutionContext, name: str, finding, repaired: dict | None = None
-                 ) -> dg.AssetCheckResult:
+def check_result(
+    context: dg.AssetExecutionContext, name: str, finding, repaired: dict | None = None
+) -> dg.AssetCheckResult:
     """A check result for this run's partition from a `cache.verify.Finding`: failures with examples, and what the
     run repaired in the cache before checking it (unreadable shards, NaN entries, a lost manifest)."""
     return dg.AssetCheckResult(

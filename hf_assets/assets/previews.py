@@ -24,10 +24,17 @@ def histogram_metadata(backend: BackendConfig, table: pa.Table, histogram: list[
     inline = previews.svg_markdown(previews.histogram_svg(histogram, labels), "samples per bucket")
     if len(inline) >= previews.INLINE_LIMIT:
         inline = previews.png_data_markdown(png, "samples per bucket")
-    counts = [dg.TableRecord({"bucket": bucket, "target": labels.get(bucket, bucket).split(" · ", 1)[-1],
-                              "samples": count}) for bucket, count in histogram]
-    schema = dg.TableSchema(columns=[dg.TableColumn("bucket", "string"), dg.TableColumn("target", "string"),
-                                     dg.TableColumn("samples", "int")])
+    counts = [
+        dg.TableRecord({"bucket": bucket, "target": labels.get(bucket, bucket).split(" · ", 1)[-1], "samples": count})
+        for bucket, count in histogram
+    ]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("bucket", "string"),
+            dg.TableColumn("target", "string"),
+            dg.TableColumn("samples", "int"),
+        ]
+    )
     return {
         "histogram": dg.MetadataValue.md(inline),
         "histogram_png": dg.MetadataValue.md(previews.png_data_markdown(png, "samples per bucket")),
@@ -36,15 +43,23 @@ def histogram_metadata(backend: BackendConfig, table: pa.Table, histogram: list[
     }
 
 
-def grid_metadata(context: dg.AssetExecutionContext, backend: BackendConfig, table: pa.Table,
-                  filtered_index: pa.Table, split: RawSplit) -> dict:
+def grid_metadata(
+    context: dg.AssetExecutionContext,
+    backend: BackendConfig,
+    table: pa.Table,
+    filtered_index: pa.Table,
+    split: RawSplit,
+) -> dict:
     """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache)."""
     if backend.dataset_type != "image":
         return {}
     built_from = load_manifest(backend.metadata_dir, "filtered_index").get("source_fingerprint")
     if built_from != split.fingerprint:  # its row numbers index another version of the split: no honest picture
-        return {"preview_grid": dg.MetadataValue.text("not drawn: the dataset changed since filtered_index was "
-                                                      "built; run scan_datasets for this partition")}
+        return {
+            "preview_grid": dg.MetadataValue.text(
+                "not drawn: the dataset changed since filtered_index was built; run scan_datasets for this partition"
+            )
+        }
     try:
         kept = list(previews.kept_samples(table, split, backend.image_column))
         dropped = list(previews.dropped_samples(split, backend, previews.kept_rows_of(filtered_index)))

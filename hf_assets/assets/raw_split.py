@@ -9,16 +9,22 @@ from hf_assets.resources.dataloader import DataloaderConfigResource
 def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     """The `raw_split` asset over the given backend partitions."""
 
-    @dg.asset(name="raw_split", partitions_def=partitions, group_name="metadata", kinds={"huggingface", "parquet"},
-              retry_policy=TRANSIENT_RETRY)
+    @dg.asset(
+        name="raw_split",
+        partitions_def=partitions,
+        group_name="metadata",
+        kinds={"huggingface", "parquet"},
+        retry_policy=TRANSIENT_RETRY,
+    )
     @retry_only_transient
     def raw_split(context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource) -> dg.Output:
         """The backend's split as a list of files (identity, row count); no row is read, no image decoded."""
         backend = dataloader.backend(context.partition_key)
         split = open_split(backend)
         files = split.files
-        context.log.info(f"{backend.id}: {split.num_rows} rows in {len(files)} piece(s) from {split.source} "
-                         f"via {split.kind}")
+        context.log.info(
+            f"{backend.id}: {split.num_rows} rows in {len(files)} piece(s) from {split.source} via {split.kind}"
+        )
         sizes = [f["size"] for f in files if f.get("size") is not None]
         for warning in backend.warnings:  # config keys accepted but not used
             context.log.warning(f"{backend.id}: {warning}")

@@ -64,7 +64,8 @@ def retry_only_transient(fn: Callable) -> Callable:
         except Exception as error:
             if is_transient(error):
                 raise
-            raise dg.Failure(description=failure_message(error), allow_retries=False,
-                             metadata={"error_type": type(error).__name__}) from error
+            raise dg.Failure(
+                description=failure_message(error), allow_retries=False, metadata={"error_type": type(error).__name__}
+            ) from error
 
     return wrapper

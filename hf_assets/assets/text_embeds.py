@@ -53,9 +53,16 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         wanted = wanted_captions(aspect_buckets, identity, only=encoded)
         progress = ProgressLog(context.log.info)
         report = update_text_embeds(
-            wanted, loaded.text_encoders, identity["family"], max_length, backend.text_dir,
-            {"identity": identity, "backend": backend.id}, batch_size=encoders.text_batch_size,
-            shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
+            wanted,
+            loaded.text_encoders,
+            identity["family"],
+            max_length,
+            backend.text_dir,
+            {"identity": identity, "backend": backend.id},
+            batch_size=encoders.text_batch_size,
+            shard_bytes=encoders.shard_mb << 20,
+            log=context.log.info,
+            progress=progress,
         )
 
         def checks(manifest: pa.Table) -> tuple[dict, dict]:
@@ -68,15 +75,22 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
 
         # encoded + reused = distinct_captions: all three count distinct caption texts (one cache entry each);
         # `variants` counts (sample, caption variant) pairs, several of which may share one text.
-        return cache_result(context, backend.id, backend.text_dir, open_text_embeds(backend.text_dir), checks, {
-            "encoded": report.encoded,
-            "reused": report.reused,
-            "distinct_captions": pc.count_distinct(wanted.column("content_hash")).as_py(),
-            "variants": wanted.num_rows,
-            "throughput_captions_per_s": round(report.throughput, 2),
-            **progress.metadata(),
-            "cache_bytes": report.size_bytes,
-            "family": identity["family"],
-        })
+        return cache_result(
+            context,
+            backend.id,
+            backend.text_dir,
+            open_text_embeds(backend.text_dir),
+            checks,
+            {
+                "encoded": report.encoded,
+                "reused": report.reused,
+                "distinct_captions": pc.count_distinct(wanted.column("content_hash")).as_py(),
+                "variants": wanted.num_rows,
+                "throughput_captions_per_s": round(report.throughput, 2),
+                **progress.metadata(),
+                "cache_bytes": report.size_bytes,
+                "family": identity["family"],
+            },
+        )
 
     return text_embeds

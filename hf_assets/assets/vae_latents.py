@@ -64,8 +64,13 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
 
     @dg.op(name="plan_vae_latents", out=dg.Out(io_manager_key=STEP_IO), retry_policy=SHARD_RETRY)
     @retry_only_transient
-    def plan_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                         encoders: EncodersResource, aspect_buckets: pa.Table, raw_split: RawSplit):
+    def plan_vae_latents(
+        context: dg.OpExecutionContext,
+        dataloader: DataloaderConfigResource,
+        encoders: EncodersResource,
+        aspect_buckets: pa.Table,
+        raw_split: RawSplit,
+    ):
         """Find what the cache lacks and split it into shards by cache key; idle shards finish at once."""
         from hf_assets.encode.latents_plan import plan_latents
         from hf_assets.encode.latents_update import LatentSettings, wanted_latents
@@ -87,23 +92,37 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
             start_full_verification(context, backend.vae_dir)
         loaded = encoders.loaded
         if is_video_vae(loaded.vae_config()):
-            raise dg.Failure(f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={loaded.model!r} has a video "
-                             "VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type \"video\" for clips)",
-                             allow_retries=False)
+            raise dg.Failure(
+                f"backend '{backend.id}' holds images, but HF_ASSETS_MODEL={loaded.model!r} has a video "
+                'VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type "video" for clips)',
+                allow_retries=False,
+            )
         settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.resolved_latent_dtype))
         progress = ProgressLog(context.log.info)
-        wanted = wanted_latents(aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir,
-                                progress=progress)
+        wanted = wanted_latents(
+            aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir, progress=progress
+        )
         plan = plan_latents(wanted, backend.vae_dir, shards, plan_id=context.run_id, log=context.log.info)
-        return dg.Output({**plan.to_dict(), "progress": progress.metadata()},
-                         metadata={"to_encode": plan.to_encode, "reused": plan.reused,
-                                   "busy_shards": len(plan.busy_shards)})
+        return dg.Output(
+            {**plan.to_dict(), "progress": progress.metadata()},
+            metadata={"to_encode": plan.to_encode, "reused": plan.reused, "busy_shards": len(plan.busy_shards)},
+        )
 
-    @dg.op(name="encode_vae_shard", out=dg.Out(io_manager_key=STEP_IO), pool="gpu", retry_policy=SHARD_RETRY,
-           tags={"dagster-k8s/config": SHARD_POD})
+    @dg.op(
+        name="encode_vae_shard",
+        out=dg.Out(io_manager_key=STEP_IO),
+        pool="gpu",
+        retry_policy=SHARD_RETRY,
+        tags={"dagster-k8s/config": SHARD_POD},
+    )
     @retry_only_transient
-    def encode_vae_shard(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                         encoders: EncodersResource, raw_split: RawSplit, plan: dict) -> dict:
+    def encode_vae_shard(
+        context: dg.OpExecutionContext,
+        dataloader: DataloaderConfigResource,
+        encoders: EncodersResource,
+        raw_split: RawSplit,
+        plan: dict,
+    ) -> dict:
         """Encode one shard's images into the cache (one step per shard, on any worker that sees the cache)."""
         from dataclasses import asdict
 
@@ -125,9 +144,16 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
             return asdict(ShardReport(shard=shard))  # idle: no device claimed, no model loaded
         with shard_device(context, encoders, shard) as loaded:
             report = encode_shard(
-                written, shard, raw_split, backend.image_column, loaded.vae, encoders.resolved_latent_dtype,
-                batch_size=encoders.vae_batch_size, workers=encoders.decode_workers,
-                shard_bytes=encoders.shard_mb << 20, log=context.log.info,
+                written,
+                shard,
+                raw_split,
+                backend.image_column,
+                loaded.vae,
+                encoders.resolved_latent_dtype,
+                batch_size=encoders.vae_batch_size,
+                workers=encoders.decode_workers,
+                shard_bytes=encoders.shard_mb << 20,
+                log=context.log.info,
             )
         return asdict(report)
 
@@ -137,8 +163,14 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
         retry_policy=SHARD_RETRY,
     )
     @retry_only_transient
-    def commit_vae_latents(context: dg.OpExecutionContext, dataloader: DataloaderConfigResource,
-                           encoders: EncodersResource, aspect_buckets: pa.Table, plan: dict, reports: list):
+    def commit_vae_latents(
+        context: dg.OpExecutionContext,
+        dataloader: DataloaderConfigResource,
+        encoders: EncodersResource,
+        aspect_buckets: pa.Table,
+        plan: dict,
+        reports: list,
+    ):
         """Merge the shards into the cache's manifest atomically, then run the blocking checks."""
         from hf_assets.cache import verify
         from hf_assets.cache.latents import open_latents
@@ -154,24 +186,35 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
             return video_latents_result(context, backend, encoders, aspect_buckets, reports[0]["video"])
         loaded = encoders.loaded
         factors = vae_factors_from_config(loaded.vae_config())
-        meta = {**factors, "vae": loaded.vae_identity(), "model_dtype": str(loaded.dtype),
-                "latent_dtype": str(encoders.resolved_latent_dtype), "backend": backend.id}
+        meta = {
+            **factors,
+            "vae": loaded.vae_identity(),
+            "model_dtype": str(loaded.dtype),
+            "latent_dtype": str(encoders.resolved_latent_dtype),
+            "backend": backend.id,
+        }
         shard_reports = [ShardReport.from_dict(r) for r in reports]
         progress = ProgressLog(context.log.info)
-        report = commit_latents(LatentPlan.from_dict(plan), shard_reports, meta, log=context.log.info,
-                                progress=progress)
+        report = commit_latents(
+            LatentPlan.from_dict(plan), shard_reports, meta, log=context.log.info, progress=progress
+        )
         log_drops(context, backend.id, report, backend.vae_dir)
 
         def checks(manifest: pa.Table) -> tuple[dict, dict]:
             return {
                 "latents_complete": verify.missing(aspect_buckets, manifest, ["filename"], excused=set(report.dropped)),
-                "latent_shapes": verify.latent_shape_mismatches(manifest, factors["latent_channels"],
-                                                                factors["downscale"]),
+                "latent_shapes": verify.latent_shape_mismatches(
+                    manifest, factors["latent_channels"], factors["downscale"]
+                ),
                 "latents_finite": verify.nonfinite_tensors(backend.vae_dir),
             }, {}
 
         return cache_result(
-            context, backend.id, backend.vae_dir, open_latents(backend.vae_dir), checks,
+            context,
+            backend.id,
+            backend.vae_dir,
+            open_latents(backend.vae_dir),
+            checks,
             {
                 "encoded": report.encoded,
                 "reused": report.reused,
@@ -216,8 +259,10 @@ def log_drops(context: dg.OpExecutionContext, backend_id: str, report, directory
     if new:
         context.log.warning(f"{backend_id}: {len(new)} image(s) could not be encoded: {dict(list(new.items())[:5])}")
     if report.dropped_before:
-        context.log.info(f"{backend_id}: {len(report.dropped_before)} image(s) still dropped as an earlier run "
-                         f"reported (see {directory}/dropped.parquet); they are retried when their bytes change")
+        context.log.info(
+            f"{backend_id}: {len(report.dropped_before)} image(s) still dropped as an earlier run "
+            f"reported (see {directory}/dropped.parquet); they are retried when their bytes change"
+        )
 
 
 @contextlib.contextmanager
@@ -244,8 +289,9 @@ def shard_device(context: dg.OpExecutionContext, encoders: EncodersResource, sha
         return
     with claim_device(count, shard, log=context.log.info) as index:
         context.log.info(f"shard {shard} encodes on cuda:{index} of {count}")
-        yield shared_encoders(loaded.model, loaded.vae_path, torch.device("cuda", index), loaded.dtype,
-                              log=context.log.info)
+        yield shared_encoders(
+            loaded.model, loaded.vae_path, torch.device("cuda", index), loaded.dtype, log=context.log.info
+        )
 
 
 @contextlib.contextmanager

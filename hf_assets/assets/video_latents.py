@@ -9,8 +9,9 @@ from hf_assets.assets.metadata import counts_table, reason_counts
 from hf_assets.progress import ProgressLog
 
 
-def materialize_video_latents(context: dg.AssetExecutionContext, backend, encoders, aspect_buckets: pa.Table,
-                              raw_split) -> dg.MaterializeResult:
+def materialize_video_latents(
+    context: dg.AssetExecutionContext, backend, encoders, aspect_buckets: pa.Table, raw_split
+) -> dg.MaterializeResult:
     """Encode a video backend's clips into its latent cache and report counts, drops and the three checks."""
     encoded = encode_video_latents(context, backend, encoders, aspect_buckets, raw_split)
     return video_latents_result(context, backend, encoders, aspect_buckets, encoded)
@@ -23,9 +24,12 @@ def _factors(backend, encoders) -> dict:
     try:
         return video_factors_for(loaded)
     except ValueError as exc:
-        raise dg.Failure(f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={loaded.model!r} is "
-                         f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
-                         "HunyuanVideo or CogVideoX)", allow_retries=False) from None
+        raise dg.Failure(
+            f"backend '{backend.id}' holds clips, but the VAE of HF_ASSETS_MODEL={loaded.model!r} is "
+            f"not a video VAE ({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, "
+            "HunyuanVideo or CogVideoX)",
+            allow_retries=False,
+        ) from None
 
 
 def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, raw_split) -> dict:
@@ -39,18 +43,48 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
     factors = _factors(backend, encoders)
     settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.resolved_latent_dtype))
     progress = ProgressLog(context.log.info)
-    wanted, too_short = wanted_video_latents(aspect_buckets, raw_split, backend.image_column, settings, factors,
-                                             backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir,
-                                             progress=progress)
-    meta = {**factors, "vae": settings.vae_identity, "model_dtype": settings.model_dtype,
-            "latent_dtype": settings.latent_dtype, "backend": backend.id, "dataset_type": "video"}
-    report = update_video_latents(
-        wanted, raw_split, backend.image_column, loaded.vae, backend.vae_dir, meta, encoders.resolved_latent_dtype,
-        dropped_before=too_short, batch_size=max(1, encoders.vae_batch_size // 4), workers=encoders.decode_workers,
-        shard_bytes=encoders.shard_mb << 20, log=context.log.info, progress=progress,
+    wanted, too_short = wanted_video_latents(
+        aspect_buckets,
+        raw_split,
+        backend.image_column,
+        settings,
+        factors,
+        backend.video.min_frames,
+        tiled=True,
+        memo_dir=backend.metadata_dir,
+        progress=progress,
     )
-    return {"encoded": report.encoded, "reused": report.reused, "dropped": report.dropped,
-            "throughput": report.throughput, "size_bytes": report.size_bytes, "progress": progress.metadata()}
+    meta = {
+        **factors,
+        "vae": settings.vae_identity,
+        "model_dtype": settings.model_dtype,
+        "latent_dtype": settings.latent_dtype,
+        "backend": backend.id,
+        "dataset_type": "video",
+    }
+    report = update_video_latents(
+        wanted,
+        raw_split,
+        backend.image_column,
+        loaded.vae,
+        backend.vae_dir,
+        meta,
+        encoders.resolved_latent_dtype,
+        dropped_before=too_short,
+        batch_size=max(1, encoders.vae_batch_size // 4),
+        workers=encoders.decode_workers,
+        shard_bytes=encoders.shard_mb << 20,
+        log=context.log.info,
+        progress=progress,
+    )
+    return {
+        "encoded": report.encoded,
+        "reused": report.reused,
+        "dropped": report.dropped,
+        "throughput": report.throughput,
+        "size_bytes": report.size_bytes,
+        "progress": progress.metadata(),
+    }
 
 
 def video_latents_result(context, backend, encoders, aspect_buckets: pa.Table, encoded: dict) -> dg.MaterializeResult:
@@ -72,7 +106,11 @@ def video_latents_result(context, backend, encoders, aspect_buckets: pa.Table, e
         }, {}
 
     return cache_result(
-        context, backend.id, backend.vae_dir, open_latents(backend.vae_dir), checks,
+        context,
+        backend.id,
+        backend.vae_dir,
+        open_latents(backend.vae_dir),
+        checks,
         {
             "encoded": encoded["encoded"],
             "reused": encoded["reused"],

@@ -54,8 +54,14 @@ def fsspec_identities(url: str) -> tuple[str, int]:
     for name, info in sorted(listing.items()):
         if info.get("type", "file") != "file":
             continue
-        stamp = next((str(info[k]) for k in ("ETag", "etag", "md5", "mtime", "LastModified", "last_modified",
-                                              "updated", "created") if info.get(k) is not None), "")
+        stamp = next(
+            (
+                str(info[k])
+                for k in ("ETag", "etag", "md5", "mtime", "LastModified", "last_modified", "updated", "created")
+                if info.get(k) is not None
+            ),
+            "",
+        )
         entries.append(f"{name}|{info.get('size')}|{stamp}")
     return fingerprint_of(entries), len(entries)
 
@@ -70,7 +76,7 @@ def hub_commit(repo_id: str, revision: str | None, api: HubApi) -> str:
 
 
 def source_kind(backend: BackendConfig) -> str:
-    """"folder" (local files), "fsspec" (a URL) or "hub" (a Hub dataset id)."""
+    """ "folder" (local files), "fsspec" (a URL) or "hub" (a Hub dataset id)."""
     if backend.type == "local":
         return "folder"
     name = backend.dataset_name or ""

@@ -101,8 +101,14 @@ def worker_is_dead(identity: str, host: str | None = None) -> bool | None:
     return now is None or (bool(started) and now not in (started, "alive"))
 
 
-def reap(instance: dg.DagsterInstance, run_ids: list[str] | None = None, force: bool = False,
-         dry_run: bool = False, exclude: str | None = None, log: Callable[[str], None] = print) -> Reaped:
+def reap(
+    instance: dg.DagsterInstance,
+    run_ids: list[str] | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    exclude: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Reaped:
     """Mark failed the unfinished runs whose worker died on this host and free their slots; free the slots of
     runs that have ended. `run_ids` limits it to those runs; `force` fails and frees them whatever their worker."""
     done = Reaped()
@@ -118,13 +124,19 @@ def reap(instance: dg.DagsterInstance, run_ids: list[str] | None = None, force: 
         identity = run.tags.get(WORKER_TAG)
         dead = worker_is_dead(identity) if identity else None
         if not (dead or force):
-            done.skipped[run.run_id] = ("its worker is alive" if dead is False else
-                                        f"its worker ran elsewhere ({identity})" if identity else
-                                        "it records no worker (not an hf_assets encoding run)")
+            done.skipped[run.run_id] = (
+                "its worker is alive"
+                if dead is False
+                else f"its worker ran elsewhere ({identity})"
+                if identity
+                else "it records no worker (not an hf_assets encoding run)"
+            )
             continue
-        reason = (f"its process ({identity}) is gone" if dead else "reaped by hand (--force)")
-        log(f"run {run.run_id} ({run.job_name}) is {run.status.value} but {reason}: marking it failed"
-            + (" [dry run]" if dry_run else ""))
+        reason = f"its process ({identity}) is gone" if dead else "reaped by hand (--force)"
+        log(
+            f"run {run.run_id} ({run.job_name}) is {run.status.value} but {reason}: marking it failed"
+            + (" [dry run]" if dry_run else "")
+        )
         if not dry_run:
             instance.report_run_failed(run, message=f"hf_assets: {reason}; marked failed and its pool slots freed")
         done.failed.append(run.run_id)
@@ -135,8 +147,10 @@ def reap(instance: dg.DagsterInstance, run_ids: list[str] | None = None, force: 
             continue
         run = instance.get_run_by_id(run_id)
         if run_id in done.failed or run is None or run.is_finished:
-            log(f"freeing the pool slots of run {run_id} ({'gone' if run is None else run.status.value})"
-                + (" [dry run]" if dry_run else ""))
+            log(
+                f"freeing the pool slots of run {run_id} ({'gone' if run is None else run.status.value})"
+                + (" [dry run]" if dry_run else "")
+            )
             if not dry_run:
                 storage.free_concurrency_slots_for_run(run_id)
             done.freed.append(run_id)
@@ -201,8 +215,11 @@ def exit_promptly_when_interrupted(context: dg.InitResourceContext, grace_second
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hf_assets.automation.reap", description=__doc__.splitlines()[0])
     parser.add_argument("--run-id", action="append", help="only this run (repeatable)")
-    parser.add_argument("--force", action="store_true",
-                        help="fail and free the given runs whatever their worker (a machine that is gone)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="fail and free the given runs whatever their worker (a machine that is gone)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
     args = parser.parse_args(argv)
     if args.force and not args.run_id:

@@ -19,8 +19,12 @@ def sensor_name(backend_id: str) -> str:
 
 
 def build_change_sensor(
-    job, backend_id: str, config_path: Path | str, hub_api: Callable[[], HubApi] = default_hub_api,
-    minimum_interval_seconds: int = MINIMUM_INTERVAL_SECONDS, name: str | None = None,
+    job,
+    backend_id: str,
+    config_path: Path | str,
+    hub_api: Callable[[], HubApi] = default_hub_api,
+    minimum_interval_seconds: int = MINIMUM_INTERVAL_SECONDS,
+    name: str | None = None,
 ) -> dg.SensorDefinition:
     """A sensor (stopped until turned on) that requests a run of `job` for `backend_id` when its inputs changed.
 
@@ -42,8 +46,10 @@ def build_change_sensor(
             current = backend_state(backend, hub_api)
         except Exception as exc:  # noqa: BLE001 - a sensor must not crash the daemon; the next tick retries
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            context.log.warning(f"{backend_id}: could not check for changes ({type(exc).__name__}: {first_line}); "
-                                "will try again at the next tick")
+            context.log.warning(
+                f"{backend_id}: could not check for changes ({type(exc).__name__}: {first_line}); "
+                "will try again at the next tick"
+            )
             return dg.SkipReason(f"could not check '{backend_id}': {type(exc).__name__}: {first_line}")
         previous = _read_cursor(context.cursor)
         reasons = what_changed(previous, current)
@@ -61,8 +67,9 @@ def build_change_sensor(
     return refresh_on_change
 
 
-def build_change_sensors(job, backend_ids: list[str], config_path: Path | str,
-                         hub_api: Callable[[], HubApi] = default_hub_api) -> list[dg.SensorDefinition]:
+def build_change_sensors(
+    job, backend_ids: list[str], config_path: Path | str, hub_api: Callable[[], HubApi] = default_hub_api
+) -> list[dg.SensorDefinition]:
     """One change sensor per backend (ids that differ only in '.', '-' and '_' get numbered names)."""
     sensors, taken = [], set()
     for backend_id in backend_ids:

@@ -74,7 +74,7 @@ class CommitResult:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class EncodedCache:
@@ -86,8 +86,13 @@ class EncodedCache:
     `wanted` needs `content_hash` and `settings_hash` columns; `key` is derived from them.
     """
 
-    def __init__(self, directory: str | os.PathLike, prefix: str = "shard", max_bytes: int = DEFAULT_MAX_BYTES,
-                 lock_wait: float | None = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        prefix: str = "shard",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        lock_wait: float | None = None,
+    ):
         self.directory = Path(directory)
         self.shards_dir = self.directory / SHARDS_DIR
         self.journal_dir = self.directory / JOURNAL_DIR
@@ -132,12 +137,13 @@ class EncodedCache:
         for part in self._journal_parts() if parts is None else parts:
             try:
                 tables.append(pq.read_table(part).cast(ENTRY_SCHEMA))
-            except Exception as exc:  # its shard, if any, is re-encoded and pruned
+            except Exception as exc:  # noqa: BLE001 - any unreadable part is skipped; its shard is re-encoded and pruned
                 log.warning("EncodedCache: skipping unreadable journal part %s: %s", part, exc)
         return pa.concat_tables(tables) if tables else ENTRY_SCHEMA.empty_table()
 
-    def known_entries(self, manifest: Manifest | None = None, parts: list[Path] | None = None,
-                      drop_nonfinite: bool = True) -> pa.Table:
+    def known_entries(
+        self, manifest: Manifest | None = None, parts: list[Path] | None = None, drop_nonfinite: bool = True
+    ) -> pa.Table:
         """Entries whose tensors can be read, one per key: the journal's, then the manifest's, then those of
         shards nothing records (a lost manifest), each checked against its shard (see `cache.health`).
 
@@ -162,19 +168,25 @@ class EncodedCache:
         known = known.filter(readable)
         bad = health.bad_keys()
         if bad:
-            is_bad = pa.array([(s, k) in bad for s, k in zip(known.column("shard").to_pylist(),
-                                                               known.column("key").to_pylist())], pa.bool_())
+            is_bad = pa.array(
+                [(s, k) in bad for s, k in zip(known.column("shard").to_pylist(), known.column("key").to_pylist())],
+                pa.bool_(),
+            )
             repairs.nonfinite_keys = sorted({k for _, k in bad})
             if drop_nonfinite:
                 known = known.filter(pc.invert(is_bad))
             else:  # stable: among copies of one key, finite ones first
                 order = pc.sort_indices(pa.table({"bad": is_bad}), sort_keys=[("bad", "ascending")])
                 known = known.take(order)
-        recovered = recovered.filter(pc.invert(pc.is_in(recovered.column("shard"),
-                                                        value_set=pa.array(sorted(unreadable), pa.string()))))
+        recovered = recovered.filter(
+            pc.invert(pc.is_in(recovered.column("shard"), value_set=pa.array(sorted(unreadable), pa.string())))
+        )
         repairs.recovered_entries = recovered.num_rows
-        if repairs.manifest is None and not (self.directory / MANIFEST_FILE).exists() and (
-                self.directory / META_FILE).exists():  # committed once (manifest.json is written beside it)
+        if (
+            repairs.manifest is None
+            and not (self.directory / MANIFEST_FILE).exists()
+            and (self.directory / META_FILE).exists()
+        ):  # committed once (manifest.json is written beside it)
             repairs.manifest = f"{self.directory / MANIFEST_FILE} is missing"
         self.repairs = repairs
         return first_per_key(known)
@@ -189,8 +201,16 @@ class EncodedCache:
         known = self.known_entries()
         present = pc.is_in(wanted.column("key"), value_set=known.column("key"))
         to_encode = first_per_key(wanted.filter(pc.invert(present)))
-        self.repairs.reencode = (pc.sum(pc.is_in(to_encode.column("key"), value_set=pa.array(
-            self.repairs.nonfinite_keys, pa.string()))).as_py() or 0) if self.repairs.nonfinite_keys else 0
+        self.repairs.reencode = (
+            (
+                pc.sum(
+                    pc.is_in(to_encode.column("key"), value_set=pa.array(self.repairs.nonfinite_keys, pa.string()))
+                ).as_py()
+                or 0
+            )
+            if self.repairs.nonfinite_keys
+            else 0
+        )
         self.repairs.record(self.directory)
         return to_encode, wanted.filter(present)
 
@@ -212,10 +232,14 @@ class EncodedCache:
                             raise CacheBusyError(
                                 f"{self.directory} is being written by another writer or commit"
                                 + (f" (waited {self.lock_wait:.0f} s)" if self.lock_wait else "")
-                                + "; run again once it is done (its entries will be reused)") from None
+                                + "; run again once it is done (its entries will be reused)"
+                            ) from None
                         if not waited:
-                            log.warning("%s is being written by another writer or commit: waiting up to %.0f s",
-                                        self.directory, self.lock_wait)
+                            log.warning(
+                                "%s is being written by another writer or commit: waiting up to %.0f s",
+                                self.directory,
+                                self.lock_wait,
+                            )
                             waited = True
                         time.sleep(LOCK_POLL_SECONDS)
             try:
@@ -242,8 +266,9 @@ class EncodedCache:
                 clean_stale_temps(self.shards_dir)
                 clean_stale_temps(self.journal_dir)
                 skip = set(self.known_entries().column("key").to_pylist()) if waited else set()
-                w = ShardWriter(self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal,
-                                skip=skip)
+                w = ShardWriter(
+                    self.shards_dir, self.prefix, max_bytes or self.max_bytes, on_flush=self._journal, skip=skip
+                )
                 with w:
                     yield w
             return

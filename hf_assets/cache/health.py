@@ -23,9 +23,20 @@ from hf_assets.cache.hashing import file_stamp
 VERIFIED_FILE = "verified.json"  # shard -> "size:mtime_ns" (clean) or {"stamp", "nonfinite" | "unreadable"}
 MAX_HEADER_BYTES = 100 << 20
 # safetensors dtype codes -> torch dtype names, as the manifest records them
-DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
-          "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "F8_E4M3": "float8_e4m3fn",
-          "F8_E5M2": "float8_e5m2"}
+DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +103,17 @@ def entries_from_header(shard: str, header: dict) -> list[dict]:
     for key, tensors in by_key.items():
         tensors.sort()  # write order: a writer stores an entry's tensors one after the other
         dtypes = [DTYPES[spec["dtype"]] for _, _, spec in tensors]
-        rows.append({
-            "key": key, "shard": shard, "tensor_names": [name for _, name, _ in tensors],
-            "shapes": [[int(d) for d in spec["shape"]] for _, _, spec in tensors], "dtypes": dtypes,
-            "dtype": dtypes[0] if len(set(dtypes)) == 1 else "mixed",
-            "nbytes": sum(spec["data_offsets"][1] - spec["data_offsets"][0] for _, _, spec in tensors),
-        })
+        rows.append(
+            {
+                "key": key,
+                "shard": shard,
+                "tensor_names": [name for _, name, _ in tensors],
+                "shapes": [[int(d) for d in spec["shape"]] for _, _, spec in tensors],
+                "dtypes": dtypes,
+                "dtype": dtypes[0] if len(set(dtypes)) == 1 else "mixed",
+                "nbytes": sum(spec["data_offsets"][1] - spec["data_offsets"][0] for _, _, spec in tensors),
+            }
+        )
     return rows
 
 
@@ -112,14 +128,18 @@ def recover_entries(shards_dir: Path, shards: Iterable[str], schema: pa.Schema) 
     return pa.Table.from_pylist(rows, schema=schema), unreadable
 
 
-def inspect_shards(directory: Path, shards: Iterable[str], shards_subdir: str = "shards",
-                   full: bool = False) -> ShardHealth:
+def inspect_shards(
+    directory: Path, shards: Iterable[str], shards_subdir: str = "shards", full: bool = False
+) -> ShardHealth:
     """Read each shard not yet verified in its current state: header, then every floating tensor's finiteness."""
     directory = Path(directory)
     memo_path = directory / VERIFIED_FILE
     memo = {} if full else read_memo(memo_path)
-    kept = {shard: value for shard, value in read_memo(memo_path).items()  # forget deleted shards
-            if (directory / shards_subdir / shard).exists()}
+    kept = {
+        shard: value
+        for shard, value in read_memo(memo_path).items()  # forget deleted shards
+        if (directory / shards_subdir / shard).exists()
+    }
     health = ShardHealth()
     for shard in sorted(set(shards)):
         path = directory / shards_subdir / shard

@@ -35,18 +35,27 @@ class Repairs:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts and names, as repairs.json holds them."""
-        return {"manifest": self.manifest, "unreadable_shards": self.unreadable_shards,
-                "unreadable_entries": self.unreadable_entries, "nonfinite_entries": len(self.nonfinite_keys),
-                "nonfinite_examples": self.nonfinite_keys[:5], "reencoded_nonfinite": self.reencode,
-                "recovered_entries": self.recovered_entries, "at": _now()}
+        return {
+            "manifest": self.manifest,
+            "unreadable_shards": self.unreadable_shards,
+            "unreadable_entries": self.unreadable_entries,
+            "nonfinite_entries": len(self.nonfinite_keys),
+            "nonfinite_examples": self.nonfinite_keys[:5],
+            "reencoded_nonfinite": self.reencode,
+            "recovered_entries": self.recovered_entries,
+            "at": _now(),
+        }
 
     def record(self, directory: Path) -> None:
         """Log what was found and write repairs.json (what the last plan repaired) in the cache directory."""
         if self.manifest:
             log.warning("%s; rebuilding it from the shards' headers", self.manifest)
         if self.recovered_entries:
-            log.warning("%s: recovered %d entries from shards that no manifest or journal records", directory,
-                        self.recovered_entries)
+            log.warning(
+                "%s: recovered %d entries from shards that no manifest or journal records",
+                directory,
+                self.recovered_entries,
+            )
         for shard, reason in self.unreadable_shards.items():
             log.warning("unreadable shard %s: %s; its entries are encoded again", shard, reason)
         if self.nonfinite_keys:

@@ -125,7 +125,7 @@ IGNORED_FIELDS: dict[str, str] = {
     "is_regularization_data": "regularisation data is the trainer's concern",
     "hash_filenames": "file names are the row index (huggingface) or the relative path (local)",
     "prepend_instance_prompt": "caption composition is the trainer's concern",
-    "only_instance_prompt": "use caption_strategy \"instanceprompt\" instead",
+    "only_instance_prompt": 'use caption_strategy "instanceprompt" instead',
 }
 
 FILTER_FIELDS: dict[str, Field] = {

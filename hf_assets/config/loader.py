@@ -79,8 +79,11 @@ class _Parser:
         self.problems.append(f"{where}: {message}")
 
     def unreadable(self, where: str, exc: Exception) -> None:
-        self.problem(where, f"could not be read ({type(exc).__name__}: {exc}); check the types of its values "
-                            "against docs/config (huggingface-datasets.md)")
+        self.problem(
+            where,
+            f"could not be read ({type(exc).__name__}: {exc}); check the types of its values "
+            "against docs/config (huggingface-datasets.md)",
+        )
 
     def warn(self, where: str, message: str) -> None:
         self.warnings.append((where, message))
@@ -135,19 +138,22 @@ class _Parser:
                 merged[key] = value
         block = entry.get("huggingface", {})
         if not isinstance(block, dict):
-            self.problem(where, f"key 'huggingface' must be a JSON object of dataset keys, e.g. "
-                                f"{{\"caption_column\": \"caption\"}}, got {F.describe(block)}")
+            self.problem(
+                where,
+                f"key 'huggingface' must be a JSON object of dataset keys, e.g. "
+                f'{{"caption_column": "caption"}}, got {F.describe(block)}',
+            )
             block = {}
         for key, value in block.items():
             if key in F.ENTRY_FIELDS:
                 self.problem(where, f"key '{key}' belongs at the top level of the entry, not inside \"huggingface\"")
             elif key not in F.DATASET_FIELDS:
-                self.unknown(f"{where}, \"huggingface\" block", key, F.DATASET_FIELDS)
+                self.unknown(f'{where}, "huggingface" block', key, F.DATASET_FIELDS)
             elif key in merged and merged[key] != value:
                 self.problem(
                     where,
                     f"key '{key}' is set twice with different values ({F.describe(merged[key])} at the top level, "
-                    f"{F.describe(value)} in \"huggingface\"); keep one",
+                    f'{F.describe(value)} in "huggingface"); keep one',
                 )
             else:
                 merged[key] = value
@@ -170,8 +176,8 @@ class _Parser:
             return {}
         for key in block:
             if key not in spec:
-                self.unknown(f"{where}, \"{name}\"", key, spec)
-        wrong = self.check_types(f"{where}, \"{name}\"", block, spec)
+                self.unknown(f'{where}, "{name}"', key, spec)
+        wrong = self.check_types(f'{where}, "{name}"', block, spec)
         return {k: v for k, v in block.items() if k in spec and k not in wrong}
 
     def resolve(self, value: str) -> Path:
@@ -190,7 +196,7 @@ class _Parser:
             if backend is not None:
                 backends.append(backend)
         if not self.problems and not backends:
-            self.problems.append("no enabled dataset backend; add an entry of type \"huggingface\" or \"local\"")
+            self.problems.append('no enabled dataset backend; add an entry of type "huggingface" or "local"')
         if self.problems:
             raise ConfigError(self.path, self.problems)
         default_dir = self.text_embeds.get(self.default_text_embeds) if self.default_text_embeds else None
@@ -201,21 +207,21 @@ class _Parser:
         before = len(self.problems)
         kind = m.get("type")
         if kind is None:
-            self.problem(where, "missing key 'type'; set \"type\": \"huggingface\" or \"local\"")
+            self.problem(where, 'missing key \'type\'; set "type": "huggingface" or "local"')
         dataset_name = m.get("dataset_name")
         if kind == "huggingface":
             if not dataset_name:
                 self.problem(where, "missing key 'dataset_name'; set it to a hub id or a local dataset folder")
             for key in ("caption_strategy", "metadata_backend"):
                 if m.get(key, "huggingface") != "huggingface":
-                    self.problem(where, f"key '{key}' must be \"huggingface\" for a backend of type \"huggingface\"")
+                    self.problem(where, f'key \'{key}\' must be "huggingface" for a backend of type "huggingface"')
         if kind == "local" and not m.get("instance_data_dir"):
             self.problem(where, "missing key 'instance_data_dir'; set it to the folder of images")
         if m.get("streaming") is True:
             self.problem(where, "'streaming': true is not supported; use a split slice such as \"train[:10000]\"")
         strategy = m.get("caption_strategy", "huggingface" if kind == "huggingface" else "filename")
         if kind == "local" and strategy == "huggingface":
-            self.problem(where, "caption_strategy \"huggingface\" needs type \"huggingface\"; use \"textfile\"")
+            self.problem(where, 'caption_strategy "huggingface" needs type "huggingface"; use "textfile"')
         if strategy == "instanceprompt" and not m.get("instance_prompt"):
             self.problem(where, "caption_strategy \"instanceprompt\" needs key 'instance_prompt'")
 
@@ -234,13 +240,19 @@ class _Parser:
         if (m.get("width_column") is None) != (m.get("height_column") is None):
             given = "width_column" if m.get("width_column") is not None else "height_column"
             other = "height_column" if given == "width_column" else "width_column"
-            self.problem(where, f"key '{given}' needs key '{other}' too (sizes are read from both columns); "
-                                f"set '{other}' or remove '{given}'")
+            self.problem(
+                where,
+                f"key '{given}' needs key '{other}' too (sizes are read from both columns); "
+                f"set '{other}' or remove '{given}'",
+            )
         cache_dir = self.resolve(m.get("cache_dir") or f"cache/{backend_id}")
         blocker = next((p for p in (cache_dir, *cache_dir.parents) if p.exists()), None)
         if blocker is not None and not blocker.is_dir():
-            self.problem(where, f"key 'cache_dir' resolves to {cache_dir}, but {blocker} is a file, not a folder; "
-                                "point cache_dir at a folder")
+            self.problem(
+                where,
+                f"key 'cache_dir' resolves to {cache_dir}, but {blocker} is a file, not a folder; "
+                "point cache_dir at a folder",
+            )
         text_ref = m.get("text_embeds")
         if text_ref is not None and text_ref not in self.text_embeds:
             known = ", ".join(self.text_embeds) or "none defined"
@@ -310,15 +322,18 @@ class _Parser:
     def check_video(self, where: str, dataset_type: str, video: dict) -> None:
         """The video block's keys must agree with each other and with the dataset type."""
         if video and dataset_type != "video":
-            self.problem(where, "a \"video\" block needs \"dataset_type\": \"video\"; set it or remove the block")
+            self.problem(where, 'a "video" block needs "dataset_type": "video"; set it or remove the block')
         if "num_frames" in video and "min_frames" not in video:
-            self.warn(where, f"video.min_frames is not set, so it is num_frames ({video['num_frames']}), as in "
-                      "SimpleTuner: shorter clips are dropped; set min_frames lower to train them on their frames")
+            self.warn(
+                where,
+                f"video.min_frames is not set, so it is num_frames ({video['num_frames']}), as in "
+                "SimpleTuner: shorter clips are dropped; set min_frames lower to train them on their frames",
+            )
         low, high = video.get("min_frames", video.get("num_frames")), video.get("max_frames")
         if isinstance(low, int) and isinstance(high, int) and low > high:
             self.problem(where, f"video.min_frames ({low}) is above video.max_frames ({high}); no clip could be kept")
         if "frame_interval" in video and video.get("bucket_strategy") != "resolution_frames":
-            self.problem(where, "video.frame_interval only applies with \"bucket_strategy\": \"resolution_frames\"")
+            self.problem(where, 'video.frame_interval only applies with "bucket_strategy": "resolution_frames"')
 
     def dataset_location(self, name: str) -> str:
         """A local dataset folder, file or glob as an absolute path; a URL or a hub id unchanged."""

@@ -200,8 +200,17 @@ def plan(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> tuple[dic
     for start in range(0, w.size, _CHUNK):  # chunks keep the many temporaries in cache
         part = slice(start, start + _CHUNK)
         t_w, t_h = table.target_w.ravel()[flat[part]], table.target_h.ravel()[flat[part]]
-        r_w, r_h = resize_sizes(w[part], h[part], t_w, t_h, table.natural, index[part], downsample,
-                                None if image_rows is None else image_rows[part], cfg)
+        r_w, r_h = resize_sizes(
+            w[part],
+            h[part],
+            t_w,
+            t_h,
+            table.natural,
+            index[part],
+            downsample,
+            None if image_rows is None else image_rows[part],
+            cfg,
+        )
         random_crop = cfg.crop_style == "random"
         u_x = uniforms(backend_id, rows[part], _STREAM_CROP_X) if random_crop else None
         u_y = uniforms(backend_id, rows[part], _STREAM_CROP_Y) if random_crop else None
@@ -288,8 +297,9 @@ def drop_by_aspect_ratio(table: pa.Table, cfg: BucketConfig) -> tuple[pa.Table, 
         return table, counts
     aspect = pc.cast(table.column("bucket"), pa.float64()).to_numpy()
     keep = np.ones(table.num_rows, dtype=bool)
-    for reason, limit, outside in zip(ASPECT_DROP_REASONS, (cfg.minimum_aspect_ratio, cfg.maximum_aspect_ratio),
-                                      (np.less, np.greater)):
+    for reason, limit, outside in zip(
+        ASPECT_DROP_REASONS, (cfg.minimum_aspect_ratio, cfg.maximum_aspect_ratio), (np.less, np.greater)
+    ):
         if limit is not None:
             bad = outside(aspect, limit) & keep  # a row is counted under its first reason
             counts[reason] = int(bad.sum())

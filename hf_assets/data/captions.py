@@ -74,12 +74,14 @@ def column_variants(column: pa.ChunkedArray | pa.Array, name: str) -> Variants:
     if _is_binary(_unwrap_dictionary(dtype.value_type) if _is_list(dtype) else dtype):
         raise ColumnTypeError(
             f"caption column {name!r} holds bytes ({dtype}), not text; store the captions as strings "
-            "(decode them when building the dataset) or set caption_column to a text column", name)
+            "(decode them when building the dataset) or set caption_column to a text column",
+            name,
+        )
     raise ColumnTypeError(f"caption column {name!r} has type {dtype}; expected a string or a list of strings", name)
 
 
 def description_variants(column: pa.ChunkedArray | pa.Array, name: str) -> Variants:
-    """(row, text) for a description: a string (list) column, or a struct/map whose string values are joined by spaces."""
+    """(row, text) for a description: a string (list) column, or a struct/map, its string values joined by spaces."""
     array = _as_array(column)
     dtype = array.type
     if pa.types.is_map(dtype):

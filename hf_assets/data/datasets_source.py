@@ -17,8 +17,14 @@ def open_datasets_split(backend: BackendConfig) -> RawSplit:
         dataset, kind = _load_dataset(backend, name), "datasets (load_dataset)"
     table = dataset.data.table if dataset._indices is None else dataset.flatten_indices().data.table
     return RawSplit.from_table(
-        backend.id, table, name, dataset._fingerprint, kind=kind, image_column=backend.image_column,
-        revision=backend.revision, base_dir=Path(name) if Path(name).is_dir() else None,
+        backend.id,
+        table,
+        name,
+        dataset._fingerprint,
+        kind=kind,
+        image_column=backend.image_column,
+        revision=backend.revision,
+        base_dir=Path(name) if Path(name).is_dir() else None,
     )
 
 

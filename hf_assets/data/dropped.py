@@ -40,5 +40,9 @@ def dropped_rows(reasons: pa.Array, filenames: pa.Array, details: pa.Array | Non
 
 def save_dropped(directory: Path, rows: pa.Table) -> Path:
     """Write dropped.parquet (row, filename, reason) and its manifest atomically into `directory`."""
-    return save_table(Path(directory), DROPPED_TABLE, rows.cast(DROPPED_SCHEMA),
-                      {"description": "rows of the split that filtered_index dropped, with the reason of each"})
+    return save_table(
+        Path(directory),
+        DROPPED_TABLE,
+        rows.cast(DROPPED_SCHEMA),
+        {"description": "rows of the split that filtered_index dropped, with the reason of each"},
+    )

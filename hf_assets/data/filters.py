@@ -28,8 +28,13 @@ def drop_reasons(
 ) -> pa.Array:
     """The drop reason of every row (string), null for rows that are kept."""
     num_rows = table.num_rows
-    for name, values in (("widths", widths), ("heights", heights), ("captions", captions),
-                         ("readable", readable), ("num_frames", num_frames)):
+    for name, values in (
+        ("widths", widths),
+        ("heights", heights),
+        ("captions", captions),
+        ("readable", readable),
+        ("num_frames", num_frames),
+    ):
         if values is not None and len(values) != num_rows:
             raise ValueError(f"{name} has {len(values)} rows; the table has {num_rows}")
     width, width_known = _numbers(widths)
@@ -67,7 +72,9 @@ def unreadable_mask(width_known: np.ndarray, height_known: np.ndarray, readable:
     return mask
 
 
-def too_small_mask(width: np.ndarray, height: np.ndarray, filters: FilterConfig, buckets: BucketConfig) -> np.ndarray | None:
+def too_small_mask(
+    width: np.ndarray, height: np.ndarray, filters: FilterConfig, buckets: BucketConfig
+) -> np.ndarray | None:
     """Rows below filters.min_width/min_height or buckets.minimum_image_size, or with an empty (zero-pixel) tile."""
     mask = (width < 1) | (height < 1)
     if filters.min_width is not None:
@@ -137,8 +144,9 @@ def _map_quality_failing(column: pa.MapArray, thresholds, name: str) -> np.ndarr
         # A metric missing from some rows drops those rows (data); missing from every row is a typo.
         if num_rows and not is_metric.any():
             present_keys = sorted(k for k in pc.unique(keys).to_pylist() if k is not None)
-            raise _unknown_metric(metric, name, "a key in any row of quality column {column!r} (a map)", "keys",
-                                 present_keys)
+            raise _unknown_metric(
+                metric, name, "a key in any row of quality column {column!r} (a map)", "keys", present_keys
+            )
     failing = np.zeros(num_rows, dtype=bool)
     for metric, threshold in thresholds.items():
         is_metric = flags[metric]
@@ -223,4 +231,3 @@ def _as_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-

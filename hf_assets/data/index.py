@@ -53,12 +53,17 @@ def scan_columns(split: RawSplit, backend: BackendConfig) -> list[str]:
     captions = split.captions or backend.captions
     filters = backend.filters
     video = backend.dataset_type == "video"
-    paths = [*captions.columns, captions.fallback_column, captions.description_column, split.name_column,
-             split.detail_column,
-             filters.quality_column if filters.quality_thresholds else None,
-             filters.collection_column if filters.collection else None]
+    paths = [
+        *captions.columns,
+        captions.fallback_column,
+        captions.description_column,
+        split.name_column,
+        split.detail_column,
+        filters.quality_column if filters.quality_thresholds else None,
+        filters.collection_column if filters.collection else None,
+    ]
     if captions.strategy != "huggingface":
-        paths = paths[len(captions.columns) + 2:]  # the caption columns are not read
+        paths = paths[len(captions.columns) + 2 :]  # the caption columns are not read
     paths += [backend.width_column, backend.height_column]
     paths += [backend.num_frames_column, backend.fps_column] if video else []
     paths += [] if sizes_from_columns(backend) else [split.image_column]
@@ -84,7 +89,9 @@ def index_batch(table: pa.Table, split: RawSplit, backend: BackendConfig) -> tup
     src_w, src_h = (video.width, video.height) if video else source_sizes(table, split, backend)
     readable = pc.and_(pc.is_valid(src_w), pc.is_valid(src_h))
     boxes = tile_boxes(
-        np.asarray(src_w.fill_null(0), dtype=np.int64), np.asarray(src_h.fill_null(0), dtype=np.int64), backend.composite
+        np.asarray(src_w.fill_null(0), dtype=np.int64),
+        np.asarray(src_h.fill_null(0), dtype=np.int64),
+        backend.composite,
     )
     box = {name: pa.array(boxes[:, i].astype(np.int32)) for i, name in enumerate(("left", "top", "right", "bottom"))}
     unreadable = pa.scalar(None, pa.int32())
@@ -92,8 +99,15 @@ def index_batch(table: pa.Table, split: RawSplit, backend: BackendConfig) -> tup
     height = pc.if_else(readable, pc.subtract(box["bottom"], box["top"]), unreadable)
     captions = extract_captions(table, split.captions or backend.captions)
     num_frames = video.frames if video else None
-    reasons = drop_reasons(table, widths=width, heights=height, captions=captions, filters=backend.filters,
-                           buckets=backend.buckets, num_frames=num_frames)
+    reasons = drop_reasons(
+        table,
+        widths=width,
+        heights=height,
+        captions=captions,
+        filters=backend.filters,
+        buckets=backend.buckets,
+        num_frames=num_frames,
+    )
     if video:
         reasons = video_drop_reasons(reasons, video, backend)
     keep = np.asarray(pc.is_null(reasons).to_numpy(zero_copy_only=False), dtype=bool)
@@ -133,7 +147,7 @@ def index_piece(piece, split: RawSplit, backend: BackendConfig) -> tuple[pa.Tabl
     columns = scan_columns(split, backend)
     max_rows = None if sizes_from_columns(backend) else IMAGE_BATCH_ROWS
     parts, lost, counts, offset = [], [], dict.fromkeys(DROP_REASONS, 0), 0
-    for batch in (piece.batches(columns, max_rows) if max_rows else piece.batches(columns)):
+    for batch in piece.batches(columns, max_rows) if max_rows else piece.batches(columns):
         kept, reasons, dropped = index_batch(batch, split, backend)
         parts.append(_shift(kept, offset))
         lost.append(_shift(dropped, offset))
@@ -172,8 +186,9 @@ def assemble_index(parts: list[tuple[int, pa.Table | None]], backend: BackendCon
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def build_filtered_index(split: RawSplit, backend: BackendConfig, cache=None,
-                         progress: ProgressLog | None = None) -> tuple[pa.Table, DropCounts]:
+def build_filtered_index(
+    split: RawSplit, backend: BackendConfig, cache=None, progress: ProgressLog | None = None
+) -> tuple[pa.Table, DropCounts]:
     """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason.
 
     With a `ScanCache`, a piece whose identity and settings are unchanged is not read again.

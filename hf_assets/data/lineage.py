@@ -31,6 +31,6 @@ def source_fingerprint(table: pa.Table) -> str | None:
 
 
 def row_names(table: pa.Table) -> str | None:
-    """"path" when rows are named by stable file paths, "row" when by row number, None when unknown."""
+    """ "path" when rows are named by stable file paths, "row" when by row number, None when unknown."""
     value = (table.schema.metadata or {}).get(NAMES_KEY)
     return value.decode() if value is not None else None

@@ -38,9 +38,18 @@ def scan_image_folder(backend: BackendConfig) -> RawSplit:
         }
     )
     parts = [f"{n}|{s.st_size}|{s.st_mtime_ns}|{c}" for n, s, c in zip(names, stats, captions)]
-    return RawSplit.from_table(backend.id, table, str(root), fingerprint_of(parts), kind="image_folder",
-                               image_column="image", base_dir=root, name_column=NAME_COLUMN, captions=LISTING_CAPTIONS,
-                               detail_column=DETAIL_COLUMN)
+    return RawSplit.from_table(
+        backend.id,
+        table,
+        str(root),
+        fingerprint_of(parts),
+        kind="image_folder",
+        image_column="image",
+        base_dir=root,
+        name_column=NAME_COLUMN,
+        captions=LISTING_CAPTIONS,
+        detail_column=DETAIL_COLUMN,
+    )
 
 
 def caption_for(image_path: Path, backend: BackendConfig) -> Caption:

@@ -140,8 +140,9 @@ def read_footers(fs, paths: list[str]) -> list[pq.FileMetaData]:
         return list(pool.map(lambda p: open_parquet(fs, p).metadata, paths))
 
 
-def make_pieces(fs, infos: list[dict], footers: list[pq.FileMetaData], span: tuple[int, int] | None
-                ) -> list[ParquetPiece]:
+def make_pieces(
+    fs, infos: list[dict], footers: list[pq.FileMetaData], span: tuple[int, int] | None
+) -> list[ParquetPiece]:
     """Pieces for the files `infos` (name, size, identity) restricted to split rows [from, to) when span is given."""
     lo_all, hi_all = span if span is not None else (0, sum(f.num_rows for f in footers))
     pieces, first = [], 0

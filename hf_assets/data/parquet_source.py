@@ -43,7 +43,7 @@ def is_url(name: str) -> bool:
 
 def _relative(name: str, root: str) -> str:
     root = root.rstrip("/")
-    return name[len(root) + 1:] if name.startswith(root + "/") else name.rsplit("/", 1)[-1]
+    return name[len(root) + 1 :] if name.startswith(root + "/") else name.rsplit("/", 1)[-1]
 
 
 def _matches(rel: str, split: str) -> bool:
@@ -102,8 +102,10 @@ def open_parquet_split(backend: BackendConfig) -> RawSplit | None:
         fs, path = fsspec.core.url_to_fs(name)
         root, infos = list_parquet(fs, path)
         if not infos:
-            raise DatasetNotFound(f"backend '{backend.id}': no Parquet files at {name}; "
-                                  "dataset_name must be a folder or glob of .parquet files (e.g. s3://bucket/data/*.parquet)")
+            raise DatasetNotFound(
+                f"backend '{backend.id}': no Parquet files at {name}; "
+                "dataset_name must be a folder or glob of .parquet files (e.g. s3://bucket/data/*.parquet)"
+            )
         return _split_of(backend, fs, select_split(infos, root, split, name), name, "parquet (fsspec)")
     if name.startswith("hf://") or not _is_local(name):
         return _hub_split(backend, name, split)
@@ -136,11 +138,23 @@ def _split_of(backend: BackendConfig, fs, infos: list[dict], source: str, kind: 
     pieces = make_pieces(fs, infos, footers, slice_span(backend.split, sum(f.num_rows for f in footers)))
     footer_schema = footers[0].schema.to_arrow_schema()
     fingerprint = fingerprint_of([backend.split] + [p.key for p in pieces])
-    base_dir = Path(source).parent if fs is None and Path(source).is_file() else (
-        Path(source) if fs is None and Path(source).is_dir() else None)
-    return RawSplit(backend.id, source, fingerprint, tuple(pieces), footer_schema, kind=kind,
-                    image_column=backend.image_column, revision=revision or backend.revision, base_dir=base_dir,
-                    filesystem=fs)
+    base_dir = (
+        Path(source).parent
+        if fs is None and Path(source).is_file()
+        else (Path(source) if fs is None and Path(source).is_dir() else None)
+    )
+    return RawSplit(
+        backend.id,
+        source,
+        fingerprint,
+        tuple(pieces),
+        footer_schema,
+        kind=kind,
+        image_column=backend.image_column,
+        revision=revision or backend.revision,
+        base_dir=base_dir,
+        filesystem=fs,
+    )
 
 
 def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None:
@@ -161,16 +175,23 @@ def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None
             _, infos = list_parquet(fs, root)
         except FileNotFoundError as exc:
             if attempt == tries[0]:
-                raise DatasetNotFound(_hub_missing(backend, name, str(exc).splitlines()[0] if str(exc) else "")) from None
+                raise DatasetNotFound(
+                    _hub_missing(backend, name, str(exc).splitlines()[0] if str(exc) else "")
+                ) from None
             continue
         if attempt == CONVERTED:  # several configs: take "default" when there is one
             default = [i for i in infos if _relative(i["name"], root).startswith("default/")]
             infos = default or infos
         if infos:
             commit = _commit(fs, repo, attempt)
-            return _split_of(backend, fs, select_split(infos, root, split, f"hf://{root}"), f"hf://{root}",
-                             "parquet (hub)" if attempt != CONVERTED else "parquet (hub refs/convert/parquet)",
-                             revision=commit)
+            return _split_of(
+                backend,
+                fs,
+                select_split(infos, root, split, f"hf://{root}"),
+                f"hf://{root}",
+                "parquet (hub)" if attempt != CONVERTED else "parquet (hub refs/convert/parquet)",
+                revision=commit,
+            )
     return None
 
 
@@ -182,6 +203,8 @@ def _commit(fs, repo: str, revision: str) -> str:
 
 
 def _hub_missing(backend: BackendConfig, name: str, why: str) -> str:
-    return (f"backend '{backend.id}': dataset '{name}' not found; tried a local folder "
-            f"({Path(name).resolve()}) and the Hugging Face Hub ({why}). "
-            "Check dataset_name (a hub id such as 'user/name', a folder relative to the config file, or a URL).")
+    return (
+        f"backend '{backend.id}': dataset '{name}' not found; tried a local folder "
+        f"({Path(name).resolve()}) and the Hugging Face Hub ({why}). "
+        "Check dataset_name (a hub id such as 'user/name', a folder relative to the config file, or a URL)."
+    )

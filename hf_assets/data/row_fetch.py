@@ -43,12 +43,13 @@ def with_retries(read: Callable[[], pa.Array], what: str, retries: int = RETRIES
     for attempt in range(retries + 1):
         try:
             return read()
-        except Exception as error:  # noqa: BLE001 - classified below
+        except Exception as error:
             if attempt == retries or not is_transient(error):
-                raise FetchError(f"reading {what} failed after {attempt + 1} attempt(s): "
-                                 f"{type(error).__name__}: {error}") from error
+                raise FetchError(
+                    f"reading {what} failed after {attempt + 1} attempt(s): {type(error).__name__}: {error}"
+                ) from error
             log.warning("retrying %s after %s: %s", what, type(error).__name__, error)
-            time.sleep(backoff * (2 ** attempt))
+            time.sleep(backoff * (2**attempt))
     raise AssertionError("unreachable")
 
 
@@ -105,7 +106,8 @@ class RowFetcher:
         for piece, locals_ in by_piece.items():
             source = self.split.pieces[piece]
             for rows, read in source.take_tasks(self.column, sorted(set(locals_))):
-                what = f"column '{self.column}' of {source.record.get('path', self.split.source)} rows {rows[0]}..{rows[-1]}"
+                where = source.record.get("path", self.split.source)
+                what = f"column '{self.column}' of {where} rows {rows[0]}..{rows[-1]}"
                 submitted.append((rows, piece, pool.submit(with_retries, read, what)))
         return submitted
 

@@ -27,10 +27,23 @@ def _code_hash() -> str:
 
 def scan_settings(split: RawSplit, backend: BackendConfig) -> str:
     """A hash of everything besides the rows that decides a piece's kept rows, captions and sizes."""
-    parts = [SCAN_FORMAT, _code_hash(), backend.dataset_type, split.image_column, split.name_column, split.detail_column,
-             backend.width_column, backend.height_column, backend.num_frames_column, backend.fps_column,
-             repr(split.captions or backend.captions), repr(backend.filters), repr(backend.composite),
-             repr(backend.buckets), repr(getattr(backend, "video", None))]
+    parts = [
+        SCAN_FORMAT,
+        _code_hash(),
+        backend.dataset_type,
+        split.image_column,
+        split.name_column,
+        split.detail_column,
+        backend.width_column,
+        backend.height_column,
+        backend.num_frames_column,
+        backend.fps_column,
+        repr(split.captions or backend.captions),
+        repr(backend.filters),
+        repr(backend.composite),
+        repr(backend.buckets),
+        repr(getattr(backend, "video", None)),
+    ]
     return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=16).hexdigest()
 
 

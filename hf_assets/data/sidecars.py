@@ -30,7 +30,7 @@ def decode_caption(data: bytes, fallback_encoding: str | None = None, name: str 
     for bom, encoding in BOMS:
         if data.startswith(bom):
             try:
-                return Caption(data[len(bom):].decode(encoding))
+                return Caption(data[len(bom) :].decode(encoding))
             except UnicodeDecodeError as error:
                 return Caption(None, f"{name} starts with a {encoding} byte-order mark but does not decode: {error}")
     try:
@@ -41,13 +41,18 @@ def decode_caption(data: bytes, fallback_encoding: str | None = None, name: str 
         try:
             return Caption(data.decode(fallback_encoding))
         except UnicodeDecodeError as error:
-            return Caption(None, f"{name} is neither UTF-8 ({not_utf8}) nor {fallback_encoding} ({error.reason} "
-                                 f"at offset {error.start}); re-save it as UTF-8")
-    return Caption(None, f"{name} is not UTF-8 ({not_utf8}); set caption_encoding to its encoding "
-                         "(e.g. \"cp1252\" or \"latin-1\") or re-save it as UTF-8")
+            return Caption(
+                None,
+                f"{name} is neither UTF-8 ({not_utf8}) nor {fallback_encoding} ({error.reason} "
+                f"at offset {error.start}); re-save it as UTF-8",
+            )
+    return Caption(
+        None,
+        f"{name} is not UTF-8 ({not_utf8}); set caption_encoding to its encoding "
+        '(e.g. "cp1252" or "latin-1") or re-save it as UTF-8',
+    )
 
 
 def read_sidecar(path: Path, fallback_encoding: str | None = None) -> Caption:
     """The caption of a sidecar file, decoded by `decode_caption`."""
     return decode_caption(path.read_bytes(), fallback_encoding, name=f"caption file '{path.name}'")
-

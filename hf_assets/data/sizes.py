@@ -52,7 +52,7 @@ def exif_orientation(img: Image.Image) -> int:
     try:
         value = img.getexif().get(ORIENTATION_TAG, 1)
         orientation = int(value)
-    except Exception:  # malformed EXIF does not make the pixels unreadable
+    except Exception:  # noqa: BLE001 - malformed EXIF, whatever Pillow raises, does not make the pixels unreadable
         return 1
     return orientation if 1 <= orientation <= 8 else 1
 
@@ -96,7 +96,9 @@ def _check_image_type(kind: pa.DataType) -> None:
     elif not (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind)):
         raise ColumnTypeError(
             f"images must be an Image feature (struct<bytes, path>) or binary image bytes, got {kind}; "
-            "set image_column to the column holding the images", setting="image_column")
+            "set image_column to the column holding the images",
+            setting="image_column",
+        )
 
 
 def _image_columns(images: pa.Array) -> tuple[pa.Array | None, pa.Array | None]:
@@ -117,9 +119,11 @@ def image_value(value) -> tuple[bytes | None, str | None]:
         return value.get("bytes") or None, value.get("path") or None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value) or None, None
-    raise ColumnTypeError(f"images must be an Image feature (struct<bytes, path>) or binary image bytes, got a "
-                          f"{type(value).__name__}; set image_column to the column holding the images",
-                          setting="image_column")
+    raise ColumnTypeError(
+        f"images must be an Image feature (struct<bytes, path>) or binary image bytes, got a "
+        f"{type(value).__name__}; set image_column to the column holding the images",
+        setting="image_column",
+    )
 
 
 def _binary_views(data: pa.Array) -> list[memoryview | None]:
@@ -164,14 +168,14 @@ def _default_threads(images: pa.Array | pa.ChunkedArray) -> int:
     kind = images.type
     if not pa.types.is_struct(kind) or kind.get_field_index("path") < 0:
         return 1
-    reads_files = kind.get_field_index("bytes") < 0 or (
-        pc.struct_field(images, "bytes").null_count > images.null_count
-    )
+    reads_files = kind.get_field_index("bytes") < 0 or (pc.struct_field(images, "bytes").null_count > images.null_count)
     return min(8, os.cpu_count() or 1) if reads_files else 1
 
 
 def image_sizes(
-    images: pa.Array | pa.ChunkedArray, base_dir: Path | None = None, threads: int | None = None,
+    images: pa.Array | pa.ChunkedArray,
+    base_dir: Path | None = None,
+    threads: int | None = None,
     progress: ProgressLog | None = None,
 ) -> tuple[pa.Array, pa.Array]:
     """Displayed int32 widths and heights of an image column; null where a row is null or unreadable.
@@ -181,9 +185,7 @@ def image_sizes(
     """
     _check_image_type(images.type)
     chunks = images.chunks if isinstance(images, pa.ChunkedArray) else [images]
-    pieces = [
-        chunk.slice(start, ROWS_PER_TASK) for chunk in chunks for start in range(0, len(chunk), ROWS_PER_TASK)
-    ]
+    pieces = [chunk.slice(start, ROWS_PER_TASK) for chunk in chunks for start in range(0, len(chunk), ROWS_PER_TASK)]
     workers = max(1, min(threads or _default_threads(images), len(pieces)))
     with (progress or quiet()).step("scan", len(images), unit="images") as step:
 

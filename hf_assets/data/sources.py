@@ -1,4 +1,4 @@
-"""Open a backend's split through the one source interface: Parquet files read by columns, else `datasets`, else a folder."""
+"""Open a backend's split through one source interface: Parquet read by columns, else `datasets`, else a folder."""
 
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data.columns import MissingColumn, available_columns, resolve_column

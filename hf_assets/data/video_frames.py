@@ -58,7 +58,8 @@ def assign_frames(buckets: pa.Table, cfg: VideoConfig) -> pa.Table:
     frames = selected_frames(available, cfg)
     table = buckets.append_column(pa.field("frames", pa.int32()), pa.array(frames.astype(np.int32), pa.int32()))
     if cfg.bucket_strategy == "resolution_frames":
-        keys = frame_bucket_keys(table.column("target_width").to_numpy(), table.column("target_height").to_numpy(),
-                                 frames)
+        keys = frame_bucket_keys(
+            table.column("target_width").to_numpy(), table.column("target_height").to_numpy(), frames
+        )
         table = table.set_column(table.schema.get_field_index("bucket"), "bucket", keys)
     return table

@@ -44,8 +44,13 @@ def video_columns(split: RawSplit, backend: BackendConfig) -> VideoColumns:
         problem = headers.column("problem").combine_chunks()
         for key in kinds:
             values.setdefault(key, headers.column(key).combine_chunks())
-    return VideoColumns(values["width"], values["height"], values["frames"],
-                        values.get("fps", pa.nulls(split.num_rows, pa.float32())), problem)
+    return VideoColumns(
+        values["width"],
+        values["height"],
+        values["frames"],
+        values.get("fps", pa.nulls(split.num_rows, pa.float32())),
+        problem,
+    )
 
 
 def video_drop_reasons(reasons: pa.Array, video: VideoColumns, backend: BackendConfig) -> pa.Array:

@@ -17,8 +17,9 @@ LOCK_DIR = Path(tempfile.gettempdir()) / f"hf_assets-devices-{os.getuid() if has
 
 
 @contextlib.contextmanager
-def claim_device(count: int, preferred: int, lock_dir: Path = LOCK_DIR, poll_seconds: float = 1.0,
-                 log: Callable[[str], None] = print) -> Iterator[int]:
+def claim_device(
+    count: int, preferred: int, lock_dir: Path = LOCK_DIR, poll_seconds: float = 1.0, log: Callable[[str], None] = print
+) -> Iterator[int]:
     """Hold one of `count` devices for the block: `preferred` mod count if free, else the next free one, else wait."""
     if count < 1:
         raise ValueError(f"claim_device: need at least one device, got {count}")
@@ -42,7 +43,9 @@ def claim_device(count: int, preferred: int, lock_dir: Path = LOCK_DIR, poll_sec
                 handle.close()
             return
         if not waited:
-            log(f"all {count} devices are held by other steps; waiting for one (keep max_concurrent and the gpu "
-                "pool limit at or below the number of GPUs)")
+            log(
+                f"all {count} devices are held by other steps; waiting for one (keep max_concurrent and the gpu "
+                "pool limit at or below the number of GPUs)"
+            )
             waited = True
         time.sleep(poll_seconds)

@@ -2,9 +2,10 @@
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -123,8 +124,13 @@ _SHARED_LOCK = threading.Lock()
 SHARED_MAX = 2
 
 
-def shared_encoders(model: str, vae_path: str, device: torch.device, dtype: torch.dtype,
-                    log: Callable[[str], None] = logging.getLogger(__name__).info) -> Encoders:
+def shared_encoders(
+    model: str,
+    vae_path: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+) -> Encoders:
     """The process's one `Encoders` for these settings: a process running many steps (a Dask worker, the in-process
     executor) loads each model once, not once per step."""
     fresh = Encoders(model, vae_path, device, dtype, log=log)  # checks the settings, loads nothing

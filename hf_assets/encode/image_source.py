@@ -1,4 +1,4 @@
-"""Read the undecoded image of chosen rows (kept rows only, by row group), and hash those bytes to key caches by content."""
+"""Read the undecoded images of chosen rows (kept rows only, by row group); hash them to key caches by content."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +53,13 @@ def read_source(source: bytes | str | None) -> bytes | None:
         return None
 
 
-def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_dir: Path | None = None,
-                   progress: ProgressLog | None = None) -> pa.Array:
+def content_hashes(
+    split: RawSplit,
+    image_column: str,
+    rows: np.ndarray,
+    memo_dir: Path | None = None,
+    progress: ProgressLog | None = None,
+) -> pa.Array:
     """blake2b of each row's image bytes ("" when unreadable), memoised in `memo_dir`.
 
     A memo entry belongs to a row of one piece (a Parquet file, by its identity): it is reused while that
@@ -87,7 +92,9 @@ def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_di
         entries = list(kept)
         table = pa.table(
             {
-                "row": pa.array([starts[e.rpartition("#")[0]] + int(e.rpartition("#")[2]) for e in entries], pa.int64()),
+                "row": pa.array(
+                    [starts[e.rpartition("#")[0]] + int(e.rpartition("#")[2]) for e in entries], pa.int64()
+                ),
                 "entry": pa.array(entries, pa.string()),
                 "content_hash": pa.array([kept[e][0] for e in entries], pa.string()),
                 "stamp": pa.array([kept[e][1] for e in entries], pa.string()),
@@ -98,7 +105,7 @@ def content_hashes(split: RawSplit, image_column: str, rows: np.ndarray, memo_di
 
 
 def _stamp(source: bytes | str | None) -> str:
-    """"" for inline bytes; "size:mtime_ns" for a file path; "missing" when there is nothing to read."""
+    """ "" for inline bytes; "size:mtime_ns" for a file path; "missing" when there is nothing to read."""
     if isinstance(source, bytes):
         return ""
     try:

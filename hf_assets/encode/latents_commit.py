@@ -13,9 +13,13 @@ from hf_assets.encode.latents_plan import LatentPlan, remove_plan, require_visib
 from hf_assets.progress import ProgressLog, quiet
 
 
-def commit_latents(plan: LatentPlan, reports: Iterable[core.ShardReport], meta: dict,
-                   log: Callable[[str], None] = logging.getLogger(__name__).info,
-                   progress: ProgressLog | None = None) -> core.EncodeReport:
+def commit_latents(
+    plan: LatentPlan,
+    reports: Iterable[core.ShardReport],
+    meta: dict,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+    progress: ProgressLog | None = None,
+) -> core.EncodeReport:
     """Write the manifest of every sample the shards encoded or the cache held, and `dropped.parquet`; remove the plan.
 
     Raises `MissingEntriesError` (naming examples) when a shard of the plan did not finish.
@@ -46,14 +50,22 @@ def commit_latents(plan: LatentPlan, reports: Iterable[core.ShardReport], meta: 
     with (progress or quiet()).step("commit", unit="entries") as step:
         result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
         step.advance(result.manifest.table.num_rows)
-    dropped = {"filename": pa.array(list(report.dropped), pa.string()),
-               "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
-               "reason": pa.array(list(report.dropped.values()), pa.string())}
-    save_table(plan.cache_dir, core.DROPPED, pa.table(dropped), {
-        "reason": "samples of the bucket table without a latent",
-        "key": f"cache key; a '{core.DECODE_FAILURE}' key is not retried until its image, settings or decoder change",
-        "decoder": core.DECODER,
-    })
+    dropped = {
+        "filename": pa.array(list(report.dropped), pa.string()),
+        "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
+        "reason": pa.array(list(report.dropped.values()), pa.string()),
+    }
+    save_table(
+        plan.cache_dir,
+        core.DROPPED,
+        pa.table(dropped),
+        {
+            "reason": "samples of the bucket table without a latent",
+            "key": f"cache key; a '{core.DECODE_FAILURE}' key is not retried until its image, settings or decoder "
+            "change",
+            "decoder": core.DECODER,
+        },
+    )
     remove_plan(plan)
     report.size_bytes = cache.size_bytes()
     if len(reports) > 1:

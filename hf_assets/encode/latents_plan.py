@@ -39,7 +39,7 @@ def shard_of(keys: pa.Array | pa.ChunkedArray, shards: int) -> np.ndarray:
     if pc.min(pc.utf8_length(head)).as_py() != 8:
         raise ValueError("shard_of: cache keys must be hex digests of at least 8 characters")
     fixed = head.cast(pa.binary()).cast(pa.binary(8))  # one contiguous buffer of 8 bytes per key
-    ascii_hex = np.frombuffer(fixed.buffers()[1], np.uint8)[fixed.offset * 8:(fixed.offset + len(fixed)) * 8]
+    ascii_hex = np.frombuffer(fixed.buffers()[1], np.uint8)[fixed.offset * 8 : (fixed.offset + len(fixed)) * 8]
     nibbles = _HEX[ascii_hex].reshape(-1, 8).astype(np.int64)
     if (nibbles < 0).any():
         raise ValueError("shard_of: cache keys must be lowercase hex digests")
@@ -92,17 +92,32 @@ class LatentPlan:
         return dict(zip(table.column("key").to_pylist(), table.column("reason").to_pylist()))
 
     def to_dict(self) -> dict:
-        return {"directory": str(self.directory), "shards": self.shards, "shard_sizes": list(self.shard_sizes),
-                "reused": self.reused, "host": self.host}
+        return {
+            "directory": str(self.directory),
+            "shards": self.shards,
+            "shard_sizes": list(self.shard_sizes),
+            "reused": self.reused,
+            "host": self.host,
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> "LatentPlan":
-        return cls(Path(values["directory"]), int(values["shards"]), tuple(values["shard_sizes"]),
-                   int(values["reused"]), values["host"])
+        return cls(
+            Path(values["directory"]),
+            int(values["shards"]),
+            tuple(values["shard_sizes"]),
+            int(values["reused"]),
+            values["host"],
+        )
 
 
-def plan_latents(wanted: pa.Table, directory: Path, shards: int, plan_id: str | None = None,
-                 log: Callable[[str], None] = logging.getLogger(__name__).info) -> LatentPlan:
+def plan_latents(
+    wanted: pa.Table,
+    directory: Path,
+    shards: int,
+    plan_id: str | None = None,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+) -> LatentPlan:
     """Write the plan of bringing the cache at `directory` up to `wanted` into `<directory>/plans/<plan id>/`."""
     directory = Path(directory)
     plan_id = plan_id or uuid.uuid4().hex[:12]
@@ -120,8 +135,10 @@ def plan_latents(wanted: pa.Table, directory: Path, shards: int, plan_id: str | 
         carried = {key: earlier[key] for key in to_encode.filter(known_bad).column("key").to_pylist()}
         to_encode = to_encode.filter(pc.invert(known_bad))
         if carried:
-            log(f"skipping {len(carried)} image(s) that failed to decode in an earlier run "
-                f"(see {directory / (core.DROPPED + '.parquet')}); a changed image is tried again")
+            log(
+                f"skipping {len(carried)} image(s) that failed to decode in an earlier run "
+                f"(see {directory / (core.DROPPED + '.parquet')}); a changed image is tried again"
+            )
     target = directory / PLANS_DIR / plan_id
     assignment = shard_of(to_encode.column("key"), shards)
     sizes = np.bincount(assignment, minlength=shards)
@@ -131,14 +148,19 @@ def plan_latents(wanted: pa.Table, directory: Path, shards: int, plan_id: str | 
     if pc.any(unreadable).as_py():  # the optional tables are written only when they hold rows
         write_parquet_atomic(wanted.filter(unreadable).select(["filename"]), target / "unreadable.parquet")
     if carried:
-        write_parquet_atomic(pa.table({"key": pa.array(list(carried), pa.string()),
-                                       "reason": pa.array(list(carried.values()), pa.string())}),
-                             target / "carried_failures.parquet")
+        write_parquet_atomic(
+            pa.table(
+                {"key": pa.array(list(carried), pa.string()), "reason": pa.array(list(carried.values()), pa.string())}
+            ),
+            target / "carried_failures.parquet",
+        )
     plan = LatentPlan(target, shards, tuple(int(n) for n in sizes), reused.num_rows, socket.gethostname())
     write_json_atomic({**plan.to_dict(), "created": time.time()}, target / PLAN_FILE)  # written last: marks it whole
     if to_encode.num_rows:
-        log(f"plan {plan_id}: {to_encode.num_rows} latents to encode in {len(plan.busy_shards)} of {shards} "
-            f"shard(s), {reused.num_rows} reused")
+        log(
+            f"plan {plan_id}: {to_encode.num_rows} latents to encode in {len(plan.busy_shards)} of {shards} "
+            f"shard(s), {reused.num_rows} reused"
+        )
     return plan
 
 

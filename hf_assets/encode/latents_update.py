@@ -29,8 +29,20 @@ from hf_assets.progress import ProgressLog, quiet
 FORMAT = 1
 # Per-sample columns of the bucket table that shape a latent (all hashed into its key). source_width/height is
 # the oriented full size the boxes were computed from: an image of another size is dropped, not mis-cropped.
-GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
-            "crop_left", "crop_top", "target_width", "target_height", "source_width", "source_height"]
+GEOMETRY = [
+    "tile_left",
+    "tile_top",
+    "tile_right",
+    "tile_bottom",
+    "resize_width",
+    "resize_height",
+    "crop_left",
+    "crop_top",
+    "target_width",
+    "target_height",
+    "source_width",
+    "source_height",
+]
 SLICE_ROWS = 2048
 DROPPED = "dropped"  # dropped.parquet beside the latents: filename, key (null when unreadable), reason
 DECODE_FAILURE = "corrupt_image"  # reason kind of an image that does not decode (or fit): not retried for its key
@@ -86,8 +98,14 @@ class ShardReport:
         return cls(**values)
 
 
-def wanted_latents(buckets: pa.Table, split: RawSplit, image_column: str, settings: LatentSettings,
-                   memo_dir: Path | None = None, progress: ProgressLog | None = None) -> pa.Table:
+def wanted_latents(
+    buckets: pa.Table,
+    split: RawSplit,
+    image_column: str,
+    settings: LatentSettings,
+    memo_dir: Path | None = None,
+    progress: ProgressLog | None = None,
+) -> pa.Table:
     """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
     rows = buckets.column("row").to_numpy()
     base = settings_hash(asdict(settings))
@@ -125,8 +143,19 @@ def update_latents(
 
     plan = plan_latents(wanted, directory, shards, log=log)
     reports = [
-        encode_shard(plan, shard, split, image_column, vae_loader, latent_dtype, batch_size=batch_size,
-                     workers=workers, shard_bytes=shard_bytes, log=log, progress=progress)
+        encode_shard(
+            plan,
+            shard,
+            split,
+            image_column,
+            vae_loader,
+            latent_dtype,
+            batch_size=batch_size,
+            workers=workers,
+            shard_bytes=shard_bytes,
+            log=log,
+            progress=progress,
+        )
         for shard in plan.busy_shards
     ]
     return commit_latents(plan, reports, meta, log=log, progress=progress)
@@ -156,8 +185,9 @@ def encode_shard(
     to_encode = plan.shard_rows(shard)
     if to_encode.num_rows:  # what an earlier attempt of this shard flushed (journal only: no shard is read)
         journal = cache.journal_entries()
-        flushed = journal.filter(pc.is_in(journal.column("shard"), value_set=pa.array(list_shards(cache.shards_dir),
-                                                                                       pa.string())))
+        flushed = journal.filter(
+            pc.is_in(journal.column("shard"), value_set=pa.array(list_shards(cache.shards_dir), pa.string()))
+        )
         done = pc.is_in(to_encode.column("key"), value_set=flushed.column("key"))
         report.resumed = pc.sum(done).as_py() or 0
         to_encode = to_encode.filter(pc.invert(done))
@@ -166,24 +196,40 @@ def encode_shard(
     # Fetch window first (each row group of the source is read once), then size (batches of one shape).
     windows = fetch_windows(split, image_column, to_encode.column("row").to_numpy())
     to_encode = to_encode.append_column("fetch_window", pa.array(windows, pa.int64())).sort_by(
-        [("fetch_window", "ascending"), ("target_height", "ascending"), ("target_width", "ascending")])
-    log(f"shard {shard}: encoding {to_encode.num_rows} latents into {plan.cache_dir}"
-        + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else ""))
+        [("fetch_window", "ascending"), ("target_height", "ascending"), ("target_width", "ascending")]
+    )
+    log(
+        f"shard {shard}: encoding {to_encode.num_rows} latents into {plan.cache_dir}"
+        + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else "")
+    )
     vae = vae_loader()
     report.started = time.time()
     started = time.perf_counter()
-    with (cache.writer(lane=f"shard-{shard}") as writer,
-          progress.step("encode", to_encode.num_rows, unit="images") as step):
+    with (
+        cache.writer(lane=f"shard-{shard}") as writer,
+        progress.step("encode", to_encode.num_rows, unit="images") as step,
+    ):
         batches = _batches(to_encode, split, image_column, batch_size, workers, report.failures)
-        report.encoded += write_latents(batches, lambda arrays: _to_device(arrays, vae),
-                                        lambda x: encode_latents(vae, x), latent_dtype, writer, step, log)
+        report.encoded += write_latents(
+            batches,
+            lambda arrays: _to_device(arrays, vae),
+            lambda x: encode_latents(vae, x),
+            latent_dtype,
+            writer,
+            step,
+            log,
+        )
     report.seconds = time.perf_counter() - started
     report.finished = time.time()
     return report
 
 
-def earlier_decode_failures(directory: Path, log: Callable[[str], None] = logging.getLogger(__name__).info,
-                            decoder: str | None = None, decode_failure: str = DECODE_FAILURE) -> dict[str, str]:
+def earlier_decode_failures(
+    directory: Path,
+    log: Callable[[str], None] = logging.getLogger(__name__).info,
+    decoder: str | None = None,
+    decode_failure: str = DECODE_FAILURE,
+) -> dict[str, str]:
     """cache key -> reason of the samples an earlier run of this cache dropped because their image (or clip:
     `decoder` and `decode_failure` of the video encoder) did not decode with this decoder (default: Pillow's)."""
     try:
@@ -198,12 +244,14 @@ def earlier_decode_failures(directory: Path, log: Callable[[str], None] = loggin
     except Exception as exc:  # noqa: BLE001 - an unreadable record only means those images are tried again
         log(f"ignoring unreadable {DROPPED}.parquet in {directory}: {exc}")
         return {}
-    return {key: reason for key, reason in zip(keys, reasons)
-            if key and reason and reason.startswith(decode_failure + ":")}
+    return {
+        key: reason for key, reason in zip(keys, reasons) if key and reason and reason.startswith(decode_failure + ":")
+    }
 
 
-def write_latents(batches, to_pixels: Callable, encode: Callable, latent_dtype: torch.dtype, writer, step,
-                  log: Callable[[str], None]) -> int:
+def write_latents(
+    batches, to_pixels: Callable, encode: Callable, latent_dtype: torch.dtype, writer, step, log: Callable[[str], None]
+) -> int:
     """Encode each batch of (key, decoded item) pairs (`to_pixels` stacks the items, `encode` gives (mean, std),
     halving the batch on out-of-memory) and add each key's mean and std, in `latent_dtype`, to `writer`; the
     number of entries written."""
@@ -219,8 +267,9 @@ def write_latents(batches, to_pixels: Callable, encode: Callable, latent_dtype: 
     return written
 
 
-def failure_reason(error: BaseException, corrupt: type[Exception] = CorruptImage,
-                   decode_failure: str = DECODE_FAILURE) -> str:
+def failure_reason(
+    error: BaseException, corrupt: type[Exception] = CorruptImage, decode_failure: str = DECODE_FAILURE
+) -> str:
     """A drop reason that is the same on every run: kind (`decode_failure` for a `corrupt` error, not retried for
     its key; else retried), exception type, first line, no memory addresses."""
     kind = decode_failure if isinstance(error, corrupt) else RETRYABLE_FAILURE
@@ -228,11 +277,13 @@ def failure_reason(error: BaseException, corrupt: type[Exception] = CorruptImage
     return f"{kind}: {type(error).__name__}: {message}"
 
 
-def _batches(to_encode: pa.Table, split: RawSplit, image_column: str, batch_size: int, workers: int,
-             failures: dict[str, str]) -> Iterator[list[tuple[str, np.ndarray]]]:
+def _batches(
+    to_encode: pa.Table, split: RawSplit, image_column: str, batch_size: int, workers: int, failures: dict[str, str]
+) -> Iterator[list[tuple[str, np.ndarray]]]:
     """Decoded, transformed images in batches of one target size, decoded ahead on worker threads."""
-    items = prefetch(_jobs(to_encode, split, image_column), _load, workers=workers,
-                     max_in_flight=max(2 * batch_size, workers))
+    items = prefetch(
+        _jobs(to_encode, split, image_column), _load, workers=workers, max_in_flight=max(2 * batch_size, workers)
+    )
     return group_batches(items, lambda job: job[1]["target"], batch_size, failures, failure_reason)
 
 
@@ -244,11 +295,16 @@ def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple
             geometry = {
                 "tile": (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"]),
                 "resize": (record["resize_width"], record["resize_height"]),
-                "crop": (record["crop_left"], record["crop_top"],
-                         record["crop_left"] + record["target_width"], record["crop_top"] + record["target_height"]),
+                "crop": (
+                    record["crop_left"],
+                    record["crop_top"],
+                    record["crop_left"] + record["target_width"],
+                    record["crop_top"] + record["target_height"],
+                ),
                 "target": (record["target_width"], record["target_height"]),
                 "source": (record["source_width"], record["source_height"])
-                if record["source_width"] is not None and record["source_height"] is not None else None,
+                if record["source_width"] is not None and record["source_height"] is not None
+                else None,
             }
             yield record["key"], geometry, source
 

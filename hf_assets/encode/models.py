@@ -30,23 +30,47 @@ ENCODERS = {
     "ltx": [("text_encoder", "tokenizer", "t5", True)],
     "cogvideox": [("text_encoder", "tokenizer", "t5", True)],
 }
-MODEL_CLASSES = {"clip": "CLIPTextModel", "clip_projection": "CLIPTextModelWithProjection", "t5": "T5EncoderModel",
-                 "umt5": "UMT5EncoderModel"}
+MODEL_CLASSES = {
+    "clip": "CLIPTextModel",
+    "clip_projection": "CLIPTextModelWithProjection",
+    "t5": "T5EncoderModel",
+    "umt5": "UMT5EncoderModel",
+}
 # the pipelines' default max_sequence_length (Wan's __call__ uses 512, LTX 128, CogVideoX 226)
 T5_LENGTH = {"sd3": 256, "flux": 512, "wan": 512, "ltx": 128, "cogvideox": 226}
 # model_index.json _class_name prefix -> family, first match wins
-FAMILY_PREFIXES = (("StableDiffusionXL", "sdxl"), ("StableDiffusion3", "sd3"), ("Flux", "flux"), ("Wan", "wan"),
-                   ("LTX", "ltx"), ("CogVideoX", "cogvideox"), ("HunyuanVideo", "hunyuanvideo"))
+FAMILY_PREFIXES = (
+    ("StableDiffusionXL", "sdxl"),
+    ("StableDiffusion3", "sd3"),
+    ("Flux", "flux"),
+    ("Wan", "wan"),
+    ("LTX", "ltx"),
+    ("CogVideoX", "cogvideox"),
+    ("HunyuanVideo", "hunyuanvideo"),
+)
 # the diffusers autoencoders a VAE folder may name in its config.json _class_name
-VAE_CLASSES = ("AutoencoderKL", "AutoencoderKLWan", "AutoencoderKLLTXVideo", "AutoencoderKLHunyuanVideo",
-               "AutoencoderKLCogVideoX")
+VAE_CLASSES = (
+    "AutoencoderKL",
+    "AutoencoderKLWan",
+    "AutoencoderKLLTXVideo",
+    "AutoencoderKLHunyuanVideo",
+    "AutoencoderKLCogVideoX",
+)
 ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
 # What a download fetches: only what the encoders load, never the denoiser, single-file checkpoints or other formats.
 PIPELINE_FILES = ["model_index.json", "vae/*", "text_encoder*/*", "tokenizer*/*"]
 VAE_FILES = ["config.json", "diffusion_pytorch_model*.safetensors"]  # what AutoencoderKL loads
-IGNORED_FILES = ["*.bin", "*.msgpack", "*.onnx", "*.onnx_data", "*.h5", "*.ckpt", "*.fp16.*"]  # never loaded (no variant)
+IGNORED_FILES = [
+    "*.bin",
+    "*.msgpack",
+    "*.onnx",
+    "*.onnx_data",
+    "*.h5",
+    "*.ckpt",
+    "*.fp16.*",
+]  # never loaded (no variant)
 
 
 class ModelNotFound(FileNotFoundError):
@@ -56,6 +80,7 @@ class ModelNotFound(FileNotFoundError):
 @dataclass
 class TextEncoder:
     """One loaded text encoder: its tokenizer, model, subfolder name, sequence length, kind and identity."""
+
     tokenizer: Any
     model: Any
     name: str | None
@@ -67,6 +92,7 @@ class TextEncoder:
 @dataclass(frozen=True)
 class ModelRoot:
     """Where a model lives on disk, and its hub repo and commit when it came from the hub cache."""
+
     path: Path
     repo_id: str | None = None
     commit: str | None = None
@@ -159,8 +185,10 @@ def resolve_root(path_or_id: str | Path, setting: str = env.MODEL, revision: str
             missing = missing_weights(snap, setting)
             if not missing:
                 return ModelRoot(snap, repo_id=text, commit=snap.name)
-            expected = "config.json and safetensors weights at its root" if setting == env.VAE else (
-                "safetensors weights in model_index.json's vae and text_encoder* folders"
+            expected = (
+                "config.json and safetensors weights at its root"
+                if setting == env.VAE
+                else ("safetensors weights in model_index.json's vae and text_encoder* folders")
             )
             raise ModelNotFound(
                 f"{setting}={text!r}: the downloaded snapshot {snap} has no weights in {missing}; "
@@ -172,8 +200,10 @@ def resolve_root(path_or_id: str | Path, setting: str = env.MODEL, revision: str
             f"{setting}={text!r}: the cached snapshot {cached} is incomplete (no weights in {incomplete}, "
             f"an interrupted or filtered download); {fix}"
         )
-    raise ModelNotFound(f"{setting}={text!r}: no such folder and no cached hub repo; {hint}"
-                        + (f" ({fix})" if not env.hub_offline() else ""))
+    raise ModelNotFound(
+        f"{setting}={text!r}: no such folder and no cached hub repo; {hint}"
+        + (f" ({fix})" if not env.hub_offline() else "")
+    )
 
 
 def detect_family(pipeline_dir: str | Path, setting: str = env.MODEL) -> str:
@@ -216,19 +246,19 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     return result
 
 
-def load_vae(path_or_id, subfolder: str | None = "vae", dtype=torch.float32, device="cpu", *, setting=env.MODEL,
-             revision=None):
+def load_vae(
+    path_or_id, subfolder: str | None = "vae", dtype=torch.float32, device="cpu", *, setting=env.MODEL, revision=None
+):
     """The VAE class its config.json names (AutoencoderKL or a video VAE), from_pretrained, in eval mode."""
     import diffusers
 
     root = resolve_root(path_or_id, setting, revision)
     sub = _component(root, subfolder, setting, path_or_id)
-    cls = getattr(diffusers, vae_class_name(component_config(path_or_id, subfolder, setting=setting, revision=revision),
-                                            setting))
-    low_mem = importlib.util.find_spec("accelerate") is not None  # without it diffusers warns and falls back
-    vae = cls.from_pretrained(
-        root.path, subfolder=sub, torch_dtype=as_dtype(dtype), low_cpu_mem_usage=low_mem
+    cls = getattr(
+        diffusers, vae_class_name(component_config(path_or_id, subfolder, setting=setting, revision=revision), setting)
     )
+    low_mem = importlib.util.find_spec("accelerate") is not None  # without it diffusers warns and falls back
+    vae = cls.from_pretrained(root.path, subfolder=sub, torch_dtype=as_dtype(dtype), low_cpu_mem_usage=low_mem)
     return vae.to(device).eval().requires_grad_(False)
 
 

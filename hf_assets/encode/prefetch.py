@@ -61,8 +61,13 @@ def _call(load_fn: Callable[[Any], Any], job: Any) -> Prefetched:
         return Prefetched(job, None, error)
 
 
-def group_batches(items: Iterable[Prefetched], group_of: Callable[[Any], Any], batch_size: int,
-                  failures: dict, reason: Callable[[BaseException], str]) -> Iterator[list[tuple[Any, Any]]]:
+def group_batches(
+    items: Iterable[Prefetched],
+    group_of: Callable[[Any], Any],
+    batch_size: int,
+    failures: dict,
+    reason: Callable[[BaseException], str],
+) -> Iterator[list[tuple[Any, Any]]]:
     """(key, value) batches of at most `batch_size` consecutive loaded items of one group (`group_of(job)`, e.g. a
     target size), so each batch stacks; a job is `(key, ...)`. A failed load is recorded as
     `failures[key] = reason(error)` and skipped."""

@@ -26,7 +26,8 @@ def bucket_labels(table: pa.Table) -> dict[str, str]:
     sizes: dict[str, list[tuple[int, int, int]]] = {}
     for record in grouped.to_pylist():
         sizes.setdefault(str(record["bucket"]), []).append(
-            (record["bucket_count"], record["target_width"], record["target_height"]))
+            (record["bucket_count"], record["target_width"], record["target_height"])
+        )
     labels = {}
     for bucket, options in sizes.items():
         _, width, height = max(options)
@@ -47,10 +48,14 @@ def histogram_svg(histogram: list[tuple[str, int]], labels: dict[str, str]) -> s
         h = max(1, round(height * count / peak))
         size = labels.get(bucket, bucket).split(" · ")[-1].split(" +")[0].replace("×", "x")
         path.append(f"M{x} {top + height}v-{h}h{bar}v{h}z")
-        texts.append(f"<text x='{x}' y='{top + height - h - 2}'>{count}</text><text x='{x}' y='{top + height + 10}'>"
-                     f"{size}</text>")
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{4 + len(histogram) * step}' height='{top + height + 13}' "
-            f"font-size='9'><path fill='#4C72B0' d='{''.join(path)}'/>{''.join(texts)}</svg>")
+        texts.append(
+            f"<text x='{x}' y='{top + height - h - 2}'>{count}</text><text x='{x}' y='{top + height + 10}'>"
+            f"{size}</text>"
+        )
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{4 + len(histogram) * step}' height='{top + height + 13}' "
+        f"font-size='9'><path fill='#4C72B0' d='{''.join(path)}'/>{''.join(texts)}</svg>"
+    )
 
 
 def svg_markdown(svg: str, alt: str) -> str:
@@ -127,12 +132,20 @@ def dropped_samples(split, backend, kept_rows: np.ndarray, count: int = 4, looke
     dropped = np.setdiff1d(np.arange(split.num_rows), np.asarray(kept_rows, dtype=np.int64))[:looked_at]
     # Only those rows' scan columns are read, and indexed again together, to learn each one's reason.
     columns = scan_columns(split, backend)
-    table = pa.table({c: pa.array(list(RowFetcher(split, c).fetch(dropped)), split.schema.field(c).type)
-                      for c in columns})
-    rows_only = RawSplit.from_table(split.backend_id, table, split.source, split.fingerprint,
-                                    image_column=split.image_column, base_dir=split.base_dir,
-                                    name_column=split.name_column, captions=split.captions,
-                                    detail_column=split.detail_column)
+    table = pa.table(
+        {c: pa.array(list(RowFetcher(split, c).fetch(dropped)), split.schema.field(c).type) for c in columns}
+    )
+    rows_only = RawSplit.from_table(
+        split.backend_id,
+        table,
+        split.source,
+        split.fingerprint,
+        image_column=split.image_column,
+        base_dir=split.base_dir,
+        name_column=split.name_column,
+        captions=split.captions,
+        detail_column=split.detail_column,
+    )
     _, counts = build_filtered_index(rows_only, backend)
     names = dict(zip(dropped.tolist(), table.column(split.name_column).to_pylist())) if split.name_column else {}
     by_reason: dict[str, list[int]] = {}
@@ -162,8 +175,9 @@ def _thumbnail(data: bytes | None) -> np.ndarray | None:
         return None
 
 
-def preview_grid_png(kept: list[Sample], dropped: list[Sample], title: str, columns: int = 4,
-                     image_format: str = "png") -> bytes:
+def preview_grid_png(
+    kept: list[Sample], dropped: list[Sample], title: str, columns: int = 4, image_format: str = "png"
+) -> bytes:
     """A PNG grid: kept samples (resized with crop box, then as encoded) and dropped rows with their reasons."""
     import matplotlib
 
@@ -185,8 +199,11 @@ def preview_grid_png(kept: list[Sample], dropped: list[Sample], title: str, colu
             ax.imshow(sample.pixels)
             if sample.crop is not None:
                 left, top, right, bottom = sample.crop
-                ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False,
-                                       edgecolor="red", linewidth=2))
+                ax.add_patch(
+                    Rectangle(
+                        (left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="red", linewidth=2
+                    )
+                )
         else:
             ax.text(0.5, 0.5, "no picture", ha="center", va="center", transform=ax.transAxes, color="gray")
         color = "#b00020" if kind == "dropped" else "black"

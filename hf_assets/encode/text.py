@@ -20,8 +20,15 @@ def encode_captions(encoders, captions: list[str], family: str, max_length: int 
     captions = list(captions)
     if not captions:
         return []
-    recipe = {"sd": _sd, "sdxl": _sdxl, "sd3": _sd3, "flux": _flux, "wan": _wan, "ltx": _ltx,
-              "cogvideox": _cogvideox}.get(family, _generic)
+    recipe = {
+        "sd": _sd,
+        "sdxl": _sdxl,
+        "sd3": _sd3,
+        "flux": _flux,
+        "wan": _wan,
+        "ltx": _ltx,
+        "cogvideox": _cogvideox,
+    }.get(family, _generic)
     batch = recipe(list(encoders), captions, max_length)
     batch = {key: value.detach().cpu() for key, value in batch.items()}
     return [{key: value[i].clone() for key, value in batch.items()} for i in range(len(captions))]

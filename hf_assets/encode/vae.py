@@ -58,7 +58,7 @@ def encode_with_oom_backoff(
             parts.append(fn(batch[start:end]))
             start = end
             continue
-        except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+        except Exception as error:
             if not is_oom(error) or size == 1:
                 raise
             size = (size + 1) // 2

@@ -47,8 +47,10 @@ def _decoded_frames(container, stream, start: int) -> Iterator:
 def shaped(frame_image: Image.Image, plan: FramePlan) -> np.ndarray:
     """One frame resized (LANCZOS, as images are) and cropped to the plan's box: uint8 (H, W, 3)."""
     if plan.source is not None and frame_image.size != tuple(plan.source):
-        raise CorruptVideo(f"decoded frame is {frame_image.size[0]}x{frame_image.size[1]}, "
-                           f"the index says {plan.source[0]}x{plan.source[1]}")
+        raise CorruptVideo(
+            f"decoded frame is {frame_image.size[0]}x{frame_image.size[1]}, "
+            f"the index says {plan.source[0]}x{plan.source[1]}"
+        )
     img = frame_image.convert("RGB")
     if img.size != tuple(plan.resize):
         img = img.resize(tuple(int(v) for v in plan.resize), Image.Resampling.LANCZOS)

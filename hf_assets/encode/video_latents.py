@@ -33,16 +33,36 @@ from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_vi
 from hf_assets.progress import ProgressLog, quiet
 
 VIDEO_FORMAT = 1
-GEOMETRY = ["tile_left", "tile_top", "tile_right", "tile_bottom", "resize_width", "resize_height",
-            "crop_left", "crop_top", "target_width", "target_height", "source_width", "source_height"]
+GEOMETRY = [
+    "tile_left",
+    "tile_top",
+    "tile_right",
+    "tile_bottom",
+    "resize_width",
+    "resize_height",
+    "crop_left",
+    "crop_top",
+    "target_width",
+    "target_height",
+    "source_width",
+    "source_height",
+]
 DECODE_FAILURE = "corrupt_video"  # a clip that does not decode: not retried until its bytes, settings or decoder change
 DECODER = f"PyAV {av.__version__} (FFmpeg {'.'.join(map(str, av.library_versions.get('libavcodec', ())))})"
 SLICE_ROWS = 512
 
 
-def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settings: LatentSettings, factors: dict,
-                         min_frames: int | None, tiled: bool, memo_dir: Path | None = None,
-                         progress: ProgressLog | None = None) -> tuple[pa.Table, dict[str, str]]:
+def wanted_video_latents(
+    buckets: pa.Table,
+    split: RawSplit,
+    column: str,
+    settings: LatentSettings,
+    factors: dict,
+    min_frames: int | None,
+    tiled: bool,
+    memo_dir: Path | None = None,
+    progress: ProgressLog | None = None,
+) -> tuple[pa.Table, dict[str, str]]:
     """(one row per clip to cache: geometry, num_frames after the VAE's rule, latent_frames, fps, content and
     settings hashes; filename -> reason of clips too short once trimmed)."""
     k = int(factors["temporal_downscale"])
@@ -53,7 +73,7 @@ def wanted_video_latents(buckets: pa.Table, split: RawSplit, column: str, settin
     names = buckets.column("filename").to_pylist()
     dropped = {
         names[i]: f"{TOO_FEW_FRAMES}: {chosen[i]} frame(s) trimmed to {trimmed[i]} for the VAE "
-                  f"(frames % {k} == 1), below min_frames {floor}"
+        f"(frames % {k} == 1), below min_frames {floor}"
         for i in np.flatnonzero(short).tolist()
     }
     keep = pa.array(np.flatnonzero(~short).astype(np.int64))
@@ -106,16 +126,24 @@ def update_video_latents(
     failures = {k: failures[k] for k in to_encode.filter(known_bad).column("key").to_pylist()}
     to_encode = to_encode.filter(pc.invert(known_bad))
     if to_encode.num_rows:
-        to_encode = to_encode.sort_by([("target_height", "ascending"), ("target_width", "ascending"),
-                                       ("num_frames", "ascending")])
+        to_encode = to_encode.sort_by(
+            [("target_height", "ascending"), ("target_width", "ascending"), ("num_frames", "ascending")]
+        )
         log(f"encoding {to_encode.num_rows} clip(s) ({reused.num_rows} reused) into {directory}")
         vae = vae_loader()
         prepare_video_vae(vae, tiled)
         started = time.perf_counter()
         with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="clips") as step:
             batches = _batches(to_encode, split, column, batch_size, workers, failures)
-            report.encoded += write_latents(batches, lambda clips: clips_to_tensor(list(clips), vae),
-                                            lambda x: encode_clips(vae, x), latent_dtype, writer, step, log)
+            report.encoded += write_latents(
+                batches,
+                lambda clips: clips_to_tensor(list(clips), vae),
+                lambda x: encode_clips(vae, x),
+                latent_dtype,
+                writer,
+                step,
+                log,
+            )
         report.encode_seconds = time.perf_counter() - started
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)
@@ -125,12 +153,22 @@ def update_video_latents(
     with progress.step("commit", unit="entries") as step:
         result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
         step.advance(result.manifest.table.num_rows)
-    save_table(directory, DROPPED, pa.table({
-        "filename": pa.array(list(report.dropped), pa.string()),
-        "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
-        "reason": pa.array(list(report.dropped.values()), pa.string()),
-    }), {"reason": "clips of the bucket table without a latent", "decoder": DECODER,
-         "key": f"cache key; a '{DECODE_FAILURE}' key is not retried until its clip, settings or decoder change"})
+    save_table(
+        directory,
+        DROPPED,
+        pa.table(
+            {
+                "filename": pa.array(list(report.dropped), pa.string()),
+                "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
+                "reason": pa.array(list(report.dropped.values()), pa.string()),
+            }
+        ),
+        {
+            "reason": "clips of the bucket table without a latent",
+            "decoder": DECODER,
+            "key": f"cache key; a '{DECODE_FAILURE}' key is not retried until its clip, settings or decoder change",
+        },
+    )
     report.size_bytes = result.size_bytes
     return report
 
@@ -140,8 +178,9 @@ def failure_reason(error: BaseException) -> str:
     return image_failure_reason(error, CorruptVideo, DECODE_FAILURE)
 
 
-def _batches(to_encode: pa.Table, split: RawSplit, column: str, batch_size: int, workers: int,
-             failures: dict[str, str]) -> Iterator[list[tuple[str, np.ndarray]]]:
+def _batches(
+    to_encode: pa.Table, split: RawSplit, column: str, batch_size: int, workers: int, failures: dict[str, str]
+) -> Iterator[list[tuple[str, np.ndarray]]]:
     """Decoded clips in batches of one (target size, frame count), decoded ahead on worker threads."""
     items = prefetch(_jobs(to_encode, split, column), _load, workers=workers, max_in_flight=max(batch_size, workers))
     return group_batches(items, _clip_shape, batch_size, failures, failure_reason)
@@ -162,8 +201,12 @@ def _jobs(table: pa.Table, split: RawSplit, column: str) -> Iterator[tuple[str, 
                 start=0,
                 count=r["num_frames"],
                 resize=(r["resize_width"], r["resize_height"]),
-                crop=(r["crop_left"], r["crop_top"], r["crop_left"] + r["target_width"],
-                      r["crop_top"] + r["target_height"]),
+                crop=(
+                    r["crop_left"],
+                    r["crop_top"],
+                    r["crop_left"] + r["target_width"],
+                    r["crop_top"] + r["target_height"],
+                ),
                 source=(r["source_width"], r["source_height"]),
             )
             yield r["key"], plan, source

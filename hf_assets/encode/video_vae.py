@@ -40,8 +40,10 @@ def video_vae_factors(config: dict, folder: Path | None = None) -> dict:
         spatial = 2 ** (len(config.get("block_out_channels", [0, 0, 0, 0])) - 1)
         temporal = config.get("temporal_compression_ratio", 4)
     else:
-        raise ValueError(f"{name!r} is not a video VAE; expected AutoencoderKLWan, AutoencoderKLLTXVideo, "
-                         "AutoencoderKLHunyuanVideo or AutoencoderKLCogVideoX")
+        raise ValueError(
+            f"{name!r} is not a video VAE; expected AutoencoderKLWan, AutoencoderKLLTXVideo, "
+            "AutoencoderKLHunyuanVideo or AutoencoderKLCogVideoX"
+        )
     shift = config.get("shift_factor")
     return {
         "vae_class": name,

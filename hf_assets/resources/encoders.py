@@ -48,14 +48,16 @@ class EncodersResource(dg.ConfigurableResource):
         description="HF_ASSETS_LATENT_DTYPE: the dtype latents are stored in. auto is bf16 on cuda, fp32 on cpu.",
     )
     vae_batch_size: int = Field(
-        default=8, ge=1,
+        default=8,
+        ge=1,
         description="HF_ASSETS_VAE_BATCH_SIZE: images per VAE forward pass (halved on CUDA out-of-memory).",
     )
     text_batch_size: int = Field(
         default=64, ge=1, description="HF_ASSETS_TEXT_BATCH_SIZE: captions per text-encoder forward pass."
     )
     max_length: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="HF_ASSETS_MAX_LENGTH: token length for T5 and generic text encoders; 0 keeps the model's "
         "default (CLIP always uses 77).",
     )
@@ -79,8 +81,9 @@ class EncodersResource(dg.ConfigurableResource):
         return {name: resource_variable(name) for name in cls.model_fields}
 
     @classmethod
-    def from_environment(cls, given: Mapping[str, Any] | None = None,
-                         environ: Mapping[str, str] | None = None) -> "EncodersResource":
+    def from_environment(
+        cls, given: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> "EncodersResource":
         """The settings in `given`, each other one from its environment variable when set, else its default.
 
         A bad value is reported with the setting and where it came from (run config or the variable's name).
@@ -132,8 +135,11 @@ class EncodersResource(dg.ConfigurableResource):
         definitions loaded, and a variable changed since (or set only for the run) must win over that copy.
         """
         env = self.env_names()
-        return {env[name]: getattr(self, name) for name, f in type(self).model_fields.items()
-                if getattr(self, name) != f.default}
+        return {
+            env[name]: getattr(self, name)
+            for name, f in type(self).model_fields.items()
+            if getattr(self, name) != f.default
+        }
 
     def settings(self) -> dict[str, Any]:
         """The setting values, by name."""

@@ -23,8 +23,14 @@ def warn_once_per_run(context, message: str) -> None:
         _WARNED.add((run_id, message))
     context.log.warning(message)
 
-FILE_COLUMNS = {"path": pa.string(), "size": pa.int64(), "identity": pa.string(), "rows": pa.int64(),
-                "start": pa.int64()}
+
+FILE_COLUMNS = {
+    "path": pa.string(),
+    "size": pa.int64(),
+    "identity": pa.string(),
+    "rows": pa.int64(),
+    "start": pa.int64(),
+}
 
 
 def stale_split_message(backend_id: str, since: str, stored: str | None, current: str) -> str:
@@ -43,7 +49,7 @@ def files_table(split: RawSplit) -> pa.Table:
 
 
 class HFAssetsIOManager(dg.ConfigurableIOManager):
-    """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`; encoder caches are reopened lazily."""
+    """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`; encoder caches reopen lazily."""
 
     config_path: str
 
@@ -57,8 +63,13 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         backend = self._backend(context)
         name = context.asset_key.path[-1]
         if isinstance(obj, RawSplit):
-            meta = {"source": obj.source, "kind": obj.kind, "fingerprint": obj.fingerprint, "revision": obj.revision,
-                    "columns": obj.schema.names}
+            meta = {
+                "source": obj.source,
+                "kind": obj.kind,
+                "fingerprint": obj.fingerprint,
+                "revision": obj.revision,
+                "columns": obj.schema.names,
+            }
             save_table(backend.metadata_dir, name, files_table(obj), meta)
         elif isinstance(obj, pa.Table):
             meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(obj)}

@@ -26,8 +26,12 @@ VAE_SETTINGS = {
 
 # family -> hidden width of each text encoder, in the order of encode.models.ENCODERS (subfolders and kinds)
 WIDTHS = {"sd": (32,), "sdxl": (32, 48), "sd3": (32, 48, 96), "flux": (32, 64), "wan": (32,)}
-TOKENIZER_CLASS = {"clip": "CLIPTokenizer", "clip_projection": "CLIPTokenizer", "t5": "T5TokenizerFast",
-                   "umt5": "T5TokenizerFast"}
+TOKENIZER_CLASS = {
+    "clip": "CLIPTokenizer",
+    "clip_projection": "CLIPTokenizer",
+    "t5": "T5TokenizerFast",
+    "umt5": "T5TokenizerFast",
+}
 VIDEO_VAE_CLASS = {"wan": "AutoencoderKLWan"}
 # Wan's per-channel latent statistics, tiny (4 channels) but not trivial, so normalisation is visible in tests
 WAN_LATENTS_MEAN = [-0.7571, -0.7089, -0.9113, 0.1075]
@@ -167,7 +171,11 @@ def _save_t5_tokenizer(path: Path):
     path.mkdir(parents=True, exist_ok=True)
     backend.save(str(path / "tokenizer.json"))
     tok = T5TokenizerFast(
-        tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0,
+        tokenizer_object=backend,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_ids=0,
         model_max_length=512,
     )
     tok.save_pretrained(path)

@@ -20,8 +20,11 @@ def test_histogram_inline_and_preview_grid_in_the_metadata(tmp_path, hub_dataset
     assert meta["histogram"].startswith("![samples per bucket](data:image/svg+xml;base64,")
     assert len(meta["histogram"]) < 1000  # what the UI draws in place instead of a "[Show Markdown]" link
     assert {r.data["bucket"] for r in meta["samples_per_bucket"].records} == {
-        b for b in defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
-        .column("bucket").to_pylist()}
+        b
+        for b in defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
+        .column("bucket")
+        .to_pylist()
+    }
     assert all("×" in r.data["target"] for r in meta["samples_per_bucket"].records)
     grid = meta["preview_grid"]
     assert grid.startswith("![preview grid](data:image/jpeg;base64,")

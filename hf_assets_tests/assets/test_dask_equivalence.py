@@ -30,8 +30,9 @@ def step_hosts(instance, run_id) -> dict[str, int]:
     return {r.step_key: r.dagster_event.pid for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}
 
 
-def test_dask_local_cluster_and_in_process_give_bitwise_equal_caches(tmp_path, hub_dataset, photos_entry, tiny_sdxl,
-                                                                     monkeypatch):
+def test_dask_local_cluster_and_in_process_give_bitwise_equal_caches(
+    tmp_path, hub_dataset, photos_entry, tiny_sdxl, monkeypatch
+):
     distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
     monkeypatch.setenv("HF_ASSETS_SHARDS", "3")

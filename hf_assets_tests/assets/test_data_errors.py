@@ -6,13 +6,22 @@ import pyarrow.parquet as pq
 from hf_assets_tests.assets.test_metadata_graph import scan_one, step_failure
 from hf_assets_tests.imagegen import encode_image
 
-ENTRY = {"id": "odd", "type": "huggingface", "dataset_name": "data/odd", "caption_column": "text",
-         "resolution": 128, "resolution_type": "pixel", "cache_dir": "cache/odd"}
+ENTRY = {
+    "id": "odd",
+    "type": "huggingface",
+    "dataset_name": "data/odd",
+    "caption_column": "text",
+    "resolution": 128,
+    "resolution_type": "pixel",
+    "cache_dir": "cache/odd",
+}
 
 
 def write_dataset(tmp_path, **columns) -> None:
-    images = pa.array([{"bytes": encode_image(160 + 16 * i, 128, seed=i), "path": None} for i in range(4)],
-                      pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    images = pa.array(
+        [{"bytes": encode_image(160 + 16 * i, 128, seed=i), "path": None} for i in range(4)],
+        pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+    )
     folder = tmp_path / "data" / "odd" / "data"
     folder.mkdir(parents=True)
     pq.write_table(pa.table({"image": images, **columns}), folder / "train-00000-of-00001.parquet")
@@ -32,8 +41,7 @@ def test_an_image_column_of_another_type_fails_naming_the_backend_and_the_column
     assert "got string" in message
 
 
-def test_filtered_index_writes_each_dropped_row_with_its_reason_beside_its_table(tmp_path, hub_dataset,
-                                                                                photos_entry):
+def test_filtered_index_writes_each_dropped_row_with_its_reason_beside_its_table(tmp_path, hub_dataset, photos_entry):
     result = scan_one(tmp_path, {**photos_entry, "minimum_image_size": 200, "resolution_type": "pixel"})
     assert result.success
     folder = tmp_path / "cache" / "photos" / "huggingface_metadata" / "photos"
@@ -44,8 +52,11 @@ def test_filtered_index_writes_each_dropped_row_with_its_reason_beside_its_table
     assert rows[4] == ("4.jpg", "too_small")  # 120x90
     kept = pq.read_table(folder / "filtered_index.parquet").column("row").to_pylist()
     assert sorted(kept + list(rows)) == list(range(24))
-    (event,) = [e for e in result.get_asset_materialization_events()
-                if e.materialization.asset_key.to_user_string() == "filtered_index"]
+    (event,) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "filtered_index"
+    ]
     metadata = event.materialization.metadata
     assert metadata["dropped_rows"].value == str(folder / "dropped.parquet")
     assert metadata["dropped"].value == dropped.num_rows
@@ -77,11 +88,23 @@ def test_retries_are_for_transient_failures_only():
             raise FileNotFoundError("remote file not fetched") from cause
     except FileNotFoundError as wrapped:
         fetch_failed = wrapped
-    transient = [ConnectionError("hub unreachable"), TimeoutError("read timed out"), http_error(503),
-                 http_error(429), OutOfMemoryError("CUDA out of memory"), fetch_failed]
-    permanent = [ValueError("key 'crop' must be true or false"), ColumnTypeError("binary caption column"),
-                 ModelNotFound("HF_ASSETS_MODEL=/x: no such folder"), http_error(404),
-                 OSError(errno.ENOSPC, "No space left on device"), KeyError("column"), AttributeError("bug")]
+    transient = [
+        ConnectionError("hub unreachable"),
+        TimeoutError("read timed out"),
+        http_error(503),
+        http_error(429),
+        OutOfMemoryError("CUDA out of memory"),
+        fetch_failed,
+    ]
+    permanent = [
+        ValueError("key 'crop' must be true or false"),
+        ColumnTypeError("binary caption column"),
+        ModelNotFound("HF_ASSETS_MODEL=/x: no such folder"),
+        http_error(404),
+        OSError(errno.ENOSPC, "No space left on device"),
+        KeyError("column"),
+        AttributeError("bug"),
+    ]
     assert [is_transient(e) for e in transient] == [True] * len(transient)
     assert [is_transient(e) for e in permanent] == [False] * len(permanent)
 

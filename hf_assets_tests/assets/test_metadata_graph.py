@@ -22,8 +22,17 @@ def graph(tmp_path, hub_dataset, photos_entry):
         (local / f"img_{i}.txt").write_text(f"local picture {i}")
     entries = [
         {**photos_entry, "train_batch_size": 4},
-        {"id": "local-set", "type": "local", "instance_data_dir": "data/imgs", "caption_strategy": "textfile",
-         "resolution": 128, "resolution_type": "pixel", "crop": True, "crop_aspect": "square", "crop_style": "center"},
+        {
+            "id": "local-set",
+            "type": "local",
+            "instance_data_dir": "data/imgs",
+            "caption_strategy": "textfile",
+            "resolution": 128,
+            "resolution_type": "pixel",
+            "crop": True,
+            "crop_aspect": "square",
+            "crop_style": "center",
+        },
         {"id": "off", "type": "huggingface", "disabled": True},
         {"id": "te", "type": "local", "dataset_type": "text_embeds", "cache_dir": "cache/te"},
     ]
@@ -62,8 +71,16 @@ def test_filtered_index_and_buckets_load_as_arrow_tables(graph):
     buckets = defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
     assert isinstance(index, pa.Table) and isinstance(buckets, pa.Table)
     assert {"filename", "caption", "captions", "width", "height"} <= set(index.column_names)
-    assert {"filename", "bucket", "target_width", "target_height", "resize_width", "resize_height",
-            "crop_left", "crop_top"} <= set(buckets.column_names)
+    assert {
+        "filename",
+        "bucket",
+        "target_width",
+        "target_height",
+        "resize_width",
+        "resize_height",
+        "crop_left",
+        "crop_top",
+    } <= set(buckets.column_names)
     assert buckets.num_rows == index.num_rows > 0
 
 
@@ -81,8 +98,10 @@ def test_tables_persist_as_parquet_and_manifest_under_cache_dir(graph):
 def test_materialization_metadata_reports_drops_and_histogram(graph):
     defs, instance, _ = graph
     result = run(defs, instance, "photos")
-    by_asset = {m.materialization.asset_key.to_user_string(): m.materialization.metadata
-                for m in result.get_asset_materialization_events()}
+    by_asset = {
+        m.materialization.asset_key.to_user_string(): m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
     raw = by_asset["raw_split"]
     assert raw["rows"].value == 24 and raw["fingerprint"].value
     dropped = {r.data["reason"]: r.data["rows"] for r in by_asset["filtered_index"]["dropped_by_reason"].value.records}
@@ -110,7 +129,7 @@ def test_loading_before_materializing_says_so(graph):
 def test_nightly_schedule_requests_one_run_per_backend(graph):
     defs, instance, _ = graph
     schedule = defs.resolve_schedule_def("nightly_refresh")
-    when = datetime.datetime(2026, 11, 25, 3, 0, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 11, 25, 3, 0, tzinfo=datetime.UTC)
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
     )
@@ -140,8 +159,9 @@ def step_failure(result) -> str:
     return error.message
 
 
-def test_filtered_index_fails_when_every_row_is_dropped_naming_the_backend_and_the_counts(tmp_path, hub_dataset,
-                                                                                       photos_entry):
+def test_filtered_index_fails_when_every_row_is_dropped_naming_the_backend_and_the_counts(
+    tmp_path, hub_dataset, photos_entry
+):
     # A threshold no photo reaches (a typo'd scale, 0-10 read as 0-100): caches must never be pruned to nothing.
     entry = {**photos_entry, "filter_func": {"quality_thresholds": {"aesthetic_score": 45}}}
     result = scan_one(tmp_path, entry)
@@ -159,15 +179,22 @@ def test_filtered_index_fails_on_an_empty_split(tmp_path):
     folder = tmp_path / "data" / "not_copied_yet"
     folder.mkdir(parents=True)
     (folder / "README.txt").write_text("images go here")
-    entry = {"id": "empty-set", "type": "local", "instance_data_dir": "data/not_copied_yet",
-             "caption_strategy": "textfile", "resolution": 128, "resolution_type": "pixel"}
+    entry = {
+        "id": "empty-set",
+        "type": "local",
+        "instance_data_dir": "data/not_copied_yet",
+        "caption_strategy": "textfile",
+        "resolution": 128,
+        "resolution_type": "pixel",
+    }
     message = step_failure(scan_one(tmp_path, entry))
     assert message.startswith("backend 'empty-set': the split is empty (0 rows in ")
     assert "not_copied_yet" in message and message.endswith("check dataset_name, split and instance_data_dir")
 
 
-def test_quality_metric_typo_fails_filtered_index_naming_the_backend_and_the_metric(tmp_path, hub_dataset,
-                                                                                   photos_entry):
+def test_quality_metric_typo_fails_filtered_index_naming_the_backend_and_the_metric(
+    tmp_path, hub_dataset, photos_entry
+):
     entry = {**photos_entry, "filter_func": {"quality_thresholds": {"aesthetics_score": 5.0}}}
     message = step_failure(scan_one(tmp_path, entry))
     assert "backend 'photos': filter_func.quality_thresholds: metric 'aesthetics_score' " in message

@@ -48,8 +48,11 @@ def test_each_check_result_is_recorded_for_its_partition_and_blocks_only_it(grap
     monkeypatch.setenv("HF_ASSETS_MODEL", str(model))
     failed = run(defs, instance, "photos_b")
     assert not failed.success
-    assert not [e for e in failed.get_asset_materialization_events()
-                if e.materialization.asset_key.to_user_string() == "text_embeds"]
+    assert not [
+        e
+        for e in failed.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "text_embeds"
+    ]
 
     key = dg.AssetCheckKey(dg.AssetKey("vae_latents"), "latents_finite")
     history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)

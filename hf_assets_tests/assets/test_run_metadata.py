@@ -58,5 +58,7 @@ def test_no_drops_reads_none_not_an_empty_table():
     assert counts_table({"corrupt_image": 0, "too_small": 0}).value == "none"
     assert counts_table({}).value == "none"
     table = counts_table({"corrupt_image": 2, "too_small": 0})
-    assert [r.data for r in table.records] == [{"reason": "corrupt_image", "rows": 2},
-                                               {"reason": "too_small", "rows": 0}]
+    assert [r.data for r in table.records] == [
+        {"reason": "corrupt_image", "rows": 2},
+        {"reason": "too_small", "rows": 0},
+    ]

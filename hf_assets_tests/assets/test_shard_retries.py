@@ -56,10 +56,14 @@ def test_a_shard_that_fails_once_is_retried_alone_and_the_run_succeeds(setup, mo
     shard = int(failing["lane"].rsplit("-", 1)[1])
     assert retried == [f"vae_latents.encode_vae_shard_{shard}"]
     started = events(instance, result.run_id, dg.DagsterEventType.STEP_START)
-    assert started.count(retried[0]) == 1 and events(instance, result.run_id, dg.DagsterEventType.STEP_RESTARTED) \
-        == retried  # only that step ran again
-    checks = [r.asset_check_evaluation.passed for r in
-              instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    assert (
+        started.count(retried[0]) == 1
+        and events(instance, result.run_id, dg.DagsterEventType.STEP_RESTARTED) == retried
+    )  # only that step ran again
+    checks = [
+        r.asset_check_evaluation.passed
+        for r in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    ]
     assert len(checks) == 6 and all(checks)
     assert len(open_latents(tmp_path / "cache" / "photos" / "vae" / "photos")) > 10
 
@@ -69,8 +73,9 @@ def test_reexecution_from_failure_encodes_only_the_unfinished_shard(setup, monke
     monkeypatch.setattr(vae_latents_asset, "SHARD_RETRY", None)
     failing = {"times": 10**6}
     lane_fault(monkeypatch, failing)
-    first = dg.execute_job(dg.reconstructable(prepare_job_for_reexecution), instance, tags=PARTITION,
-                           raise_on_error=False)
+    first = dg.execute_job(
+        dg.reconstructable(prepare_job_for_reexecution), instance, tags=PARTITION, raise_on_error=False
+    )
     assert not first.success
     failed = events(instance, first.run_id, dg.DagsterEventType.STEP_FAILURE)
     succeeded = events(instance, first.run_id, dg.DagsterEventType.STEP_SUCCESS)
@@ -79,13 +84,17 @@ def test_reexecution_from_failure_encodes_only_the_unfinished_shard(setup, monke
 
     failing["times"] = 0
     options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
-    second = dg.execute_job(dg.reconstructable(prepare_job_for_reexecution_again), instance,
-                            reexecution_options=options, tags=PARTITION)
+    second = dg.execute_job(
+        dg.reconstructable(prepare_job_for_reexecution_again), instance, reexecution_options=options, tags=PARTITION
+    )
     assert second.success
     ran = set(events(instance, second.run_id, dg.DagsterEventType.STEP_START))
     assert ran == {failed[0], "vae_latents.commit_vae_latents", "text_embeds"}  # finished shards are reused
-    reports = [e for e in instance.all_logs(second.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-               if e.dagster_event.asset_key == dg.AssetKey("vae_latents")]
+    reports = [
+        e
+        for e in instance.all_logs(second.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if e.dagster_event.asset_key == dg.AssetKey("vae_latents")
+    ]
     metadata = reports[0].asset_materialization.metadata
     cache = open_latents(tmp_path / "cache" / "photos" / "vae" / "photos")
     assert metadata["encoded"].value == len(cache) > 10  # the finished shards' latents plus the re-executed one's

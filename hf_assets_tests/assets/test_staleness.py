@@ -26,8 +26,16 @@ def graph(tmp_path, tiny_sdxl, monkeypatch):
         (folder / name).write_bytes(encode_image(w, h, fmt, seed=i))
         (folder / name).with_suffix(".txt").write_text(f"a holiday snapshot number {i}")
     entries = [
-        {"id": BACKEND, "type": "local", "instance_data_dir": "data/shots", "caption_strategy": "textfile",
-         "resolution": 96, "resolution_type": "pixel_area", "aspect_bucket_alignment": 32, "cache_dir": "cache/shots"},
+        {
+            "id": BACKEND,
+            "type": "local",
+            "instance_data_dir": "data/shots",
+            "caption_strategy": "textfile",
+            "resolution": 96,
+            "resolution_type": "pixel_area",
+            "aspect_bucket_alignment": 32,
+            "cache_dir": "cache/shots",
+        },
         {"id": "te", "type": "local", "dataset_type": "text_embeds", "cache_dir": "cache/text"},
     ]
     defs = build_definitions(write_config(tmp_path / "dataloader.json", entries))
@@ -39,7 +47,9 @@ def materialize(defs, instance, *assets: str):
     """Materialize only the named assets of the backend's partition; failures are returned, not raised."""
     job = defs.resolve_job_def("prepare_datasets")
     return job.execute_in_process(
-        partition_key=BACKEND, instance=instance, raise_on_error=False,
+        partition_key=BACKEND,
+        instance=instance,
+        raise_on_error=False,
         asset_selection=[dg.AssetKey(a) for a in assets],
     )
 
@@ -95,10 +105,12 @@ def test_vae_latents_fails_when_the_split_changed_since_aspect_buckets_and_write
     result = materialize(defs, instance, "vae_latents")
 
     message = failure_message(result)
-    assert message.startswith(f"backend '{BACKEND}': the dataset changed since aspect_buckets was built "
-                              f"(fingerprint {before} -> ")
-    assert message.endswith("materialize raw_split, filtered_index and aspect_buckets for this partition first "
-                            "(job scan_datasets)")
+    assert message.startswith(
+        f"backend '{BACKEND}': the dataset changed since aspect_buckets was built (fingerprint {before} -> "
+    )
+    assert message.endswith(
+        "materialize raw_split, filtered_index and aspect_buckets for this partition first (job scan_datasets)"
+    )
     assert latent_shards(tmp_path) == []
     assert not result.get_asset_materialization_events()
 
@@ -132,9 +144,12 @@ def test_raw_split_load_warns_with_the_same_fix_when_the_split_changed(graph):
     warned = [w for w in warnings_of(instance, result) if "the dataset changed since raw_split was materialized" in w]
     assert len(warned) == 1
     assert warned[0].startswith(
-        f"backend '{BACKEND}': the dataset changed since raw_split was materialized (fingerprint {before} -> ")
-    assert warned[0].endswith("materialize raw_split, filtered_index and aspect_buckets for this partition first "
-                              "(job scan_datasets); until then this run reads the current data")
+        f"backend '{BACKEND}': the dataset changed since raw_split was materialized (fingerprint {before} -> "
+    )
+    assert warned[0].endswith(
+        "materialize raw_split, filtered_index and aspect_buckets for this partition first "
+        "(job scan_datasets); until then this run reads the current data"
+    )
 
 
 def test_the_changed_split_is_warned_about_once_per_run_though_several_steps_load_it(graph):
@@ -160,7 +175,8 @@ def test_aspect_buckets_rebuilt_alone_keeps_the_fingerprint_of_the_filtered_inde
 
     assert manifest(tmp_path, "aspect_buckets")["source_fingerprint"] == before
     assert "the dataset changed since aspect_buckets was built" in failure_message(
-        materialize(defs, instance, "vae_latents"))
+        materialize(defs, instance, "vae_latents")
+    )
     assert latent_shards(tmp_path) == []
 
 

@@ -24,19 +24,35 @@ def graph(tmp_path, wan, monkeypatch):
     import datasets
 
     good = [encode_clip(w, h, n, fps=fps, seed=i) for i, (w, h, n, fps) in enumerate(CLIPS)]
-    bad = [damaged_payload_clip(encode_clip(64, 48, 9, seed=7)), unsupported_codec_clip(), truncated_clip(good[0]),
-           encode_clip(64, 48, 5, seed=8)]
-    rows = {"video": good + bad, "caption": [f"clip {i} of waves" for i in range(8)],
-            "frame_count": [n for _, _, n, _ in CLIPS] + [9, 9, 17, 5],
-            "fps": [float(c[3]) for c in CLIPS] + [24.0] * 4}
+    bad = [
+        damaged_payload_clip(encode_clip(64, 48, 9, seed=7)),
+        unsupported_codec_clip(),
+        truncated_clip(good[0]),
+        encode_clip(64, 48, 5, seed=8),
+    ]
+    rows = {
+        "video": good + bad,
+        "caption": [f"clip {i} of waves" for i in range(8)],
+        "frame_count": [n for _, _, n, _ in CLIPS] + [9, 9, 17, 5],
+        "fps": [float(c[3]) for c in CLIPS] + [24.0] * 4,
+    }
     folder = tmp_path / "data" / "clips" / "data"
     folder.mkdir(parents=True)
     datasets.Dataset.from_dict(rows).to_parquet(str(folder / "train.parquet"))
-    entry = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
-             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
-             "huggingface": {"caption_column": "caption", "num_frames_column": "frame_count", "fps_column": "fps"},
-             "video": {"num_frames": 17, "min_frames": 9}, "resolution": 48, "resolution_type": "pixel",
-             "aspect_bucket_alignment": 16}
+    entry = {
+        "id": "clips",
+        "type": "huggingface",
+        "dataset_type": "video",
+        "dataset_name": "data/clips",
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "image_column": "video",
+        "huggingface": {"caption_column": "caption", "num_frames_column": "frame_count", "fps_column": "fps"},
+        "video": {"num_frames": 17, "min_frames": 9},
+        "resolution": 48,
+        "resolution_type": "pixel",
+        "aspect_bucket_alignment": 16,
+    }
     config = write_config(tmp_path / "dataloader.json", [entry])
     monkeypatch.setenv("HF_ASSETS_MODEL", str(wan))
     (tmp_path / "home").mkdir()
@@ -46,8 +62,10 @@ def graph(tmp_path, wan, monkeypatch):
 def materialize(config, instance):
     defs = build_definitions(config)
     result = defs.resolve_job_def("prepare_datasets").execute_in_process(partition_key="clips", instance=instance)
-    meta = {e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events()}
+    meta = {
+        e.materialization.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
     return defs, result, meta
 
 

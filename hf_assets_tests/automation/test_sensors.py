@@ -36,15 +36,27 @@ def setup(tmp_path):
         (folder / f"img{i}.txt").write_text(f"caption {i}")
     entries = [
         {"id": "local-set", "type": "local", "instance_data_dir": "data/imgs", "caption_strategy": "textfile"},
-        {"id": "hub.set", "type": "huggingface", "dataset_name": "user/photos", "revision": "v1",
-         "caption_column": "caption"},
+        {
+            "id": "hub.set",
+            "type": "huggingface",
+            "dataset_name": "user/photos",
+            "revision": "v1",
+            "caption_column": "caption",
+        },
     ]
     config = write_config(tmp_path / "dataloader.json", entries)
     hub = FakeHub()
     defs = build_definitions(config, hub_api=lambda: hub)
     sensors = {s.name: s for s in defs.sensors}
-    return {"config": config, "entries": entries, "hub": hub, "sensors": sensors, "folder": folder, "cursors": {},
-            "defs": defs}
+    return {
+        "config": config,
+        "entries": entries,
+        "hub": hub,
+        "sensors": sensors,
+        "folder": folder,
+        "cursors": {},
+        "defs": defs,
+    }
 
 
 def tick(setup) -> dict[str, list]:

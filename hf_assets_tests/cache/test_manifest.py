@@ -8,8 +8,8 @@ import pytest
 
 from hf_assets.cache.manifest import (
     FORMAT_VERSION,
-    META_FILE,
     MANIFEST_FILE,
+    META_FILE,
     Manifest,
     entries_table,
     first_per_key,

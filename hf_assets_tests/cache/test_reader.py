@@ -66,7 +66,7 @@ def test_construction_works_without_shards_until_a_tensor_is_read(latents):
         p.unlink()
     m = LazyTensorMapping(latents)
     assert len(m) == 7
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):  # FileNotFoundError, or UnreadableShard naming the missing file
         m["0.jpg"]
 
 

@@ -16,14 +16,14 @@ from hf_assets_tests.cache.helpers import SHARD_BYTES, assert_same, encode_all, 
 ROOT = Path(__file__).resolve().parents[2]
 N = 30  # 10 shards of 3 entries
 
-CHILD = """
+CHILD = f"""
 import os, sys, time
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets_tests.cache.helpers import SHARD_BYTES, sample_tensors, wanted_table
 
 directory, mode, stop_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cache = EncodedCache(directory, max_bytes=SHARD_BYTES)
-to_encode, _ = cache.plan(wanted_table({n}))
+to_encode, _ = cache.plan(wanted_table({N}))
 with cache.writer() as w:
     for row in to_encode.to_pylist():
         w.add(row["key"], sample_tensors(row["filename"]))
@@ -34,7 +34,7 @@ with cache.writer() as w:
         if mode == "wait":
             time.sleep(0.05)
 print("finished", flush=True)
-""".format(n=N)
+"""
 
 
 def child(directory: Path, mode: str, stop_after: int) -> subprocess.Popen:

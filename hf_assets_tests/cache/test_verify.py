@@ -20,13 +20,15 @@ def latent_cache(tmp_path, shapes: dict[str, tuple], poison: dict[str, float] | 
     """A committed cache of latents for files with targets 64x32 (latent 4x4x8 at f=8)."""
     poison = poison or {}
     names = list(shapes)
-    wanted = pa.table({
-        "filename": names,
-        "content_hash": [f"c{i}" for i in range(len(names))],
-        "settings_hash": ["s"] * len(names),
-        "target_width": [64] * len(names),
-        "target_height": [32] * len(names),
-    })
+    wanted = pa.table(
+        {
+            "filename": names,
+            "content_hash": [f"c{i}" for i in range(len(names))],
+            "settings_hash": ["s"] * len(names),
+            "target_width": [64] * len(names),
+            "target_height": [32] * len(names),
+        }
+    )
     cache = EncodedCache(tmp_path / "vae")
     to_encode, _ = cache.plan(wanted)
     with cache.writer() as writer:
@@ -62,32 +64,41 @@ def test_wrong_latent_shape_fails(tmp_path):
 
 
 def test_nan_or_inf_fails_the_finite_check(tmp_path):
-    latent_cache(tmp_path, {"0.jpg": (4, 4, 8), "1.jpg": (4, 4, 8), "2.jpg": (4, 4, 8)},
-                 poison={"1.jpg": float("nan"), "2.jpg": float("inf")})
+    latent_cache(
+        tmp_path,
+        {"0.jpg": (4, 4, 8), "1.jpg": (4, 4, 8), "2.jpg": (4, 4, 8)},
+        poison={"1.jpg": float("nan"), "2.jpg": float("inf")},
+    )
     assert verify.nonfinite_tensors(tmp_path / "vae").count == 2
 
 
 def test_text_shapes_must_agree_per_tensor_name():
-    manifest = pa.table({
-        "filename": ["0.jpg", "0.jpg", "1.jpg"],
-        "variant": [0, 1, 0],
-        "tensor_names": [["prompt_embeds"]] * 3,
-        "shapes": [[[77, 80]], [[77, 80]], [[76, 80]]],
-    })
+    manifest = pa.table(
+        {
+            "filename": ["0.jpg", "0.jpg", "1.jpg"],
+            "variant": [0, 1, 0],
+            "tensor_names": [["prompt_embeds"]] * 3,
+            "shapes": [[[77, 80]], [[77, 80]], [[76, 80]]],
+        }
+    )
     finding, expected = verify.inconsistent_shapes(manifest)
     assert expected == {"prompt_embeds": [77, 80]} and finding.count == 1 and "1.jpg#0" in finding.examples[0]
 
 
 def test_missing_matches_on_every_column_and_keeps_the_expected_order():
     # A text-embedding manifest stores variant as int32; the wanted table's variant is int64.
-    manifest = pa.table({
-        "filename": ["0.jpg", "0.jpg", "1.jpg", "3.jpg"],
-        "variant": pa.array([0, 1, 0, 0], pa.int32()),
-    })
-    expected = pa.table({
-        "filename": ["3.jpg", "2.jpg", "1.jpg", "1.jpg", "0.jpg", "0.jpg", "4.jpg"],
-        "variant": pa.array([0, 0, 1, 0, 1, 0, 0], pa.int64()),
-    })
+    manifest = pa.table(
+        {
+            "filename": ["0.jpg", "0.jpg", "1.jpg", "3.jpg"],
+            "variant": pa.array([0, 1, 0, 0], pa.int32()),
+        }
+    )
+    expected = pa.table(
+        {
+            "filename": ["3.jpg", "2.jpg", "1.jpg", "1.jpg", "0.jpg", "0.jpg", "4.jpg"],
+            "variant": pa.array([0, 0, 1, 0, 1, 0, 0], pa.int64()),
+        }
+    )
     finding = verify.missing(expected, manifest, ["filename", "variant"])
     assert finding.count == 3 and finding.examples == [("2.jpg", 0), ("1.jpg", 1), ("4.jpg", 0)]
     excused = verify.missing(expected, manifest, ["filename", "variant"], excused={"1.jpg"})
@@ -105,6 +116,7 @@ def test_missing_reports_every_row_but_at_most_five_examples_and_all_when_the_ma
 
 # The finite check remembers clean shards in verified.json: real latents of the tiny SDXL VAE, one entry per shard.
 
+
 @pytest.fixture(scope="module")
 def tiny_vae(tiny_sdxl):
     return load_vae(tiny_sdxl)
@@ -112,21 +124,25 @@ def tiny_vae(tiny_sdxl):
 
 def vae_cache(directory, vae, names: list[str]) -> EncodedCache:
     """Commit mean/std latents of 64x32 pictures (4x4x8 at f=8) for `names`, each entry in its own shard."""
-    wanted = pa.table({
-        "filename": names,
-        "content_hash": [f"c-{n}" for n in names],
-        "settings_hash": ["s"] * len(names),
-        "target_width": [64] * len(names),
-        "target_height": [32] * len(names),
-    })
+    wanted = pa.table(
+        {
+            "filename": names,
+            "content_hash": [f"c-{n}" for n in names],
+            "settings_hash": ["s"] * len(names),
+            "target_width": [64] * len(names),
+            "target_height": [32] * len(names),
+        }
+    )
     cache = EncodedCache(directory)
     to_encode, _ = cache.plan(wanted)
     todo = to_encode.column("filename").to_pylist()
     if todo:
-        images = torch.stack([
-            torch.from_numpy(pixels(64, 32, seed=int(n.split(".")[0]))).permute(2, 0, 1).float() / 127.5 - 1
-            for n in todo
-        ])
+        images = torch.stack(
+            [
+                torch.from_numpy(pixels(64, 32, seed=int(n.split(".")[0]))).permute(2, 0, 1).float() / 127.5 - 1
+                for n in todo
+            ]
+        )
         mean, std = encode_latents(vae, images)
         with cache.writer(max_bytes=mean[0].nbytes + std[0].nbytes) as writer:
             for i, key in enumerate(to_encode.column("key").to_pylist()):

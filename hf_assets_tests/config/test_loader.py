@@ -242,17 +242,23 @@ def test_known_simpletuner_keys_are_accepted_with_a_warning(tmp_path):
 
 
 def test_video_backend_uses_mp4_names_and_frame_filters(tmp_path):
-    entry = {**HF, "dataset_type": "video", "huggingface": {"num_frames_column": "frame_count", "fps_column": "fps"},
-             "video": {"num_frames": 125, "min_frames": 100}}
+    entry = {
+        **HF,
+        "dataset_type": "video",
+        "huggingface": {"num_frames_column": "frame_count", "fps_column": "fps"},
+        "video": {"num_frames": 125, "min_frames": 100},
+    }
     b = load(tmp_path, entry).backend("photos")
     assert b.file_extension == "mp4" and b.num_frames_column == "frame_count" and b.filters.min_frames == 100
     assert b.video.num_frames == 125 and b.video.min_frames == 100 and b.video.bucket_strategy == "aspect_ratio"
 
 
 def test_video_resolution_frames_bucketing_takes_a_frame_interval(tmp_path):
-    entry = {**HF, "dataset_type": "video",
-             "video": {"bucket_strategy": "resolution_frames", "frame_interval": 25, "min_frames": 25,
-                       "max_frames": 250}}
+    entry = {
+        **HF,
+        "dataset_type": "video",
+        "video": {"bucket_strategy": "resolution_frames", "frame_interval": 25, "min_frames": 25, "max_frames": 250},
+    }
     v = load(tmp_path, entry).backend("photos").video
     assert (v.bucket_strategy, v.frame_interval, v.min_frames, v.max_frames) == ("resolution_frames", 25, 25, 250)
 
@@ -265,8 +271,8 @@ def test_video_block_errors_name_the_key_and_fix(tmp_path):
         {**HF, "id": "c", "dataset_type": "video", "video": {"min_frames": 50, "max_frames": 10, "frame_intervall": 4}},
         {**HF, "id": "d", "dataset_type": "video", "video": {"frame_interval": 8}},
     )
-    assert "backend 'photos'" in text and "needs \"dataset_type\": \"video\"" in text
-    assert "'bucket_strategy' must be one of \"aspect_ratio\", \"resolution_frames\"" in text
+    assert "backend 'photos'" in text and 'needs "dataset_type": "video"' in text
+    assert '\'bucket_strategy\' must be one of "aspect_ratio", "resolution_frames"' in text
     assert "'min_frames' must be a whole number >= 1" in text
     assert "min_frames (50) is above video.max_frames (10)" in text and "did you mean 'frame_interval'?" in text
     assert "backend 'd'" in text and "frame_interval only applies with" in text
@@ -333,7 +339,7 @@ def test_values_that_were_silently_accepted_are_config_errors(tmp_path):
     msg = problems(tmp_path, *entries)
     assert "backend 'block': key 'huggingface' must be a JSON object" in msg
     assert "backend 'width': key 'width_column' needs key 'height_column' too" in msg
-    assert "backend 'video': a \"video\" block needs \"dataset_type\": \"video\"" in msg
+    assert 'backend \'video\': a "video" block needs "dataset_type": "video"' in msg
     assert "backend 'huge': key 'resolution' is 1e+308" in msg and "between 8 and 32768" in msg
     assert "backend 'pixel': key 'resolution' must be a whole number of pixels" in msg
 
@@ -344,37 +350,61 @@ def test_crop_style_face_is_refused_naming_the_supported_styles(tmp_path):
 
 
 def test_simpletuner_bucket_options_are_read(tmp_path):
-    entry = {**HF, "resolution": 1024, "resolution_type": "pixel_area", "crop": True, "crop_aspect": "random",
-             "crop_aspect_buckets": [{"aspect": 0.75, "weight": 0.25}, {"aspect": 1.0, "weight": 0.5},
-                                     {"aspect": 1.33, "weight": 0.25}],
-             "maximum_image_size": 1536, "target_downsample_size": 1280, "max_upscale_threshold": 0.2,
-             "minimum_aspect_ratio": 0.5, "maximum_aspect_ratio": 2.0, "aspect_bucket_rounding": 3,
-             "aspect_bucket_alignment": 32}
+    entry = {
+        **HF,
+        "resolution": 1024,
+        "resolution_type": "pixel_area",
+        "crop": True,
+        "crop_aspect": "random",
+        "crop_aspect_buckets": [
+            {"aspect": 0.75, "weight": 0.25},
+            {"aspect": 1.0, "weight": 0.5},
+            {"aspect": 1.33, "weight": 0.25},
+        ],
+        "maximum_image_size": 1536,
+        "target_downsample_size": 1280,
+        "max_upscale_threshold": 0.2,
+        "minimum_aspect_ratio": 0.5,
+        "maximum_aspect_ratio": 2.0,
+        "aspect_bucket_rounding": 3,
+        "aspect_bucket_alignment": 32,
+    }
     b = load(tmp_path, entry).backend("photos").buckets
     assert b.crop_aspect_buckets == (0.75, 1.0, 1.33) and b.crop_aspect_weights == (0.25, 0.5, 0.25)
     assert (b.maximum_image_size, b.target_downsample_size, b.max_upscale_threshold) == (1536, 1280, 0.2)
     assert (b.minimum_aspect_ratio, b.maximum_aspect_ratio, b.rounding, b.alignment) == (0.5, 2.0, 3, 32)
 
 
-@pytest.mark.parametrize("extra, expected", [
-    ({"maximum_image_size": 1536}, "key 'maximum_image_size' needs key 'target_downsample_size' too"),
-    ({"target_downsample_size": 1280}, "key 'target_downsample_size' needs key 'maximum_image_size' too"),
-    ({"crop_aspect_buckets": [{"aspect": 1.0, "weight": 0.5}, {"aspect": 1.5, "weight": 0.4}]}, "add up to 0.9"),
-    ({"crop_aspect_buckets": [1.0, {"aspect": 1.5, "weight": 1.0}]}, "(not a mix)"),
-    ({"crop_aspect_buckets": [{"aspect_bucket": 1.0, "weight": 1.0}]}, "crop_aspect_buckets[0] must be"),
-    ({"minimum_aspect_ratio": 2.0, "maximum_aspect_ratio": 0.5}, "is above maximum_aspect_ratio"),
-    ({"aspect_bucket_rounding": 7}, "key 'aspect_bucket_rounding' must be a whole number of decimals"),
-    ({"max_upscale_threshold": -1}, "key 'max_upscale_threshold' must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"maximum_image_size": 1536}, "key 'maximum_image_size' needs key 'target_downsample_size' too"),
+        ({"target_downsample_size": 1280}, "key 'target_downsample_size' needs key 'maximum_image_size' too"),
+        ({"crop_aspect_buckets": [{"aspect": 1.0, "weight": 0.5}, {"aspect": 1.5, "weight": 0.4}]}, "add up to 0.9"),
+        ({"crop_aspect_buckets": [1.0, {"aspect": 1.5, "weight": 1.0}]}, "(not a mix)"),
+        ({"crop_aspect_buckets": [{"aspect_bucket": 1.0, "weight": 1.0}]}, "crop_aspect_buckets[0] must be"),
+        ({"minimum_aspect_ratio": 2.0, "maximum_aspect_ratio": 0.5}, "is above maximum_aspect_ratio"),
+        ({"aspect_bucket_rounding": 7}, "key 'aspect_bucket_rounding' must be a whole number of decimals"),
+        ({"max_upscale_threshold": -1}, "key 'max_upscale_threshold' must be a number >= 0"),
+    ],
+)
 def test_bucket_option_mistakes_name_the_key_and_the_fix(tmp_path, extra, expected):
     entry = {**HF, "crop": True, "crop_aspect": "random", "crop_aspect_buckets": [0.75, 1.0], **extra}
     assert expected in problems(tmp_path, entry)
 
 
 def test_accepted_but_unused_keys_are_warnings_of_their_backend(tmp_path):
-    config = load(tmp_path, {**HF, "vae_cache_clear_each_epoch": True, "maximum_image_size": 1536,
-                             "target_downsample_size": 1280, "crop_aspect_buckets": [1.0, 1.5]},
-                  {**HF, "id": "clean"})
+    config = load(
+        tmp_path,
+        {
+            **HF,
+            "vae_cache_clear_each_epoch": True,
+            "maximum_image_size": 1536,
+            "target_downsample_size": 1280,
+            "crop_aspect_buckets": [1.0, 1.5],
+        },
+        {**HF, "id": "clean"},
+    )
     warned = config.backend("photos").warnings
     assert any("'vae_cache_clear_each_epoch' is accepted but not used" in w for w in warned)
     assert any("'maximum_image_size' and 'target_downsample_size' are accepted but not used" in w for w in warned)

@@ -23,8 +23,18 @@ from hf_assets.data.sizing import align, py_round
 
 # Sizes seen in real datasets: phone photos both ways, DSLR, HD video frames, scans, cinema, screenshots.
 REAL_SIZES = [
-    (4032, 3024), (3024, 4032), (6000, 4000), (4000, 6000), (1920, 1080), (1080, 1920),
-    (800, 600), (512, 512), (2048, 858), (1170, 2532), (2480, 3508), (640, 427),
+    (4032, 3024),
+    (3024, 4032),
+    (6000, 4000),
+    (4000, 6000),
+    (1920, 1080),
+    (1080, 1920),
+    (800, 600),
+    (512, 512),
+    (2048, 858),
+    (1170, 2532),
+    (2480, 3508),
+    (640, 427),
 ]
 ASPECTS = (0.5, 0.75, 1.0, 1.33, 1.78)
 
@@ -90,8 +100,13 @@ def test_area_mode_resolution_is_megapixels_with_the_square_edge_first():
 
 @pytest.mark.parametrize(
     "resolution, resolution_type, side",
-    [(512, "pixel", 512), (1000, "pixel_area", 1024), (1.0, "area", 1024), (0.5, "area", 768),
-     (768, "pixel_area", 768)],
+    [
+        (512, "pixel", 512),
+        (1000, "pixel_area", 1024),
+        (1.0, "area", 1024),
+        (0.5, "area", 768),
+        (768, "pixel_area", 768),
+    ],
 )
 def test_square_crop_is_the_square_edge_of_the_mode(resolution, resolution_type, side):
     cfg = BucketConfig(resolution=resolution, resolution_type=resolution_type, crop=True, crop_aspect="square")
@@ -112,8 +127,15 @@ def test_square_center_crop_of_a_4_3_photo_worked_by_hand():
 
 def test_downsample_before_crop_with_maximum_image_size_and_target_downsample_size():
     # SimpleTuner's docs example: a 4000x3000 photo is first resized for a 1280 edge area, then cropped to 1024.
-    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="square",
-                       crop_style="center", maximum_image_size=1536, target_downsample_size=1280)
+    cfg = BucketConfig(
+        resolution=1024,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="square",
+        crop_style="center",
+        maximum_image_size=1536,
+        target_downsample_size=1280,
+    )
     s = sizes(cfg, [4000], [3000])
     assert (s["resize_width"], s["resize_height"], s["crop_left"], s["crop_top"]) == ([1472], [1104], [224], [40])
     plain = sizes(BucketConfig(**{**cfg.__dict__, "maximum_image_size": None}), [4000], [3000])
@@ -139,7 +161,10 @@ def test_closest_is_the_linear_distance_to_the_rounded_aspect_and_the_first_list
         cfg = BucketConfig(**tie, crop_aspect_buckets=listed)
         assert sample_aspects([1250], [1000], cfg, "x", [0]).tolist() == [chosen]
     cfg = BucketConfig(
-        resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest",
+        resolution=1024,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="closest",
         crop_aspect_buckets=(0.75, 1.0, 1.33),
     )
     s = sizes(cfg, [4032, 3024, 1920], [3024, 4032, 1080])
@@ -163,8 +188,14 @@ def test_max_upscale_threshold_skips_buckets_that_need_more_upscaling_else_squar
 
 
 def test_weighted_random_buckets_follow_their_weights():
-    cfg = BucketConfig(resolution=512, resolution_type="pixel_area", crop=True, crop_aspect="random",
-                       crop_aspect_buckets=(0.75, 1.0, 1.5), crop_aspect_weights=(0.2, 0.7, 0.1))
+    cfg = BucketConfig(
+        resolution=512,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="random",
+        crop_aspect_buckets=(0.75, 1.0, 1.5),
+        crop_aspect_weights=(0.2, 0.7, 0.1),
+    )
     drawn = sample_aspects(np.full(20_000, 1200), np.full(20_000, 900), cfg, "w", np.arange(20_000))
     share = {a: float(np.mean(drawn == a)) for a in (0.75, 1.0, 1.5)}
     assert abs(share[0.75] - 0.2) < 0.02 and abs(share[1.0] - 0.7) < 0.02 and abs(share[1.5] - 0.1) < 0.02
@@ -178,8 +209,12 @@ def test_closest_and_random_need_buckets():
 
 def test_random_is_deterministic_and_depends_on_the_backend_id():
     cfg = BucketConfig(
-        resolution=768, resolution_type="pixel_area", crop=True, crop_aspect="random",
-        crop_aspect_buckets=ASPECTS, crop_style="random",
+        resolution=768,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="random",
+        crop_aspect_buckets=ASPECTS,
+        crop_style="random",
     )
     rng = np.random.default_rng(7)
     w, h = rng.integers(600, 6000, 5000), rng.integers(600, 6000, 5000)
@@ -209,8 +244,11 @@ def test_resize_covers_target_keeps_the_aspect_and_crop_box_is_inside(
     extremes = np.array([[1, 1], [1, 9000], [9000, 1], [7, 3], [64, 64], [20000, 300], [300, 20000], [1023, 1025]])
     w[: len(extremes)], h[: len(extremes)] = extremes[:, 0], extremes[:, 1]
     cfg = BucketConfig(
-        resolution=resolution, resolution_type=resolution_type, crop=crop_aspect != "none",
-        crop_aspect="square" if crop_aspect == "none" else crop_aspect, crop_aspect_buckets=ASPECTS,
+        resolution=resolution,
+        resolution_type=resolution_type,
+        crop=crop_aspect != "none",
+        crop_aspect="square" if crop_aspect == "none" else crop_aspect,
+        crop_aspect_buckets=ASPECTS,
         crop_style=crop_style,
     )
     s = {k: np.asarray(v) for k, v in sizes(cfg, w, h, "prop", rows=rng.permutation(n)).items()}
@@ -244,17 +282,31 @@ def test_bucket_key_format_matches_python_round():
 def test_assign_buckets_appends_contract_columns():
     w, h = zip(*REAL_SIZES)
     table = index_table(w, h, rows=range(100, 100 + len(w)))
-    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="closest",
-                       crop_aspect_buckets=ASPECTS, crop_style="center")
+    cfg = BucketConfig(
+        resolution=1024,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="closest",
+        crop_aspect_buckets=ASPECTS,
+        crop_style="center",
+    )
     out = assign_buckets(table, cfg, "photos")
     assert out.column_names == table.column_names + ["bucket", *BUCKET_COLUMNS]
     assert out.schema.field("bucket").type == pa.string()
     assert all(out.schema.field(c).type == pa.int32() for c in BUCKET_COLUMNS)
     # 4032x3024 rounds to 1.33, its closest bucket: 1152x896 "1.29"; resize int(896 * 4/3) = 1194 x 896.
     assert out.slice(0, 1).to_pylist()[0] == {
-        "filename": "100.jpg", "row": 100, "width": 4032, "height": 3024, "bucket": "1.29",
-        "target_width": 1152, "target_height": 896, "resize_width": 1194, "resize_height": 896,
-        "crop_left": 21, "crop_top": 0,
+        "filename": "100.jpg",
+        "row": 100,
+        "width": 4032,
+        "height": 3024,
+        "bucket": "1.29",
+        "target_width": 1152,
+        "target_height": 896,
+        "resize_width": 1194,
+        "resize_height": 896,
+        "crop_left": 21,
+        "crop_top": 0,
     }
     expected = [str(round(a / b, 2)) for a, b in zip(out["target_width"].to_pylist(), out["target_height"].to_pylist())]
     assert out["bucket"].to_pylist() == expected
@@ -294,8 +346,14 @@ def test_a_million_rows_are_bucketed_in_one_columnar_pass():  # its speed is mea
     rng = np.random.default_rng(1)
     n = 1_000_000
     table = index_table(rng.integers(256, 8000, n), rng.integers(256, 8000, n))
-    cfg = BucketConfig(resolution=1024, resolution_type="pixel_area", crop=True, crop_aspect="random",
-                       crop_aspect_buckets=ASPECTS, crop_style="random")
+    cfg = BucketConfig(
+        resolution=1024,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="random",
+        crop_aspect_buckets=ASPECTS,
+        crop_style="random",
+    )
     out = assign_buckets(table, cfg, "big")
     assert out.num_rows == n
     sizes = out.group_by(["bucket", "target_width", "target_height"]).aggregate([])
@@ -312,14 +370,26 @@ def test_local_folder_crops_are_seeded_by_file_name_so_new_files_do_not_move_the
     from hf_assets.config.schema import BucketConfig
     from hf_assets.data.buckets import assign_buckets
 
-    cfg = BucketConfig(resolution=256, resolution_type="pixel_area", crop=True, crop_aspect="random",
-                       crop_aspect_buckets=(0.75, 1.0, 1.33), crop_style="random")
+    cfg = BucketConfig(
+        resolution=256,
+        resolution_type="pixel_area",
+        crop=True,
+        crop_aspect="random",
+        crop_aspect_buckets=(0.75, 1.0, 1.33),
+        crop_style="random",
+    )
     names = [f"photo_{i:03d}.jpg" for i in range(40)]
     sizes = [(300 + 13 * i, 260 + 7 * (i % 9)) for i in range(40)]
 
     def index(files):
-        return pa.table({"filename": [n for n, _ in files], "row": list(range(len(files))),
-                         "width": [w for _, (w, _h) in files], "height": [h for _, (_w, h) in files]})
+        return pa.table(
+            {
+                "filename": [n for n, _ in files],
+                "row": list(range(len(files))),
+                "width": [w for _, (w, _h) in files],
+                "height": [h for _, (_w, h) in files],
+            }
+        )
 
     before = assign_buckets(index(list(zip(names, sizes))), cfg, "local", seed_by_filename=True)
     shifted = [("aaa_new.jpg", (500, 400))] + list(zip(names, sizes))  # sorts first: every row moves by one
@@ -331,12 +401,31 @@ def test_local_folder_crops_are_seeded_by_file_name_so_new_files_do_not_move_the
 
 
 SWEEP_SETTINGS = [
-    dict(resolution=r, resolution_type=t, crop=crop, crop_aspect=aspect, crop_style=style,
-         crop_aspect_buckets=(0.5, 0.75, 1.0, 1.33, 1.5, 2.0, 0.2, 5.0), rounding=rounding, alignment=alignment)
-    for r, t in ((512, "pixel"), (1000, "pixel"), (1024, "pixel_area"), (640, "pixel_area"),
-                 (0.5, "area"), (1.5, "area"))
-    for crop, aspect, style in ((False, "square", "random"), (True, "preserve", "center"), (True, "closest", "corner"),
-                                (True, "random", "random"), (True, "square", "center"))
+    dict(
+        resolution=r,
+        resolution_type=t,
+        crop=crop,
+        crop_aspect=aspect,
+        crop_style=style,
+        crop_aspect_buckets=(0.5, 0.75, 1.0, 1.33, 1.5, 2.0, 0.2, 5.0),
+        rounding=rounding,
+        alignment=alignment,
+    )
+    for r, t in (
+        (512, "pixel"),
+        (1000, "pixel"),
+        (1024, "pixel_area"),
+        (640, "pixel_area"),
+        (0.5, "area"),
+        (1.5, "area"),
+    )
+    for crop, aspect, style in (
+        (False, "square", "random"),
+        (True, "preserve", "center"),
+        (True, "closest", "corner"),
+        (True, "random", "random"),
+        (True, "square", "center"),
+    )
     for rounding, alignment in ((2, 64), (1, 32), (3, 8))
 ]
 
@@ -349,11 +438,15 @@ def test_every_bucket_name_has_exactly_one_target_size(settings):
     w = np.concatenate([w, [1, 64, 9000, 20000, 200]])
     h = np.concatenate([h, [9000, 20000, 1, 64, 6000]])
     out = assign_buckets(index_table(w, h), BucketConfig(**settings), "sweep")
-    pairs = out.group_by("bucket").aggregate([("target_width", "min"), ("target_width", "max"),
-                                              ("target_height", "min"), ("target_height", "max")])
+    pairs = out.group_by("bucket").aggregate(
+        [("target_width", "min"), ("target_width", "max"), ("target_height", "min"), ("target_height", "max")]
+    )
     rows = pairs.to_pylist()
-    mixed = [r for r in rows
-             if (r["target_width_min"], r["target_height_min"]) != (r["target_width_max"], r["target_height_max"])]
+    mixed = [
+        r
+        for r in rows
+        if (r["target_width_min"], r["target_height_min"]) != (r["target_width_max"], r["target_height_max"])
+    ]
     assert mixed == [] and pairs.num_rows > 0
 
 

@@ -57,13 +57,21 @@ def test_list_column_gives_one_variant_per_non_empty_element_in_order():
 
 def test_nested_path_reads_the_struct_field():
     assert captions_of(art_table(), columns=("metadata.caption",)) == [
-        ["A watercolor fox"], [], [], [], [], ["Oil portrait"],
+        ["A watercolor fox"],
+        [],
+        [],
+        [],
+        [],
+        ["Oil portrait"],
     ]
 
 
 def test_several_columns_give_variants_in_config_order():
     assert captions_of(art_table(), columns=("title", "metadata.caption", "tags"))[0] == [
-        "Fox", "A watercolor fox", "fox", "watercolor",
+        "Fox",
+        "A watercolor fox",
+        "fox",
+        "watercolor",
     ]
     assert captions_of(art_table(), columns=("tags", "title"))[0] == ["fox", "watercolor", "Fox"]
 
@@ -79,8 +87,9 @@ def test_fallback_column_is_used_only_for_rows_without_a_primary_variant():
 
 
 def test_description_struct_joins_non_empty_string_fields_in_field_order():
-    captions = captions_of(art_table(), columns=("metadata.caption",), fallback_column="title",
-                           description_column="description")
+    captions = captions_of(
+        art_table(), columns=("metadata.caption",), fallback_column="title", description_column="description"
+    )
     # rows 2-4 have neither caption nor title; row 3's description is null, row 4's strings are empty
     assert captions[2:5] == [["charcoal sketch"], [], []]
     assert captions_of(art_table(), description_column="description")[0] == ["a fox watercolor"]
@@ -102,7 +111,10 @@ def test_description_map_joins_non_empty_string_values_in_entry_order():
         }
     )
     assert captions_of(table, columns=("caption",), description_column="extra") == [
-        ["cat pixel art"], ["given"], [], [],
+        ["cat pixel art"],
+        ["given"],
+        [],
+        [],
     ]
 
 
@@ -119,9 +131,10 @@ def test_result_has_one_list_per_row_even_when_no_row_has_a_caption():
 
 
 def test_instance_prompt_strategy_gives_every_row_the_prompt():
-    assert captions_of(art_table(), strategy="instanceprompt", instance_prompt="a photo of sks fox") == [
-        ["a photo of sks fox"]
-    ] * 6
+    assert (
+        captions_of(art_table(), strategy="instanceprompt", instance_prompt="a photo of sks fox")
+        == [["a photo of sks fox"]] * 6
+    )
 
 
 def test_strategies_read_elsewhere_are_refused():
@@ -152,7 +165,12 @@ def test_dictionary_encoded_and_large_string_columns_are_read_as_text():
 def test_columns_in_several_chunks_and_sliced_tables_keep_rows_aligned():
     table = pa.concat_tables([art_table(), art_table()]).slice(3, 6)
     assert captions_of(table, columns=("metadata.caption",), fallback_column="title") == [
-        [], [], ["Oil portrait"], ["A watercolor fox"], ["Harbour at noon"], [],
+        [],
+        [],
+        ["Oil portrait"],
+        ["A watercolor fox"],
+        ["Harbour at noon"],
+        [],
     ]
 
 
@@ -184,7 +202,8 @@ def generated_table(num_rows: int, seed: int = 7) -> pa.Table:
     lengths = rng.integers(0, 4, num_rows)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     tags = pa.ListArray.from_arrays(
-        pa.array(offsets), pa.array(WORDS[rng.integers(0, len(WORDS), offsets[-1])], pa.string()),
+        pa.array(offsets),
+        pa.array(WORDS[rng.integers(0, len(WORDS), offsets[-1])], pa.string()),
         mask=pa.array(rng.random(num_rows) < 0.1),
     )
     fallback = pa.array(WORDS[rng.integers(0, len(WORDS), num_rows)], pa.string(), mask=rng.random(num_rows) < 0.5)

@@ -44,14 +44,27 @@ def test_vertical_tile_is_height_over_count_at_full_width(index):
     assert boxes.tolist() == [[0, index * 512, 512, (index + 1) * 512], [0, index * 333, 640, (index + 1) * 333]]
 
 
-@pytest.mark.parametrize("count,shape", [(1, (1, 1)), (2, (2, 1)), (3, (2, 2)), (4, (2, 2)), (5, (3, 2)),
-                                         (6, (3, 2)), (7, (3, 3)), (9, (3, 3)), (10, (4, 3))])
+@pytest.mark.parametrize(
+    "count,shape",
+    [
+        (1, (1, 1)),
+        (2, (2, 1)),
+        (3, (2, 2)),
+        (4, (2, 2)),
+        (5, (3, 2)),
+        (6, (3, 2)),
+        (7, (3, 3)),
+        (9, (3, 3)),
+        (10, (4, 3)),
+    ],
+)
 def test_grid_has_ceil_sqrt_columns_and_ceil_count_over_columns_rows(count, shape):
     assert grid_shape(count) == shape
 
 
-@pytest.mark.parametrize("index,box", [(0, [0, 0, 341, 500]), (2, [682, 0, 1023, 500]), (3, [0, 500, 341, 1000]),
-                                       (4, [341, 500, 682, 1000])])
+@pytest.mark.parametrize(
+    "index,box", [(0, [0, 0, 341, 500]), (2, [682, 0, 1023, 500]), (3, [0, 500, 341, 1000]), (4, [341, 500, 682, 1000])]
+)
 def test_grid_tiles_run_left_to_right_then_top_to_bottom(index, box):
     boxes = tile_boxes(np.array([1024]), np.array([1001]), composite(5, index, "grid"))  # 3 columns x 2 rows
     assert boxes.tolist() == [box]
@@ -108,9 +121,20 @@ def test_mismatched_width_and_height_arrays_are_rejected():
 def config_problems(tmp_path, composite_block: dict) -> str:
     """The loader's error for a backend with this composite_image_config (tile_boxes trusts what it lets through)."""
     path = tmp_path / "dataloader.json"
-    path.write_text(json.dumps([{"id": "tiles", "type": "huggingface", "dataset_name": "user/tiles",
-                                 "caption_strategy": "huggingface", "metadata_backend": "huggingface",
-                                 "composite_image_config": composite_block}]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "tiles",
+                    "type": "huggingface",
+                    "dataset_name": "user/tiles",
+                    "caption_strategy": "huggingface",
+                    "metadata_backend": "huggingface",
+                    "composite_image_config": composite_block,
+                }
+            ]
+        )
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path)
     return str(info.value)
@@ -131,4 +155,3 @@ def test_image_count_below_one_or_not_an_integer_is_refused_by_the_loader(tmp_pa
 def test_unknown_layout_is_refused_by_the_loader(tmp_path):
     message = config_problems(tmp_path, {"enabled": True, "image_count": 2, "layout": "diagonal"})
     assert "layout" in message and "horizontal" in message
-

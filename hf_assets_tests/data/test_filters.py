@@ -55,7 +55,10 @@ CAPTIONED = pa.array([["a photo"]] * 8, pa.list_(pa.string()))
 THRESHOLDS = {"clip_score": 0.3, "aesthetic_score": 5.0}
 
 
-def reasons_of(table=None, *, widths=WIDTHS, heights=HEIGHTS, captions=CAPTIONED, buckets=BucketConfig(), **filters):
+DEFAULT_BUCKETS = BucketConfig()
+
+
+def reasons_of(table=None, *, widths=WIDTHS, heights=HEIGHTS, captions=CAPTIONED, buckets=DEFAULT_BUCKETS, **filters):
     table = gallery_table() if table is None else table
     return drop_reasons(
         table, widths=widths, heights=heights, captions=captions, filters=FilterConfig(**filters), buckets=buckets
@@ -74,8 +77,13 @@ def test_unreadable_image_where_width_or_height_is_null():
 
 def test_unreadable_image_where_the_reader_flag_is_false_or_null():
     reasons = drop_reasons(
-        gallery_table(), widths=WIDTHS, heights=HEIGHTS, captions=CAPTIONED, filters=FilterConfig(),
-        buckets=BucketConfig(), readable=pa.array([True, False, None, True, True, True, True, True]),
+        gallery_table(),
+        widths=WIDTHS,
+        heights=HEIGHTS,
+        captions=CAPTIONED,
+        filters=FilterConfig(),
+        buckets=BucketConfig(),
+        readable=pa.array([True, False, None, True, True, True, True, True]),
     )
     assert reasons.to_pylist()[:3] == [None, "unreadable_image", "unreadable_image"]
 
@@ -84,7 +92,9 @@ def test_too_small_below_min_width_or_min_height():
     widths = pa.array([511, 512, 2000, 512, 512, 512, 512, 512], pa.int32())
     heights = pa.array([2000, 512, 511, 512, 512, 512, 512, 512], pa.int32())
     assert reasons_of(widths=widths, heights=heights, min_width=512, min_height=512)[:3] == [
-        "too_small", None, "too_small",
+        "too_small",
+        None,
+        "too_small",
     ]
 
 
@@ -110,7 +120,9 @@ def test_too_small_with_a_square_crop_in_area_modes_also_needs_both_sides_at_lea
     assert reasons_of(widths=widths, heights=heights, buckets=square)[:3] == ["too_small", None, "too_small"]
     closest = BucketConfig(resolution_type="pixel_area", minimum_image_size=512, crop=True, crop_aspect="preserve")
     assert reasons_of(widths=widths, heights=heights, buckets=closest)[:3] == [None, None, None]  # area suffices
-    area = BucketConfig(resolution_type="area", resolution=1.0, minimum_image_size=0.25, crop=True, crop_aspect="square")
+    area = BucketConfig(
+        resolution_type="area", resolution=1.0, minimum_image_size=0.25, crop=True, crop_aspect="square"
+    )
     assert reasons_of(widths=widths, heights=heights, buckets=area)[:3] == ["too_small", None, "too_small"]
 
 
@@ -119,29 +131,55 @@ def test_too_small_in_area_mode_reads_the_minimum_as_megapixels():
     heights = pa.array([1000, 1000, 250, 512, 512, 512, 512, 512], pa.int32())
     buckets = BucketConfig(resolution_type="area", resolution=1.0, minimum_image_size=1.0)
     assert reasons_of(widths=widths, heights=heights, buckets=buckets)[:4] == [
-        None, "too_small", "too_small", "too_small",
+        None,
+        "too_small",
+        "too_small",
+        "too_small",
     ]
 
 
 def test_quality_struct_every_metric_must_reach_its_threshold():
     assert reasons_of(quality_thresholds=THRESHOLDS) == [
-        None, "quality", "quality", "quality", None, None, "quality", None,
+        None,
+        "quality",
+        "quality",
+        "quality",
+        None,
+        None,
+        "quality",
+        None,
     ]
 
 
 def test_quality_map_every_metric_must_be_present_and_reach_its_threshold():
     assert reasons_of(quality_thresholds=THRESHOLDS, quality_column="scores") == [
-        None, "quality", "quality", "quality", None, None, "quality", "quality",
+        None,
+        "quality",
+        "quality",
+        "quality",
+        None,
+        None,
+        "quality",
+        "quality",
     ]
 
 
 def test_quality_float32_score_equal_to_the_threshold_passes():
     # float32(0.7) is 0.69999998...; compared in float64 it would fall below a 0.7 threshold
-    table = pa.table({"quality_assessment": pa.array([{"clip_score": 0.7}, {"clip_score": 0.69}],
-                                                     pa.struct([("clip_score", pa.float32())]))})
+    table = pa.table(
+        {
+            "quality_assessment": pa.array(
+                [{"clip_score": 0.7}, {"clip_score": 0.69}], pa.struct([("clip_score", pa.float32())])
+            )
+        }
+    )
     reasons = drop_reasons(
-        table, widths=WIDTHS[:2], heights=HEIGHTS[:2], captions=CAPTIONED[:2],
-        filters=FilterConfig(quality_thresholds={"clip_score": 0.7}), buckets=BucketConfig(),
+        table,
+        widths=WIDTHS[:2],
+        heights=HEIGHTS[:2],
+        captions=CAPTIONED[:2],
+        filters=FilterConfig(quality_thresholds={"clip_score": 0.7}),
+        buckets=BucketConfig(),
     )
     assert reasons.to_pylist() == [None, "quality"]
 
@@ -149,8 +187,12 @@ def test_quality_float32_score_equal_to_the_threshold_passes():
 def test_quality_integer_scores_are_compared_as_numbers():
     table = pa.table({"scores": pa.array([[("votes", 3)], [("votes", 12)]], pa.map_(pa.string(), pa.int64()))})
     reasons = drop_reasons(
-        table, widths=WIDTHS[:2], heights=HEIGHTS[:2], captions=CAPTIONED[:2],
-        filters=FilterConfig(quality_thresholds={"votes": 10}, quality_column="scores"), buckets=BucketConfig(),
+        table,
+        widths=WIDTHS[:2],
+        heights=HEIGHTS[:2],
+        captions=CAPTIONED[:2],
+        filters=FilterConfig(quality_thresholds={"votes": 10}, quality_column="scores"),
+        buckets=BucketConfig(),
     )
     assert reasons.to_pylist() == ["quality", None]
 
@@ -190,8 +232,12 @@ def test_quality_metric_missing_from_some_map_rows_still_drops_only_those_rows()
         }
     )
     reasons = drop_reasons(
-        table, widths=WIDTHS[:4], heights=HEIGHTS[:4], captions=CAPTIONED[:4],
-        filters=FilterConfig(quality_thresholds={"sharpness": 0.5}, quality_column="scores"), buckets=BucketConfig(),
+        table,
+        widths=WIDTHS[:4],
+        heights=HEIGHTS[:4],
+        captions=CAPTIONED[:4],
+        filters=FilterConfig(quality_thresholds={"sharpness": 0.5}, quality_column="scores"),
+        buckets=BucketConfig(),
     )
     assert reasons.to_pylist() == [None, "quality", None, "quality"]
 
@@ -199,8 +245,12 @@ def test_quality_metric_missing_from_some_map_rows_still_drops_only_those_rows()
 def test_quality_map_metric_check_does_not_raise_on_an_empty_table():
     empty = gallery_table().slice(0, 0)
     reasons = drop_reasons(
-        empty, widths=WIDTHS[:0], heights=HEIGHTS[:0], captions=CAPTIONED[:0],
-        filters=FilterConfig(quality_thresholds={"clip_score": 0.3}, quality_column="scores"), buckets=BucketConfig(),
+        empty,
+        widths=WIDTHS[:0],
+        heights=HEIGHTS[:0],
+        captions=CAPTIONED[:0],
+        filters=FilterConfig(quality_thresholds={"clip_score": 0.3}, quality_column="scores"),
+        buckets=BucketConfig(),
     )
     assert reasons.to_pylist() == []
 
@@ -216,13 +266,27 @@ def test_quality_column_is_not_required_without_thresholds():
 
 def test_collection_value_must_be_one_of_the_configured_collections():
     assert reasons_of(collection=("photo", "artwork")) == [
-        None, None, "collection", None, "collection", None, None, "collection",
+        None,
+        None,
+        "collection",
+        None,
+        "collection",
+        None,
+        None,
+        "collection",
     ]
 
 
 def test_collection_column_may_be_a_nested_path():
     assert reasons_of(collection=("photo",), collection_column="meta.collection") == [
-        None, "collection", None, "collection", None, "collection", None, "collection",
+        None,
+        "collection",
+        None,
+        "collection",
+        None,
+        "collection",
+        None,
+        "collection",
     ]
 
 
@@ -239,8 +303,13 @@ def test_no_caption_where_the_caption_list_is_empty():
 def test_too_few_frames_where_num_frames_is_below_min_frames_or_unknown():
     frames = pa.array([100, 99, None, 125, 100, 100, 100, 100], pa.int32())
     reasons = drop_reasons(
-        gallery_table(), widths=WIDTHS, heights=HEIGHTS, captions=CAPTIONED,
-        filters=FilterConfig(min_frames=100), buckets=BucketConfig(), num_frames=frames,
+        gallery_table(),
+        widths=WIDTHS,
+        heights=HEIGHTS,
+        captions=CAPTIONED,
+        filters=FilterConfig(min_frames=100),
+        buckets=BucketConfig(),
+        num_frames=frames,
     )
     assert reasons.to_pylist()[:4] == [None, "too_few_frames", "too_few_frames", None]
 
@@ -250,13 +319,25 @@ def test_each_dropped_row_gets_only_the_first_failing_reason_in_precedence_order
     captions = pa.array([[], [], [], [], [], ["ok"], ["ok"], ["ok"]], pa.list_(pa.string()))
     frames = pa.array([1, 1, 1, 1, 1, 1, 1, 100])
     reasons = drop_reasons(
-        gallery_table(), widths=widths, heights=HEIGHTS, captions=captions,
-        filters=FilterConfig(quality_thresholds=THRESHOLDS, collection=("photo", "artwork", "meme"),
-                             min_width=512, min_frames=50),
-        buckets=BucketConfig(), num_frames=frames,
+        gallery_table(),
+        widths=widths,
+        heights=HEIGHTS,
+        captions=captions,
+        filters=FilterConfig(
+            quality_thresholds=THRESHOLDS, collection=("photo", "artwork", "meme"), min_width=512, min_frames=50
+        ),
+        buckets=BucketConfig(),
+        num_frames=frames,
     )
     assert reasons.to_pylist() == [
-        "unreadable_image", "too_small", "quality", "quality", "no_caption", "too_few_frames", "quality", "collection",
+        "unreadable_image",
+        "too_small",
+        "quality",
+        "quality",
+        "no_caption",
+        "too_few_frames",
+        "quality",
+        "collection",
     ]
 
 
@@ -268,7 +349,12 @@ def test_inputs_of_another_length_than_the_table_are_refused():
 def test_count_reasons_lists_every_reason_with_zero_for_absent_ones():
     reasons = pa.array(["quality", None, "too_small", "quality", None, "no_caption"])
     assert count_reasons(reasons) == {
-        "unreadable_image": 0, "too_small": 1, "quality": 2, "collection": 0, "no_caption": 1, "too_few_frames": 0,
+        "unreadable_image": 0,
+        "too_small": 1,
+        "quality": 2,
+        "collection": 0,
+        "no_caption": 1,
+        "too_few_frames": 0,
     }
     assert list(count_reasons(pa.array([], pa.string()))) == list(DROP_REASONS)
 
@@ -322,9 +408,13 @@ def reference_reason(row: dict, width, height, caption_count: int) -> str | None
 def test_two_hundred_thousand_rows_match_the_per_row_reference():
     table, widths, heights, captions = generated_gallery(200_000)
     reasons = drop_reasons(
-        table, widths=widths, heights=heights, captions=captions,
-        filters=FilterConfig(quality_thresholds=THRESHOLDS, collection=("photo", "artwork"), min_width=512,
-                             min_height=512),
+        table,
+        widths=widths,
+        heights=heights,
+        captions=captions,
+        filters=FilterConfig(
+            quality_thresholds=THRESHOLDS, collection=("photo", "artwork"), min_width=512, min_height=512
+        ),
         buckets=BucketConfig(resolution_type="pixel_area", minimum_image_size=768),
     )
     assert len(reasons) == table.num_rows

@@ -1,4 +1,4 @@
-"""Hub ids go through `hf://datasets/<id>@<revision>` (HfFileSystem), here pointed at a local Hub stand-in (HF_ENDPOINT).
+"""Hub ids go through `hf://datasets/<id>@<revision>` (HfFileSystem), pointed at a local Hub stand-in (HF_ENDPOINT).
 
 The same code path as the real Hub: repo info, tree listing, ranged `resolve` downloads; bytes are counted.
 """
@@ -27,9 +27,14 @@ def hub(tmp_path, monkeypatch):
     (root / "main" / "data").mkdir(parents=True)
     (root / "convert" / "default" / "train").mkdir(parents=True)
     for k in range(2):
-        pq.write_table(image_table(k * 40, 40), root / "main" / "data" / f"train-{k:05d}-of-00002.parquet",
-                       row_group_size=GROUP_ROWS)
-    pq.write_table(image_table(0, 30), root / "convert" / "default" / "train" / "0000.parquet", row_group_size=GROUP_ROWS)
+        pq.write_table(
+            image_table(k * 40, 40),
+            root / "main" / "data" / f"train-{k:05d}-of-00002.parquet",
+            row_group_size=GROUP_ROWS,
+        )
+    pq.write_table(
+        image_table(0, 30), root / "convert" / "default" / "train" / "0000.parquet", row_group_size=GROUP_ROWS
+    )
     (root / "json" / "data").mkdir(parents=True)
     (root / "json" / "data" / "train.jsonl").write_text(json.dumps({"caption": "x"}) + "\n")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -43,8 +48,17 @@ def hub(tmp_path, monkeypatch):
 
 
 def backend_for(tmp_path, **extra):
-    entry = {"id": "hub", "type": "huggingface", "dataset_name": REPO, "caption_column": "caption",
-             "width_column": "width", "height_column": "height", "resolution": 128, "cache_dir": "cache", **extra}
+    entry = {
+        "id": "hub",
+        "type": "huggingface",
+        "dataset_name": REPO,
+        "caption_column": "caption",
+        "width_column": "width",
+        "height_column": "height",
+        "resolution": 128,
+        "cache_dir": "cache",
+        **extra,
+    }
     return parse_config([entry], tmp_path / "dataloader.json").backends[0]
 
 
@@ -80,10 +94,14 @@ def test_kept_rows_are_fetched_from_the_hub_by_row_group(tmp_path, hub):
         traffic.reset()
         rows = np.array([3, 4, 55])  # row group 0 of the first file and row group 1 of the second
         fetched = list(ImageSource(split, "image").sources(rows))
-    expected = [image_table(0, 40).column("image")[3].as_py()["bytes"],
-                image_table(0, 40).column("image")[4].as_py()["bytes"],
-                image_table(40, 40).column("image")[15].as_py()["bytes"]]
+    expected = [
+        image_table(0, 40).column("image")[3].as_py()["bytes"],
+        image_table(0, 40).column("image")[4].as_py()["bytes"],
+        image_table(40, 40).column("image")[15].as_py()["bytes"],
+    ]
     assert fetched == expected
-    chunks = [pq.ParquetFile(root / "main" / "data" / name).metadata.row_group(group).column(0).total_compressed_size
-              for name, group in (("train-00000-of-00002.parquet", 0), ("train-00001-of-00002.parquet", 1))]
+    chunks = [
+        pq.ParquetFile(root / "main" / "data" / name).metadata.row_group(group).column(0).total_compressed_size
+        for name, group in (("train-00000-of-00002.parquet", 0), ("train-00001-of-00002.parquet", 1))
+    ]
     assert sum(chunks) <= traffic.total <= sum(chunks) * 1.05

@@ -64,7 +64,10 @@ def test_minimum_image_size_drops_small_images_as_too_small(tmp_path, hub_datase
 
 
 def test_quality_and_collection_filters_apply_together(tmp_path, hub_dataset, photos_entry):
-    entry = {**photos_entry, "filter_func": {"quality_thresholds": {"aesthetic_score": 5.0}, "collection": ["photo", "artwork"]}}
+    entry = {
+        **photos_entry,
+        "filter_func": {"quality_thresholds": {"aesthetic_score": 5.0}, "collection": ["photo", "artwork"]},
+    }
     index, dropped = index_for(tmp_path, entry)
     assert dropped["quality"] > 0 and dropped["collection"] > 0
     source = {i: r for i, r in enumerate(photo_rows())}
@@ -74,8 +77,12 @@ def test_quality_and_collection_filters_apply_together(tmp_path, hub_dataset, ph
 
 
 def test_composite_tile_is_the_effective_size_and_its_box_is_recorded(tmp_path, hub_dataset, photos_entry):
-    entry = {**photos_entry, "width_column": "width", "height_column": "height",
-             "composite_image_config": {"enabled": True, "image_count": 4, "select_index": 1}}
+    entry = {
+        **photos_entry,
+        "width_column": "width",
+        "height_column": "height",
+        "composite_image_config": {"enabled": True, "image_count": 4, "select_index": 1},
+    }
     index, _ = index_for(tmp_path, entry)
     first = index.to_pylist()[0]  # row 0 is 640x480
     assert (first["width"], first["height"]) == (160, 480)
@@ -111,11 +118,25 @@ def test_video_backend_uses_mp4_names_and_frame_filters(tmp_path):
     folder = tmp_path / "data" / "clips"
     (folder / "data").mkdir(parents=True)
     datasets.Dataset.from_dict(rows).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
-    entry = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
-             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
-             "huggingface": {"caption_column": "description", "num_frames_column": "frame_count", "fps_column": "fps",
-                             "width_column": "width", "height_column": "height"},
-             "video": {"num_frames": 125, "min_frames": 100}, "resolution": 480, "resolution_type": "pixel"}
+    entry = {
+        "id": "clips",
+        "type": "huggingface",
+        "dataset_type": "video",
+        "dataset_name": "data/clips",
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "image_column": "video",
+        "huggingface": {
+            "caption_column": "description",
+            "num_frames_column": "frame_count",
+            "fps_column": "fps",
+            "width_column": "width",
+            "height_column": "height",
+        },
+        "video": {"num_frames": 125, "min_frames": 100},
+        "resolution": 480,
+        "resolution_type": "pixel",
+    }
     index, dropped = index_for(tmp_path, entry)
     assert index.column("filename").to_pylist() == ["0.mp4", "2.mp4", "3.mp4", "5.mp4"]
     assert index.column("num_frames").to_pylist() == [150, 125, 200, 300]
@@ -128,22 +149,49 @@ def test_video_sizes_frames_and_fps_come_from_stream_headers_and_bad_clips_get_r
 
     from hf_assets_tests.videogen import audio_only_clip, encode_clip, truncated_clip, unsupported_codec_clip
 
-    good = [encode_clip(64, 48, 17, fps=24, seed=1), encode_clip(48, 64, 25, fps=30, seed=2),
-            encode_clip(96, 48, 9, fps=12, seed=3, codec="mpeg4")]
-    clips = good + [encode_clip(64, 48, 5, seed=4), truncated_clip(good[0]), b"", unsupported_codec_clip(),
-                    audio_only_clip(), encode_clip(64, 48, 40, seed=5)]
+    good = [
+        encode_clip(64, 48, 17, fps=24, seed=1),
+        encode_clip(48, 64, 25, fps=30, seed=2),
+        encode_clip(96, 48, 9, fps=12, seed=3, codec="mpeg4"),
+    ]
+    clips = good + [
+        encode_clip(64, 48, 5, seed=4),
+        truncated_clip(good[0]),
+        b"",
+        unsupported_codec_clip(),
+        audio_only_clip(),
+        encode_clip(64, 48, 40, seed=5),
+    ]
     folder = tmp_path / "data" / "clips"
     (folder / "data").mkdir(parents=True)
     rows = {"video": clips, "text": [f"clip {i}" for i in range(len(clips))]}
     datasets.Dataset.from_dict(rows).to_parquet(str(folder / "data" / "train.parquet"))
-    entry = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
-             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
-             "caption_column": "text", "video": {"num_frames": 17, "min_frames": 9, "max_frames": 32},
-             "resolution": 64, "resolution_type": "pixel"}
+    entry = {
+        "id": "clips",
+        "type": "huggingface",
+        "dataset_type": "video",
+        "dataset_name": "data/clips",
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "image_column": "video",
+        "caption_column": "text",
+        "video": {"num_frames": 17, "min_frames": 9, "max_frames": 32},
+        "resolution": 64,
+        "resolution_type": "pixel",
+    }
     index, dropped = index_for(tmp_path, entry)
     assert index.column("filename").to_pylist() == ["0.mp4", "1.mp4", "2.mp4"]
-    assert list(zip(index.column("width").to_pylist(), index.column("height").to_pylist())) == [(64, 48), (48, 64), (96, 48)]
+    assert list(zip(index.column("width").to_pylist(), index.column("height").to_pylist())) == [
+        (64, 48),
+        (48, 64),
+        (96, 48),
+    ]
     assert index.column("num_frames").to_pylist() == [17, 25, 9]
     assert index.column("fps").to_pylist() == [24.0, 30.0, 12.0]
     assert {k: v for k, v in dropped.items() if v} == {
-        "too_few_frames": 1, "unreadable_video": 2, "unsupported_codec": 1, "no_video_stream": 1, "too_many_frames": 1}
+        "too_few_frames": 1,
+        "unreadable_video": 2,
+        "unsupported_codec": 1,
+        "no_video_stream": 1,
+        "too_many_frames": 1,
+    }

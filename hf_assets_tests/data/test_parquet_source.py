@@ -65,7 +65,9 @@ def test_opening_a_split_reads_no_rows(tmp_path, hub_dataset, photos_entry, read
 
 
 def test_a_glob_of_parquet_files_is_a_dataset(tmp_path, hub_dataset, photos_entry):
-    split = open_split(backend_for(tmp_path, {**photos_entry, "dataset_name": "data/photos/data/train-00001-*.parquet"}))
+    split = open_split(
+        backend_for(tmp_path, {**photos_entry, "dataset_name": "data/photos/data/train-00001-*.parquet"})
+    )
     assert split.kind == "parquet (local)" and split.num_rows == 12
 
 
@@ -79,11 +81,19 @@ def test_other_splits_in_the_folder_are_not_mixed_in(tmp_path, photos_entry):
         open_split(backend_for(tmp_path, {**photos_entry, "split": "validation"}))
 
 
-@pytest.mark.parametrize("split,rows,files", [("train[:10]", range(0, 10), 1), ("train[14:20]", range(14, 20), 1),
-                                              ("train[10:14]", range(10, 14), 2), ("train[:25%]", range(0, 6), 1),
-                                              ("train[-5:]", range(19, 24), 1)])
+@pytest.mark.parametrize(
+    "split,rows,files",
+    [
+        ("train[:10]", range(0, 10), 1),
+        ("train[14:20]", range(14, 20), 1),
+        ("train[10:14]", range(10, 14), 2),
+        ("train[:25%]", range(0, 6), 1),
+        ("train[-5:]", range(19, 24), 1),
+    ],
+)
 def test_slices_resolve_against_footer_row_counts_and_read_only_the_files_they_touch(
-        tmp_path, hub_dataset, photos_entry, reads, split, rows, files):
+    tmp_path, hub_dataset, photos_entry, reads, split, rows, files
+):
     entry = {**photos_entry, "split": split, "width_column": "width", "height_column": "height"}
     backend = backend_for(tmp_path, entry)
     opened = open_split(backend)
@@ -103,8 +113,10 @@ def test_sliced_rows_are_the_same_rows_as_in_the_whole_split(tmp_path, hub_datas
 
 
 def test_scan_reads_only_the_columns_the_settings_need(tmp_path, hub_dataset, photos_entry, reads):
-    backend = backend_for(tmp_path, {**photos_entry, "width_column": "width", "height_column": "height",
-                                     "filter_func": {"collection": ["photo"]}})
+    backend = backend_for(
+        tmp_path,
+        {**photos_entry, "width_column": "width", "height_column": "height", "filter_func": {"collection": ["photo"]}},
+    )
     split = open_split(backend)
     assert scan_columns(split, backend) == ["width", "height", "caption", "tags", "metadata", "collection"]
     build_filtered_index(split, backend)
@@ -164,7 +176,7 @@ def test_appending_a_shard_rescans_only_that_shard(tmp_path, hub_dataset, photos
     assert cache.read == 1 and cache.reused == 2
     assert {name for name, _ in reads} == {new_shard.name}
     assert second.slice(0, first.num_rows).to_pylist() == first.to_pylist()
-    added = second.column("row").to_pylist()[first.num_rows:]
+    added = second.column("row").to_pylist()[first.num_rows :]
     assert added and set(added) <= set(range(24, 30))
     assert second.num_rows + sum(dropped.values()) == 30
 

@@ -27,14 +27,17 @@ def image_table(first: int, n: int) -> pa.Table:
     sizes = [(320, 240), (240, 320), (288, 288), (400, 200)]
     images = [encode_image(*sizes[i % 4], "JPEG", seed=i) for i in range(first, first + n)]
     rows = range(first, first + n)
-    return pa.table({
-        "image": pa.array([{"bytes": b, "path": None} for b in images],
-                          pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-        "width": pa.array([sizes[i % 4][0] for i in rows], pa.int32()),
-        "height": pa.array([sizes[i % 4][1] for i in rows], pa.int32()),
-        "caption": pa.array([f"picture number {i}" for i in rows]),
-        "collection": pa.array(["photo" if i // GROUP_ROWS in KEPT_GROUPS else "artwork" for i in rows]),
-    })
+    return pa.table(
+        {
+            "image": pa.array(
+                [{"bytes": b, "path": None} for b in images], pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+            ),
+            "width": pa.array([sizes[i % 4][0] for i in rows], pa.int32()),
+            "height": pa.array([sizes[i % 4][1] for i in rows], pa.int32()),
+            "caption": pa.array([f"picture number {i}" for i in rows]),
+            "collection": pa.array(["photo" if i // GROUP_ROWS in KEPT_GROUPS else "artwork" for i in rows]),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +47,27 @@ def served(tmp_path_factory):
     (root / "data").mkdir()
     per_file = ROWS // FILES
     for k in range(FILES):
-        pq.write_table(image_table(k * per_file, per_file), root / "data" / f"train-{k:05d}-of-{FILES:05d}.parquet",
-                       row_group_size=GROUP_ROWS)
+        pq.write_table(
+            image_table(k * per_file, per_file),
+            root / "data" / f"train-{k:05d}-of-{FILES:05d}.parquet",
+            row_group_size=GROUP_ROWS,
+        )
     with serve(root) as (url, traffic):
         yield root, url, traffic
 
 
 def backend_for(tmp_path, url, **extra):
-    entry = {"id": "remote", "type": "huggingface", "dataset_name": f"{url}/data/*.parquet", "caption_column": "caption",
-             "width_column": "width", "height_column": "height", "resolution": 128, "cache_dir": "cache", **extra}
+    entry = {
+        "id": "remote",
+        "type": "huggingface",
+        "dataset_name": f"{url}/data/*.parquet",
+        "caption_column": "caption",
+        "width_column": "width",
+        "height_column": "height",
+        "resolution": 128,
+        "cache_dir": "cache",
+        **extra,
+    }
     return parse_config([entry], tmp_path / "dataloader.json").backends[0]
 
 
@@ -62,8 +77,11 @@ def dataset_bytes(root) -> int:
 
 def test_a_remote_scan_transfers_at_most_a_tenth_of_the_bytes(tmp_path, served):
     root, url, traffic = served
-    image_share = sum(pq.ParquetFile(p).metadata.row_group(g).column(0).total_compressed_size
-                      for p in (root / "data").glob("*.parquet") for g in range(ROWS // FILES // GROUP_ROWS))
+    image_share = sum(
+        pq.ParquetFile(p).metadata.row_group(g).column(0).total_compressed_size
+        for p in (root / "data").glob("*.parquet")
+        for g in range(ROWS // FILES // GROUP_ROWS)
+    )
     assert image_share > 0.9 * dataset_bytes(root)  # images dominate, as in real datasets
     traffic.reset()
     backend = backend_for(tmp_path, url)
@@ -80,10 +98,21 @@ def test_a_remote_scan_transfers_at_most_a_tenth_of_the_bytes(tmp_path, served):
 def test_the_remote_scan_equals_the_local_scan(tmp_path, served):
     root, url, _ = served
     remote = backend_for(tmp_path, url, filter_func={"collection": ["photo"]})
-    local = parse_config([{"id": "remote", "type": "huggingface", "dataset_name": str(root),
-                           "caption_column": "caption", "width_column": "width", "height_column": "height",
-                           "resolution": 128, "filter_func": {"collection": ["photo"]}}],
-                         tmp_path / "dataloader.json").backends[0]
+    local = parse_config(
+        [
+            {
+                "id": "remote",
+                "type": "huggingface",
+                "dataset_name": str(root),
+                "caption_column": "caption",
+                "width_column": "width",
+                "height_column": "height",
+                "resolution": 128,
+                "filter_func": {"collection": ["photo"]},
+            }
+        ],
+        tmp_path / "dataloader.json",
+    ).backends[0]
     remote_index, remote_dropped = build_filtered_index(open_split(remote), remote)
     local_index, local_dropped = build_filtered_index(open_split(local), local)
     assert remote_index.to_pylist() == local_index.to_pylist() and remote_dropped == local_dropped
@@ -102,9 +131,13 @@ def test_encoding_fetches_only_the_row_groups_holding_kept_rows(tmp_path, served
 
     expected = pa.concat_tables([image_table(0, ROWS // 2), image_table(ROWS // 2, ROWS // 2)]).column("image")
     assert fetched == [expected[int(r)].as_py()["bytes"] for r in kept]
-    kept_group_bytes = sum(pq.ParquetFile(root / "data" / f"train-{(g * GROUP_ROWS) // (ROWS // FILES):05d}-of-"
-                                          f"{FILES:05d}.parquet").metadata.row_group(g % (ROWS // FILES // GROUP_ROWS))
-                           .column(0).total_compressed_size for g in KEPT_GROUPS)
+    kept_group_bytes = sum(
+        pq.ParquetFile(root / "data" / f"train-{(g * GROUP_ROWS) // (ROWS // FILES):05d}-of-{FILES:05d}.parquet")
+        .metadata.row_group(g % (ROWS // FILES // GROUP_ROWS))
+        .column(0)
+        .total_compressed_size
+        for g in KEPT_GROUPS
+    )
     assert kept_group_bytes <= traffic.total <= kept_group_bytes * 1.05  # the kept groups' image chunks, nothing else
     assert traffic.total < 0.25 * dataset_bytes(root)
 
@@ -136,9 +169,19 @@ def test_the_metadata_assets_run_over_http_through_dagster(tmp_path, served):
     from hf_assets.definitions import build_definitions
 
     _, url, _ = served
-    entries = [{"id": "remote", "type": "huggingface", "dataset_name": f"{url}/data/*.parquet",
-                "caption_column": "caption", "width_column": "width", "height_column": "height",
-                "resolution": 128, "resolution_type": "pixel_area", "cache_dir": "cache"}]
+    entries = [
+        {
+            "id": "remote",
+            "type": "huggingface",
+            "dataset_name": f"{url}/data/*.parquet",
+            "caption_column": "caption",
+            "width_column": "width",
+            "height_column": "height",
+            "resolution": 128,
+            "resolution_type": "pixel_area",
+            "cache_dir": "cache",
+        }
+    ]
     defs = build_definitions(write_config(tmp_path / "dataloader.json", entries))
     (tmp_path / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
@@ -150,11 +193,20 @@ def test_the_metadata_assets_run_over_http_through_dagster(tmp_path, served):
     assert buckets.num_rows == ROWS
 
 
-@pytest.mark.parametrize("suffix,rows", [("/data/", ROWS), ("/data", ROWS), ("/data/*.parquet", ROWS),
-                                         ("/data/train-00001-of-00002.parquet", ROWS // FILES)])
+@pytest.mark.parametrize(
+    "suffix,rows",
+    [
+        ("/data/", ROWS),
+        ("/data", ROWS),
+        ("/data/*.parquet", ROWS),
+        ("/data/train-00001-of-00002.parquet", ROWS // FILES),
+    ],
+)
 def test_a_folder_a_glob_or_one_file_url_is_a_dataset(tmp_path, served, suffix, rows):
     _, url, _ = served
-    backend = parse_config([{"id": "remote", "type": "huggingface", "dataset_name": url + suffix,
-                             "caption_column": "caption"}], tmp_path / "dataloader.json").backends[0]
+    backend = parse_config(
+        [{"id": "remote", "type": "huggingface", "dataset_name": url + suffix, "caption_column": "caption"}],
+        tmp_path / "dataloader.json",
+    ).backends[0]
     split = open_split(backend)
     assert split.kind == "parquet (fsspec)" and split.num_rows == rows

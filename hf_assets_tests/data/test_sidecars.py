@@ -13,8 +13,15 @@ from hf_assets_tests.imagegen import encode_image
 CAFE = "un café à Noël"
 
 
-@pytest.mark.parametrize("bom,encoding", [(codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-                                          (codecs.BOM_UTF16_BE, "utf-16-be"), (codecs.BOM_UTF32_LE, "utf-32-le")])
+@pytest.mark.parametrize(
+    "bom,encoding",
+    [
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+        (codecs.BOM_UTF32_LE, "utf-32-le"),
+    ],
+)
 def test_a_byte_order_mark_names_the_encoding_and_is_stripped(bom, encoding):
     caption = decode_caption(bom + CAFE.encode(encoding))
     assert caption.text == CAFE and caption.problem is None
@@ -40,8 +47,9 @@ def test_bytes_the_declared_encoding_cannot_decode_either_are_reported():
 def local_index(tmp_path, **settings):
     root = tmp_path / "imgs"
     root.mkdir(exist_ok=True)
-    for i, (name, data) in enumerate([("bom", codecs.BOM_UTF8 + b"a red bike"),
-                                      ("latin", CAFE.encode("latin-1")), ("plain", b"a dog")]):
+    for i, (name, data) in enumerate(
+        [("bom", codecs.BOM_UTF8 + b"a red bike"), ("latin", CAFE.encode("latin-1")), ("plain", b"a dog")]
+    ):
         (root / f"{name}.jpg").write_bytes(encode_image(256, 192, seed=i))
         (root / f"{name}.txt").write_bytes(data)
     entry = {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "textfile", **settings}
@@ -52,7 +60,9 @@ def local_index(tmp_path, **settings):
 def test_a_local_folder_drops_an_undecodable_sidecar_with_its_reason_in_the_dropped_rows(tmp_path):
     index, dropped = local_index(tmp_path)
     assert dict(zip(index.column("filename").to_pylist(), index.column("caption").to_pylist())) == {
-        "bom.jpg": "a red bike", "plain.jpg": "a dog"}
+        "bom.jpg": "a red bike",
+        "plain.jpg": "a dog",
+    }
     assert dropped["no_caption"] == 1
     (row,) = dropped.rows.to_pylist()
     assert row["filename"] == "latin.jpg" and row["row"] == 1
@@ -65,7 +75,12 @@ def test_caption_encoding_in_the_config_reads_the_latin1_sidecar(tmp_path):
 
 
 def test_an_unknown_caption_encoding_is_refused_by_the_loader(tmp_path):
-    entry = {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "textfile",
-             "caption_encoding": "latin-9000"}
+    entry = {
+        "id": "loc",
+        "type": "local",
+        "instance_data_dir": "imgs",
+        "caption_strategy": "textfile",
+        "caption_encoding": "latin-9000",
+    }
     with pytest.raises(ValueError, match="caption_encoding.*text encoding"):
         parse_config([entry], tmp_path / "dataloader.json")

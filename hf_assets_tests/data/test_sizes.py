@@ -183,8 +183,13 @@ def test_plain_binary_columns_are_sized_like_struct_columns(binary_type):
 
 def test_null_images_and_corrupt_rows_give_null_sizes_without_stopping_the_scan():
     good = encode_image(64, 48, "JPEG")
-    rows = [None, {"bytes": corrupt_bytes(2), "path": None}, {"bytes": truncated_jpeg(64, 48), "path": None},
-            {"bytes": b"", "path": None}, {"bytes": good, "path": None}]
+    rows = [
+        None,
+        {"bytes": corrupt_bytes(2), "path": None},
+        {"bytes": truncated_jpeg(64, 48), "path": None},
+        {"bytes": b"", "path": None},
+        {"bytes": good, "path": None},
+    ]
     widths, heights = image_sizes(image_column(rows))
     assert widths.to_pylist() == [None, None, None, None, 64]
     assert heights.to_pylist() == [None, None, None, None, 48]
@@ -209,8 +214,10 @@ def test_chunked_array_of_many_rows_keeps_row_order_across_threads():
             w, h = (int(v) for v in rng.integers(1, 48, 2))
             blobs.append(encode_image(w, h, FORMATS[i % 3], seed=i, exif_orientation=int(rng.integers(1, 9))))
     cuts = [0, 1, 300, 301, 777, 1200]
-    chunks = [image_column([{"bytes": b, "path": None} if b is not None else None for b in blobs[a:b]])
-              for a, b in zip(cuts, cuts[1:])]
+    chunks = [
+        image_column([{"bytes": b, "path": None} if b is not None else None for b in blobs[a:b]])
+        for a, b in zip(cuts, cuts[1:])
+    ]
     widths, heights = image_sizes(pa.chunked_array(chunks, type=IMAGE_STRUCT), threads=4)
     expected = []
     for b in blobs:
@@ -231,8 +238,12 @@ def test_sliced_arrays_are_read_at_their_offset():
 def test_datasets_image_feature_storage_is_accepted():
     datasets = pytest.importorskip("datasets")
     ds = datasets.Dataset.from_dict(
-        {"image": [{"bytes": encode_image(300, 150, "JPEG", exif_orientation=6), "path": None},
-                   {"bytes": encode_image(64, 64, "PNG"), "path": None}]},
+        {
+            "image": [
+                {"bytes": encode_image(300, 150, "JPEG", exif_orientation=6), "path": None},
+                {"bytes": encode_image(64, 64, "PNG"), "path": None},
+            ]
+        },
         features=datasets.Features({"image": datasets.Image(decode=False)}),
     )
     widths, heights = image_sizes(ds.data.column("image"))
@@ -244,8 +255,11 @@ def test_empty_column_gives_empty_int32_arrays():
     assert len(widths) == len(heights) == 0 and widths.type == pa.int32()
 
 
-@pytest.mark.parametrize("column", [pa.array([1, 2]), pa.array([{"url": "x"}]), pa.array([], type=pa.string())],
-                         ids=["int", "struct-without-bytes", "empty-string"])
+@pytest.mark.parametrize(
+    "column",
+    [pa.array([1, 2]), pa.array([{"url": "x"}]), pa.array([], type=pa.string())],
+    ids=["int", "struct-without-bytes", "empty-string"],
+)
 def test_columns_that_hold_no_images_raise_type_error(column):
     with pytest.raises(TypeError):
         image_sizes(column)

@@ -8,7 +8,7 @@ import pytest
 from hf_assets.config import parse_config
 from hf_assets.data.columns import MissingColumn
 from hf_assets.data.sources import DatasetNotFound, open_split
-from hf_assets_tests.conftest import photo_rows, write_hub_dataset
+from hf_assets_tests.conftest import photo_rows
 from hf_assets_tests.imagegen import encode_image
 
 
@@ -33,8 +33,15 @@ def test_save_to_disk_folder_loads_with_slice(tmp_path):
     ds = datasets.Dataset.from_list(photo_rows(12, corrupt=()))
     ds = ds.cast_column("image", datasets.Image())
     ds.save_to_disk(str(tmp_path / "saved"))
-    entry = {"id": "s", "type": "huggingface", "dataset_name": "saved", "split": "train[2:7]",
-             "caption_strategy": "huggingface", "metadata_backend": "huggingface", "caption_column": "caption"}
+    entry = {
+        "id": "s",
+        "type": "huggingface",
+        "dataset_name": "saved",
+        "split": "train[2:7]",
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "caption_column": "caption",
+    }
     split = open_split(backend_for(tmp_path, entry))
     assert split.num_rows == 5
     assert split.table.column("width").to_pylist() == ds["width"][2:7]
@@ -42,8 +49,13 @@ def test_save_to_disk_folder_loads_with_slice(tmp_path):
 
 def test_missing_dataset_fails_fast_naming_it_and_what_was_tried(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    entry = {"id": "gone", "type": "huggingface", "dataset_name": "nobody/missing-set",
-             "caption_strategy": "huggingface", "metadata_backend": "huggingface"}
+    entry = {
+        "id": "gone",
+        "type": "huggingface",
+        "dataset_name": "nobody/missing-set",
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+    }
     connections = []  # offline, nothing is tried on the network, so nothing is retried for ~23 s
 
     def record(sock, address):
@@ -97,16 +109,18 @@ def test_local_fingerprint_changes_when_a_caption_changes(tmp_path):
     root.mkdir()
     (root / "x.jpg").write_bytes(encode_image(40, 30))
     (root / "x.txt").write_text("one")
-    backend = backend_for(tmp_path, {"id": "loc", "type": "local", "instance_data_dir": "imgs",
-                                     "caption_strategy": "textfile"})
+    backend = backend_for(
+        tmp_path, {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "textfile"}
+    )
     before = open_split(backend).fingerprint
     (root / "x.txt").write_text("two")
     assert open_split(backend).fingerprint != before
 
 
 def test_missing_local_folder_is_a_clear_error(tmp_path):
-    backend = backend_for(tmp_path, {"id": "loc", "type": "local", "instance_data_dir": "nope",
-                                     "caption_strategy": "textfile"})
+    backend = backend_for(
+        tmp_path, {"id": "loc", "type": "local", "instance_data_dir": "nope", "caption_strategy": "textfile"}
+    )
     with pytest.raises(DatasetNotFound, match="instance_data_dir"):
         open_split(backend)
 

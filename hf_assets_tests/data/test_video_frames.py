@@ -36,8 +36,14 @@ def test_max_frames_marks_longer_clips():
 
 
 def test_resolution_frames_buckets_are_named_width_by_height_at_frames():
-    table = pa.table({"bucket": ["1.78", "1.78", "0.75"], "target_width": [1280, 1280, 480],
-                      "target_height": [720, 720, 640], "num_frames": [130, 101, 80]})
+    table = pa.table(
+        {
+            "bucket": ["1.78", "1.78", "0.75"],
+            "target_width": [1280, 1280, 480],
+            "target_height": [720, 720, 640],
+            "num_frames": [130, 101, 80],
+        }
+    )
     out = assign_frames(table, VideoConfig(bucket_strategy="resolution_frames", frame_interval=25))
     assert out.column("bucket").to_pylist() == ["1280x720@125", "1280x720@100", "480x640@75"]
     assert out.column("frames").to_pylist() == [125, 100, 75]

@@ -31,8 +31,11 @@ def test_header_of_a_clip_file_path(tmp_path):
     ],
 )
 def test_bad_clips_raise_with_their_reason(data, reason):
-    data = {None: unsupported_codec_clip, "audio": audio_only_clip,
-            "truncated": lambda: truncated_clip(encode_clip(64, 48, 17))}.get(data, lambda: data)()
+    data = {
+        None: unsupported_codec_clip,
+        "audio": audio_only_clip,
+        "truncated": lambda: truncated_clip(encode_clip(64, 48, 17)),
+    }.get(data, lambda: data)()
     with pytest.raises(UnreadableVideo) as info:
         read_header(data)
     assert info.value.reason == reason
@@ -41,8 +44,12 @@ def test_bad_clips_raise_with_their_reason(data, reason):
 def test_column_of_hub_structs_and_paths_gives_nulls_and_reasons_for_bad_rows(tmp_path):
     (tmp_path / "b.mp4").write_bytes(encode_clip(32, 32, 5))
     column = pa.array(
-        [{"bytes": encode_clip(64, 48, 9), "path": None}, {"bytes": None, "path": "b.mp4"},
-         {"bytes": b"junk", "path": None}, None],
+        [
+            {"bytes": encode_clip(64, 48, 9), "path": None},
+            {"bytes": None, "path": "b.mp4"},
+            {"bytes": b"junk", "path": None},
+            None,
+        ],
         pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
     )
     table = video_headers(column, base_dir=tmp_path)

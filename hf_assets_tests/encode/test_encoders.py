@@ -40,8 +40,10 @@ def test_auto_dtype_is_fp32_on_cpu_and_bf16_on_cuda():
     assert resolve_dtype("auto", torch.device("cuda")) == torch.bfloat16
 
 
-@pytest.mark.parametrize("name, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", torch.float32),
-                                         ("bfloat16", torch.bfloat16)])
+@pytest.mark.parametrize(
+    "name, dtype",
+    [("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", torch.float32), ("bfloat16", torch.bfloat16)],
+)
 def test_explicit_dtype_names_map_to_torch_dtypes(name, dtype):
     assert resolve_dtype(name, torch.device("cpu")) == dtype
 

@@ -52,8 +52,9 @@ def test_struct_column_with_path_only_yields_the_path_under_the_split_base_dir(t
     (tmp_path / "imgs" / "a.png").write_bytes(images[1])
     absolute = tmp_path / "elsewhere.webp"
     absolute.write_bytes(images[2])
-    split = split_of(structs([(None, "imgs/a.png"), (None, str(absolute)), (images[0], "imgs/ignored.jpg")]),
-                     base_dir=tmp_path)
+    split = split_of(
+        structs([(None, "imgs/a.png"), (None, str(absolute)), (images[0], "imgs/ignored.jpg")]), base_dir=tmp_path
+    )
     sources = list(iter_images(split, "image", np.arange(3)))
     assert sources == [str(tmp_path / "imgs" / "a.png"), str(absolute), images[0]]  # bytes win over a path
     assert read_source(sources[0]) == images[1] and read_source(sources[1]) == images[2]
@@ -105,8 +106,12 @@ def test_chunked_source_column_is_read_across_chunk_boundaries(images):
 
 def test_content_hash_is_of_the_bytes_whether_stored_inline_or_at_a_path(tmp_path, images):
     (tmp_path / "copy.png").write_bytes(images[1])
-    split = split_of(structs([(images[0], None), (images[1], None), (None, "copy.png"), (images[0], "other.jpg"),
-                              (images[2], None)]), base_dir=tmp_path)
+    split = split_of(
+        structs(
+            [(images[0], None), (images[1], None), (None, "copy.png"), (images[0], "other.jpg"), (images[2], None)]
+        ),
+        base_dir=tmp_path,
+    )
     hashes = content_hashes(split, "image", np.arange(5)).to_pylist()
     assert hashes[1] == hashes[2] == content_hash(images[1])  # equal bytes, inline or at a path
     assert hashes[0] == hashes[3] == content_hash(images[0])
@@ -125,8 +130,19 @@ def test_one_changed_byte_changes_the_content_hash(images):
 def test_unreadable_or_missing_sources_hash_to_empty(tmp_path, images):
     (tmp_path / "folder.jpg").mkdir()  # a directory where a file should be: cannot be read
     (tmp_path / "empty.jpg").write_bytes(b"")
-    split = split_of(structs([(None, "missing.jpg"), (None, "folder.jpg"), (None, "empty.jpg"), (None, None),
-                              (corrupt_bytes(3), None), (images[0], None)]), base_dir=tmp_path)
+    split = split_of(
+        structs(
+            [
+                (None, "missing.jpg"),
+                (None, "folder.jpg"),
+                (None, "empty.jpg"),
+                (None, None),
+                (corrupt_bytes(3), None),
+                (images[0], None),
+            ]
+        ),
+        base_dir=tmp_path,
+    )
     hashes = content_hashes(split, "image", np.arange(6)).to_pylist()
     assert hashes[:4] == ["", "", "", ""]
     # Corrupt bytes are still bytes: they hash; decoding them fails later, at encode time.
@@ -260,8 +276,10 @@ def test_missing_file_is_rechecked_and_hashed_once_it_appears(tmp_path, images, 
     (tmp_path / "imgs" / "1.img").unlink()
     assert content_hashes(split, "image", np.arange(2), memo).to_pylist() == [content_hash(images[0]), ""]
     (tmp_path / "imgs" / "1.img").write_bytes(images[1])
-    assert content_hashes(split, "image", np.arange(2), memo).to_pylist() == [content_hash(images[0]),
-                                                                            content_hash(images[1])]
+    assert content_hashes(split, "image", np.arange(2), memo).to_pylist() == [
+        content_hash(images[0]),
+        content_hash(images[1]),
+    ]
     assert counted == [images[0], images[1]]
 
 
@@ -292,7 +310,9 @@ def test_appending_a_parquet_shard_hashes_only_the_new_shards_images(tmp_path, c
     assert len(counted) == 24
 
     write_hub_dataset(tmp_path / "extra", rows[24:], shards=1)
-    (tmp_path / "extra" / "data" / "train-00000-of-00001.parquet").rename(folder / "data" / "train-00002-of-00002.parquet")
+    (tmp_path / "extra" / "data" / "train-00000-of-00001.parquet").rename(
+        folder / "data" / "train-00002-of-00002.parquet"
+    )
     grown = open_split(backend)
     hashes = content_hashes(grown, "image", np.arange(30), memo).to_pylist()
 

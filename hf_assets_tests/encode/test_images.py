@@ -38,15 +38,29 @@ CASES = [
     ("jpeg", encode_image(320, 240, "JPEG", seed=1), (0, 0, 320, 240), (128, 96), (0, 16, 128, 80)),
     ("png", encode_image(300, 200, "PNG", seed=2), (0, 0, 300, 200), (192, 128), (32, 0, 160, 128)),
     ("webp", encode_image(256, 320, "WEBP", seed=3), (0, 0, 256, 320), (64, 80), (0, 8, 64, 72)),
-    ("jpeg exif 6", encode_image(320, 200, "JPEG", seed=4, exif_orientation=6), (0, 0, 200, 320), (100, 160),
-     (18, 0, 82, 128)),
-    ("png exif 8", encode_image(120, 90, "PNG", seed=6, exif_orientation=8), (0, 0, 90, 120), (96, 128),
-     (0, 0, 96, 128)),
+    (
+        "jpeg exif 6",
+        encode_image(320, 200, "JPEG", seed=4, exif_orientation=6),
+        (0, 0, 200, 320),
+        (100, 160),
+        (18, 0, 82, 128),
+    ),
+    (
+        "png exif 8",
+        encode_image(120, 90, "PNG", seed=6, exif_orientation=8),
+        (0, 0, 90, 120),
+        (96, 128),
+        (0, 0, 96, 128),
+    ),
     ("rgba png", rgba_png(200, 150), (0, 0, 200, 150), (96, 72), (16, 4, 80, 68)),
-    ("composite tile 2 of 3", encode_image(600, 200, "JPEG", seed=7), (200, 0, 400, 200), (128, 128),
-     (0, 0, 128, 128)),
-    ("composite tile with exif 6", encode_image(300, 240, "PNG", seed=8, exif_orientation=6), (80, 0, 160, 300),
-     (64, 240), (0, 40, 64, 200)),
+    ("composite tile 2 of 3", encode_image(600, 200, "JPEG", seed=7), (200, 0, 400, 200), (128, 128), (0, 0, 128, 128)),
+    (
+        "composite tile with exif 6",
+        encode_image(300, 240, "PNG", seed=8, exif_orientation=6),
+        (80, 0, 160, 300),
+        (64, 240),
+        (0, 40, 64, 200),
+    ),
 ]
 
 
@@ -80,7 +94,7 @@ def test_rgba_is_composited_over_white():
 def test_other_modes_become_rgb(mode):
     img = Image.fromarray(pixels(32, 24, seed=1))
     if mode == "I;16":
-        img = Image.fromarray((np.asarray(img.convert("L")).astype(np.uint16) * 257))
+        img = Image.fromarray(np.asarray(img.convert("L")).astype(np.uint16) * 257)
     else:
         img = img.convert(mode)
     buf = io.BytesIO()
@@ -102,8 +116,9 @@ def test_path_and_datasets_struct_inputs(tmp_path):
     np.testing.assert_array_equal(load_pixels({"bytes": data, "path": None}), expected)
 
 
-@pytest.mark.parametrize("data", [corrupt_bytes(), truncated_jpeg(), b"", b"not an image"], ids=["garbage", "truncated",
-                                                                                                   "empty", "text"])
+@pytest.mark.parametrize(
+    "data", [corrupt_bytes(), truncated_jpeg(), b"", b"not an image"], ids=["garbage", "truncated", "empty", "text"]
+)
 def test_corrupt_bytes_raise_corrupt_image(data):
     with pytest.raises(CorruptImage, match="cannot decode image"):
         load_pixels(data, None, (32, 32))
@@ -164,8 +179,10 @@ def test_png_exif_chunk_after_pixel_data_is_ignored_so_scan_and_encode_agree():
 def test_image_not_of_the_size_columns_size_raises_naming_the_columns(columns):
     data = encode_image(640, 480, "JPEG", seed=1)
     w, h = columns
-    message = (f"image is 640x480 but the dataset's size columns say {w}x{h}; "
-               "fix width_column/height_column or remove them to read sizes from the image headers")
+    message = (
+        f"image is 640x480 but the dataset's size columns say {w}x{h}; "
+        "fix width_column/height_column or remove them to read sizes from the image headers"
+    )
     with pytest.raises(CorruptImage, match=re.escape(message)):
         load_pixels(data, (0, 0, w, h), (w // 8, h // 8), expected_size=columns)
 

@@ -62,8 +62,9 @@ def test_source_size_is_carried_and_part_of_every_latent_key(tmp_path, tiny_sdxl
     assert wanted.column("source_height").equals(buckets.column("source_height"))
     widths = buckets.column("source_width").to_pylist()
     widths[2] += 1  # only the size the boxes were computed from differs
-    other = buckets.set_column(buckets.schema.get_field_index("source_width"), "source_width",
-                               pa.array(widths, pa.int32()))
+    other = buckets.set_column(
+        buckets.schema.get_field_index("source_width"), "source_width", pa.array(widths, pa.int32())
+    )
     changed = wanted_latents(other, split, backend.image_column, settings)
     same = pc.equal(wanted.column("settings_hash"), changed.column("settings_hash")).to_pylist()
     assert same == [i != 2 for i in range(buckets.num_rows)]

@@ -60,8 +60,10 @@ def test_shards_encoded_in_any_order_give_the_cache_one_process_gives(tmp_path, 
     backend, split, buckets, encoders, plan, meta = planned(tmp_path, tiny_sdxl, 4, tmp_path / "sharded")
     assert len(plan.busy_shards) > 1 and plan.to_encode == buckets.num_rows
     # batch 1: a batch's composition changes float rounding (conv kernels), sharding must change nothing else
-    reports = [encode_shard(plan, k, split, backend.image_column, encoders.vae, torch.float32, batch_size=1)
-               for k in reversed(plan.busy_shards)]
+    reports = [
+        encode_shard(plan, k, split, backend.image_column, encoders.vae, torch.float32, batch_size=1)
+        for k in reversed(plan.busy_shards)
+    ]
     report = commit_latents(plan, reports, meta)
     assert report.encoded == plan.to_encode and not report.dropped
     assert not plan.directory.exists()  # the commit removes its plan
@@ -98,8 +100,9 @@ def test_a_retried_shard_encodes_only_what_its_failed_attempt_did_not_write(tmp_
         encode_shard(plan, shard, split, backend.image_column, failing_vae, torch.float32, batch_size=2, shard_bytes=1)
     retry = encode_shard(plan, shard, split, backend.image_column, encoders.vae, torch.float32, batch_size=2)
     assert retry.resumed > 0 and retry.resumed + retry.encoded == plan.shard_sizes[shard]
-    others = [encode_shard(plan, k, split, backend.image_column, encoders.vae, torch.float32)
-              for k in plan.busy_shards[1:]]
+    others = [
+        encode_shard(plan, k, split, backend.image_column, encoders.vae, torch.float32) for k in plan.busy_shards[1:]
+    ]
     assert commit_latents(plan, [retry, *others], meta).encoded == plan.to_encode
 
 

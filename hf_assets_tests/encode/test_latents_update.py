@@ -21,9 +21,18 @@ from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 
 ENTRY = {
-    "id": "photos", "type": "huggingface", "dataset_name": "data/photos", "caption_strategy": "huggingface",
-    "metadata_backend": "huggingface", "caption_column": ["caption", "tags"], "fallback_caption_column": "metadata.caption",
-    "resolution": 96, "resolution_type": "pixel_area", "crop": True, "crop_aspect": "preserve", "crop_style": "random",
+    "id": "photos",
+    "type": "huggingface",
+    "dataset_name": "data/photos",
+    "caption_strategy": "huggingface",
+    "metadata_backend": "huggingface",
+    "caption_column": ["caption", "tags"],
+    "fallback_caption_column": "metadata.caption",
+    "resolution": 96,
+    "resolution_type": "pixel_area",
+    "crop": True,
+    "crop_aspect": "preserve",
+    "crop_style": "random",
     "aspect_bucket_alignment": 32,
 }
 

@@ -10,7 +10,6 @@ import torch
 from huggingface_hub.utils import filter_repo_objects
 
 from hf_assets import env
-from hf_assets.encode import models
 from hf_assets.encode.models import (
     ModelNotFound,
     as_dtype,
@@ -44,8 +43,13 @@ def test_detect_family_and_load(tiny_pipelines, loaded, family):
 
 @pytest.mark.parametrize(
     ("class_name", "family"),
-    [("StableDiffusionImg2ImgPipeline", "sd"), ("StableDiffusionXLImg2ImgPipeline", "sdxl"),
-     ("FluxKontextPipeline", "flux"), ("StableDiffusion3Img2ImgPipeline", "sd3"), ("PixArtAlphaPipeline", "generic")],
+    [
+        ("StableDiffusionImg2ImgPipeline", "sd"),
+        ("StableDiffusionXLImg2ImgPipeline", "sdxl"),
+        ("FluxKontextPipeline", "flux"),
+        ("StableDiffusion3Img2ImgPipeline", "sd3"),
+        ("PixArtAlphaPipeline", "generic"),
+    ],
 )
 def test_detect_family_by_class_name(tmp_path, class_name, family):
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": class_name}))
@@ -201,8 +205,10 @@ def test_sharded_checkpoint_missing_a_shard_is_incomplete(tiny_pipelines, hub_ca
     files = pipeline_files(tiny_pipelines["sd"])
     del files["text_encoder/model.safetensors"]
     weights = (tiny_pipelines["sd"] / "text_encoder" / "model.safetensors").read_bytes()
-    index = {"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors",
-                                            "b": "model-00002-of-00002.safetensors"}}
+    index = {
+        "metadata": {},
+        "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"},
+    }
     files["text_encoder/model.safetensors.index.json"] = json.dumps(index).encode()
     files["text_encoder/model-00001-of-00002.safetensors"] = weights
     hub_cache("org/sharded", files)
@@ -217,11 +223,19 @@ def test_cached_vae_repo_needs_weights_at_its_root(tiny_pipelines, hub_cache):
     vae = tiny_pipelines["sdxl"] / "vae"
     # What the old patterns left behind for a VAE repo: only config.json.
     hub_cache("madebyollin/sdxl-vae-fp16-fix", {"config.json": vae / "config.json", "README.md": b"# fix"})
-    with pytest.raises(ModelNotFound, match=r"^HF_ASSETS_VAE='madebyollin/sdxl-vae-fp16-fix': .* incomplete "
-                                            r"\(no weights in \['\.'\]"):
+    with pytest.raises(
+        ModelNotFound,
+        match=r"^HF_ASSETS_VAE='madebyollin/sdxl-vae-fp16-fix': .* incomplete "
+        r"\(no weights in \['\.'\]",
+    ):
         resolve_root("madebyollin/sdxl-vae-fp16-fix", "HF_ASSETS_VAE")
-    hub_cache("org/vae", {"config.json": vae / "config.json",
-                          "diffusion_pytorch_model.safetensors": vae / "diffusion_pytorch_model.safetensors"})
+    hub_cache(
+        "org/vae",
+        {
+            "config.json": vae / "config.json",
+            "diffusion_pytorch_model.safetensors": vae / "diffusion_pytorch_model.safetensors",
+        },
+    )
     assert resolve_root("org/vae", "HF_ASSETS_VAE").repo_id == "org/vae"
     assert load_vae("org/vae", None, setting="HF_ASSETS_VAE").config.scaling_factor == pytest.approx(0.13025)
 
@@ -280,34 +294,72 @@ def test_vae_repo_downloads_completely_under_the_vae_setting_and_is_refused_as_a
 
 # Realistic repo listings: what snapshot_download's patterns fetch from them.
 SDXL_REPO = [
-    ".gitattributes", "01.png", "LICENSE.md", "README.md", "comparison.png", "model_index.json", "pipeline.png",
-    "sd_xl_base_1.0.safetensors", "sd_xl_base_1.0_0.9vae.safetensors", "sd_xl_offset_example-lora_1.0.safetensors",
+    ".gitattributes",
+    "01.png",
+    "LICENSE.md",
+    "README.md",
+    "comparison.png",
+    "model_index.json",
+    "pipeline.png",
+    "sd_xl_base_1.0.safetensors",
+    "sd_xl_base_1.0_0.9vae.safetensors",
+    "sd_xl_offset_example-lora_1.0.safetensors",
     "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/flax_model.msgpack", "text_encoder/model.fp16.safetensors",
-    "text_encoder/model.onnx", "text_encoder/model.safetensors", "text_encoder/openvino_model.bin",
+    "text_encoder/config.json",
+    "text_encoder/flax_model.msgpack",
+    "text_encoder/model.fp16.safetensors",
+    "text_encoder/model.onnx",
+    "text_encoder/model.safetensors",
+    "text_encoder/openvino_model.bin",
     "text_encoder/openvino_model.xml",
-    "text_encoder_2/config.json", "text_encoder_2/flax_model.msgpack", "text_encoder_2/model.fp16.safetensors",
-    "text_encoder_2/model.onnx", "text_encoder_2/model.onnx_data", "text_encoder_2/model.safetensors",
-    "text_encoder_2/openvino_model.bin", "text_encoder_2/openvino_model.xml",
-    "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+    "text_encoder_2/config.json",
+    "text_encoder_2/flax_model.msgpack",
+    "text_encoder_2/model.fp16.safetensors",
+    "text_encoder_2/model.onnx",
+    "text_encoder_2/model.onnx_data",
+    "text_encoder_2/model.safetensors",
+    "text_encoder_2/openvino_model.bin",
+    "text_encoder_2/openvino_model.xml",
+    "tokenizer/merges.txt",
+    "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json",
     "tokenizer/vocab.json",
-    "tokenizer_2/merges.txt", "tokenizer_2/special_tokens_map.json", "tokenizer_2/tokenizer_config.json",
+    "tokenizer_2/merges.txt",
+    "tokenizer_2/special_tokens_map.json",
+    "tokenizer_2/tokenizer_config.json",
     "tokenizer_2/vocab.json",
-    "unet/config.json", "unet/diffusion_flax_model.msgpack", "unet/diffusion_pytorch_model.fp16.safetensors",
-    "unet/diffusion_pytorch_model.safetensors", "unet/model.onnx", "unet/model.onnx_data",
-    "unet/openvino_model.bin", "unet/openvino_model.xml",
-    "vae/config.json", "vae/diffusion_flax_model.msgpack", "vae/diffusion_pytorch_model.fp16.safetensors",
+    "unet/config.json",
+    "unet/diffusion_flax_model.msgpack",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "unet/diffusion_pytorch_model.safetensors",
+    "unet/model.onnx",
+    "unet/model.onnx_data",
+    "unet/openvino_model.bin",
+    "unet/openvino_model.xml",
+    "vae/config.json",
+    "vae/diffusion_flax_model.msgpack",
+    "vae/diffusion_pytorch_model.fp16.safetensors",
     "vae/diffusion_pytorch_model.safetensors",
-    "vae_1_0/config.json", "vae_1_0/diffusion_pytorch_model.fp16.safetensors",
+    "vae_1_0/config.json",
+    "vae_1_0/diffusion_pytorch_model.fp16.safetensors",
     "vae_1_0/diffusion_pytorch_model.safetensors",
-    "vae_decoder/config.json", "vae_decoder/model.onnx", "vae_decoder/openvino_model.bin",
+    "vae_decoder/config.json",
+    "vae_decoder/model.onnx",
+    "vae_decoder/openvino_model.bin",
     "vae_decoder/openvino_model.xml",
-    "vae_encoder/config.json", "vae_encoder/model.onnx", "vae_encoder/openvino_model.bin",
+    "vae_encoder/config.json",
+    "vae_encoder/model.onnx",
+    "vae_encoder/openvino_model.bin",
     "vae_encoder/openvino_model.xml",
 ]
 FP16_FIX_VAE_REPO = [
-    ".gitattributes", "README.md", "config.json", "diffusion_pytorch_model.bin",
-    "diffusion_pytorch_model.safetensors", "images/activation-magnitudes.jpg", "sdxl.vae.safetensors",
+    ".gitattributes",
+    "README.md",
+    "config.json",
+    "diffusion_pytorch_model.bin",
+    "diffusion_pytorch_model.safetensors",
+    "images/activation-magnitudes.jpg",
+    "sdxl.vae.safetensors",
     "sdxl_vae.safetensors",
 ]
 
@@ -321,9 +373,12 @@ def test_pipeline_download_fetches_the_encoders_safetensors_and_nothing_of_the_d
     got = fetched("HF_ASSETS_MODEL", SDXL_REPO)
     needed = {
         "model_index.json",
-        "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-        "text_encoder/config.json", "text_encoder/model.safetensors",
-        "text_encoder_2/config.json", "text_encoder_2/model.safetensors",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+        "text_encoder/config.json",
+        "text_encoder/model.safetensors",
+        "text_encoder_2/config.json",
+        "text_encoder_2/model.safetensors",
         *(f for f in SDXL_REPO if f.startswith("tokenizer")),
     }
     assert needed <= got

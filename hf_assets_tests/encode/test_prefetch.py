@@ -30,8 +30,14 @@ def test_errors_are_values_not_fatal():
 
     items = list(prefetch(range(7), load, workers=2))
     assert [(i.job, i.value, str(i.error) if i.error else None) for i in items] == [
-        (0, None, "corrupt 0"), (1, 1, None), (2, 2, None), (3, None, "corrupt 3"), (4, 4, None), (5, 5, None),
-        (6, None, "corrupt 6")]
+        (0, None, "corrupt 0"),
+        (1, 1, None),
+        (2, 2, None),
+        (3, None, "corrupt 3"),
+        (4, 4, None),
+        (5, 5, None),
+        (6, None, "corrupt 6"),
+    ]
 
 
 def test_in_flight_items_are_bounded_and_jobs_read_lazily():
@@ -90,7 +96,10 @@ def test_group_batches_split_on_group_change_and_size_and_record_failures():
 
     jobs = [("a", 1), ("b", 1), ("c", 1), ("x", "bad"), ("d", 2), ("e", 1)]
     failures: dict = {}
-    batches = list(group_batches(prefetch(jobs, load, workers=2), lambda job: job[1], 2, failures,
-                                 lambda error: f"corrupt: {error}"))
+    batches = list(
+        group_batches(
+            prefetch(jobs, load, workers=2), lambda job: job[1], 2, failures, lambda error: f"corrupt: {error}"
+        )
+    )
     assert batches == [[("a", "A"), ("b", "B")], [("c", "C")], [("d", "D")], [("e", "E")]]
     assert failures == {"x": "corrupt: cannot decode"}

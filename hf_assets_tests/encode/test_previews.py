@@ -14,8 +14,13 @@ from hf_assets_tests.encode.test_latents_update import prepare
 
 
 def test_bucket_labels_show_aspect_and_target_size():
-    table = pa.table({"bucket": ["1.0", "1.0", "0.78", "0.78", "0.78"],
-                      "target_width": [512, 512, 448, 448, 450], "target_height": [512, 512, 576, 576, 578]})
+    table = pa.table(
+        {
+            "bucket": ["1.0", "1.0", "0.78", "0.78", "0.78"],
+            "target_width": [512, 512, 448, 448, 450],
+            "target_height": [512, 512, 576, 576, 578],
+        }
+    )
     assert previews.bucket_labels(table) == {"1.0": "1.0 · 512×512", "0.78": "0.78 · 448×576 +1"}
 
 
@@ -36,11 +41,20 @@ def test_kept_samples_are_the_exact_pixels_the_encoder_gets(tmp_path):
     assert len(set(chosen.column("bucket").to_pylist())) == min(3, len(set(buckets["bucket"].to_pylist())))
     sources = list(iter_images(split, backend.image_column, chosen.column("row").to_numpy()))
     for record, source, (whole, encoded) in zip(chosen.to_pylist(), sources, zip(samples[::2], samples[1::2])):
-        box = (record["crop_left"], record["crop_top"], record["crop_left"] + record["target_width"],
-               record["crop_top"] + record["target_height"])
+        box = (
+            record["crop_left"],
+            record["crop_top"],
+            record["crop_left"] + record["target_width"],
+            record["crop_top"] + record["target_height"],
+        )
         tile = (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"])
-        expected = load_pixels(source, tile, (record["resize_width"], record["resize_height"]), box,
-                               expected_size=(record["source_width"], record["source_height"]))
+        expected = load_pixels(
+            source,
+            tile,
+            (record["resize_width"], record["resize_height"]),
+            box,
+            expected_size=(record["source_width"], record["source_height"]),
+        )
         assert encoded.pixels.shape == (record["target_height"], record["target_width"], 3)
         assert np.array_equal(encoded.pixels, expected)
         assert whole.crop == box and whole.pixels.shape[:2] == (record["resize_height"], record["resize_width"])

@@ -72,12 +72,20 @@ def encode(backend, split, wanted, loader, directory: Path, meta: dict, **kwargs
 
 
 def start_child(root: Path, model: Path, logs: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     with open(logs / "child.out", "w") as out, open(logs / "child.err", "w") as err:
         return subprocess.Popen(
             [sys.executable, "-c", CHILD, str(root), str(model), str(BATCH_DELAY_S)],
-            stdout=out, stderr=err, cwd=ROOT, env=env,
+            stdout=out,
+            stderr=err,
+            cwd=ROOT,
+            env=env,
         )
 
 
@@ -87,8 +95,10 @@ def kill_after_shards(proc: subprocess.Popen, shards_dir: Path, logs: Path, coun
     try:
         while len(list_shards(shards_dir)) < count:
             if proc.poll() is not None:
-                pytest.fail(f"child exited ({proc.returncode}) before {count} shards:\n"
-                            f"{(logs / 'child.out').read_text()}\n{(logs / 'child.err').read_text()[-3000:]}")
+                pytest.fail(
+                    f"child exited ({proc.returncode}) before {count} shards:\n"
+                    f"{(logs / 'child.out').read_text()}\n{(logs / 'child.err').read_text()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail(f"no {count} shards after {timeout}s: {(logs / 'child.err').read_text()[-3000:]}")
             time.sleep(0.01)

@@ -16,8 +16,12 @@ SHAPES = {
     "sd3": {"prompt_embeds": (77 + 256, 96), "pooled_prompt_embeds": (24 + 40,), "attention_mask": (77 + 256,)},
     "flux": {"prompt_embeds": (512, 64), "pooled_prompt_embeds": (32,), "attention_mask": (512,)},
 }
-PIPELINES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "sd3": "StableDiffusion3Pipeline",
-             "flux": "FluxPipeline"}
+PIPELINES = {
+    "sd": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "sd3": "StableDiffusion3Pipeline",
+    "flux": "FluxPipeline",
+}
 
 
 @pytest.mark.parametrize("family", sorted(SHAPES))
@@ -45,8 +49,14 @@ def pipeline_reference(family, encoders, captions):
         parts[enc.name] = enc.model
         parts[enc.name.replace("text_encoder", "tokenizer")] = enc.tokenizer
     params = inspect.signature(cls.__init__).parameters
-    pipe = cls(**{k: v for k, v in parts.items() if k in params}, **({"safety_checker": None, "feature_extractor": None,
-               "requires_safety_checker": False} if family == "sd" else {}))
+    pipe = cls(
+        **{k: v for k, v in parts.items() if k in params},
+        **(
+            {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+            if family == "sd"
+            else {}
+        ),
+    )
     if family == "sd":
         return pipe.encode_prompt(captions, "cpu", 1, False)[0], None
     if family == "sdxl":
@@ -74,8 +84,9 @@ def test_matches_diffusers_encode_prompt(loaded, family):
 def test_one_forward_per_encoder_and_batch_equals_single(loaded, family):
     _, encoders = loaded(family)
     calls = []
-    hooks = [e.model.register_forward_hook(lambda m, a, k, o, n=e.name: calls.append(n), with_kwargs=True)
-             for e in encoders]
+    hooks = [
+        e.model.register_forward_hook(lambda m, a, k, o, n=e.name: calls.append(n), with_kwargs=True) for e in encoders
+    ]
     try:
         batch = encode_captions(encoders, CAPTIONS, family)
     finally:
@@ -110,7 +121,10 @@ def test_generic_recipe(tiny_pipelines):
     encoders = load_text_encoders(tiny_pipelines["sd"], "generic")
     (item,) = encode_captions(encoders, ["a photo of the cat"], "generic", max_length=16)
     assert {k: tuple(v.shape) for k, v in item.items()} == {
-        "last_hidden_state": (16, 32), "pooler_output": (32,), "attention_mask": (16,)}
+        "last_hidden_state": (16, 32),
+        "pooler_output": (32,),
+        "attention_mask": (16,),
+    }
     assert item["attention_mask"].tolist()[:7] == [1] * 7 and item["attention_mask"][-1] == 0
 
 

@@ -34,8 +34,16 @@ def buckets(tmp_path):
 def update(encoders, buckets, directory, max_length=77, only=None, loader=None, **kwargs):
     identity = text_identity(encoders, max_length)
     wanted = wanted_captions(buckets, identity, only=only)
-    report = update_text_embeds(wanted, loader or encoders.text_encoders, identity["family"], max_length, directory,
-                                {"identity": identity, "backend": "photos"}, batch_size=4, **kwargs)
+    report = update_text_embeds(
+        wanted,
+        loader or encoders.text_encoders,
+        identity["family"],
+        max_length,
+        directory,
+        {"identity": identity, "backend": "photos"},
+        batch_size=4,
+        **kwargs,
+    )
     return wanted, report
 
 
@@ -198,9 +206,13 @@ def test_captions_come_back_in_variant_order_whatever_the_manifest_order(tmp_pat
     stored = read_manifest(tmp_path / "text").table
     assert stored.column("variant").to_pylist() != sorted(stored.column("variant").to_pylist())  # really shuffled
     cache = open_text_embeds(tmp_path / "text")
-    reference = {t: e for t, e in zip(wanted.column("caption").to_pylist(),
-                                      encode_captions(encoders.text_encoders(), wanted.column("caption").to_pylist(),
-                                                      "sdxl"))}
+    reference = {
+        t: e
+        for t, e in zip(
+            wanted.column("caption").to_pylist(),
+            encode_captions(encoders.text_encoders(), wanted.column("caption").to_pylist(), "sdxl"),
+        )
+    }
     for name, captions in captions_by_file(buckets).items():
         assert cache.captions(name) == captions
         assert [r["variant"] for r in cache.rows(name)] == list(range(len(captions)))

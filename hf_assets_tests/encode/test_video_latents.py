@@ -14,7 +14,6 @@ from hf_assets.data.sources import open_split
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.encode.encoders import Encoders
 from hf_assets.encode.latents_update import LatentSettings
-from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets.encode.video_latents import (
     update_video_latents,
     video_factors_for,
@@ -22,16 +21,27 @@ from hf_assets.encode.video_latents import (
     wanted_video_latents,
 )
 from hf_assets.encode.video_vae import clips_to_tensor, encode_clips
+from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.videogen import damaged_payload_clip, encode_clip, unsupported_codec_clip
 
 # (width, height, frames, fps): 17 frames keep 17 (17 % 4 == 1); 10 trim to 9; 6 pass the scan (min_frames 6) but
 # trim to 5 for the VAE, below min_frames
 CLIPS = [(64, 48, 17, 24), (48, 64, 13, 30), (64, 64, 10, 12), (80, 48, 6, 24)]
-ENTRY = {"id": "clips", "type": "huggingface", "dataset_type": "video", "dataset_name": "data/clips",
-         "caption_strategy": "huggingface", "metadata_backend": "huggingface", "image_column": "video",
-         "caption_column": "caption", "huggingface": {"num_frames_column": "frame_count", "fps_column": "fps"},
-         "video": {"num_frames": 17, "min_frames": 6}, "resolution": 48, "resolution_type": "pixel",
-         "aspect_bucket_alignment": 16}
+ENTRY = {
+    "id": "clips",
+    "type": "huggingface",
+    "dataset_type": "video",
+    "dataset_name": "data/clips",
+    "caption_strategy": "huggingface",
+    "metadata_backend": "huggingface",
+    "image_column": "video",
+    "caption_column": "caption",
+    "huggingface": {"num_frames_column": "frame_count", "fps_column": "fps"},
+    "video": {"num_frames": 17, "min_frames": 6},
+    "resolution": 48,
+    "resolution_type": "pixel",
+    "aspect_bucket_alignment": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +55,12 @@ def dataset(tmp_path):
 
     clips = [encode_clip(w, h, n, fps=fps, seed=i) for i, (w, h, n, fps) in enumerate(CLIPS)]
     clips += [damaged_payload_clip(encode_clip(64, 48, 9, seed=9)), unsupported_codec_clip()]
-    rows = {"video": clips, "caption": [f"a clip number {i}" for i in range(len(clips))],
-            "frame_count": [n for _, _, n, _ in CLIPS] + [9, 9], "fps": [float(f) for *_, f in CLIPS] + [24.0, 24.0]}
+    rows = {
+        "video": clips,
+        "caption": [f"a clip number {i}" for i in range(len(clips))],
+        "frame_count": [n for _, _, n, _ in CLIPS] + [9, 9],
+        "fps": [float(f) for *_, f in CLIPS] + [24.0, 24.0],
+    }
     folder = tmp_path / "data" / "clips" / "data"
     folder.mkdir(parents=True)
     datasets.Dataset.from_dict(rows).to_parquet(str(folder / "train.parquet"))
@@ -62,10 +76,21 @@ def encode(root, wan, **video):
     models = Encoders(str(wan))
     factors = video_factors_for(models)
     settings = LatentSettings(models.vae_identity(), "torch.float32", "torch.float32")
-    wanted, short = wanted_video_latents(buckets, split, "video", settings, factors, backend.video.min_frames,
-                                         tiled=True, memo_dir=backend.metadata_dir)
-    report = update_video_latents(wanted, split, "video", models.vae, backend.vae_dir, {**factors, "backend": "clips"},
-                                  torch.float32, dropped_before=short, batch_size=2, workers=2)
+    wanted, short = wanted_video_latents(
+        buckets, split, "video", settings, factors, backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir
+    )
+    report = update_video_latents(
+        wanted,
+        split,
+        "video",
+        models.vae,
+        backend.vae_dir,
+        {**factors, "backend": "clips"},
+        torch.float32,
+        dropped_before=short,
+        batch_size=2,
+        workers=2,
+    )
     return backend, buckets, factors, report, dropped_at_scan
 
 
@@ -109,9 +134,17 @@ def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_ba
     row = next(r for r in buckets.to_pylist() if r["filename"] == "0.mp4")
     data = open_split(backend).table.column("video")[0].as_py()
     data = data["bytes"] if isinstance(data, dict) else data
-    plan = FramePlan(0, 17, (row["resize_width"], row["resize_height"]),
-                     (row["crop_left"], row["crop_top"], row["crop_left"] + row["target_width"],
-                      row["crop_top"] + row["target_height"]))
+    plan = FramePlan(
+        0,
+        17,
+        (row["resize_width"], row["resize_height"]),
+        (
+            row["crop_left"],
+            row["crop_top"],
+            row["crop_left"] + row["target_width"],
+            row["crop_top"] + row["target_height"],
+        ),
+    )
     clip = load_clip(data, plan)
     from io import BytesIO
 
@@ -119,8 +152,12 @@ def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_ba
 
     with av.open(BytesIO(data)) as container:
         frames = [f.to_image() for f in container.decode(video=0)]
-    reference = np.stack([np.asarray(f.convert("RGB").resize(plan.resize, Image.Resampling.LANCZOS).crop(plan.crop))
-                          for f in frames[:17]])
+    reference = np.stack(
+        [
+            np.asarray(f.convert("RGB").resize(plan.resize, Image.Resampling.LANCZOS).crop(plan.crop))
+            for f in frames[:17]
+        ]
+    )
     assert np.array_equal(clip, reference)
     later = load_clip(data, FramePlan(8, 5, plan.resize, plan.crop))  # seeks instead of decoding from the top
     assert np.array_equal(later, reference[8:13])
@@ -134,8 +171,9 @@ def test_sample_normalises_as_the_wan_pipeline_does(wan):
 
     models = Encoders(str(wan))
     vae, (text,) = models.vae(), models.text_encoders()
-    pipe = WanImageToVideoPipeline(tokenizer=text.tokenizer, text_encoder=text.model, vae=vae,
-                                   scheduler=FlowMatchEulerDiscreteScheduler())
+    pipe = WanImageToVideoPipeline(
+        tokenizer=text.tokenizer, text_encoder=text.model, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler()
+    )
     image = torch.rand(1, 3, 32, 48) * 2 - 1
     _, condition = pipe.prepare_latents(image, 1, 4, 32, 48, num_frames=5, dtype=torch.float32, device="cpu")
     video = torch.cat([image.unsqueeze(2), image.new_zeros(1, 3, 4, 32, 48)], dim=2)
@@ -163,11 +201,16 @@ def test_wan_caption_embeddings_equal_the_pipelines_encode_prompt(wan):
     models = Encoders(str(wan))
     encoders = models.text_encoders()
     assert models.family() == "wan" and encoders[0].kind == "umt5"
-    pipe = WanPipeline(tokenizer=encoders[0].tokenizer, text_encoder=encoders[0].model, vae=models.vae(),
-                       scheduler=FlowMatchEulerDiscreteScheduler())
+    pipe = WanPipeline(
+        tokenizer=encoders[0].tokenizer,
+        text_encoder=encoders[0].model,
+        vae=models.vae(),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
     captions = ["a red  cat &amp; a dog ", "the blue photo of a dog on a cat with red"]
-    expected, _ = pipe.encode_prompt(captions, do_classifier_free_guidance=False, max_sequence_length=24,
-                                     device=torch.device("cpu"))
+    expected, _ = pipe.encode_prompt(
+        captions, do_classifier_free_guidance=False, max_sequence_length=24, device=torch.device("cpu")
+    )
     ours = encode_captions(encoders, captions, "wan", max_length=24)
     for i in range(2):
         assert torch.allclose(ours[i]["prompt_embeds"], expected[i], atol=1e-6)
@@ -187,11 +230,17 @@ def test_t5_video_caption_embeddings_equal_the_pipelines_encode_prompt(tmp_path,
     model = _t5_model(32, tokenizer)
     encoder = TextEncoder(tokenizer, model, "text_encoder", 20, "t5")
     cls = {"ltx": diffusers.LTXPipeline, "cogvideox": diffusers.CogVideoXPipeline}[family]
-    pipe = cls(tokenizer=tokenizer, text_encoder=model, vae=None, transformer=None,
-               scheduler=diffusers.FlowMatchEulerDiscreteScheduler())
+    pipe = cls(
+        tokenizer=tokenizer,
+        text_encoder=model,
+        vae=None,
+        transformer=None,
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
+    )
     captions = ["a red cat on a dog", "the blue photo"]
-    expected = pipe.encode_prompt(captions, do_classifier_free_guidance=False, max_sequence_length=20,
-                                  device=torch.device("cpu"))
+    expected = pipe.encode_prompt(
+        captions, do_classifier_free_guidance=False, max_sequence_length=20, device=torch.device("cpu")
+    )
     ours = encode_captions([encoder], captions, family, max_length=20)
     for i in range(2):
         assert torch.allclose(ours[i]["prompt_embeds"], expected[0][i], atol=1e-6)

@@ -13,28 +13,52 @@ def tiny_vae(name: str):
     import diffusers
 
     if name == "AutoencoderKLWan":
-        return diffusers.AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
-                                          latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[1.5, 2.0, 0.5, 1.0])
+        return diffusers.AutoencoderKLWan(
+            base_dim=8,
+            z_dim=4,
+            dim_mult=[1, 2, 2, 2],
+            num_res_blocks=1,
+            latents_mean=[0.1, -0.2, 0.3, 0.0],
+            latents_std=[1.5, 2.0, 0.5, 1.0],
+        )
     if name == "AutoencoderKLLTXVideo":
         return diffusers.AutoencoderKLLTXVideo(
-            latent_channels=8, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-            layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
+            latent_channels=8,
+            block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1),
             spatio_temporal_scaling=(True, True, False, False),
             decoder_spatio_temporal_scaling=(True, True, False, False),
-            decoder_inject_noise=(False,) * 5, upsample_residual=(False,) * 4, upsample_factor=(1,) * 4,
-            timestep_conditioning=False, patch_size=1, patch_size_t=1)
+            decoder_inject_noise=(False,) * 5,
+            upsample_residual=(False,) * 4,
+            upsample_factor=(1,) * 4,
+            timestep_conditioning=False,
+            patch_size=1,
+            patch_size_t=1,
+        )
     if name == "AutoencoderKLHunyuanVideo":
         return diffusers.AutoencoderKLHunyuanVideo(
-            latent_channels=4, down_block_types=("HunyuanVideoDownBlock3D",) * 4,
-            up_block_types=("HunyuanVideoUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-            norm_num_groups=4)
+            latent_channels=4,
+            down_block_types=("HunyuanVideoDownBlock3D",) * 4,
+            up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+            block_out_channels=(8, 8, 8, 8),
+            layers_per_block=1,
+            norm_num_groups=4,
+        )
     return diffusers.AutoencoderKLCogVideoX(
-        down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4,
-        block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2)
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8, 8, 8, 8),
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
+    )
 
 
-@pytest.mark.parametrize("name", ["AutoencoderKLWan", "AutoencoderKLLTXVideo", "AutoencoderKLHunyuanVideo",
-                                  "AutoencoderKLCogVideoX"])
+@pytest.mark.parametrize(
+    "name", ["AutoencoderKLWan", "AutoencoderKLLTXVideo", "AutoencoderKLHunyuanVideo", "AutoencoderKLCogVideoX"]
+)
 def test_factors_from_the_saved_config_predict_the_encoded_shape(tmp_path, name):
     torch.manual_seed(0)
     vae = tiny_vae(name)

@@ -16,13 +16,40 @@ from examples import make_demo_data as demo
 
 ALLOWED_ENTRY_KEYS = {
     # the spec's keys
-    "id", "type", "dataset_name", "split", "revision", "caption_strategy", "metadata_backend", "caption_column",
-    "image_column", "fallback_caption_column", "description_column", "width_column", "height_column",
-    "filter_func", "composite_image_config", "huggingface", "num_proc", "dataset_type",
+    "id",
+    "type",
+    "dataset_name",
+    "split",
+    "revision",
+    "caption_strategy",
+    "metadata_backend",
+    "caption_column",
+    "image_column",
+    "fallback_caption_column",
+    "description_column",
+    "width_column",
+    "height_column",
+    "filter_func",
+    "composite_image_config",
+    "huggingface",
+    "num_proc",
+    "dataset_type",
     # the trainer keys the demo may use
-    "probability", "repeats", "resolution", "resolution_type", "minimum_image_size", "crop", "crop_aspect",
-    "crop_aspect_buckets", "crop_style", "cache_dir", "disabled", "train_batch_size", "instance_data_dir",
-    "aspect_bucket_alignment", "video",
+    "probability",
+    "repeats",
+    "resolution",
+    "resolution_type",
+    "minimum_image_size",
+    "crop",
+    "crop_aspect",
+    "crop_aspect_buckets",
+    "crop_style",
+    "cache_dir",
+    "disabled",
+    "train_batch_size",
+    "instance_data_dir",
+    "aspect_bucket_alignment",
+    "video",
 }
 
 
@@ -66,7 +93,7 @@ def test_sizes_match_columns_and_exactly_three_rows_are_corrupt(photos):
     for i, row in enumerate(raw):
         try:
             img = _open(row["image"]["bytes"])
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever Pillow raises on a corrupt row counts it as corrupt
             corrupt.append(i)
             continue
         formats[img.format] += 1
@@ -75,7 +102,17 @@ def test_sizes_match_columns_and_exactly_three_rows_are_corrupt(photos):
         shown = ImageOps.exif_transpose(img)
         assert shown.size == (row["width"], row["height"]), f"row {i}"
         w, h = shown.size
-        shapes["tiny" if max(w, h) < 256 else "panorama" if w >= 3 * h else "portrait" if h > w else "landscape" if w > h else "square"] += 1
+        shapes[
+            "tiny"
+            if max(w, h) < 256
+            else "panorama"
+            if w >= 3 * h
+            else "portrait"
+            if h > w
+            else "landscape"
+            if w > h
+            else "square"
+        ] += 1
     assert len(corrupt) == 3
     assert set(formats) == {"JPEG", "PNG", "WEBP"}
     assert orientations[6] >= 2 and orientations[8] >= 2
@@ -141,14 +178,24 @@ def test_dataloader_json_describes_the_backends(demo_dir):
 
     grids = entries["grids"]
     assert grids["huggingface"]["composite_image_config"] == {"enabled": True, "image_count": 4, "select_index": 1}
-    assert (grids["resolution"], grids["resolution_type"], grids["crop_aspect"], grids["crop_style"]) == (256, "pixel", "square", "center")
+    assert (grids["resolution"], grids["resolution_type"], grids["crop_aspect"], grids["crop_style"]) == (
+        256,
+        "pixel",
+        "square",
+        "center",
+    )
 
     local = entries["local-folder"]
     assert local["type"] == "local" and (demo_dir / local["instance_data_dir"]).is_dir()
     assert local["caption_strategy"] == "textfile" and local["crop_aspect_buckets"] == [0.75, 1.0, 1.33]
 
     assert entries["photos-hires"]["disabled"] is True
-    assert entries["text-embeds"] == {"id": "text-embeds", "dataset_type": "text_embeds", "type": "local", "cache_dir": "cache/text_embeds"}
+    assert entries["text-embeds"] == {
+        "id": "text-embeds",
+        "dataset_type": "text_embeds",
+        "type": "local",
+        "cache_dir": "cache/text_embeds",
+    }
 
 
 def test_clips_are_pyav_encoded_videos_of_several_sizes_and_lengths_plus_bad_ones(demo_dir, tmp_path):
@@ -225,7 +272,9 @@ def test_generation_is_deterministic(tmp_path):
 
 @pytest.mark.parametrize("with_size_columns", [True, False])
 def test_bench_dataset_loads_with_an_image_feature(tmp_path, with_size_columns):
-    out = build_bench_dataset(tmp_path / "bench", rows=5000, with_size_columns=with_size_columns, shards=3, row_group_size=1000)
+    out = build_bench_dataset(
+        tmp_path / "bench", rows=5000, with_size_columns=with_size_columns, shards=3, row_group_size=1000
+    )
     assert len(list((out / "data").glob("train-*-of-00003.parquet"))) == 3
     ds = _load(out, tmp_path / "hf_cache")
     assert ds.num_rows == 5000
@@ -242,4 +291,9 @@ def test_bench_dataset_loads_with_an_image_feature(tmp_path, with_size_columns):
         if with_size_columns:  # declared size keeps the JPEG's aspect ratio, scaled up
             assert row["width"] * img.size[1] == row["height"] * img.size[0]
             assert row["width"] >= img.size[0]
-    assert {r["collection"] for r in raw.select_columns(["collection"])} == {"photo", "artwork", "diagram", "screenshot"}
+    assert {r["collection"] for r in raw.select_columns(["collection"])} == {
+        "photo",
+        "artwork",
+        "diagram",
+        "screenshot",
+    }

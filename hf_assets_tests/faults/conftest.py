@@ -25,10 +25,16 @@ class Project:
         write_hub_dataset(root / "data" / "photos", photo_rows(24))
         entry = {**PHOTOS_ENTRY, "resolution": 512, "aspect_bucket_alignment": 64}
         self.config = write_config(root / "dataloader.json", [entry])
-        self.env = {**os.environ, "DAGSTER_HOME": str(self.home), "HF_ASSETS_DATALOADER_CONFIG": str(self.config),
-                    "HF_ASSETS_MODEL": str(model), "HF_HUB_OFFLINE": "1", "HF_ASSETS_VAE_BATCH_SIZE": "2",
-                    "HF_ASSETS_DECODE_WORKERS": "1",
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "HF_ASSETS_DATALOADER_CONFIG": str(self.config),
+            "HF_ASSETS_MODEL": str(model),
+            "HF_HUB_OFFLINE": "1",
+            "HF_ASSETS_VAE_BATCH_SIZE": "2",
+            "HF_ASSETS_DECODE_WORKERS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         # a 512x512 latent is 4x64x64 fp32, mean + std = 128 KiB: 1 MiB shards give several per run
         self.env["HF_ASSETS_SHARD_MB"] = str(shard_mb)
 
@@ -41,22 +47,48 @@ class Project:
         return self.root / "cache" / "photos" / "text_embeds" / "photos"
 
     def command(self, point: str = "none", count: int = 1, select: str = ASSETS) -> list[str]:
-        return [sys.executable, "-m", "hf_assets_tests.faults.driver", point, str(count), "--",
-                "asset", "materialize", "-m", "hf_assets.definitions", "--select", select, "--partition", "photos"]
+        return [
+            sys.executable,
+            "-m",
+            "hf_assets_tests.faults.driver",
+            point,
+            str(count),
+            "--",
+            "asset",
+            "materialize",
+            "-m",
+            "hf_assets.definitions",
+            "--select",
+            select,
+            "--partition",
+            "photos",
+        ]
 
     def run(self, point: str = "none", count: int = 1, timeout: int = 600, **env) -> subprocess.CompletedProcess:
         marker = self.root / "killed_at"
         marker.unlink(missing_ok=True)
-        done = subprocess.run(self.command(point, count), cwd=self.root, capture_output=True, text=True,
-                              timeout=timeout, env={**self.env, "HF_ASSETS_TEST_KILLED_AT": str(marker), **env})
+        done = subprocess.run(
+            self.command(point, count),
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, "HF_ASSETS_TEST_KILLED_AT": str(marker), **env},
+        )
         if point != "none":
             assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
             assert marker.read_text() == point
         return done
 
     def start(self, **env) -> subprocess.Popen:
-        return subprocess.Popen(self.command(), cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**self.env, **env})
+        return subprocess.Popen(
+            self.command(),
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**self.env, **env},
+        )
 
     def instance(self):
         import dagster as dg

@@ -2,9 +2,10 @@
 
     python -m hf_assets_tests.faults.driver KILL_POINT COUNT -- dagster-args...
 
-KILL_POINT is `none`, `pause` (sleep holding the cache lock after the COUNT-th flush), `decode` (the COUNT-th image decode), `shard` (right after the COUNT-th shard is flushed
-and journaled) or `commit` (right after the manifest is written, before the journal is cleared and old shards
-pruned). The kill is a real SIGKILL of this process: no handler, no cleanup, no flush.
+KILL_POINT is `none`, `pause` (sleep holding the cache lock after the COUNT-th flush), `decode` (the COUNT-th image
+decode), `shard` (right after the COUNT-th shard is flushed and journaled) or `commit` (right after the manifest is
+written, before the journal is cleared and old shards pruned). The kill is a real SIGKILL of this process: no
+handler, no cleanup, no flush.
 """
 
 import os

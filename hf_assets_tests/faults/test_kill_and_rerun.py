@@ -44,8 +44,11 @@ def assert_same_caches(project: Project, clean: Project) -> None:
             assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
-@pytest.mark.parametrize(("point", "count"), [("decode", 7), ("shard", 2), ("commit", 1)],
-                         ids=["during_decode", "between_shards", "during_commit"])
+@pytest.mark.parametrize(
+    ("point", "count"),
+    [("decode", 7), ("shard", 2), ("commit", 1)],
+    ids=["during_decode", "between_shards", "during_commit"],
+)
 def test_sigkill_then_rerun_gives_the_clean_cache(project, clean, point, count):
     project.run(point, count)
     rerun = project.run()
@@ -81,17 +84,28 @@ def test_two_instances_writing_one_cache_at_once_wait_for_each_other_and_agree(p
     other_home.mkdir()
     (other_home / "dagster.yaml").write_text((project.home / "dagster.yaml").read_text())
     marker = tmp_path / "paused"
-    first = subprocess.Popen(project.command("pause", 1), cwd=project.root, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True,
-                             env={**project.env, "HF_ASSETS_TEST_KILLED_AT": str(marker), "HF_ASSETS_TEST_PAUSE": "60"})
+    first = subprocess.Popen(
+        project.command("pause", 1),
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**project.env, "HF_ASSETS_TEST_KILLED_AT": str(marker), "HF_ASSETS_TEST_PAUSE": "60"},
+    )
     try:
         for _ in range(600):  # until the first run holds the cache's writer lock
             if marker.exists() or first.poll() is not None:
                 break
             time.sleep(0.2)
         assert marker.exists(), first.communicate()[0][-3000:]
-        second = subprocess.run(project.command(), cwd=project.root, capture_output=True, text=True, timeout=600,
-                                env={**project.env, "DAGSTER_HOME": str(other_home)})
+        second = subprocess.run(
+            project.command(),
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**project.env, "DAGSTER_HOME": str(other_home)},
+        )
         first_out, _ = first.communicate(timeout=600)
     finally:
         if first.poll() is None:

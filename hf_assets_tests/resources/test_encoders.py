@@ -78,4 +78,6 @@ def test_an_out_of_range_run_config_value_fails_the_run_naming_the_setting(tiny_
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
     with pytest.raises(dg.DagsterResourceFunctionError) as failure:
         settings_in_a_run({"resources": {"encoders": {"config": {"vae_batch_size": 0}}}})
-    assert "vae_batch_size" in str(failure.value.__cause__) and "greater than or equal to 1" in str(failure.value.__cause__)
+    assert "vae_batch_size" in str(failure.value.__cause__) and "greater than or equal to 1" in str(
+        failure.value.__cause__
+    )
