@@ -1,9 +1,7 @@
-"""Locate and load a pipeline's VAE and text encoders through from_pretrained, and name them for cache keys."""
+"""Load a pipeline's VAE and text encoders through from_pretrained, by family and config class."""
 
-import hashlib
 import importlib.util
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +9,15 @@ from typing import Any
 import torch
 
 from hf_assets import env
-
-REPO_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5", ".onnx")
-CONTENT_HASH_LIMIT = 16 << 20
+from hf_assets.encode.model_files import (
+    ModelNotFound,
+    ModelRoot,
+    component_config,
+    component_folder,
+    folder_identity,
+    model_index,
+    resolve_root,
+)
 
 # family -> [(encoder subfolder, tokenizer subfolder, kind, required)]
 ENCODERS = {
@@ -59,24 +62,6 @@ VAE_CLASSES = (
 ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
-# What a download fetches: only what the encoders load, never the denoiser, single-file checkpoints or other formats.
-PIPELINE_FILES = ["model_index.json", "vae/*", "text_encoder*/*", "tokenizer*/*"]
-VAE_FILES = ["config.json", "diffusion_pytorch_model*.safetensors"]  # what AutoencoderKL loads
-IGNORED_FILES = [
-    "*.bin",
-    "*.msgpack",
-    "*.onnx",
-    "*.onnx_data",
-    "*.h5",
-    "*.ckpt",
-    "*.fp16.*",
-]  # never loaded (no variant)
-
-
-class ModelNotFound(FileNotFoundError):
-    """A configured model path or repo id that is neither a folder nor a cached hub repo."""
-
-
 @dataclass
 class TextEncoder:
     """One loaded text encoder: its tokenizer, model, subfolder name, sequence length, kind and identity."""
@@ -89,149 +74,14 @@ class TextEncoder:
     identity: str = ""
 
 
-@dataclass(frozen=True)
-class ModelRoot:
-    """Where a model lives on disk, and its hub repo and commit when it came from the hub cache."""
-
-    path: Path
-    repo_id: str | None = None
-    commit: str | None = None
-
-
-def download_patterns(setting: str = env.MODEL) -> tuple[list[str], list[str]]:
-    """(allow_patterns, ignore_patterns) of snapshot_download for a model named by `setting`.
-
-    HF_ASSETS_VAE names a bare VAE repo (config.json and weights at the root); anything else a pipeline repo,
-    of which only model_index.json and the vae, text_encoder* and tokenizer* folders are fetched, as safetensors.
-    """
-    if setting == env.VAE:
-        return list(VAE_FILES), []
-    return list(PIPELINE_FILES), list(IGNORED_FILES)
-
-
-def missing_weights(folder: Path, setting: str = env.MODEL) -> list[str]:
-    """The component folders the encoders need ("." for the root) that hold no complete set of weight files.
-
-    A pipeline needs the vae and text_encoder* components its model_index.json names (or, without one, those
-    present); a bare model (and any HF_ASSETS_VAE) needs its root.
-    """
-    if not folder.is_dir():
-        return ["."]
-    index = {} if setting == env.VAE else _model_index(folder)
-    if index:
-        needed = sorted(n for n, v in index.items() if _encoder_part(n) and isinstance(v, list) and v and v[0])
-    elif setting == env.VAE:
-        needed = []
-    else:
-        needed = sorted(p.name for p in folder.iterdir() if p.is_dir() and _encoder_part(p.name))
-    return [name for name in needed or ["."] if not _has_weights(folder / name)]
-
-
-def _encoder_part(name: str) -> bool:
-    return name == "vae" or name.startswith("text_encoder")
-
-
-def _has_weights(folder: Path) -> bool:
-    """A single weight file, or every shard of a sharded checkpoint's *.index.json, in `folder`.
-
-    Files are tested with is_file, which follows a hub snapshot's symlink to its blob: a missing blob is absent.
-    """
-    if not folder.is_dir():
-        return False
-    files = [p for p in folder.iterdir() if p.is_file()]
-    sharded: set[str] = set()
-    for path in files:
-        if path.name.endswith(".index.json"):
-            try:
-                shards = set(json.loads(path.read_text()).get("weight_map", {}).values())
-            except (OSError, ValueError, AttributeError):
-                continue
-            if shards and all((folder / shard).is_file() for shard in shards):
-                return True
-            sharded |= shards
-    return any(p.name.endswith(WEIGHT_SUFFIXES) and p.name not in sharded for p in files)
-
-
-def resolve_root(path_or_id: str | Path, setting: str = env.MODEL, revision: str | None = None) -> ModelRoot:
-    """A local folder as is; a hub id through the local hub cache, downloading the encoders' files only when
-    the repo is not cached, or its snapshot is incomplete, and the hub may be contacted; else ModelNotFound."""
-    text = str(path_or_id)
-    local = Path(text).expanduser()
-    if local.is_dir():
-        return ModelRoot(local.resolve())
-    hint = f"set {setting} to a diffusers pipeline folder or repo id"
-    if local.exists():
-        raise ModelNotFound(f"{setting}={text!r}: is a file, not a folder; {hint}")
-    if not REPO_ID.match(text) or text.startswith("."):
-        raise ModelNotFound(f"{setting}={text!r}: no such folder and no cached hub repo; {hint}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        cached = Path(snapshot_download(text, revision=revision, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure means "not in the local cache"
-        cached = None
-    incomplete = missing_weights(cached, setting) if cached is not None else []
-    if cached is not None and not incomplete:
-        return ModelRoot(cached, repo_id=text, commit=cached.name)
-    if env.hub_offline():
-        fix = "unset HF_HUB_OFFLINE so that it is downloaded again"
-    else:
-        allow, ignore = download_patterns(setting)
-        try:  # only what the encoders need: never the denoiser's weights
-            snap = Path(snapshot_download(text, revision=revision, allow_patterns=allow, ignore_patterns=ignore))
-        except Exception as error:  # noqa: BLE001 - reported with the setting below
-            fix = f"the download failed: {str(error).splitlines()[0][:200]}"
-        else:
-            missing = missing_weights(snap, setting)
-            if not missing:
-                return ModelRoot(snap, repo_id=text, commit=snap.name)
-            expected = (
-                "config.json and safetensors weights at its root"
-                if setting == env.VAE
-                else ("safetensors weights in model_index.json's vae and text_encoder* folders")
-            )
-            raise ModelNotFound(
-                f"{setting}={text!r}: the downloaded snapshot {snap} has no weights in {missing}; "
-                f"{setting} needs a repo with {expected}"
-                + ("" if setting == env.VAE else f" (a bare VAE repo goes in {env.VAE})")
-            )
-    if incomplete:
-        raise ModelNotFound(
-            f"{setting}={text!r}: the cached snapshot {cached} is incomplete (no weights in {incomplete}, "
-            f"an interrupted or filtered download); {fix}"
-        )
-    raise ModelNotFound(
-        f"{setting}={text!r}: no such folder and no cached hub repo; {hint}"
-        + (f" ({fix})" if not env.hub_offline() else "")
-    )
-
-
 def detect_family(pipeline_dir: str | Path, setting: str = env.MODEL) -> str:
     """'sd', 'sdxl', 'sd3', 'flux', 'wan', 'ltx', 'cogvideox', 'hunyuanvideo' or 'generic' from model_index.json."""
-    index = _model_index(resolve_root(pipeline_dir, setting).path)
+    index = model_index(resolve_root(pipeline_dir, setting).path)
     name = str(index.get("_class_name", ""))
     for prefix, family in FAMILY_PREFIXES:
         if name.startswith(prefix):
             return family
     return "sd" if name.startswith("StableDiffusion") else "generic"
-
-
-def _model_index(root: Path) -> dict:
-    """The pipeline's model_index.json, or {} when the folder is a single model."""
-    path = root / "model_index.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _component(root: ModelRoot, subfolder: str | None, setting: str, value: Any) -> str | None:
-    """The subfolder to load from, falling back to the root when the root itself is that component."""
-    if subfolder is None or (root.path / subfolder / "config.json").is_file():
-        return subfolder
-    if (root.path / "config.json").is_file():
-        return None
-    found = sorted(p.name for p in root.path.iterdir() if (p / "config.json").is_file())
-    raise ModelNotFound(
-        f"{setting}={str(value)!r}: no {subfolder!r} component in {root.path} (found: {found or 'none'})"
-    )
 
 
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
@@ -253,7 +103,7 @@ def load_vae(
     import diffusers
 
     root = resolve_root(path_or_id, setting, revision)
-    sub = _component(root, subfolder, setting, path_or_id)
+    sub = component_folder(root, subfolder, setting, path_or_id)
     cls = getattr(
         diffusers, vae_class_name(component_config(path_or_id, subfolder, setting=setting, revision=revision), setting)
     )
@@ -282,7 +132,7 @@ def load_text_encoders(
     root = resolve_root(path_or_id, setting, revision)
     family = family or detect_family(root.path)
     if family not in ENCODERS:
-        index = _model_index(root.path)
+        index = model_index(root.path)
         parts = _generic_parts(root, setting, path_or_id)
         return [_load_auto(root, enc, tok, index.get(enc or ""), dtype, device) for enc, tok in parts]
     plan = [part for part in ENCODERS[family] if part[3] or (root.path / part[0] / "config.json").is_file()]
@@ -356,46 +206,5 @@ def _dtype_kwargs(dtype) -> dict:
 def _finish(enc: TextEncoder, root: ModelRoot, tok_sub: str | None, device) -> TextEncoder:
     """Move to the device, freeze, and record the identity of model and tokenizer."""
     enc.model = enc.model.to(device).eval().requires_grad_(False)
-    enc.identity = f"{_identity(root, enc.name)}+tok:{_identity(root, tok_sub)}"
+    enc.identity = f"{folder_identity(root, enc.name)}+tok:{folder_identity(root, tok_sub)}"
     return enc
-
-
-def model_identity(path_or_id, subfolder: str | None = None, *, setting=env.MODEL, revision=None) -> str:
-    """A stable id for cache keys: hub repo@commit[/subfolder], or a hash of a local folder's files."""
-    return _identity(resolve_root(path_or_id, setting, revision), subfolder)
-
-
-def component_identity(path_or_id, subfolder: str | None, *, setting=env.MODEL, revision=None) -> str:
-    """model_identity of the folder a loader reads: the subfolder, or the root when the root is that component."""
-    root = resolve_root(path_or_id, setting, revision)
-    return _identity(root, _component(root, subfolder, setting, path_or_id))
-
-
-def component_config(path_or_id, subfolder: str | None, *, setting=env.MODEL, revision=None) -> dict:
-    """The config.json of the folder a loader reads (the subfolder, or the root when it is that component)."""
-    root = resolve_root(path_or_id, setting, revision)
-    sub = _component(root, subfolder, setting, path_or_id)
-    return json.loads(((root.path / sub if sub else root.path) / "config.json").read_text())
-
-
-def _identity(root: ModelRoot, subfolder: str | None) -> str:
-    """hub:repo@commit/sub for cached hub repos; local:<sha256 of small files' bytes and weights' size+mtime>."""
-    if root.repo_id:
-        return f"hub:{root.repo_id}@{root.commit}" + (f"/{subfolder}" if subfolder else "")
-    folder = root.path / subfolder if subfolder else root.path
-    if not folder.is_dir():
-        raise ModelNotFound(f"no {subfolder!r} folder in {root.path}")
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder)):
-        stat = path.stat()
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        if path.name.endswith(WEIGHT_SUFFIXES) or stat.st_size > CONTENT_HASH_LIMIT:
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        else:
-            digest.update(path.read_bytes())
-    return f"local:{digest.hexdigest()[:20]}"
-
-
-def _hidden(path: Path, folder: Path) -> bool:
-    """Files under dot-folders (.cache, .git) do not change the model."""
-    return any(part.startswith(".") for part in path.relative_to(folder).parts)

@@ -221,7 +221,7 @@ def _load(job) -> np.ndarray:
 
 def video_factors_for(models) -> dict:
     """The video VAE factors of an `Encoders` (config, plus LTX's stored statistics), without loading weights."""
-    from hf_assets.encode.models import resolve_root
+    from hf_assets.encode.model_files import resolve_root
     from hf_assets.encode.video_vae import video_vae_factors
 
     path, sub, setting = models.vae_source

@@ -67,7 +67,7 @@ def test_retries_are_for_transient_failures_only():
 
     from hf_assets.assets.retries import is_transient
     from hf_assets.data.columns import ColumnTypeError
-    from hf_assets.encode.models import ModelNotFound
+    from hf_assets.encode.model_files import ModelNotFound
 
     class OutOfMemoryError(RuntimeError):  # the name torch.OutOfMemoryError has
         pass

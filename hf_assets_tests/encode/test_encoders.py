@@ -7,7 +7,7 @@ import torch
 
 from hf_assets.encode import encoders as encoders_module
 from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype, text_identity
-from hf_assets.encode.models import ModelNotFound
+from hf_assets.encode.model_files import ModelNotFound
 from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")

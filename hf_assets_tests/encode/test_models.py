@@ -10,16 +10,8 @@ import torch
 from huggingface_hub.utils import filter_repo_objects
 
 from hf_assets import env
-from hf_assets.encode.models import (
-    ModelNotFound,
-    as_dtype,
-    detect_family,
-    download_patterns,
-    load_text_encoders,
-    load_vae,
-    model_identity,
-    resolve_root,
-)
+from hf_assets.encode.model_files import ModelNotFound, download_patterns, model_identity, resolve_root
+from hf_assets.encode.models import as_dtype, detect_family, load_text_encoders, load_vae
 
 CLASSES = {
     "sd": ["CLIPTextModel"],
