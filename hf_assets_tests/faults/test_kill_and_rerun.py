@@ -36,12 +36,17 @@ def assert_same_caches(project: Project, clean: Project) -> None:
     got, want = open_latents(project.vae_dir), open_latents(clean.vae_dir)
     assert sorted(got) == sorted(want) and len(want) > 0
     for name in want:
-        assert torch.equal(got[name], want[name]) and torch.equal(got.std(name), want.std(name)), name
+        # Re-encoding only the damaged entries puts them in other batches than the clean run did, which changes
+        # fp32 results by about 1e-4 through the VAE's convolutions and norms; a wrong repair differs by far more.
+        assert torch.allclose(got[name], want[name], rtol=1e-3, atol=1e-3), name
+        assert torch.allclose(got.std(name), want.std(name), rtol=1e-3, atol=1e-3), name
     got_text, want_text = open_text_embeds(project.text_dir), open_text_embeds(clean.text_dir)
     assert sorted(got_text) == sorted(want_text)
     for name in want_text:
         for a, b in zip(got_text[name], want_text[name], strict=True):
-            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+            assert a.keys() == b.keys(), name
+            assert all(torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-3) for k in a if a[k].is_floating_point()), name
+            assert all(torch.equal(a[k], b[k]) for k in a if not a[k].is_floating_point()), name
 
 
 @pytest.mark.parametrize(
