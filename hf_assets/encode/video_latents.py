@@ -21,6 +21,7 @@ from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_r
 from hf_assets.encode.image_source import content_hashes, iter_images
 from hf_assets.encode.latents_update import (
     DROPPED,
+    GEOMETRY,
     EncodeReport,
     LatentSettings,
     earlier_decode_failures,
@@ -33,20 +34,6 @@ from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_vi
 from hf_assets.progress import ProgressLog, quiet
 
 VIDEO_FORMAT = 1
-GEOMETRY = [
-    "tile_left",
-    "tile_top",
-    "tile_right",
-    "tile_bottom",
-    "resize_width",
-    "resize_height",
-    "crop_left",
-    "crop_top",
-    "target_width",
-    "target_height",
-    "source_width",
-    "source_height",
-]
 DECODE_FAILURE = "corrupt_video"  # a clip that does not decode: not retried until its bytes, settings or decoder change
 DECODER = f"PyAV {av.__version__} (FFmpeg {'.'.join(map(str, av.library_versions.get('libavcodec', ())))})"
 SLICE_ROWS = 512
