@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,12 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", type=Path, default=ROOT / "bench" / "out" / "scaling")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from bench.encode_data import bench_dataset
+    from bench.encode_data import bench_dataset, prepare
     from bench.machine import cpu_model
-    from hf_assets.config.loader import parse_config
-    from hf_assets.data.buckets import assign_buckets
-    from hf_assets.data.index import build_filtered_index
-    from hf_assets.data.sources import open_split
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     model = args.model
@@ -106,36 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(model, "model_index.json").is_file():
             build_tiny_pipeline(Path(model), "sdxl", seed=0)
     data = bench_dataset(args.images, args.resolution, 0, args.work_dir, print)
-    entry = {
-        "id": "bench",
-        "type": "huggingface",
-        "dataset_name": str(data),
-        "caption_strategy": "huggingface",
-        "metadata_backend": "huggingface",
-        "caption_column": "caption",
-        "width_column": "width",
-        "height_column": "height",
-        "resolution": args.resolution,
-        "resolution_type": "pixel_area",
-        "crop": True,
-        "crop_aspect": "square",
-        "crop_style": "center",
-    }
-    config = args.work_dir / "dataloader.json"
-    config.write_text(__import__("json").dumps([entry]))
-    backend = parse_config([entry], config).backends[0]
-    split = open_split(backend)
-    index, _ = build_filtered_index(split, backend)
-    prepared = type(
-        "Prepared",
-        (),
-        {
-            "backend": backend,
-            "split": split,
-            "config": config,
-            "buckets": assign_buckets(index, backend.buckets, backend.id),
-        },
-    )
+    opened = prepare(args.work_dir, data, args.resolution, "square")
+    prepared = SimpleNamespace(**opened._asdict(), config=args.work_dir / "dataloader.json")
 
     best: dict[int, tuple] = {}
     for round_ in range(args.repeats):

@@ -122,7 +122,10 @@ def prepare(run_dir: Path, data: Path, resolution: int, aspect: str) -> Prepared
         "crop_style": "center",
         "aspect_bucket_alignment": 64,
     }
-    backend = parse_config([entry], run_dir / "dataloader.json").backends[0]
+    config = run_dir / "dataloader.json"  # written, so that worker processes can load the same backend
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps([entry]))
+    backend = parse_config([entry], config).backends[0]
     split = open_split(backend)
     index, _ = build_filtered_index(split, backend)
     return Prepared(backend, split, assign_buckets(index, backend.buckets, backend.id))
