@@ -28,7 +28,7 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
     from hf_assets.config.loader import load_config
     from hf_assets.data.sources import open_split
     from hf_assets.encode.encoders import Encoders
-    from hf_assets.encode.latents_plan import LatentPlan
+    from hf_assets.encode.engine_types import EncodeSettings, LatentPlan
     from hf_assets.encode.latents_update import encode_shard
 
     backend = load_config(config_path).backends[0]
@@ -45,9 +45,7 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
             split,
             backend.image_column,
             lambda: vae,
-            torch.float32,
-            batch_size=batch,
-            workers=1,
+            EncodeSettings(batch_size=batch, decode_workers=1),
             log=lambda _m: None,
         ).encoded
         for k in shards
@@ -58,8 +56,9 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
 def run(workers: int, prepared, model: str, device: str, out: Path, shards: int, batch: int) -> tuple[int, float]:
     """Plan into a fresh cache, encode its shards on `workers` processes at once; (encoded, wall seconds)."""
     from hf_assets.encode.encoders import Encoders
+    from hf_assets.encode.engine_types import LatentSettings
     from hf_assets.encode.latents_plan import plan_latents
-    from hf_assets.encode.latents_update import LatentSettings, wanted_latents
+    from hf_assets.encode.latents_update import wanted_latents
 
     cache = out / f"cache-{workers}"
     shutil.rmtree(cache, ignore_errors=True)

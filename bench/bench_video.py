@@ -148,7 +148,7 @@ def bench_bare(vae, args, shape) -> dict:
 
 
 def bench_pipeline(vae, models, backend, split, buckets, args, directory: Path) -> dict:
-    from hf_assets.encode.latents_update import LatentSettings
+    from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
     from hf_assets.encode.video_latents import update_video_latents, video_factors_for, wanted_video_latents
 
     factors = video_factors_for(models)
@@ -163,9 +163,7 @@ def bench_pipeline(vae, models, backend, split, buckets, args, directory: Path) 
         lambda: vae,
         directory,
         factors,
-        vae.dtype,
-        batch_size=args.batch,
-        workers=args.workers,
+        EncodeSettings(args.batch, args.workers, model_dtype=str(vae.dtype), latent_dtype=str(vae.dtype)),
         log=lambda m: None,
     )
     sync(args.device)

@@ -157,10 +157,17 @@ class NullVAE(torch.nn.Module):
 
 def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, directory: Path, profile: bool) -> dict:
     """wanted_latents (not timed), then update_latents into a fresh cache folder (timed) with the loaded VAE."""
-    from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+    from hf_assets.encode.engine_types import EncodeSettings
+    from hf_assets.encode.latents_update import update_latents, wanted_latents
     from hf_assets.encode.vae import vae_factors_from_config
 
-    identity = LatentSettings(encoders.vae_identity(), str(settings.model_dtype), str(settings.latent_dtype))
+    job = EncodeSettings(
+        batch_size=settings.batch,
+        decode_workers=settings.workers,
+        model_dtype=str(settings.model_dtype),
+        latent_dtype=str(settings.latent_dtype),
+    )
+    identity = job.latent_settings(encoders.vae_identity())
     wanted = wanted_latents(data.buckets, data.split, data.backend.image_column, identity, data.backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": identity.vae_identity}
     shutil.rmtree(directory, ignore_errors=True)
@@ -178,9 +185,7 @@ def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, direc
                 lambda: vae,
                 directory,
                 meta,
-                settings.latent_dtype,
-                batch_size=settings.batch,
-                workers=settings.workers,
+                job,
             )
         )
         if profiler:

@@ -60,7 +60,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
             backend.text_dir,
             {"identity": identity, "backend": backend.id},
             batch_size=encoders.text_batch_size,
-            shard_bytes=encoders.shard_mb << 20,
+            shard_bytes=encoders.shard_bytes,
             log=context.log.info,
             progress=progress,
         )

@@ -73,7 +73,7 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
     ):
         """Find what the cache lacks and split it into shards by cache key; idle shards finish at once."""
         from hf_assets.encode.latents_plan import plan_latents
-        from hf_assets.encode.latents_update import LatentSettings, wanted_latents
+        from hf_assets.encode.latents_update import wanted_latents
         from hf_assets.encode.models import is_video_vae
 
         backend = dataloader.backend(context.partition_key)
@@ -97,7 +97,7 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
                 'VAE; set HF_ASSETS_MODEL to an image pipeline (or dataset_type "video" for clips)',
                 allow_retries=False,
             )
-        settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.resolved_latent_dtype))
+        settings = encoders.encode_settings().latent_settings(loaded.vae_identity())
         progress = ProgressLog(context.log.info)
         wanted = wanted_latents(
             aspect_buckets, raw_split, backend.image_column, settings, backend.metadata_dir, progress=progress
@@ -124,10 +124,8 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
         plan: dict,
     ) -> dict:
         """Encode one shard's images into the cache (one step per shard, on any worker that sees the cache)."""
-        from dataclasses import asdict
-
-        from hf_assets.encode.latents_plan import LatentPlan, require_visible
-        from hf_assets.encode.latents_update import ShardReport, encode_shard
+        from hf_assets.encode.engine_types import LatentPlan, ShardReport, require_visible
+        from hf_assets.encode.latents_update import encode_shard
 
         backend = dataloader.backend(context.partition_key)
         shard = shard_index(context.op.name)
@@ -141,7 +139,7 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
         written = LatentPlan.from_dict(plan)
         require_visible(written)
         if not written.shard_sizes[shard]:
-            return asdict(ShardReport(shard=shard))  # idle: no device claimed, no model loaded
+            return ShardReport(shard=shard).to_dict()  # idle: no device claimed, no model loaded
         with shard_device(context, encoders, shard) as loaded:
             report = encode_shard(
                 written,
@@ -149,13 +147,10 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
                 raw_split,
                 backend.image_column,
                 loaded.vae,
-                encoders.resolved_latent_dtype,
-                batch_size=encoders.vae_batch_size,
-                workers=encoders.decode_workers,
-                shard_bytes=encoders.shard_mb << 20,
+                encoders.encode_settings(),
                 log=context.log.info,
             )
-        return asdict(report)
+        return report.to_dict()
 
     @dg.op(
         name="commit_vae_latents",
@@ -174,9 +169,8 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
         """Merge the shards into the cache's manifest atomically, then run the blocking checks."""
         from hf_assets.cache import verify
         from hf_assets.cache.latents import open_latents
+        from hf_assets.encode.engine_types import LatentPlan, ShardReport
         from hf_assets.encode.latents_commit import commit_latents
-        from hf_assets.encode.latents_plan import LatentPlan
-        from hf_assets.encode.latents_update import ShardReport
         from hf_assets.encode.vae import vae_factors_from_config
 
         backend = dataloader.backend(context.partition_key)

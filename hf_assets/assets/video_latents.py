@@ -34,14 +34,16 @@ def _factors(backend, encoders) -> dict:
 
 def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, raw_split) -> dict:
     """Encode and commit a video backend's clips (one step: clips are not sharded yet); the report as JSON values."""
-    from hf_assets.encode.latents_update import LatentSettings
+    from dataclasses import replace
+
     from hf_assets.encode.video_latents import update_video_latents, wanted_video_latents
 
     if encoders.full_verify:
         start_full_verification(context, backend.vae_dir)
     loaded = encoders.loaded
     factors = _factors(backend, encoders)
-    settings = LatentSettings(loaded.vae_identity(), str(loaded.dtype), str(encoders.resolved_latent_dtype))
+    job = encoders.encode_settings()
+    settings = job.latent_settings(loaded.vae_identity())
     progress = ProgressLog(context.log.info)
     wanted, too_short = wanted_video_latents(
         aspect_buckets,
@@ -69,11 +71,8 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
         loaded.vae,
         backend.vae_dir,
         meta,
-        encoders.resolved_latent_dtype,
+        replace(job, batch_size=max(1, job.batch_size // 4)),
         dropped_before=too_short,
-        batch_size=max(1, encoders.vae_batch_size // 4),
-        workers=encoders.decode_workers,
-        shard_bytes=encoders.shard_mb << 20,
         log=context.log.info,
         progress=progress,
     )

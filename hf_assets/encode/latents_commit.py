@@ -7,26 +7,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.cache.encoded import EncodedCache
-from hf_assets.cache.tables import save_table
-from hf_assets.encode import latents_update as core
-from hf_assets.encode.latents_plan import LatentPlan, remove_plan, require_visible
+from hf_assets.encode.drop_records import save_drops
+from hf_assets.encode.engine_types import EncodeReport, LatentPlan, ShardReport, require_visible
+from hf_assets.encode.latents_plan import remove_plan
 from hf_assets.progress import ProgressLog, quiet
 
 
 def commit_latents(
     plan: LatentPlan,
-    reports: Iterable[core.ShardReport],
+    reports: Iterable[ShardReport],
     meta: dict,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
-) -> core.EncodeReport:
+) -> EncodeReport:
     """Write the manifest of every sample the shards encoded or the cache held, and `dropped.parquet`; remove the plan.
 
     Raises `MissingEntriesError` (naming examples) when a shard of the plan did not finish.
     """
     require_visible(plan)
     reports = list(reports)
-    report = core.EncodeReport(reused=plan.reused, encoded=sum(r.encoded + r.resumed for r in reports))
+    report = EncodeReport(reused=plan.reused, encoded=sum(r.encoded + r.resumed for r in reports))
     timed = [r for r in reports if r.encoded]
     if timed:  # wall time from the first shard's start to the last one's end: the throughput of all workers together
         report.encode_seconds = max(r.finished for r in timed) - min(r.started for r in timed)
@@ -50,22 +50,7 @@ def commit_latents(
     with (progress or quiet()).step("commit", unit="entries") as step:
         result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
         step.advance(result.manifest.table.num_rows)
-    dropped = {
-        "filename": pa.array(list(report.dropped), pa.string()),
-        "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
-        "reason": pa.array(list(report.dropped.values()), pa.string()),
-    }
-    save_table(
-        plan.cache_dir,
-        core.DROPPED,
-        pa.table(dropped),
-        {
-            "reason": "samples of the bucket table without a latent",
-            "key": f"cache key; a '{core.DECODE_FAILURE}' key is not retried until its image, settings or decoder "
-            "change",
-            "decoder": core.DECODER,
-        },
-    )
+    save_drops(plan.cache_dir, report.dropped, dropped_keys, "samples")
     remove_plan(plan)
     report.size_bytes = cache.size_bytes()
     if len(reports) > 1:

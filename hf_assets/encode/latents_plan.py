@@ -7,7 +7,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,12 @@ import pyarrow.compute as pc
 
 from hf_assets.cache.atomic import write_json_atomic, write_parquet_atomic
 from hf_assets.cache.encoded import EncodedCache
-from hf_assets.encode import latents_update as core
+from hf_assets.encode.drop_records import DROPPED, earlier_decode_failures
+from hf_assets.encode.engine_types import PLAN_FILE, LatentPlan
 
 PLANS_DIR = "plans"  # <cache dir>/plans/<plan id>/: removed by the commit
-PLAN_FILE = "plan.json"
 STALE_PLAN_SECONDS = 7 * 24 * 3600  # plans of runs never committed nor re-executed are pruned after a week
 MAX_SHARDS = 4096
-
-
-class CacheNotShared(RuntimeError):
-    """A step cannot see the cache directory another step wrote: the cache is not on a shared filesystem."""
 
 
 def shard_of(keys: pa.Array | pa.ChunkedArray, shards: int) -> np.ndarray:
@@ -51,66 +46,6 @@ _HEX = np.full(256, -1, np.int8)
 _HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.int8)
 
 
-@dataclass(frozen=True)
-class LatentPlan:
-    """A written plan: the rows to commit, the rows each shard encodes, and the failures carried from earlier runs."""
-
-    directory: Path  # <cache dir>/plans/<plan id>
-    shards: int
-    shard_sizes: tuple[int, ...]  # rows to encode per shard
-    reused: int
-    host: str
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.directory.parent.parent
-
-    @property
-    def busy_shards(self) -> list[int]:
-        """Shards with something to encode."""
-        return [k for k, n in enumerate(self.shard_sizes) if n]
-
-    @property
-    def to_encode(self) -> int:
-        return sum(self.shard_sizes)
-
-    def shard_rows(self, shard: int) -> pa.Table:
-        """The rows shard `shard` encodes (key, filename, row, geometry, hashes)."""
-        return _read(self.directory / f"shard-{shard:05d}.parquet", self)
-
-    def readable(self) -> pa.Table:
-        """Every wanted sample whose image could be read, with its key: what the commit records."""
-        return _read(self.directory / "readable.parquet", self)
-
-    def unreadable(self) -> list[str]:
-        """File names whose image bytes could not be read at all."""
-        return _read(self.directory / "unreadable.parquet", self).column("filename").to_pylist()
-
-    def carried_failures(self) -> dict[str, str]:
-        """cache key -> reason of images that failed to decode in an earlier run (not tried again)."""
-        table = _read(self.directory / "carried_failures.parquet", self)
-        return dict(zip(table.column("key").to_pylist(), table.column("reason").to_pylist()))
-
-    def to_dict(self) -> dict:
-        return {
-            "directory": str(self.directory),
-            "shards": self.shards,
-            "shard_sizes": list(self.shard_sizes),
-            "reused": self.reused,
-            "host": self.host,
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "LatentPlan":
-        return cls(
-            Path(values["directory"]),
-            int(values["shards"]),
-            tuple(values["shard_sizes"]),
-            int(values["reused"]),
-            values["host"],
-        )
-
-
 def plan_latents(
     wanted: pa.Table,
     directory: Path,
@@ -129,7 +64,7 @@ def plan_latents(
     readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
     to_encode, reused = cache.plan(readable)
     carried: dict[str, str] = {}
-    earlier = core.earlier_decode_failures(directory, log)
+    earlier = earlier_decode_failures(directory, log)
     if earlier and to_encode.num_rows:
         known_bad = pc.is_in(to_encode.column("key"), pa.array(list(earlier), pa.string()))
         carried = {key: earlier[key] for key in to_encode.filter(known_bad).column("key").to_pylist()}
@@ -137,7 +72,7 @@ def plan_latents(
         if carried:
             log(
                 f"skipping {len(carried)} image(s) that failed to decode in an earlier run "
-                f"(see {directory / (core.DROPPED + '.parquet')}); a changed image is tried again"
+                f"(see {directory / (DROPPED + '.parquet')}); a changed image is tried again"
             )
     target = directory / PLANS_DIR / plan_id
     assignment = shard_of(to_encode.column("key"), shards)
@@ -164,38 +99,9 @@ def plan_latents(
     return plan
 
 
-def require_visible(plan: LatentPlan) -> None:
-    """Fail clearly when this process cannot see the plan another step wrote (the cache is not shared)."""
-    if not (plan.directory / PLAN_FILE).is_file():
-        raise CacheNotShared(
-            f"{socket.gethostname()} cannot see {plan.directory / PLAN_FILE}, written by the plan step on "
-            f"{plan.host}: the cache_dir of this backend must be on a filesystem every step can read and write "
-            "(NFS, Lustre, a ReadWriteMany volume mounted at the same path), or the plan was removed by a commit"
-        )
-
-
 def remove_plan(plan: LatentPlan) -> None:
     """Delete a committed plan's files."""
     shutil.rmtree(plan.directory, ignore_errors=True)
-
-
-_OPTIONAL = {
-    "unreadable.parquet": pa.table({"filename": pa.array([], pa.string())}),
-    "carried_failures.parquet": pa.table({"key": pa.array([], pa.string()), "reason": pa.array([], pa.string())}),
-}
-
-
-def _read(path: Path, plan: LatentPlan) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    if not path.is_file():
-        require_visible(plan)
-        if path.name in _OPTIONAL:
-            return _OPTIONAL[path.name]
-        if path.name.startswith("shard-"):
-            return pa.table({"key": pa.array([], pa.string())})  # an idle shard has no file
-        raise FileNotFoundError(f"{path}: the plan in {plan.directory} is incomplete; run vae_latents again")
-    return pq.read_table(path)
 
 
 def _prune_stale_plans(plans: Path, log: Callable[[str], None]) -> None:

@@ -2,15 +2,13 @@
 
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import PIL
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
@@ -18,15 +16,18 @@ import torch
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import row_settings_hash, settings_hash
 from hf_assets.cache.shards import list_shards
-from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.data.sources import RawSplit
+from hf_assets.encode.drop_records import failure_reason
+from hf_assets.encode.engine_types import EncodeReport, EncodeSettings, LatentPlan, LatentSettings, ShardReport
 from hf_assets.encode.image_source import content_hashes, fetch_windows, iter_images
-from hf_assets.encode.images import CorruptImage, load_pixels
+from hf_assets.encode.images import load_pixels
+from hf_assets.encode.latents_commit import commit_latents
+from hf_assets.encode.latents_plan import plan_latents
+from hf_assets.encode.models import as_dtype
 from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
 from hf_assets.progress import ProgressLog, quiet
 
-FORMAT = 1
 # Per-sample columns of the bucket table that shape a latent (all hashed into its key). source_width/height is
 # the oriented full size the boxes were computed from: an image of another size is dropped, not mis-cropped.
 GEOMETRY = [
@@ -44,58 +45,6 @@ GEOMETRY = [
     "source_height",
 ]
 SLICE_ROWS = 2048
-DROPPED = "dropped"  # dropped.parquet beside the latents: filename, key (null when unreadable), reason
-DECODE_FAILURE = "corrupt_image"  # reason kind of an image that does not decode (or fit): not retried for its key
-RETRYABLE_FAILURE = "encode_error"  # any other error while loading an image: retried next run
-REASON_CHARS = 200
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-DECODER = f"Pillow {PIL.__version__}"  # recorded decode failures are retried once another decoder is installed
-
-
-@dataclass(frozen=True)
-class LatentSettings:
-    """Everything global that changes a latent: the VAE, its dtype, the stored dtype, the transform."""
-
-    vae_identity: str
-    model_dtype: str
-    latent_dtype: str
-    resample: str = "lanczos"
-    format: int = FORMAT
-
-
-@dataclass
-class EncodeReport:
-    """What one update did."""
-
-    encoded: int = 0
-    reused: int = 0
-    dropped: dict[str, str] = field(default_factory=dict)  # filename -> reason
-    dropped_before: set[str] = field(default_factory=set)  # of `dropped`: skipped for a failure an earlier run recorded
-    encode_seconds: float = 0.0
-    size_bytes: int = 0
-
-    @property
-    def throughput(self) -> float:
-        return self.encoded / self.encode_seconds if self.encode_seconds else 0.0
-
-
-@dataclass
-class ShardReport:
-    """What encoding one shard did; plain JSON values, so it can travel between Dagster steps."""
-
-    shard: int
-    encoded: int = 0
-    resumed: int = 0  # entries an earlier attempt of this shard had already written
-    failures: dict[str, str] = field(default_factory=dict)  # cache key -> drop reason
-    seconds: float = 0.0  # encoding time
-    started: float = 0.0  # wall clock (epoch seconds), 0 when nothing was encoded
-    finished: float = 0.0
-    host: str = ""
-    pid: int = 0
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ShardReport":
-        return cls(**values)
 
 
 def wanted_latents(
@@ -123,10 +72,7 @@ def update_latents(
     vae_loader: Callable[[], torch.nn.Module],
     directory: Path,
     meta: dict,
-    latent_dtype: torch.dtype,
-    batch_size: int = 8,
-    workers: int = 4,
-    shard_bytes: int = 256 << 20,
+    settings: EncodeSettings,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
     shards: int = 1,
@@ -138,50 +84,32 @@ def update_latents(
     failed to decode is not tried again by later runs (it is reported dropped with the stored reason); a changed
     image or setting gives a new key, which is tried.
     """
-    from hf_assets.encode.latents_commit import commit_latents
-    from hf_assets.encode.latents_plan import plan_latents
-
     plan = plan_latents(wanted, directory, shards, log=log)
     reports = [
-        encode_shard(
-            plan,
-            shard,
-            split,
-            image_column,
-            vae_loader,
-            latent_dtype,
-            batch_size=batch_size,
-            workers=workers,
-            shard_bytes=shard_bytes,
-            log=log,
-            progress=progress,
-        )
+        encode_shard(plan, shard, split, image_column, vae_loader, settings, log=log, progress=progress)
         for shard in plan.busy_shards
     ]
     return commit_latents(plan, reports, meta, log=log, progress=progress)
 
 
 def encode_shard(
-    plan,
+    plan: LatentPlan,
     shard: int,
     split: RawSplit,
     image_column: str,
     vae_loader: Callable[[], torch.nn.Module],
-    latent_dtype: torch.dtype,
-    batch_size: int = 8,
-    workers: int = 4,
-    shard_bytes: int = 256 << 20,
+    settings: EncodeSettings,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
 ) -> ShardReport:
-    """Encode one shard of a plan (`latents_plan.LatentPlan`) into the cache, beside the other shards' writers.
+    """Encode one shard of a plan into the cache, beside the other shards' writers.
 
     Entries already journaled (by an earlier attempt of this shard) are not encoded again; the VAE is loaded
     only when something is left to encode.
     """
     report = ShardReport(shard=shard, host=socket.gethostname(), pid=os.getpid())
     progress = progress or quiet()
-    cache = EncodedCache(plan.cache_dir, prefix="latents", max_bytes=shard_bytes)
+    cache = EncodedCache(plan.cache_dir, prefix="latents", max_bytes=settings.shard_bytes)
     to_encode = plan.shard_rows(shard)
     if to_encode.num_rows:  # what an earlier attempt of this shard flushed (journal only: no shard is read)
         journal = cache.journal_entries()
@@ -209,12 +137,14 @@ def encode_shard(
         cache.writer(lane=f"shard-{shard}") as writer,
         progress.step("encode", to_encode.num_rows, unit="images") as step,
     ):
-        batches = _batches(to_encode, split, image_column, batch_size, workers, report.failures)
+        batches = _batches(
+            to_encode, split, image_column, settings.batch_size, settings.decode_workers, report.failures
+        )
         report.encoded += write_latents(
             batches,
             lambda arrays: _to_device(arrays, vae),
             lambda x: encode_latents(vae, x),
-            latent_dtype,
+            as_dtype(settings.latent_dtype),
             writer,
             step,
             log,
@@ -222,31 +152,6 @@ def encode_shard(
     report.seconds = time.perf_counter() - started
     report.finished = time.time()
     return report
-
-
-def earlier_decode_failures(
-    directory: Path,
-    log: Callable[[str], None] = logging.getLogger(__name__).info,
-    decoder: str | None = None,
-    decode_failure: str = DECODE_FAILURE,
-) -> dict[str, str]:
-    """cache key -> reason of the samples an earlier run of this cache dropped because their image (or clip:
-    `decoder` and `decode_failure` of the video encoder) did not decode with this decoder (default: Pillow's)."""
-    try:
-        if load_manifest(Path(directory), DROPPED).get("decoder") != (decoder or DECODER):  # absent, or another version
-            return {}
-        table = load_table(Path(directory), DROPPED)
-        if "key" not in table.column_names:  # written before keys were recorded: nothing to skip
-            return {}
-        keys, reasons = table.column("key").to_pylist(), table.column("reason").to_pylist()
-    except FileNotFoundError:
-        return {}
-    except Exception as exc:  # noqa: BLE001 - an unreadable record only means those images are tried again
-        log(f"ignoring unreadable {DROPPED}.parquet in {directory}: {exc}")
-        return {}
-    return {
-        key: reason for key, reason in zip(keys, reasons) if key and reason and reason.startswith(decode_failure + ":")
-    }
 
 
 def write_latents(
@@ -265,16 +170,6 @@ def write_latents(
         written += len(keys)
         step.advance(len(keys))
     return written
-
-
-def failure_reason(
-    error: BaseException, corrupt: type[Exception] = CorruptImage, decode_failure: str = DECODE_FAILURE
-) -> str:
-    """A drop reason that is the same on every run: kind (`decode_failure` for a `corrupt` error, not retried for
-    its key; else retried), exception type, first line, no memory addresses."""
-    kind = decode_failure if isinstance(error, corrupt) else RETRYABLE_FAILURE
-    message = (_ADDRESS.sub("", str(error)).splitlines() or [""])[0][:REASON_CHARS]
-    return f"{kind}: {type(error).__name__}: {message}"
 
 
 def _batches(

@@ -15,19 +15,14 @@ import torch
 
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import row_settings_hash, settings_hash
-from hf_assets.cache.tables import save_table
 from hf_assets.data.sources import RawSplit
 from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
+from hf_assets.encode.drop_records import earlier_decode_failures, save_drops
+from hf_assets.encode.drop_records import failure_reason as image_failure_reason
+from hf_assets.encode.engine_types import EncodeReport, EncodeSettings, LatentSettings
 from hf_assets.encode.image_source import content_hashes, iter_images
-from hf_assets.encode.latents_update import (
-    DROPPED,
-    GEOMETRY,
-    EncodeReport,
-    LatentSettings,
-    earlier_decode_failures,
-    write_latents,
-)
-from hf_assets.encode.latents_update import failure_reason as image_failure_reason
+from hf_assets.encode.latents_update import GEOMETRY, write_latents
+from hf_assets.encode.models import as_dtype
 from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
 from hf_assets.encode.video_vae import clips_to_tensor, encode_clips, prepare_video_vae
@@ -86,11 +81,8 @@ def update_video_latents(
     vae_loader: Callable[[], torch.nn.Module],
     directory: Path,
     meta: dict,
-    latent_dtype: torch.dtype,
+    settings: EncodeSettings,
     dropped_before: dict[str, str] | None = None,
-    batch_size: int = 2,
-    workers: int = 2,
-    shard_bytes: int = 256 << 20,
     tiled: bool = True,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
@@ -104,7 +96,7 @@ def update_video_latents(
     for name in wanted.filter(unreadable).column("filename").to_pylist():
         report.dropped[name] = "unreadable_video: no clip bytes or file"
         dropped_keys[name] = None
-    cache = EncodedCache(directory, prefix="latents", max_bytes=shard_bytes)
+    cache = EncodedCache(directory, prefix="latents", max_bytes=settings.shard_bytes)
     readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
     to_encode, reused = cache.plan(readable)
     report.reused = reused.num_rows
@@ -121,12 +113,12 @@ def update_video_latents(
         prepare_video_vae(vae, tiled)
         started = time.perf_counter()
         with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="clips") as step:
-            batches = _batches(to_encode, split, column, batch_size, workers, failures)
+            batches = _batches(to_encode, split, column, settings.batch_size, settings.decode_workers, failures)
             report.encoded += write_latents(
                 batches,
                 lambda clips: clips_to_tensor(list(clips), vae),
                 lambda x: encode_clips(vae, x),
-                latent_dtype,
+                as_dtype(settings.latent_dtype),
                 writer,
                 step,
                 log,
@@ -140,22 +132,7 @@ def update_video_latents(
     with progress.step("commit", unit="entries") as step:
         result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
         step.advance(result.manifest.table.num_rows)
-    save_table(
-        directory,
-        DROPPED,
-        pa.table(
-            {
-                "filename": pa.array(list(report.dropped), pa.string()),
-                "key": pa.array([dropped_keys[name] for name in report.dropped], pa.string()),
-                "reason": pa.array(list(report.dropped.values()), pa.string()),
-            }
-        ),
-        {
-            "reason": "clips of the bucket table without a latent",
-            "decoder": DECODER,
-            "key": f"cache key; a '{DECODE_FAILURE}' key is not retried until its clip, settings or decoder change",
-        },
-    )
+    save_drops(directory, report.dropped, dropped_keys, "clips", DECODER, DECODE_FAILURE)
     report.size_bytes = result.size_bytes
     return report
 

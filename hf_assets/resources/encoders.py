@@ -165,6 +165,23 @@ class EncodersResource(dg.ConfigurableResource):
         return self._encoders
 
     @property
+    def shard_bytes(self) -> int:
+        """The size of one safetensors shard of the caches, in bytes."""
+        return self.shard_mb << 20
+
+    def encode_settings(self):
+        """The `hf_assets.encode.engine_types.EncodeSettings` of a latent encoding job with these settings."""
+        from hf_assets.encode.engine_types import EncodeSettings
+
+        return EncodeSettings(
+            batch_size=self.vae_batch_size,
+            decode_workers=self.decode_workers,
+            shard_bytes=self.shard_bytes,
+            model_dtype=str(self.loaded.dtype),
+            latent_dtype=str(self.resolved_latent_dtype),
+        )
+
+    @property
     def resolved_latent_dtype(self):
         """The torch dtype latents are stored in: the latent_dtype setting, "auto" resolved for the device."""
         from hf_assets.encode.encoders import resolve_dtype

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from hf_assets.cache.latents import open_latents
-from hf_assets.encode import latents_update
+from hf_assets.encode import drop_records, latents_update
 from hf_assets.encode.encoders import Encoders
-from hf_assets.encode.latents_update import LatentSettings, wanted_latents
+from hf_assets.encode.engine_types import LatentSettings
+from hf_assets.encode.latents_update import wanted_latents
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 from hf_assets_tests.encode.test_images import png_with_late_exif
 from hf_assets_tests.encode.test_latents_update import prepare, run
@@ -169,7 +170,7 @@ def test_recorded_decode_failures_are_retried_with_another_decoder_version(tmp_p
     write_rows(tmp_path, rows)
     backend, split, buckets = prepare(tmp_path, **SIZE_COLUMNS)
     first = run(backend, split, buckets, tiny_sdxl)
-    monkeypatch.setattr(latents_update, "DECODER", "Pillow 99.0.0")  # an upgrade may decode what failed
+    monkeypatch.setattr(drop_records, "DECODER", "Pillow 99.0.0")  # an upgrade may decode what failed
     loads = []
     encoders = Encoders(str(tiny_sdxl))
     second = run(backend, split, buckets, tiny_sdxl, vae_loader=lambda: loads.append(1) or encoders.vae())

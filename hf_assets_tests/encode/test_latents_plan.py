@@ -10,12 +10,13 @@ import torch
 from hf_assets.cache.encoded import CacheBusyError, EncodedCache
 from hf_assets.cache.latents import open_latents
 from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.engine_types import CacheNotShared, LatentSettings, require_visible
 from hf_assets.encode.latents_commit import commit_latents
-from hf_assets.encode.latents_plan import CacheNotShared, plan_latents, require_visible, shard_of
-from hf_assets.encode.latents_update import LatentSettings, encode_shard, wanted_latents
+from hf_assets.encode.latents_plan import plan_latents, shard_of
+from hf_assets.encode.latents_update import encode_shard, wanted_latents
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import prepare, run
+from hf_assets_tests.encode.test_latents_update import encode_settings, prepare, run
 
 
 def hex_keys(n: int, salt: str = "") -> pa.Array:
@@ -61,7 +62,7 @@ def test_shards_encoded_in_any_order_give_the_cache_one_process_gives(tmp_path, 
     assert len(plan.busy_shards) > 1 and plan.to_encode == buckets.num_rows
     # batch 1: a batch's composition changes float rounding (conv kernels), sharding must change nothing else
     reports = [
-        encode_shard(plan, k, split, backend.image_column, encoders.vae, torch.float32, batch_size=1)
+        encode_shard(plan, k, split, backend.image_column, encoders.vae, encode_settings(batch_size=1))
         for k in reversed(plan.busy_shards)
     ]
     report = commit_latents(plan, reports, meta)
@@ -97,11 +98,14 @@ def test_a_retried_shard_encodes_only_what_its_failed_attempt_did_not_write(tmp_
         return Flaky()
 
     with pytest.raises(RuntimeError, match="illegal memory"):
-        encode_shard(plan, shard, split, backend.image_column, failing_vae, torch.float32, batch_size=2, shard_bytes=1)
-    retry = encode_shard(plan, shard, split, backend.image_column, encoders.vae, torch.float32, batch_size=2)
+        encode_shard(
+            plan, shard, split, backend.image_column, failing_vae, encode_settings(batch_size=2, shard_bytes=1)
+        )
+    retry = encode_shard(plan, shard, split, backend.image_column, encoders.vae, encode_settings(batch_size=2))
     assert retry.resumed > 0 and retry.resumed + retry.encoded == plan.shard_sizes[shard]
     others = [
-        encode_shard(plan, k, split, backend.image_column, encoders.vae, torch.float32) for k in plan.busy_shards[1:]
+        encode_shard(plan, k, split, backend.image_column, encoders.vae, encode_settings())
+        for k in plan.busy_shards[1:]
     ]
     assert commit_latents(plan, [retry, *others], meta).encoded == plan.to_encode
 

@@ -15,7 +15,8 @@ from hf_assets.data.buckets import assign_buckets
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
 from hf_assets.encode.encoders import Encoders
-from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
+from hf_assets.encode.latents_update import update_latents, wanted_latents
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
@@ -45,13 +46,22 @@ def prepare(tmp_path, **overrides):
 
 
 def run(backend, split, buckets, model, dtype=torch.float32, storage=torch.float32, vae_loader=None, **kwargs):
-    """update_latents of the bucket table into the backend's VAE cache; `vae_loader` replaces the model's VAE."""
+    """update_latents of the bucket table into the backend's VAE cache; `vae_loader` replaces the model's VAE;
+    `kwargs` are EncodeSettings fields (batch_size, shard_bytes, ...) and update_latents' own (shards, log)."""
     encoders = Encoders(str(model))
     settings = LatentSettings(encoders.vae_identity(), str(dtype), str(storage))
     wanted = wanted_latents(buckets, split, backend.image_column, settings, backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": settings.vae_identity}
     loader = vae_loader or (lambda: encoders.vae().to(dtype))
-    return update_latents(wanted, split, backend.image_column, loader, backend.vae_dir, meta, storage, **kwargs)
+    job = encode_settings(dtype, storage, kwargs)
+    return update_latents(wanted, split, backend.image_column, loader, backend.vae_dir, meta, job, **kwargs)
+
+
+def encode_settings(dtype=torch.float32, storage=torch.float32, kwargs=None, **fields) -> EncodeSettings:
+    """EncodeSettings with these dtypes, `fields`, and the EncodeSettings fields popped from `kwargs`."""
+    kwargs = {} if kwargs is None else kwargs
+    fields.update({name: kwargs.pop(name) for name in list(kwargs) if name in EncodeSettings.__dataclass_fields__})
+    return EncodeSettings(model_dtype=str(dtype), latent_dtype=str(storage), **fields)
 
 
 @pytest.fixture

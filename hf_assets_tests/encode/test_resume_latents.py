@@ -18,10 +18,11 @@ from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.shards import list_shards
 from hf_assets.encode.encoders import Encoders
-from hf_assets.encode.latents_update import LatentSettings, update_latents, wanted_latents
+from hf_assets.encode.engine_types import LatentSettings
+from hf_assets.encode.latents_update import update_latents, wanted_latents
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import prepare
+from hf_assets_tests.encode.test_latents_update import encode_settings, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 40  # row 5 is corrupt and filtered out before bucketing: 39 samples
@@ -67,8 +68,8 @@ def setup(root: Path, model: str):
 
 def encode(backend, split, wanted, loader, directory: Path, meta: dict, **kwargs):
     """update_latents with batches of 2 and a shard per flush (shard_bytes=1)."""
-    kwargs = {"batch_size": 2, "workers": 1, "shard_bytes": 1, **kwargs}
-    return update_latents(wanted, split, backend.image_column, loader, directory, meta, torch.float32, **kwargs)
+    job = encode_settings(kwargs={"batch_size": 2, "decode_workers": 1, "shard_bytes": 1, **kwargs})
+    return update_latents(wanted, split, backend.image_column, loader, directory, meta, job)
 
 
 def start_child(root: Path, model: Path, logs: Path) -> subprocess.Popen:

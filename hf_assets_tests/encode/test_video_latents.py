@@ -13,7 +13,7 @@ from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
 from hf_assets.data.video_frames import assign_frames
 from hf_assets.encode.encoders import Encoders
-from hf_assets.encode.latents_update import LatentSettings
+from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
 from hf_assets.encode.video_latents import (
     update_video_latents,
     video_factors_for,
@@ -86,10 +86,8 @@ def encode(root, wan, **video):
         models.vae,
         backend.vae_dir,
         {**factors, "backend": "clips"},
-        torch.float32,
+        EncodeSettings(batch_size=2, decode_workers=2),
         dropped_before=short,
-        batch_size=2,
-        workers=2,
     )
     return backend, buckets, factors, report, dropped_at_scan
 

@@ -1,0 +1,188 @@
+"""The values the encoding engine passes between its three steps (plan, encode a shard, commit) and its callers.
+
+Plain data, JSON-able where it travels between Dagster steps or machines. This module imports no other hf_assets
+module, so the plan, shard and commit modules can all use it without importing each other.
+"""
+
+import socket
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LATENT_FORMAT = 1  # version of the image transform (decode, tile, resize, crop): part of every latent's key
+PLAN_FILE = "plan.json"  # written last into a plan's folder: its presence marks the plan whole
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How an encoding job runs: batch size, decode threads, shard size and the dtypes.
+
+    The dtypes are torch dtype names (`str(torch.bfloat16)`), so the settings travel as JSON. The model and stored
+    dtypes change the result (they are in every latent's key, see `LatentSettings`); nothing else here does.
+    Speed options that leave the result unchanged (memory layout, compilation, GPU decode) belong here too.
+    """
+
+    batch_size: int = 8  # images per VAE forward pass (halved on CUDA out-of-memory)
+    decode_workers: int = 4  # threads decoding and resizing ahead of the VAE
+    shard_bytes: int = 256 << 20  # size of one safetensors shard of the cache
+    model_dtype: str = "torch.float32"  # the dtype the VAE runs in
+    latent_dtype: str = "torch.float32"  # the dtype latents are stored in
+
+    def __post_init__(self):
+        for name in ("batch_size", "decode_workers", "shard_bytes"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"EncodeSettings.{name} must be at least 1, got {getattr(self, name)!r}")
+
+    def latent_settings(self, vae_identity: str) -> "LatentSettings":
+        """The settings that key this job's latents, for the VAE with identity `vae_identity`."""
+        return LatentSettings(vae_identity, self.model_dtype, self.latent_dtype)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EncodeSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class LatentSettings:
+    """Everything global that changes a latent: the VAE, its dtype, the stored dtype, the transform."""
+
+    vae_identity: str
+    model_dtype: str
+    latent_dtype: str
+    resample: str = "lanczos"
+    format: int = LATENT_FORMAT
+
+
+@dataclass
+class EncodeReport:
+    """What one update (plan, shards, commit) did."""
+
+    encoded: int = 0
+    reused: int = 0
+    dropped: dict[str, str] = field(default_factory=dict)  # filename -> reason
+    dropped_before: set[str] = field(default_factory=set)  # of `dropped`: skipped for a failure an earlier run recorded
+    encode_seconds: float = 0.0
+    size_bytes: int = 0
+
+    @property
+    def throughput(self) -> float:
+        return self.encoded / self.encode_seconds if self.encode_seconds else 0.0
+
+
+@dataclass
+class ShardReport:
+    """What encoding one shard did; plain JSON values, so it can travel between Dagster steps."""
+
+    shard: int
+    encoded: int = 0
+    resumed: int = 0  # entries an earlier attempt of this shard had already written
+    failures: dict[str, str] = field(default_factory=dict)  # cache key -> drop reason
+    seconds: float = 0.0  # encoding time
+    started: float = 0.0  # wall clock (epoch seconds), 0 when nothing was encoded
+    finished: float = 0.0
+    host: str = ""
+    pid: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ShardReport":
+        return cls(**values)
+
+
+class CacheNotShared(RuntimeError):
+    """A step cannot see the cache directory another step wrote: the cache is not on a shared filesystem."""
+
+
+@dataclass(frozen=True)
+class LatentPlan:
+    """A written plan: the rows to commit, the rows each shard encodes, and the failures carried from earlier runs."""
+
+    directory: Path  # <cache dir>/plans/<plan id>
+    shards: int
+    shard_sizes: tuple[int, ...]  # rows to encode per shard
+    reused: int
+    host: str
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.directory.parent.parent
+
+    @property
+    def busy_shards(self) -> list[int]:
+        """Shards with something to encode."""
+        return [k for k, n in enumerate(self.shard_sizes) if n]
+
+    @property
+    def to_encode(self) -> int:
+        return sum(self.shard_sizes)
+
+    def shard_rows(self, shard: int) -> pa.Table:
+        """The rows shard `shard` encodes (key, filename, row, geometry, hashes)."""
+        return _read(self.directory / f"shard-{shard:05d}.parquet", self)
+
+    def readable(self) -> pa.Table:
+        """Every wanted sample whose image could be read, with its key: what the commit records."""
+        return _read(self.directory / "readable.parquet", self)
+
+    def unreadable(self) -> list[str]:
+        """File names whose image bytes could not be read at all."""
+        return _read(self.directory / "unreadable.parquet", self).column("filename").to_pylist()
+
+    def carried_failures(self) -> dict[str, str]:
+        """cache key -> reason of images that failed to decode in an earlier run (not tried again)."""
+        table = _read(self.directory / "carried_failures.parquet", self)
+        return dict(zip(table.column("key").to_pylist(), table.column("reason").to_pylist()))
+
+    def to_dict(self) -> dict:
+        return {
+            "directory": str(self.directory),
+            "shards": self.shards,
+            "shard_sizes": list(self.shard_sizes),
+            "reused": self.reused,
+            "host": self.host,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LatentPlan":
+        return cls(
+            Path(values["directory"]),
+            int(values["shards"]),
+            tuple(values["shard_sizes"]),
+            int(values["reused"]),
+            values["host"],
+        )
+
+
+def require_visible(plan: LatentPlan) -> None:
+    """Fail clearly when this process cannot see the plan another step wrote (the cache is not shared)."""
+    if not (plan.directory / PLAN_FILE).is_file():
+        raise CacheNotShared(
+            f"{socket.gethostname()} cannot see {plan.directory / PLAN_FILE}, written by the plan step on "
+            f"{plan.host}: the cache_dir of this backend must be on a filesystem every step can read and write "
+            "(NFS, Lustre, a ReadWriteMany volume mounted at the same path), or the plan was removed by a commit"
+        )
+
+
+_OPTIONAL = {
+    "unreadable.parquet": pa.table({"filename": pa.array([], pa.string())}),
+    "carried_failures.parquet": pa.table({"key": pa.array([], pa.string()), "reason": pa.array([], pa.string())}),
+}
+
+
+def _read(path: Path, plan: LatentPlan) -> pa.Table:
+    if not path.is_file():
+        require_visible(plan)
+        if path.name in _OPTIONAL:
+            return _OPTIONAL[path.name]
+        if path.name.startswith("shard-"):
+            return pa.table({"key": pa.array([], pa.string())})  # an idle shard has no file
+        raise FileNotFoundError(f"{path}: the plan in {plan.directory} is incomplete; run vae_latents again")
+    return pq.read_table(path)
