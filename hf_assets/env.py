@@ -12,6 +12,7 @@ PREFIX = "HF_ASSETS_"
 MODEL = "HF_ASSETS_MODEL"  # a diffusers pipeline folder or hub id
 VAE = "HF_ASSETS_VAE"  # a bare VAE folder or hub id replacing the pipeline's VAE
 DEVICE = "HF_ASSETS_DEVICE"
+DEPTH_MODEL = "HF_ASSETS_DEPTH_MODEL"  # the DPT depth model of `depth` conditioning generators
 
 # The Definitions and their executor.
 DATALOADER_CONFIG = "HF_ASSETS_DATALOADER_CONFIG"  # the dataloader JSON (default: the bundled demo config)

@@ -4,6 +4,6 @@ The generator is `examples/demo_images.py`, shared by the demo, the tests and th
 names from here.
 """
 
-from examples.demo_images import FORMATS, corrupt_bytes, encode_image, pixels, truncated_jpeg
+from examples.demo_images import FORMATS, corrupt_bytes, encode_image, photo, pixels, truncated_jpeg
 
-__all__ = ["FORMATS", "corrupt_bytes", "encode_image", "pixels", "truncated_jpeg"]
+__all__ = ["FORMATS", "corrupt_bytes", "encode_image", "photo", "pixels", "truncated_jpeg"]

@@ -17,6 +17,8 @@ CONTENT_HASH_LIMIT = 16 << 20
 # What a download fetches: only what the encoders load, never the denoiser, single-file checkpoints or other formats.
 PIPELINE_FILES = ["model_index.json", "vae/*", "text_encoder*/*", "tokenizer*/*"]
 VAE_FILES = ["config.json", "diffusion_pytorch_model*.safetensors"]  # what AutoencoderKL loads
+# what DPTForDepthEstimation and its preprocessing read (HF_ASSETS_DEPTH_MODEL)
+DEPTH_FILES = ["config.json", "preprocessor_config.json", "model*.safetensors*"]
 IGNORED_FILES = [
     "*.bin",
     "*.msgpack",
@@ -44,11 +46,14 @@ class ModelRoot:
 def download_patterns(setting: str = env.MODEL) -> tuple[list[str], list[str]]:
     """(allow_patterns, ignore_patterns) of snapshot_download for a model named by `setting`.
 
-    HF_ASSETS_VAE names a bare VAE repo (config.json and weights at the root); anything else a pipeline repo,
-    of which only model_index.json and the vae, text_encoder* and tokenizer* folders are fetched, as safetensors.
+    HF_ASSETS_VAE names a bare VAE repo (config.json and weights at the root), HF_ASSETS_DEPTH_MODEL a bare depth
+    model (also its preprocessor_config.json); anything else a pipeline repo, of which only model_index.json and
+    the vae, text_encoder* and tokenizer* folders are fetched, as safetensors.
     """
     if setting == env.VAE:
         return list(VAE_FILES), []
+    if setting == env.DEPTH_MODEL:
+        return list(DEPTH_FILES), []
     return list(PIPELINE_FILES), list(IGNORED_FILES)
 
 

@@ -74,6 +74,46 @@ def build_tiny_pipeline(folder: Path, family: str = "sdxl", seed: int = 0) -> Pa
     return folder
 
 
+def build_tiny_dpt(folder: Path, seed: int = 0) -> Path:
+    """Write a tiny DPTForDepthEstimation folder (config.json, model.safetensors, preprocessor_config.json): a
+    four-layer ViT of width 32 on 8-pixel patches at 32x32, random weights."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    config = DPTConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        image_size=32,
+        patch_size=8,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[8, 16, 16, 32],
+        reassemble_factors=[4, 2, 1, 0.5],
+        fusion_hidden_size=16,
+        use_auxiliary_head=False,
+    )
+    folder = Path(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        DPTForDepthEstimation(config).eval().save_pretrained(folder)
+    preprocessor = {  # transformers' DPTImageProcessor keys, as a hub DPT repo ships them
+        "image_processor_type": "DPTImageProcessor",
+        "do_resize": True,
+        "size": {"height": 32, "width": 32},
+        "keep_aspect_ratio": False,
+        "ensure_multiple_of": 1,
+        "resample": 3,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+    return folder
+
+
 def _save_vae(path: Path, family: str) -> None:
     """Save a four-level AutoencoderKL (downscale 8, as the real ones) with the family's channels and factors.
 
