@@ -21,6 +21,10 @@ GPUS = "HF_ASSETS_GPUS"  # GPUs this machine gives its steps
 SHARDS = "HF_ASSETS_SHARDS"  # vae_latents shards per run
 CACHE_LOCK_WAIT = "HF_ASSETS_CACHE_LOCK_WAIT"  # seconds a cache writer waits for another process's lock
 CPU_THREADS = "HF_ASSETS_CPU_THREADS"  # torch threads of a shard step on CPU (default: the machine's cores)
+# Seconds before a failed step's first retry (default 15; doubling after). In-step fetch retries scale with it.
+# The test suite sets 0 so that no test sleeps on a backoff.
+RETRY_DELAY = "HF_ASSETS_RETRY_DELAY"
+DEFAULT_RETRY_DELAY_S = 15.0
 
 # The demo (examples/run_demo.py): the model its video backends encode with.
 VIDEO_MODEL = "HF_ASSETS_VIDEO_MODEL"
@@ -34,6 +38,20 @@ HUB_ENDPOINT = "HF_ENDPOINT"
 def hub_offline() -> bool:
     """True when HF_HUB_OFFLINE says not to contact the Hub (1, true, yes or on, as huggingface_hub reads it)."""
     return os.environ.get(HUB_OFFLINE, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def retry_delay_s() -> float:
+    """HF_ASSETS_RETRY_DELAY in seconds (default 15): a retried step's first backoff; every backoff scales with it."""
+    value = os.environ.get(RETRY_DELAY, "").strip()
+    if not value:
+        return DEFAULT_RETRY_DELAY_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"{RETRY_DELAY}={value!r}: give a number of seconds, 0 or more")
+    return seconds
 
 
 def resource_variable(setting: str) -> str:

@@ -11,6 +11,7 @@ from hf_assets_tests.imagegen import corrupt_bytes, encode_image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_ASSETS_RETRY_DELAY", "0")  # retried steps and fetches never sleep on a backoff in tests
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -3,7 +3,7 @@ import pyarrow as pa
 
 from hf_assets.assets.metadata import column_schema, counts_table
 from hf_assets.assets.previews import grid_metadata, histogram_metadata
-from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
+from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.buckets import (
     assign_buckets,
     bucket_histogram,
@@ -25,7 +25,7 @@ def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
         partitions_def=partitions,
         group_name="metadata",
         kinds={"arrow", "parquet"},
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=transient_retry(),
     )
     @retry_only_transient
     def aspect_buckets(

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from hf_assets.assets.metadata import column_schema, counts_table, preview
-from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
+from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.columns import ColumnTypeError, MissingColumn
 from hf_assets.data.dropped import save_dropped
 from hf_assets.data.index import build_filtered_index
@@ -20,7 +20,7 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
         partitions_def=partitions,
         group_name="metadata",
         kinds={"arrow", "parquet"},
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=transient_retry(),
     )
     @retry_only_transient
     def filtered_index(

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from hf_assets.assets.metadata import column_schema
-from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
+from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.sources import open_split
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
@@ -14,7 +14,7 @@ def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
         partitions_def=partitions,
         group_name="metadata",
         kinds={"huggingface", "parquet"},
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=transient_retry(),
     )
     @retry_only_transient
     def raw_split(context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource) -> dg.Output:

@@ -1,5 +1,5 @@
 """Which step failures are retried with backoff (network, remote files, CUDA out-of-memory, a busy cache) and
-which fail at once with their message (config and data errors, missing models, a full disk)."""
+which fail at once with their message (config and data errors, a missing dataset or model, a full disk)."""
 
 import errno
 import functools
@@ -7,8 +7,21 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-# 15 s, 30 s, 60 s (each +/- jitter): long enough for a Hub hiccup or another process to free GPU memory.
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+from hf_assets import env
+
+# Errors of these kinds raised by hf_assets itself are verdicts on the config or the data (ConfigError, DatasetNotFound,
+# MissingColumn, ColumnTypeError, UnreadableImage, ModelNotFound, ...): no retry changes them, whatever they wrap.
+PERMANENT_KINDS = (ValueError, TypeError, LookupError, FileNotFoundError, NotADirectoryError)
+
+
+def transient_retry() -> dg.RetryPolicy:
+    """3 retries after about 15 s, 30 s, 60 s (+/- jitter): long enough for a Hub hiccup or another process to free
+    GPU memory. HF_ASSETS_RETRY_DELAY sets the first delay (the tests set 0)."""
+    delay = env.retry_delay_s()
+    return dg.RetryPolicy(max_retries=3, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+TRANSIENT_RETRY = transient_retry()  # read when this module is imported; builders call transient_retry()
 TRANSIENT_STATUS = frozenset({408, 425, 429})  # and every 5xx
 NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpcore", "aiohttp", "fsspec", "socket", "ssl")
 TRANSIENT_NAMES = frozenset({"OutOfMemoryError", "CacheBusyError"})  # torch's CUDA OOM; another writer of a cache
@@ -16,11 +29,23 @@ PERMANENT_NAMES = frozenset({"OfflineModeIsEnabled"})  # HF_HUB_OFFLINE: no retr
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what it was raised from: `__cause__`, else `__context__` unless `raise ... from None` (or
+    `from X`) suppressed it; an error that hides its context means to hide it from this walk too."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         yield error
-        error = error.__cause__ or error.__context__
+        if error.__cause__ is not None:
+            error = error.__cause__
+        elif error.__suppress_context__:
+            error = None
+        else:
+            error = error.__context__
+
+
+def _is_verdict(error: BaseException) -> bool:
+    """A config or data error raised by hf_assets (its own exception types)."""
+    return type(error).__module__.startswith("hf_assets.") and isinstance(error, PERMANENT_KINDS)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -28,7 +53,7 @@ def is_transient(error: BaseException) -> bool:
     (raised only after the batch fallback reached one sample), or a cache another process is writing."""
     for e in _chain(error):
         name = type(e).__name__
-        if name in PERMANENT_NAMES:
+        if name in PERMANENT_NAMES or _is_verdict(e):
             return False
         if name in TRANSIENT_NAMES or (isinstance(e, RuntimeError) and "out of memory" in str(e)):
             return True
@@ -53,14 +78,22 @@ def failure_message(error: BaseException) -> str:
 
 
 def retry_only_transient(fn: Callable) -> Callable:
-    """Let transient errors reach the step's RetryPolicy; turn every other error into a Failure that is not retried."""
+    """Let transient errors reach the step's RetryPolicy; turn every other error into a Failure that is not retried.
+    A Failure the step raises itself is a verdict too (an empty split, every row dropped) and is not retried; a step
+    that wants another attempt raises RetryRequested."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (dg.Failure, dg.RetryRequested):
+        except dg.RetryRequested:
             raise
+        except dg.Failure as failure:
+            if not failure.allow_retries:
+                raise
+            raise dg.Failure(
+                description=failure.description, metadata=failure.metadata, allow_retries=False
+            ) from failure
         except Exception as error:
             if is_transient(error):
                 raise

@@ -4,7 +4,7 @@ import pyarrow.compute as pc
 
 from hf_assets.assets.cache_repairs import cache_result, start_full_verification
 from hf_assets.assets.partitions import partition_check_specs
-from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
+from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
@@ -25,7 +25,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
         pool="gpu",
-        retry_policy=TRANSIENT_RETRY,
+        retry_policy=transient_retry(),
         check_specs=partition_check_specs("text_embeds", CHECKS, partitions),
     )
     @retry_only_transient

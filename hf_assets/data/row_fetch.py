@@ -13,12 +13,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 
+from hf_assets import env
 from hf_assets.data.split import RawSplit
 
 FETCH_CONCURRENCY = 8  # row groups read at once (remote requests in flight)
 WINDOW_ROWS = 4096  # split rows per fetch window (whole row groups); the next windows are read while one is consumed
 RETRIES = 4
-BACKOFF_S = 0.5
+BACKOFF_S = 0.5  # the first in-step backoff at the default HF_ASSETS_RETRY_DELAY; scaled with it (0 in the tests)
 log = logging.getLogger(__name__)
 
 
@@ -38,8 +39,14 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError) or "503" in str(error) or "502" in str(error) or "429" in str(error)
 
 
-def with_retries(read: Callable[[], pa.Array], what: str, retries: int = RETRIES, backoff: float = BACKOFF_S):
+def backoff_s() -> float:
+    """The first backoff of an in-step fetch retry: BACKOFF_S scaled by HF_ASSETS_RETRY_DELAY against its default."""
+    return BACKOFF_S * env.retry_delay_s() / env.DEFAULT_RETRY_DELAY_S
+
+
+def with_retries(read: Callable[[], pa.Array], what: str, retries: int = RETRIES, backoff: float | None = None):
     """read(), retried on transient errors with exponential backoff; FetchError when retries run out."""
+    backoff = backoff_s() if backoff is None else backoff
     for attempt in range(retries + 1):
         try:
             return read()
