@@ -63,6 +63,14 @@ class LatentCache(Mapping):
         """The latent distribution's standard deviation."""
         return self._entries.tensor(filename, "std")
 
+    def tensor_names(self, filename: str) -> tuple[str, ...]:
+        """The names of the tensors stored for a sample (mean, std, and e.g. pixels or mask of conditioning)."""
+        return self._entries.tensor_names(filename)
+
+    def tensor(self, filename: str, name: str) -> torch.Tensor:
+        """One stored tensor of a sample, by name."""
+        return self._entries.tensor(filename, name)
+
     def entry(self, filename: str) -> dict:
         """The manifest row: sizes, tile and crop box, content and settings hashes, shard."""
         return self._entries.row(filename)

@@ -92,6 +92,10 @@ class LazyTensorMapping(Mapping):
             raise KeyError(f"{key!r} has no tensor {name!r} (has {list(names)})")
         return self._shards.get(shard, stored_name(key_, name))
 
+    def tensor_names(self, key: Any, variant: int = 0) -> tuple[str, ...]:
+        """The names of the tensors stored for `key` (its `variant`-th row in group mode), reading none of them."""
+        return self._locate(self._rows(key)[variant])[2]
+
     def __contains__(self, key: object) -> bool:
         return key in self._index
 

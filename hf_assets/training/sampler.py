@@ -50,10 +50,12 @@ class SizeGroup:
     batches: int  # per epoch, over all ranks, before the ranks are evened out
     short: int  # samples in the last, partial batch; 0 when the group divides evenly
     frames: int | None = None  # clips: the frame count all its samples share
+    partners: tuple[tuple[int, int], ...] = ()  # the sizes of loose conditioning partners all its samples share
 
     def describe(self, policy: str, batch_size: int) -> str:
         frames = f"@{self.frames}" if self.frames is not None else ""
-        label = f"{self.width}x{self.height}{frames} (bucket {', '.join(self.buckets)})"
+        partners = "".join(f" + {w}x{h}" for w, h in self.partners)
+        label = f"{self.width}x{self.height}{frames}{partners} (bucket {', '.join(self.buckets)})"
         action = {
             "repeat": f"filled with {batch_size - self.short} repeated",
             "drop": "dropped each epoch",
@@ -111,12 +113,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
+        frames: bool | None = None,
     ):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if short_buckets not in SHORT_BUCKET_POLICIES:
             raise ValueError(f"short_buckets must be one of {SHORT_BUCKET_POLICIES}, got {short_buckets!r}")
         sizes = target_size_array(sizes)
+        # a third column is a frame count (clips) unless told otherwise; columns after it pair up as partner sizes
+        self.frames = sizes.shape[1] % 2 == 1 if frames is None else bool(frames)
         labels = np.full(len(sizes), "?", dtype=object) if buckets is None else np.asarray(list(buckets), object)
         if len(labels) != len(sizes):
             raise ValueError(f"{len(sizes)} sizes but {len(labels)} bucket keys")
@@ -138,8 +143,10 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     @classmethod
     def from_samples(cls, samples, batch_size: int, **kwargs) -> "BucketBatchSampler":
-        """A sampler over a CachedSamples (its target sizes and bucket keys)."""
-        return cls(samples.target_sizes, batch_size, buckets=samples.buckets, **kwargs)
+        """A sampler over a CachedSamples (its target sizes, with frame counts and loose partners' sizes, and bucket
+        keys)."""
+        frames = getattr(samples, "frames", None) is not None
+        return cls(samples.target_sizes, batch_size, buckets=samples.buckets, frames=frames, **kwargs)
 
     def _group_batches(self, count: int) -> int:
         if self.short_buckets == "drop":
@@ -155,7 +162,8 @@ class BucketBatchSampler(Sampler[list[int]]):
                 samples=len(ix),
                 batches=self._group_batches(len(ix)),
                 short=len(ix) % self.batch_size,
-                frames=size[2] if len(size) > 2 else None,
+                frames=size[2] if self.frames else None,
+                partners=tuple(zip(size[2 + self.frames :: 2], size[3 + self.frames :: 2])),
             )
             for size, ix in self.size_indices.items()
         )
@@ -213,10 +221,10 @@ class BucketBatchSampler(Sampler[list[int]]):
 
 
 def target_size_array(sizes) -> np.ndarray:
-    """(N, 2) int64 (target_width, target_height), or (N, 3) with clips' frame counts; refuses bucket keys, which may
-    stand for several sizes."""
+    """(N, 2) int64 (target_width, target_height), (N, 3) with clips' frame counts, and two more columns per loose
+    conditioning partner (its width and height); refuses bucket keys, which may stand for several sizes."""
     array = np.asarray(sizes) if len(sizes) else np.empty((0, 2), np.int64)
-    if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[1] not in (2, 3):
+    if array.dtype.kind not in "iu" or array.ndim != 2 or array.shape[1] < 2:
         raise ValueError(
             "sizes must be (target_width, target_height) pairs, e.g. CachedSamples.target_sizes; batching by the "
             f"bucket key alone could mix two sizes in one batch (got shape {array.shape}, dtype {array.dtype})"
