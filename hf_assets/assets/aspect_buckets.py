@@ -4,16 +4,9 @@ import pyarrow as pa
 from hf_assets.assets.metadata import column_schema, counts_table
 from hf_assets.assets.previews import grid_metadata, histogram_metadata
 from hf_assets.assets.retries import retry_only_transient, transient_retry
-from hf_assets.data.buckets import (
-    assign_buckets,
-    bucket_histogram,
-    drop_by_aspect_ratio,
-    drop_small_buckets,
-    small_buckets,
-)
-from hf_assets.data.lineage import carry, row_names
+from hf_assets.data.backend_buckets import bucket_backend
+from hf_assets.data.buckets import bucket_histogram
 from hf_assets.data.split import RawSplit
-from hf_assets.data.video_frames import assign_frames
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
 
@@ -37,26 +30,20 @@ def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
         """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file)."""
         backend = dataloader.backend(context.partition_key)
         cfg = backend.buckets
-        table = assign_buckets(filtered_index, cfg, backend.id, seed_by_filename=row_names(filtered_index) == "path")
-        table, aspect_dropped = drop_by_aspect_ratio(table, cfg)  # minimum/maximum_aspect_ratio, on the bucket
+        bucketed = bucket_backend(filtered_index, backend)
+        table, aspect_dropped, undersized = bucketed.table, bucketed.aspect_dropped, bucketed.undersized
         if any(aspect_dropped.values()):
             context.log.info(f"{backend.id}: dropped by bucket aspect ratio: {aspect_dropped}")
-        if backend.dataset_type == "video":
-            table = assign_frames(table, backend.video)
-        undersized = small_buckets(table, cfg.train_batch_size) if cfg.train_batch_size else {}
         if undersized:
             action = (
                 "dropped (drop_small_buckets: true)"
-                if cfg.drop_small_buckets
+                if bucketed.small_dropped
                 else "kept; set drop_small_buckets to drop"
             )
             context.log.warning(
                 f"{backend.id}: {len(undersized)} bucket(s) hold fewer than train_batch_size="
                 f"{cfg.train_batch_size} samples: {undersized}; {action}"
             )
-            if cfg.drop_small_buckets:
-                table = drop_small_buckets(table, cfg.train_batch_size)
-        table = carry(filtered_index, table)  # the same rows of the same split
         histogram = bucket_histogram(table)
         return dg.Output(
             table,
