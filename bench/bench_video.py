@@ -153,7 +153,7 @@ def bench_pipeline(vae, models, backend, split, buckets, args, directory: Path) 
 
     factors = video_factors_for(models)
     settings = LatentSettings(models.vae_identity(), str(vae.dtype), str(vae.dtype))
-    wanted, _ = wanted_video_latents(buckets, split, "video", settings, factors, None, tiled=True)
+    wanted = wanted_video_latents(buckets, split, "video", settings, factors, tiled=True)
     sync(args.device)
     started = time.perf_counter()
     report = update_video_latents(

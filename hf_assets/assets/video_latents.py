@@ -45,13 +45,12 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
     job = encoders.encode_settings()
     settings = job.latent_settings(loaded.vae_identity())
     progress = ProgressLog(context.log.info)
-    wanted, too_short = wanted_video_latents(
+    wanted = wanted_video_latents(
         aspect_buckets,
         raw_split,
         backend.image_column,
         settings,
         factors,
-        backend.video.min_frames,
         tiled=True,
         memo_dir=backend.metadata_dir,
         progress=progress,
@@ -72,7 +71,6 @@ def encode_video_latents(context, backend, encoders, aspect_buckets: pa.Table, r
         backend.vae_dir,
         meta,
         replace(job, batch_size=max(1, job.batch_size // 4)),
-        dropped_before=too_short,
         log=context.log.info,
         progress=progress,
     )

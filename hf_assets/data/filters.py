@@ -187,11 +187,12 @@ def no_caption_mask(captions: pa.ListArray | pa.ChunkedArray) -> np.ndarray:
 
 
 def too_few_frames_mask(num_frames: ArrayLike | None, min_frames: int | None, num_rows: int) -> np.ndarray | None:
-    """Video rows with fewer than min_frames frames (an unknown count fails)."""
-    if num_frames is None or min_frames is None:
+    """Video rows with fewer than min_frames frames, or none (an unknown count fails): the source clips kept here are
+    each encoded at video.num_frames (or all their frames), never dropped for their frame count later."""
+    if num_frames is None:
         return None
     frames, known = _numbers(num_frames)
-    return ~known | (frames < min_frames)
+    return ~known | (frames < max(int(min_frames or 1), 1))
 
 
 def _configured_column(table: pa.Table, key: str, path: str) -> pa.Array:

@@ -16,7 +16,7 @@ import torch
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import row_settings_hash, settings_hash
 from hf_assets.data.sources import RawSplit
-from hf_assets.data.video_frames import TOO_FEW_FRAMES, latent_frames, trim_to_rule
+from hf_assets.data.video_frames import latent_frames, trim_to_rule
 from hf_assets.encode.drop_records import earlier_decode_failures, save_drops
 from hf_assets.encode.drop_records import failure_reason as image_failure_reason
 from hf_assets.encode.engine_types import EncodeReport, EncodeSettings, LatentSettings
@@ -40,38 +40,29 @@ def wanted_video_latents(
     column: str,
     settings: LatentSettings,
     factors: dict,
-    min_frames: int | None,
     tiled: bool,
     memo_dir: Path | None = None,
     progress: ProgressLog | None = None,
-) -> tuple[pa.Table, dict[str, str]]:
-    """(one row per clip to cache: geometry, num_frames after the VAE's rule, latent_frames, fps, content and
-    settings hashes; filename -> reason of clips too short once trimmed)."""
+) -> pa.Table:
+    """One row per clip to cache: geometry, num_frames after the VAE's rule, latent_frames, fps, content and settings
+    hashes. Every clip of the bucket table is kept: min_frames and max_frames chose the source clips at scan time
+    (each has at least one frame), and a clip's `frames` trimmed to the VAE's rule still has at least one."""
     k = int(factors["temporal_downscale"])
     chosen = buckets.column("frames").to_numpy(zero_copy_only=False).astype(np.int64)
-    trimmed = trim_to_rule(chosen, k)
-    floor = max(int(min_frames or 1), 1)
-    short = trimmed < floor
-    names = buckets.column("filename").to_pylist()
-    dropped = {
-        names[i]: f"{TOO_FEW_FRAMES}: {chosen[i]} frame(s) trimmed to {trimmed[i]} for the VAE "
-        f"(frames % {k} == 1), below min_frames {floor}"
-        for i in np.flatnonzero(short).tolist()
-    }
-    keep = pa.array(np.flatnonzero(~short).astype(np.int64))
-    table = buckets.take(keep)
-    frames = trimmed[~short]
+    if chosen.size and chosen.min() < 1:
+        raise ValueError("a video bucket table holds a clip of no frame; the scan drops those (too_few_frames)")
+    frames = trim_to_rule(chosen, k)
     base = settings_hash({**asdict(settings), "video_format": VIDEO_FORMAT, "tiled": tiled, "start_frame": 0})
-    geometry = np.stack([table.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY] + [frames], axis=1)
+    geometry = np.stack([buckets.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY] + [frames], axis=1)
     per_row = [row_settings_hash(base, g) for g in geometry.tolist()]
-    fps = table.column("fps") if "fps" in table.column_names else pa.nulls(table.num_rows, pa.float32())
-    out = table.select(["filename", "row"] + GEOMETRY)
+    fps = buckets.column("fps") if "fps" in buckets.column_names else pa.nulls(buckets.num_rows, pa.float32())
+    out = buckets.select(["filename", "row"] + GEOMETRY)
     out = out.append_column("num_frames", pa.array(frames.astype(np.int32), pa.int32()))
     out = out.append_column("latent_frames", pa.array(latent_frames(frames, k).astype(np.int32), pa.int32()))
     out = out.append_column("fps", pc.cast(fps, pa.float32()))
     rows = out.column("row").to_numpy()
     out = out.append_column("content_hash", content_hashes(split, column, rows, memo_dir, progress))
-    return out.append_column("settings_hash", pa.array(per_row, pa.string())), dropped
+    return out.append_column("settings_hash", pa.array(per_row, pa.string()))
 
 
 def update_video_latents(
@@ -82,16 +73,15 @@ def update_video_latents(
     directory: Path,
     meta: dict,
     settings: EncodeSettings,
-    dropped_before: dict[str, str] | None = None,
     tiled: bool = True,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
 ) -> EncodeReport:
     """Encode the clips of `wanted` the cache lacks, then commit a manifest of all present; drops go to
-    dropped.parquet (filename, key, reason) together with `dropped_before` (clips refused before encoding)."""
+    dropped.parquet (filename, key, reason)."""
     progress = progress or quiet()
-    report = EncodeReport(dropped=dict(dropped_before or {}))
-    dropped_keys: dict[str, str | None] = dict.fromkeys(report.dropped)
+    report = EncodeReport()
+    dropped_keys: dict[str, str | None] = {}
     unreadable = pc.equal(wanted.column("content_hash"), "")
     for name in wanted.filter(unreadable).column("filename").to_pylist():
         report.dropped[name] = "unreadable_video: no clip bytes or file"

@@ -300,18 +300,29 @@ def test_no_caption_where_the_caption_list_is_empty():
     assert reasons_of(captions=captions)[:4] == [None, "no_caption", "no_caption", None]
 
 
-def test_too_few_frames_where_num_frames_is_below_min_frames_or_unknown():
-    frames = pa.array([100, 99, None, 125, 100, 100, 100, 100], pa.int32())
+def frame_reasons(frames: list, min_frames: int | None) -> list:
+    """The drop reasons of the gallery's first rows given their frame counts (the rest have 100 frames)."""
+    counts = pa.array(frames + [100] * (8 - len(frames)), pa.int32())
+    filters = FilterConfig(min_frames=min_frames)
     reasons = drop_reasons(
         gallery_table(),
         widths=WIDTHS,
         heights=HEIGHTS,
         captions=CAPTIONED,
-        filters=FilterConfig(min_frames=100),
+        filters=filters,
         buckets=BucketConfig(),
-        num_frames=frames,
+        num_frames=counts,
     )
-    assert reasons.to_pylist()[:4] == [None, "too_few_frames", "too_few_frames", None]
+    return reasons.to_pylist()[: len(frames)]
+
+
+def test_too_few_frames_where_num_frames_is_below_min_frames_or_unknown():
+    assert frame_reasons([100, 99, None, 125], 100) == [None, "too_few_frames", "too_few_frames", None]
+
+
+def test_without_min_frames_a_clip_of_no_frame_or_an_unknown_count_is_dropped_at_scan():
+    # Every clip the scan keeps is encoded at its trimmed frame count, which needs at least one frame.
+    assert frame_reasons([1, 0, None, 2], None) == [None, "too_few_frames", "too_few_frames", None]
 
 
 def test_each_dropped_row_gets_only_the_first_failing_reason_in_precedence_order():

@@ -24,8 +24,8 @@ from hf_assets.encode.video_vae import clips_to_tensor, encode_clips
 from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.videogen import damaged_payload_clip, encode_clip, unsupported_codec_clip
 
-# (width, height, frames, fps): 17 frames keep 17 (17 % 4 == 1); 10 trim to 9; 6 pass the scan (min_frames 6) but
-# trim to 5 for the VAE, below min_frames
+# (width, height, frames, fps): 17 frames keep 17 (17 % 4 == 1); 13 keep 13; 10 trim to 9; 6 pass the scan
+# (min_frames 6) and trim to 5 for the VAE, kept: min_frames chooses source clips, not trimmed ones
 CLIPS = [(64, 48, 17, 24), (48, 64, 13, 30), (64, 64, 10, 12), (80, 48, 6, 24)]
 ENTRY = {
     "id": "clips",
@@ -76,9 +76,7 @@ def encode(root, wan, **video):
     models = Encoders(str(wan))
     factors = video_factors_for(models)
     settings = LatentSettings(models.vae_identity(), "torch.float32", "torch.float32")
-    wanted, short = wanted_video_latents(
-        buckets, split, "video", settings, factors, backend.video.min_frames, tiled=True, memo_dir=backend.metadata_dir
-    )
+    wanted = wanted_video_latents(buckets, split, "video", settings, factors, tiled=True, memo_dir=backend.metadata_dir)
     report = update_video_latents(
         wanted,
         split,
@@ -87,7 +85,6 @@ def encode(root, wan, **video):
         backend.vae_dir,
         {**factors, "backend": "clips"},
         EncodeSettings(batch_size=2, decode_workers=2),
-        dropped_before=short,
     )
     return backend, buckets, factors, report, dropped_at_scan
 
@@ -96,30 +93,45 @@ def test_latents_are_c_by_wan_frames_by_h8_by_w8_and_bad_clips_are_dropped_with_
     backend, buckets, factors, report, scanned = encode(dataset, wan)
     latents = open_latents(backend.vae_dir)
     assert factors["temporal_downscale"] == 4 and factors["downscale"] == 8 and factors["latent_channels"] == 4
-    assert sorted(latents) == ["0.mp4", "1.mp4", "2.mp4"] and report.encoded == 3
+    assert sorted(latents) == ["0.mp4", "1.mp4", "2.mp4", "3.mp4"] and report.encoded == 4
     for name in latents:
         row = latents.entry(name)
         t = row["num_frames"]
         assert t % 4 == 1
         assert tuple(latents[name].shape) == (4, 1 + (t - 1) // 4, row["target_height"] // 8, row["target_width"] // 8)
-    assert [latents.entry(n)["num_frames"] for n in ("0.mp4", "1.mp4", "2.mp4")] == [17, 13, 9]
+    assert [latents.entry(n)["num_frames"] for n in ("0.mp4", "1.mp4", "2.mp4", "3.mp4")] == [17, 13, 9, 5]
     assert latents.entry("1.mp4")["fps"] == 30.0
     assert scanned["unsupported_codec"] == 1
-    assert report.dropped["3.mp4"].startswith("too_few_frames: 6 frame(s) trimmed to 5")
-    assert report.dropped["4.mp4"].startswith("corrupt_video: CorruptVideo")
+    assert list(report.dropped) == ["4.mp4"] and report.dropped["4.mp4"].startswith("corrupt_video: CorruptVideo")
     dropped = load_table(backend.vae_dir, "dropped")
-    assert sorted(dropped.column("filename").to_pylist()) == ["3.mp4", "4.mp4"]
+    assert dropped.column("filename").to_pylist() == ["4.mp4"]
     assert video_shape_mismatches(read_manifest(backend.vae_dir).table, 4, 8).passed
     assert not video_shape_mismatches(read_manifest(backend.vae_dir).table, 4, 16).passed
+
+
+def test_num_frames_below_min_frames_encodes_every_kept_clip_at_num_frames(dataset, wan):
+    # SimpleTuner: min_frames chooses the source clips (10 frames or more: 3 of the 4 readable ones; the damaged clip's
+    # column says 9), num_frames is what each is trimmed to; nothing the scan kept is dropped for frame count later.
+    backend, buckets, _, report, scanned = encode(dataset, wan, num_frames=5, min_frames=10)
+    assert scanned["too_few_frames"] == 2 and sorted(buckets.column("filename").to_pylist()) == [
+        "0.mp4",
+        "1.mp4",
+        "2.mp4",
+    ]
+    latents = open_latents(backend.vae_dir)
+    assert sorted(latents) == ["0.mp4", "1.mp4", "2.mp4"] and report.encoded == 3
+    assert {latents.entry(name)["num_frames"] for name in latents} == {5}
+    assert all(tuple(latents[name].shape)[1] == 2 for name in latents)  # 1 + (5 - 1) / 4 latent frames
+    assert not any(reason.startswith("too_few_frames") for reason in report.dropped.values())
 
 
 def test_rerun_encodes_nothing_and_a_changed_num_frames_reencodes_exactly_the_affected_clips(dataset, wan):
     encode(dataset, wan)
     _, _, _, again, _ = encode(dataset, wan)
-    assert again.encoded == 0 and again.reused == 3
+    assert again.encoded == 0 and again.reused == 4
     assert "4.mp4" in again.dropped  # the undecodable clip is remembered, not decoded again
     backend, _, _, changed, _ = encode(dataset, wan, num_frames=13)
-    assert changed.encoded == 1 and changed.reused == 2  # only the 17-frame clip now trains on 13
+    assert changed.encoded == 1 and changed.reused == 3  # only the 17-frame clip now trains on 13
     assert open_latents(backend.vae_dir).entry("0.mp4")["num_frames"] == 13
 
 
