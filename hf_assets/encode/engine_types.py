@@ -13,31 +13,42 @@ import pyarrow.parquet as pq
 
 LATENT_FORMAT = 1  # version of the image transform (decode, tile, resize, crop): part of every latent's key
 PLAN_FILE = "plan.json"  # written last into a plan's folder: its presence marks the plan whole
+DECODE_PATHS = {  # how images become pixels; part of every latent's key (their pixels differ)
+    "pillow": "Pillow: decode and LANCZOS resize on the decode threads",
+    "nvjpeg": "JPEGs: nvJPEG and an antialiased bicubic resize on the GPU; other formats and failures: Pillow",
+}
 
 
 @dataclass(frozen=True)
 class EncodeSettings:
-    """How an encoding job runs: batch size, decode threads, shard size and the dtypes.
+    """How an encoding job runs: batch size, decode threads, shard size, the dtypes and the speed options.
 
     The dtypes are torch dtype names (`str(torch.bfloat16)`), so the settings travel as JSON. The model and stored
-    dtypes change the result (they are in every latent's key, see `LatentSettings`); nothing else here does.
-    Speed options that leave the result unchanged (memory layout, compilation, GPU decode) belong here too.
+    dtypes and the decode path change the result (they are in every latent's key, see `LatentSettings`); the
+    other speed options (memory layout, compilation) change it no more than the batch size does (float rounding).
     """
 
-    batch_size: int = 8  # images per VAE forward pass (halved on CUDA out-of-memory)
+    batch_size: int = 8  # images per VAE forward pass (halved on CUDA out-of-memory); 0: the most that fit
     decode_workers: int = 4  # threads decoding and resizing ahead of the VAE
     shard_bytes: int = 256 << 20  # size of one safetensors shard of the cache
     model_dtype: str = "torch.float32"  # the dtype the VAE runs in
     latent_dtype: str = "torch.float32"  # the dtype latents are stored in
+    compile: str = "off"  # off, or a torch.compile mode for the image VAE's encoder (encode/compiled.py)
+    memory_format: str = "auto"  # the image VAE's memory layout: auto, nchw or channels_last (encode/vae_runner.py)
+    decode: str = "pillow"  # pillow, or nvjpeg: JPEGs decoded and resized on the GPU (encode/gpu_decode.py)
 
     def __post_init__(self):
-        for name in ("batch_size", "decode_workers", "shard_bytes"):
+        for name in ("decode_workers", "shard_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EncodeSettings.{name} must be at least 1, got {getattr(self, name)!r}")
+        if int(self.batch_size) < 0:
+            raise ValueError(f"EncodeSettings.batch_size must be 0 (automatic) or more, got {self.batch_size!r}")
+        if self.decode not in DECODE_PATHS:
+            raise ValueError(f"EncodeSettings.decode={self.decode!r}: choose {' or '.join(DECODE_PATHS)}")
 
     def latent_settings(self, vae_identity: str) -> "LatentSettings":
         """The settings that key this job's latents, for the VAE with identity `vae_identity`."""
-        return LatentSettings(vae_identity, self.model_dtype, self.latent_dtype)
+        return LatentSettings(vae_identity, self.model_dtype, self.latent_dtype, decode=self.decode)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,13 +61,22 @@ class EncodeSettings:
 
 @dataclass(frozen=True)
 class LatentSettings:
-    """Everything global that changes a latent: the VAE, its dtype, the stored dtype, the transform."""
+    """Everything global that changes a latent: the VAE, its dtype, the stored dtype, the transform, the decoder."""
 
     vae_identity: str
     model_dtype: str
     latent_dtype: str
     resample: str = "lanczos"
     format: int = LATENT_FORMAT
+    decode: str = "pillow"  # a key of DECODE_PATHS
+
+    def key_fields(self) -> dict:
+        """The fields hashed into each cache key; Pillow's decode path is left out, so caches written before the
+        decode setting existed keep their keys."""
+        values = asdict(self)
+        if values["decode"] == "pillow":
+            del values["decode"]
+        return values
 
 
 @dataclass

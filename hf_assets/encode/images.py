@@ -33,7 +33,7 @@ def load_pixels(
         with Image.open(_as_stream(data)) as src:
             orientation = exif_orientation(src)
             if expected_size is not None:  # the header size is the decoded size: check before decoding
-                _check_size(_oriented(src.size, orientation), expected_size)
+                check_size(oriented_size(src.size, orientation), expected_size)
             src.load()
             transpose = orientation_transpose(orientation)
             img = src.transpose(transpose) if transpose is not None else src.copy()  # outlives closing src
@@ -43,11 +43,11 @@ def load_pixels(
         raise CorruptImage(f"cannot decode image: {error}") from error
     img = to_rgb(img)
     if tile_box is not None and tuple(tile_box) != (0, 0) + img.size:
-        img = img.crop(_checked(tile_box, img.size, "tile box"))
+        img = img.crop(checked_box(tile_box, img.size, "tile box"))
     if resize_wh is not None and tuple(resize_wh) != img.size:
         img = img.resize(tuple(int(v) for v in resize_wh), Image.Resampling.LANCZOS)
     if crop_box is not None and tuple(crop_box) != (0, 0) + img.size:
-        img = img.crop(_checked(crop_box, img.size, "crop box"))
+        img = img.crop(checked_box(crop_box, img.size, "crop box"))
     return np.asarray(img, dtype=np.uint8)
 
 
@@ -62,12 +62,12 @@ def _as_stream(data) -> io.BytesIO | str:
     raise CorruptImage(f"no image data (got {type(data).__name__})")
 
 
-def _oriented(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+def oriented_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     """The displayed (width, height) of a stored size under an EXIF orientation."""
     return (size[1], size[0]) if orientation in SWAPPING_ORIENTATIONS else (size[0], size[1])
 
 
-def _check_size(size: tuple[int, int], expected: tuple[int, int]) -> None:
+def check_size(size: tuple[int, int], expected: tuple[int, int]) -> None:
     """CorruptImage when the oriented image size is not the size the dataset's columns give."""
     w, h = (int(v) for v in expected)
     if (w, h) != tuple(size):
@@ -77,7 +77,7 @@ def _check_size(size: tuple[int, int], expected: tuple[int, int]) -> None:
         )
 
 
-def _checked(box, size: tuple[int, int], what: str) -> Box:
+def checked_box(box, size: tuple[int, int], what: str) -> Box:
     """The box as ints, or CorruptImage when it leaves the image (the metadata does not match the bytes)."""
     left, top, right, bottom = (int(v) for v in box)
     if not (0 <= left < right <= size[0] and 0 <= top < bottom <= size[1]):

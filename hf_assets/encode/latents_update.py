@@ -5,7 +5,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,19 @@ from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import row_settings_hash, settings_hash
 from hf_assets.cache.shards import list_shards
 from hf_assets.data.sources import RawSplit
+from hf_assets.encode.cores import prefetch_depth
 from hf_assets.encode.drop_records import failure_reason
 from hf_assets.encode.engine_types import EncodeReport, EncodeSettings, LatentPlan, LatentSettings, ShardReport
+from hf_assets.encode.gpu_decode import DeviceDecoder, plan_decode
 from hf_assets.encode.image_source import content_hashes, fetch_windows, iter_images
 from hf_assets.encode.images import load_pixels
 from hf_assets.encode.latents_commit import commit_latents
 from hf_assets.encode.latents_plan import plan_latents
 from hf_assets.encode.models import as_dtype
+from hf_assets.encode.overlap import BackgroundWrites, HostCopy, in_background, stacked_batches
 from hf_assets.encode.prefetch import group_batches, prefetch
-from hf_assets.encode.vae import encode_latents, encode_with_oom_backoff
+from hf_assets.encode.vae import encode_with_oom_backoff
+from hf_assets.encode.vae_runner import VaeRunner, runner_for
 from hf_assets.progress import ProgressLog, quiet
 
 # Per-sample columns of the bucket table that shape a latent (all hashed into its key). source_width/height is
@@ -57,7 +60,7 @@ def wanted_latents(
 ) -> pa.Table:
     """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
     rows = buckets.column("row").to_numpy()
-    base = settings_hash(asdict(settings))
+    base = settings_hash(settings.key_fields())
     geometry = np.stack([buckets.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY], axis=1)
     per_row = [row_settings_hash(base, g) for g in geometry.tolist()]
     table = buckets.select(["filename", "row"] + GEOMETRY)
@@ -130,56 +133,71 @@ def encode_shard(
         f"shard {shard}: encoding {to_encode.num_rows} latents into {plan.cache_dir}"
         + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else "")
     )
-    vae = vae_loader()
+    runner = runner_for(vae_loader(), settings.memory_format, settings.compile, settings.batch_size, log)
+    decoder = DeviceDecoder(runner.device) if settings.decode == "nvjpeg" else None
     report.started = time.time()
     started = time.perf_counter()
     with (
         cache.writer(lane=f"shard-{shard}") as writer,
         progress.step("encode", to_encode.num_rows, unit="images") as step,
     ):
-        batches = _batches(
-            to_encode, split, image_column, settings.batch_size, settings.decode_workers, report.failures
-        )
-        report.encoded += write_latents(
-            batches,
-            lambda arrays: _to_device(arrays, vae),
-            lambda x: encode_latents(vae, x),
-            as_dtype(settings.latent_dtype),
-            writer,
-            step,
-            log,
-        )
+        batches = _batches(to_encode, split, image_column, runner, settings.decode_workers, report.failures, decoder)
+        report.encoded += write_latents(batches, runner, as_dtype(settings.latent_dtype), writer, step, log)
+    if decoder is not None and decoder.fallbacks:
+        log(f"shard {shard}: {decoder.fallbacks} JPEG(s) the GPU could not decode were decoded by Pillow")
     report.seconds = time.perf_counter() - started
     report.finished = time.time()
     return report
 
 
 def write_latents(
-    batches, to_pixels: Callable, encode: Callable, latent_dtype: torch.dtype, writer, step, log: Callable[[str], None]
+    batches, encode: Callable, latent_dtype: torch.dtype, writer, step, log: Callable[[str], None]
 ) -> int:
-    """Encode each batch of (key, decoded item) pairs (`to_pixels` stacks the items, `encode` gives (mean, std),
-    halving the batch on out-of-memory) and add each key's mean and std, in `latent_dtype`, to `writer`; the
-    number of entries written."""
-    written = 0
-    for batch in batches:
-        keys, items = zip(*batch)
-        mean, std = encode_with_oom_backoff(encode, to_pixels(items), log)
-        mean, std = mean.to("cpu", latent_dtype), std.to("cpu", latent_dtype)
+    """Encode each (keys, pixels) batch (`encode` gives (mean, std), halving the batch on out-of-memory) and add
+    each key's mean and std, in `latent_dtype`, to `writer`; the number of entries written.
+
+    The results come back to the host without blocking and are written on another thread, so this thread only
+    launches work: the device encodes the next batch while the last one is copied and written.
+    """
+
+    def write(keys: list[str], tensors: dict[str, torch.Tensor]) -> None:
+        mean, std = tensors["mean"], tensors["std"]
         for i, key in enumerate(keys):
             writer.add(key, {"mean": mean[i], "std": std[i]})
-        written += len(keys)
         step.advance(len(keys))
+
+    written = 0
+    with BackgroundWrites(write) as writes:
+        for keys, pixels in batches:
+            mean, std = encode_with_oom_backoff(encode, pixels, log)
+            writes.put(list(keys), HostCopy({"mean": mean, "std": std}, latent_dtype))
+            written += len(keys)
     return written
 
 
 def _batches(
-    to_encode: pa.Table, split: RawSplit, image_column: str, batch_size: int, workers: int, failures: dict[str, str]
-) -> Iterator[list[tuple[str, np.ndarray]]]:
-    """Decoded, transformed images in batches of one target size, decoded ahead on worker threads."""
+    to_encode: pa.Table,
+    split: RawSplit,
+    image_column: str,
+    runner: VaeRunner,
+    workers: int,
+    failures: dict[str, str],
+    decoder: DeviceDecoder | None = None,
+) -> Iterator[tuple[list[str], torch.Tensor]]:
+    """(keys, uint8 images) batches of one target size: decoded ahead on `workers` threads (JPEGs only read there
+    when `decoder` decodes them on the device) and stacked on a background thread."""
+
+    def limit(target: tuple[int, int]) -> int:
+        return runner.batch_limit(target[1], target[0])
+
+    sizes = to_encode.group_by(["target_width", "target_height"]).aggregate([])
+    largest = max(map(limit, zip(*(sizes.column(c).to_pylist() for c in ("target_width", "target_height")))))
+    load = _load_for_device if decoder is not None else _load
     items = prefetch(
-        _jobs(to_encode, split, image_column), _load, workers=workers, max_in_flight=max(2 * batch_size, workers)
+        _jobs(to_encode, split, image_column), load, workers=workers, max_in_flight=prefetch_depth(largest, workers)
     )
-    return group_batches(items, lambda job: job[1]["target"], batch_size, failures, failure_reason)
+    groups = group_batches(items, lambda job: job[1]["target"], limit, failures, failure_reason, 4 * largest)
+    return in_background(stacked_batches(groups, runner.device, decoder, failures, failure_reason))
 
 
 def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple[str, dict, object]]:
@@ -206,17 +224,18 @@ def _jobs(table: pa.Table, split: RawSplit, image_column: str) -> Iterator[tuple
 
 def _load(job) -> np.ndarray:
     _, g, source = job
+    return load_pixels(_source_bytes(source), g["tile"], g["resize"], g["crop"], expected_size=g["source"])
+
+
+def _load_for_device(job):
+    """A JPEG's header checked and its bytes kept for the device decoder; any other image decoded by Pillow."""
+    _, g, source = job
+    return plan_decode(_source_bytes(source), g["tile"], g["resize"], g["crop"], expected_size=g["source"])
+
+
+def _source_bytes(source) -> bytes:
     if source is None:
         raise ValueError("no image bytes or path")
     if isinstance(source, (str, Path)):
-        source = Path(source).read_bytes()  # a file that cannot be read is retried next run, not a decode failure
-    return load_pixels(source, g["tile"], g["resize"], g["crop"], expected_size=g["source"])
-
-
-def _to_device(arrays, vae) -> torch.Tensor:
-    """uint8 HWC images to a (B, 3, H, W) tensor in [-1, 1] on the VAE's device and dtype (normalised there)."""
-    param = next(vae.parameters())
-    stacked = torch.from_numpy(np.stack(arrays))
-    if param.device.type == "cuda":
-        stacked = stacked.pin_memory().to(param.device, non_blocking=True)
-    return stacked.permute(0, 3, 1, 2).to(param.dtype).div_(127.5).sub_(1.0)
+        return Path(source).read_bytes()  # a file that cannot be read is retried next run, not a decode failure
+    return source

@@ -64,25 +64,38 @@ def _call(load_fn: Callable[[Any], Any], job: Any) -> Prefetched:
 def group_batches(
     items: Iterable[Prefetched],
     group_of: Callable[[Any], Any],
-    batch_size: int,
+    batch_size: int | Callable[[Any], int],
     failures: dict,
     reason: Callable[[BaseException], str],
+    max_waiting: int | None = None,
 ) -> Iterator[list[tuple[Any, Any]]]:
-    """(key, value) batches of at most `batch_size` consecutive loaded items of one group (`group_of(job)`, e.g. a
-    target size), so each batch stacks; a job is `(key, ...)`. A failed load is recorded as
-    `failures[key] = reason(error)` and skipped."""
-    batch: list[tuple[Any, Any]] = []
-    current = None
+    """(key, value) batches of loaded items of one group (`group_of(job)`, e.g. a target size), so each batch stacks;
+    a job is `(key, ...)`. A batch goes as soon as it holds `batch_size` items (an int, or a function of the group).
+
+    Items of a group wait for their batch to fill while other groups' items pass, so interleaved groups still make
+    full batches; when more than `max_waiting` items wait (default four batches), the group with the most waiting goes
+    as it is. What waits at the end goes last, group by group. A failed load is recorded as
+    `failures[key] = reason(error)` and skipped.
+    """
+    size_of = batch_size if callable(batch_size) else (lambda group: batch_size)
+    limit = max_waiting or (4 * batch_size if isinstance(batch_size, int) else 256)
+    waiting: dict[Any, list[tuple[Any, Any]]] = {}
+    held = 0
     for item in items:
         key = item.job[0]
         if not item.ok:
             failures[key] = reason(item.error)
             continue
         group = group_of(item.job)
-        if batch and (group != current or len(batch) == batch_size):
-            yield batch
-            batch = []
-        current = group
+        batch = waiting.setdefault(group, [])
         batch.append((key, item.value))
-    if batch:
-        yield batch
+        held += 1
+        if len(batch) >= max(1, size_of(group)):
+            held -= len(batch)
+            yield waiting.pop(group)
+        elif held > limit:
+            fullest = max(waiting, key=lambda g: len(waiting[g]))
+            held -= len(waiting[fullest])
+            yield waiting.pop(fullest)
+    for group in list(waiting):
+        yield waiting.pop(group)

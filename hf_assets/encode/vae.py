@@ -42,16 +42,21 @@ def is_oom(error: BaseException) -> bool:
 
 
 def encode_with_oom_backoff(
-    fn: Callable[[Any], Any], batch: Sequence | torch.Tensor, log: Callable[[str], None] | None = None
+    fn: Callable[[Any], Any],
+    batch: Sequence | torch.Tensor,
+    log: Callable[[str], None] | None = None,
+    chunk: int | None = None,
+    on_shrink: Callable[[int], None] | None = None,
 ) -> Any:
-    """fn over the whole batch; on OOM retry in halves (then quarters...) so every sample comes back in order."""
+    """fn over the batch (in chunks of `chunk`, default all of it); on OOM retry in halves (then quarters...) so
+    every sample comes back in order. `on_shrink(size)` hears each smaller chunk size, to remember what fits."""
     # batch is sliceable (tensor or list); fn returns a tensor, a tuple/dict of tensors or a per-sample list,
     # and the chunks' results are joined. The OOM is re-raised when a single sample does not fit.
     log = log or logger.warning
     total = len(batch)
     if total == 0:
         return fn(batch)
-    size, start, parts = total, 0, []
+    size, start, parts = max(1, min(chunk or total, total)), 0, []
     while start < total:
         end = min(start + size, total)
         try:
@@ -63,6 +68,8 @@ def encode_with_oom_backoff(
                 raise
             size = (size + 1) // 2
             message = f"out of memory encoding {end - start} samples; retrying in chunks of {size}"
+            if on_shrink is not None:
+                on_shrink(size)
         _free_memory()
         log(message)
     return parts[0] if len(parts) == 1 else _concat(parts)

@@ -104,15 +104,9 @@ def update_video_latents(
         started = time.perf_counter()
         with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="clips") as step:
             batches = _batches(to_encode, split, column, settings.batch_size, settings.decode_workers, failures)
-            report.encoded += write_latents(
-                batches,
-                lambda clips: clips_to_tensor(list(clips), vae),
-                lambda x: encode_clips(vae, x),
-                as_dtype(settings.latent_dtype),
-                writer,
-                step,
-                log,
-            )
+            stacked = (([key for key, _ in b], clips_to_tensor([clip for _, clip in b], vae)) for b in batches)
+            latent_dtype = as_dtype(settings.latent_dtype)
+            report.encoded += write_latents(stacked, lambda x: encode_clips(vae, x), latent_dtype, writer, step, log)
         report.encode_seconds = time.perf_counter() - started
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)

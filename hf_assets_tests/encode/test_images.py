@@ -11,7 +11,8 @@ import torch
 from PIL import Image, ImageOps
 
 from hf_assets.encode.images import CorruptImage, load_pixels
-from hf_assets.encode.latents_update import _to_device
+from hf_assets.encode.overlap import stack_host
+from hf_assets.encode.vae_runner import VaeRunner
 from hf_assets_tests.imagegen import corrupt_bytes, encode_image, pixels, truncated_jpeg
 
 
@@ -135,13 +136,14 @@ def test_boxes_outside_the_image_raise_corrupt_image():
 def test_encoder_batches_are_nchw_in_minus_one_to_one_in_the_vae_dtype():
     batch = [np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 255, np.uint8)]
     batch[0][1, 2] = (255, 0, 127)
-    tensor = _to_device(batch, torch.nn.Linear(1, 1))  # the encoder's own conversion; any module gives the dtype
-    assert tensor.shape == (2, 3, 4, 6) and tensor.dtype == torch.float32
+    # the encoder's own conversion (stacked on the host, then converted on the device); any module gives the dtype
+    tensor = VaeRunner(torch.nn.Linear(1, 1)).pixels(stack_host(batch, pin=False))
+    assert tensor.shape == (2, 3, 4, 6) and tensor.dtype == torch.float32 and tensor.is_contiguous()
     assert tensor[0, :, 1, 2].tolist() == pytest.approx([1.0, -1.0, 127 / 127.5 - 1])
     assert tensor.min() == -1 and tensor.max() == 1
-    assert _to_device(batch, torch.nn.Linear(1, 1).to(torch.bfloat16)).dtype == torch.bfloat16
+    assert VaeRunner(torch.nn.Linear(1, 1).to(torch.bfloat16)).pixels(stack_host(batch, False)).dtype == torch.bfloat16
     with pytest.raises(ValueError):
-        _to_device([np.zeros((4, 6, 3), np.uint8), np.zeros((6, 4, 3), np.uint8)], torch.nn.Linear(1, 1))
+        stack_host([np.zeros((4, 6, 3), np.uint8), np.zeros((6, 4, 3), np.uint8)], pin=False)
 
 
 def png_with_late_exif(width: int, height: int, orientation: int, seed: int = 0) -> bytes:

@@ -49,7 +49,7 @@ def run(backend, split, buckets, model, dtype=torch.float32, storage=torch.float
     """update_latents of the bucket table into the backend's VAE cache; `vae_loader` replaces the model's VAE;
     `kwargs` are EncodeSettings fields (batch_size, shard_bytes, ...) and update_latents' own (shards, log)."""
     encoders = Encoders(str(model))
-    settings = LatentSettings(encoders.vae_identity(), str(dtype), str(storage))
+    settings = LatentSettings(encoders.vae_identity(), str(dtype), str(storage), decode=kwargs.get("decode", "pillow"))
     wanted = wanted_latents(buckets, split, backend.image_column, settings, backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": settings.vae_identity}
     loader = vae_loader or (lambda: encoders.vae().to(dtype))
@@ -171,16 +171,16 @@ def test_corrupt_image_at_encode_time_is_dropped_and_the_rest_encoded(tmp_path, 
 
 
 def test_batches_never_mix_sizes(tmp_path, dataset, tiny_sdxl, monkeypatch):
-    from hf_assets.encode import latents_update
+    from hf_assets.encode.vae_runner import VaeRunner
 
     seen = []
-    original = latents_update.encode_latents
+    original = VaeRunner._moments
 
-    def spy(vae, pixels):
+    def spy(runner, pixels):
         seen.append(tuple(pixels.shape))
-        return original(vae, pixels)
+        return original(runner, pixels)
 
-    monkeypatch.setattr(latents_update, "encode_latents", spy)
+    monkeypatch.setattr(VaeRunner, "_moments", spy)
     backend, split, buckets = prepare(tmp_path)
     run(backend, split, buckets, tiny_sdxl, batch_size=3)
     sizes = set(zip(buckets.column("target_height").to_pylist(), buckets.column("target_width").to_pylist()))
@@ -211,3 +211,29 @@ def test_reader_is_lazy_and_samples_fresh_noise(tmp_path, dataset, tiny_sdxl):
     assert torch.allclose(scaled, (a - cache.shift_factor) * cache.scaling_factor)
     assert cache.scaling_factor == pytest.approx(0.13025)
     assert pc.all(pc.equal(pa.array(sorted(cache)), pa.array(sorted(buckets.column("filename").to_pylist())))).as_py()
+
+
+def test_gpu_decode_keys_its_own_latents_and_falls_back_to_pillow(tmp_path, tiny_sdxl, monkeypatch):
+    from hf_assets.encode import gpu_decode
+    from hf_assets_tests.encode.test_gpu_decode import Rejecting
+
+    rows = photo_rows(16)  # JPEG, PNG and WebP, rotated JPEGs, one row no codec reads (filtered out by the scan)
+    rows[3]["image"]["bytes"] = rows[3]["image"]["bytes"][:5000]  # a JPEG cut short: its header passes the scan
+    rejected = rows[8]["image"]["bytes"]  # a JPEG the device decoder rejects: Pillow decodes it
+    monkeypatch.setattr(gpu_decode, "torchvision_decode", lambda: Rejecting({rejected}))
+    write_hub_dataset(tmp_path / "data" / "photos", rows)
+    backend, split, buckets = prepare(tmp_path)
+    pillow = run(backend, split, buckets, tiny_sdxl, batch_size=4)
+    pillow_latents = {name: t.clone() for name, t in open_latents(backend.vae_dir).items()}
+    device = run(backend, split, buckets, tiny_sdxl, batch_size=4, decode="nvjpeg")
+    assert device.encoded == pillow.encoded and device.reused == 0  # another decode path: other keys
+    assert set(device.dropped) == set(pillow.dropped) == {"3.jpg"}
+    assert device.dropped["3.jpg"].startswith("corrupt_image")
+    assert run(backend, split, buckets, tiny_sdxl, decode="nvjpeg").encoded == 0
+    latents = open_latents(backend.vae_dir)
+    assert set(latents) == set(pillow_latents)
+    name = dict(zip(buckets.column("row").to_pylist(), buckets.column("filename").to_pylist()))
+    for row in (8, 1, 2):  # the rejected JPEG, a PNG, a WebP: Pillow's own pixels, the same latents
+        torch.testing.assert_close(latents[name[row]], pillow_latents[name[row]], atol=1e-5, rtol=0)
+    differences = [float((latents[name[r]] - pillow_latents[name[r]]).abs().mean()) for r in (0, 11, 13)]
+    assert all(0 < d < 0.05 for d in differences), differences  # device JPEGs: bicubic, not LANCZOS: close

@@ -88,7 +88,7 @@ def test_a_failing_job_iterable_propagates():
         list(prefetch(jobs(), lambda j: j))
 
 
-def test_group_batches_split_on_group_change_and_size_and_record_failures():
+def test_group_batches_fill_each_group_across_others_and_record_failures():
     def load(job):
         if job[1] == "bad":
             raise ValueError("cannot decode")
@@ -101,5 +101,6 @@ def test_group_batches_split_on_group_change_and_size_and_record_failures():
             prefetch(jobs, load, workers=2), lambda job: job[1], 2, failures, lambda error: f"corrupt: {error}"
         )
     )
-    assert batches == [[("a", "A"), ("b", "B")], [("c", "C")], [("d", "D")], [("e", "E")]]
+    # "c" waits while "d" (another group) passes, and fills its batch with "e"; what waits goes at the end
+    assert batches == [[("a", "A"), ("b", "B")], [("c", "C"), ("e", "E")], [("d", "D")]]
     assert failures == {"x": "corrupt: cannot decode"}
