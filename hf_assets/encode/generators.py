@@ -158,7 +158,12 @@ def sdr(
 
 def add_gaussian_noise(pixels: np.ndarray, rng: np.random.Generator, level: float) -> np.ndarray:
     """Zero-mean Gaussian noise of standard deviation `level` (in units of full scale), clipped, rounded."""
-    return _to_uint8(pixels.astype(np.float64) / 255.0 + rng.normal(0.0, level, pixels.shape))
+    noisy = rng.standard_normal(pixels.shape, dtype=np.float32)
+    noisy *= np.float32(level * 255.0)
+    noisy += pixels  # float32 throughout: half the time of float64 at 1024² (bench/bench_generators.py)
+    np.clip(noisy, 0.0, 255.0, out=noisy)
+    noisy += 0.5
+    return noisy.astype(np.uint8)
 
 
 def jpeg_round_trip(pixels: np.ndarray, quality: int, **options) -> np.ndarray:

@@ -37,6 +37,11 @@ def test_bench_captions_filters_on_a_few_thousand_rows():
     assert "results identical to baseline: yes" in out and "extract_captions" in out
 
 
+def test_bench_generators_on_a_few_small_photographs():
+    out = run("bench_generators", "--n", "2", "--size", "64", "--repeats", "1")
+    assert "| decode + LANCZOS resize (baseline) |" in out and "| canny |" in out and "| random_masks |" in out
+
+
 def test_make_bench_dataset_writes_a_loadable_folder(tmp_path):
     out = run("make_bench_dataset", "--rows", "300", "--shards", "1", "--out", str(tmp_path / "data"))
     assert "wrote 300 rows" in out
@@ -61,7 +66,14 @@ def test_bench_encode_with_the_tiny_vae(tmp_path):
     assert not list((tmp_path / "work" / "runs").iterdir())  # the run folder is removed without --keep
 
 
-SMOKED = {"bench_sizes", "bench_captions_filters", "make_bench_dataset", "bench_metadata", "bench_encode"}
+SMOKED = {
+    "bench_sizes",
+    "bench_captions_filters",
+    "bench_generators",
+    "make_bench_dataset",
+    "bench_metadata",
+    "bench_encode",
+}
 
 
 @pytest.mark.parametrize("script", sorted(set(SCRIPTS) - SMOKED) or ["none"])
