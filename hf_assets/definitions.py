@@ -36,9 +36,17 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
 
     `hub_api` gives the Hub client the change sensors ask for dataset commits (tests pass a stand-in).
     """
-    config = load_config(config_path or config_path_from_env())
+    # One broken backend hides no other: it stays a partition whose first step fails listing its problems.
+    config = load_config(config_path or config_path_from_env(), strict=False)
+    log = logging.getLogger(__name__)
     for warning in config.warnings:  # keys accepted but not used: say so wherever the code location loads
-        logging.getLogger(__name__).warning("%s: %s", config.path, warning)
+        log.warning("%s: %s", config.path, warning)
+    for problem in config.problems:
+        log.error(
+            "%s: %s (this backend's runs fail at once; check with python -m hf_assets.config.check)",
+            config.path,
+            problem,
+        )
     partitions = backend_partitions(config)
     assets = [
         build_raw_split_asset(partitions),

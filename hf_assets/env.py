@@ -26,6 +26,10 @@ CPU_THREADS = "HF_ASSETS_CPU_THREADS"  # torch threads of a shard step on CPU (d
 RETRY_DELAY = "HF_ASSETS_RETRY_DELAY"
 DEFAULT_RETRY_DELAY_S = 15.0
 
+# SimpleTuner's trainer arguments that its config placeholders name: {model_family} and {output_dir}.
+MODEL_FAMILY = "HF_ASSETS_MODEL_FAMILY"
+OUTPUT_DIR = "HF_ASSETS_OUTPUT_DIR"
+
 # The demo (examples/run_demo.py): the model its video backends encode with.
 VIDEO_MODEL = "HF_ASSETS_VIDEO_MODEL"
 

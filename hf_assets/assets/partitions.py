@@ -8,8 +8,9 @@ from hf_assets.config import DataloaderConfig
 
 
 def backend_partitions(config: DataloaderConfig) -> dg.StaticPartitionsDefinition:
-    """The partitions definition shared by every asset: the backend ids, in file order."""
-    return dg.StaticPartitionsDefinition(config.backend_ids)
+    """The partitions definition shared by every asset: the backend ids, in file order. A broken backend keeps its
+    partition, whose first step fails at once listing its problems."""
+    return dg.StaticPartitionsDefinition(config.partition_ids)
 
 
 def partition_check_specs(

@@ -42,7 +42,7 @@ def build_change_sensor(
     )
     def refresh_on_change(context: dg.SensorEvaluationContext):
         try:
-            backend = load_config(config_path).backend(backend_id)
+            backend = load_config(config_path, strict=False).backend(backend_id)  # another backend may be broken
             current = backend_state(backend, hub_api)
         except Exception as exc:  # noqa: BLE001 - a sensor must not crash the daemon; the next tick retries
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,13 +1,17 @@
 """The dataloader config: parsed once into typed objects."""
 
-from hf_assets.config.loader import ConfigError, config_path_from_env, load_config, parse_config
+from hf_assets.config.errors import ConfigError
+from hf_assets.config.loader import config_path_from_env, load_config, parse_config
 from hf_assets.config.schema import (
     BackendConfig,
     BucketConfig,
     CaptionConfig,
     CompositeConfig,
+    ConditioningConfig,
     DataloaderConfig,
+    DrawSchedule,
     FilterConfig,
+    S3Location,
 )
 
 __all__ = [
@@ -15,9 +19,12 @@ __all__ = [
     "BucketConfig",
     "CaptionConfig",
     "CompositeConfig",
+    "ConditioningConfig",
     "ConfigError",
     "DataloaderConfig",
+    "DrawSchedule",
     "FilterConfig",
+    "S3Location",
     "config_path_from_env",
     "load_config",
     "parse_config",

@@ -89,7 +89,7 @@ def parse_buckets(m: dict, problem: Report, warn: Report) -> BucketConfig | None
     resolution = _check_size("resolution", m.get("resolution", 1.0 if rtype == "area" else 1024), rtype, bad)
     if rtype == "pixel" and resolution is not None and resolution != int(resolution):
         bad(f"key 'resolution' must be a whole number of pixels with resolution_type \"pixel\", got {resolution:g}")
-    minimum = _check_size("minimum_image_size", m.get("minimum_image_size"), rtype, bad)
+    minimum = _check_size("minimum_image_size", m.get("minimum_image_size") or None, rtype, bad)  # 0: no minimum
     maximum = _check_size("maximum_image_size", m.get("maximum_image_size"), rtype, bad)
     downsample = _check_size("target_downsample_size", m.get("target_downsample_size"), rtype, bad)
     if (maximum is None) != (downsample is None) and not count:

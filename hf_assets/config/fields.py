@@ -1,4 +1,4 @@
-"""The accepted keys of a dataloader entry, their types, and friendly type checks."""
+"""Value checks for dataloader keys (which key takes which check is declared in `config.registry`)."""
 
 import codecs
 import difflib
@@ -55,108 +55,18 @@ NUM_POS = Field(lambda v: _is_number(v) and v > 0, "a number > 0")
 NUM_NONNEG = Field(lambda v: _is_number(v) and v >= 0, "a number >= 0")
 STR_OR_LIST = Field(_is_str_or_str_list, "a column name or a non-empty list of column names")
 OBJECT = Field(lambda v: isinstance(v, dict), "a JSON object")
+NUMBER = Field(_is_number, "a number")
+ANY = Field(lambda v: True, "any JSON value")
+STR_OR_STRS = Field(_is_str_or_str_list, "a string or a non-empty list of strings")
+OBJECT_OR_OBJECTS = Field(
+    lambda v: isinstance(v, dict) or (isinstance(v, list) and all(isinstance(x, dict) for x in v)),
+    "a JSON object or a list of JSON objects",
+)
+CSV_OR_LIST = Field(
+    lambda v: isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "a comma or space separated string, or a list of strings",
+)
 ASPECT_BUCKETS = 'a list of aspect ratios such as [0.75, 1.0, 1.33], or [{"aspect": 1.0, "weight": 0.6}, ...]'
-
-# Keys that may appear at the top level of an entry or inside its "huggingface" block.
-DATASET_FIELDS: dict[str, Field] = {
-    "dataset_name": STR,
-    "split": STR,
-    "revision": STR,
-    "image_column": STR,
-    "caption_column": STR_OR_LIST,
-    "fallback_caption_column": STR,
-    "description_column": STR,
-    "width_column": STR,
-    "height_column": STR,
-    "num_frames_column": STR,
-    "fps_column": STR,
-    "filter_func": OBJECT,
-    "composite_image_config": OBJECT,
-    "streaming": BOOL,
-    "num_proc": INT_POS,
-}
-
-# Keys of the entry itself (never inside the "huggingface" block).
-ENTRY_FIELDS: dict[str, Field] = {
-    "id": STR,
-    "type": one_of("huggingface", "local"),
-    "dataset_type": one_of("image", "video", "text_embeds"),
-    "disabled": BOOL,
-    "huggingface": OBJECT,
-    "video": OBJECT,
-    "caption_strategy": one_of("huggingface", "textfile", "filename", "instanceprompt"),
-    "metadata_backend": one_of("huggingface", "discovery", "parquet", "json"),
-    "instance_data_dir": STR,
-    "instance_prompt": STR,
-    "caption_encoding": Field(
-        is_text_encoding, 'a Python text encoding for caption files that are not UTF-8, e.g. "cp1252"'
-    ),
-    "cache_dir": STR,
-    "text_embeds": STR,
-    "probability": NUM_NONNEG,
-    "repeats": INT_NONNEG,
-    "resolution": NUM_POS,
-    "resolution_type": one_of("pixel", "area", "pixel_area"),
-    "minimum_image_size": NUM_NONNEG,
-    "crop": BOOL,
-    "crop_aspect": one_of("square", "preserve", "closest", "random"),
-    "crop_aspect_buckets": Field(lambda v: isinstance(v, list), ASPECT_BUCKETS),  # items: config.bucket_settings
-    "crop_style": one_of("center", "centre", "random", "corner", "face"),  # face: refused with its own message
-    "aspect_bucket_alignment": Field(lambda v: _is_int(v) and v >= 8 and v % 8 == 0, "a multiple of 8, e.g. 64"),
-    "aspect_bucket_rounding": Field(lambda v: _is_int(v) and 0 <= v <= 4, "a whole number of decimals from 0 to 4"),
-    "maximum_image_size": NUM_POS,
-    "target_downsample_size": NUM_POS,
-    "max_upscale_threshold": NUM_NONNEG,
-    "minimum_aspect_ratio": NUM_POS,
-    "maximum_aspect_ratio": NUM_POS,
-    "train_batch_size": INT_POS,
-    "drop_small_buckets": BOOL,
-    "default": BOOL,
-    "write_batch_size": INT_POS,
-}
-
-# SimpleTuner keys that hf_assets accepts but does not act on; each gets a warning.
-IGNORED_FIELDS: dict[str, str] = {
-    "cache_dir_vae": "VAE latents live under <cache_dir>/vae/<id>",
-    "vae_cache_clear_each_epoch": "caches are content-keyed and never need clearing",
-    "skip_file_discovery": "discovery is cheap here (no image is decoded)",
-    "preserve_data_backend_cache": "metadata is rebuilt only when its inputs change",
-    "is_regularisation_data": "regularisation data is the trainer's concern",
-    "is_regularization_data": "regularisation data is the trainer's concern",
-    "hash_filenames": "file names are the row index (huggingface) or the relative path (local)",
-    "prepend_instance_prompt": "caption composition is the trainer's concern",
-    "only_instance_prompt": 'use caption_strategy "instanceprompt" instead',
-}
-
-FILTER_FIELDS: dict[str, Field] = {
-    "quality_thresholds": Field(
-        lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values()),
-        'an object of metric -> number, e.g. {"aesthetic_score": 5.0}',
-    ),
-    "quality_column": STR,
-    "collection": STR_OR_LIST,
-    "collection_column": STR,
-    "min_width": INT_NONNEG,
-    "min_height": INT_NONNEG,
-}
-
-COMPOSITE_FIELDS: dict[str, Field] = {
-    "enabled": BOOL,
-    "image_count": INT_POS,
-    "select_index": INT_NONNEG,
-    "layout": one_of("horizontal", "vertical", "grid"),
-}
-
-VIDEO_FIELDS: dict[str, Field] = {
-    "num_frames": INT_POS,
-    "min_frames": INT_POS,
-    "max_frames": INT_POS,
-    "is_i2v": BOOL,
-    "bucket_strategy": one_of("aspect_ratio", "resolution_frames"),
-    "frame_interval": INT_POS,
-}
-
-TEXT_EMBEDS_FIELDS = {"id", "type", "dataset_type", "cache_dir", "default", "disabled", "write_batch_size"}
 
 
 def closest_key(key: str, known: list[str] | set[str] | dict) -> str | None:

@@ -10,11 +10,12 @@ from hf_assets.config import BackendConfig, DataloaderConfig, load_config
 
 @lru_cache(maxsize=8)
 def _parsed(path: str, mtime_ns: int) -> DataloaderConfig:
-    return load_config(path)
+    return load_config(path, strict=False)
 
 
 def cached_config(path: str) -> DataloaderConfig:
-    """The parsed config at `path`, from cache unless the file changed."""
+    """The parsed config at `path`, from cache unless the file changed. A broken backend does not stop the others:
+    `backend()` raises its problems (a ConfigError) for it alone."""
     return _parsed(path, Path(path).stat().st_mtime_ns)
 
 

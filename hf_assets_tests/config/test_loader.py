@@ -113,9 +113,13 @@ def test_same_field_in_both_places_with_equal_values_is_fine(tmp_path):
     assert b.backend("photos").captions.columns == ("text",)
 
 
-def test_same_field_in_both_places_with_different_values_is_an_error(tmp_path):
-    msg = problems(tmp_path, {**HF, "caption_column": "text", "huggingface": {"caption_column": "caption"}})
-    assert "backend 'photos'" in msg and "'caption_column' is set twice" in msg and "keep one" in msg
+def test_same_field_in_both_places_follows_simpletuners_order_with_a_warning(tmp_path):
+    # SimpleTuner reads caption columns from the huggingface block, and the dataset name top level first
+    entry = {**HF, "caption_column": "text", "huggingface": {"caption_column": "caption", "dataset_name": "user/other"}}
+    b = load(tmp_path, entry).backend("photos")
+    assert b.captions.columns == ("caption",) and b.dataset_name == "user/photos"
+    assert any("'caption_column'" in w and '"caption"' in w and '"text"' in w for w in b.warnings)
+    assert any("'dataset_name'" in w and "top level first" in w for w in b.warnings)
 
 
 def test_unknown_key_suggests_the_closest_valid_one(tmp_path):
@@ -346,7 +350,7 @@ def test_values_that_were_silently_accepted_are_config_errors(tmp_path):
 
 def test_crop_style_face_is_refused_naming_the_supported_styles(tmp_path):
     msg = problems(tmp_path, {**HF, "crop": True, "crop_style": "face"})
-    assert "backend 'photos': crop_style \"face\" is not supported" in msg and '"center", "corner", "random"' in msg
+    assert "backend 'photos': crop_style \"face\" is not supported" in msg and '"center", "corner" or "random"' in msg
 
 
 def test_simpletuner_bucket_options_are_read(tmp_path):
@@ -417,9 +421,9 @@ JUNK = ["abc", "", -1, 0, 1e308, [], {}, None, True, ["a"], [{"x": 1}], {"a": [1
 
 
 def test_any_junk_value_for_any_key_gives_a_config_error_or_a_config(tmp_path):
-    from hf_assets.config import fields as F
+    from hf_assets.config import registry as R
 
-    keys = [k for k in {**F.ENTRY_FIELDS, **F.DATASET_FIELDS} if k not in ("id",)]
+    keys = [k for k in {**R.keys_in(R.DATASET), **R.keys_in(R.HUGGINGFACE)} if k not in ("id",)]
     for key in keys:
         for junk in JUNK:
             for entry in ({**HF, key: junk}, {**HF, "huggingface": {key: junk}}):
@@ -427,12 +431,12 @@ def test_any_junk_value_for_any_key_gives_a_config_error_or_a_config(tmp_path):
                     load(tmp_path, entry)
                 except ConfigError as exc:
                     assert "could not be read" not in str(exc)  # a named rule caught it, not the safety net
-    blocks = {"filter_func": F.FILTER_FIELDS, "composite_image_config": F.COMPOSITE_FIELDS, "video": F.VIDEO_FIELDS}
-    for block, fields in blocks.items():
+    for block in ("filter_func", "composite_image_config", "video", "conditioning"):
+        fields = R.keys_in(block)
         for key in fields:
             for junk in JUNK:
                 try:
-                    load(tmp_path, {**HF, "dataset_type": "video", block: {key: junk}})
+                    load(tmp_path, {**HF, "dataset_type": "video", block: {"type": "canny", key: junk}})
                 except ConfigError as exc:
                     assert "could not be read" not in str(exc)
 
