@@ -14,12 +14,22 @@ Variants = tuple[np.ndarray, pa.Array]
 
 
 def extract_captions(table: pa.Table, cfg: CaptionConfig) -> pa.ListArray:
-    """Each row's caption variants (list<string>, stripped, empties skipped; [] when none)."""
+    """Each row's caption variants (list<string>, stripped, empties skipped; [] when none), with the instance prompt
+    applied as SimpleTuner does: alone (`instanceprompt`, `only_instance_prompt`) or in front of each variant."""
     num_rows = table.num_rows
-    if cfg.strategy == "instanceprompt":
-        return instance_prompt_captions(num_rows, cfg.instance_prompt)
+    if cfg.uses_instance_prompt_only:
+        return instance_prompt_captions(num_rows, cfg.instance_prompts)
     if cfg.strategy != "huggingface":
         raise ValueError(f"caption_strategy {cfg.strategy!r} is not read from dataset columns")
+    captions = column_captions(table, cfg)
+    if cfg.prepend_instance_prompt:
+        return prepend_prompt(captions, cfg.instance_prompts[0])
+    return captions
+
+
+def column_captions(table: pa.Table, cfg: CaptionConfig) -> pa.ListArray:
+    """Each row's variants from the caption columns, then the fallback, then the description column."""
+    num_rows = table.num_rows
 
     # Resolve every configured column first, so a typo fails even when no row needs that tier.
     primary = [resolve_column(table, name) for name in cfg.columns]
@@ -37,13 +47,21 @@ def extract_captions(table: pa.Table, cfg: CaptionConfig) -> pa.ListArray:
     return _lists_from_variants(_concat_variants(tiers), num_rows)
 
 
-def instance_prompt_captions(num_rows: int, prompt: str | None) -> pa.ListArray:
-    """Every row captioned with the one instance prompt."""
-    if not prompt:
+def instance_prompt_captions(num_rows: int, prompts: str | tuple[str, ...] | None) -> pa.ListArray:
+    """Every row captioned with the instance prompt(s): one variant per prompt, the same for every row."""
+    prompts = (prompts,) if isinstance(prompts, str) else tuple(p.strip() for p in prompts or () if p.strip())
+    if not prompts or not all(prompts):
         raise ValueError("caption_strategy 'instanceprompt' needs a non-empty instance_prompt")
-    values = pa.repeat(pa.scalar(prompt, pa.string()), num_rows)
-    offsets = pa.array(np.arange(num_rows + 1, dtype=np.int32))
+    values = pa.array(list(prompts) * num_rows, pa.string())
+    offsets = pa.array(np.arange(num_rows + 1, dtype=np.int32) * len(prompts))
     return pa.ListArray.from_arrays(offsets, values, type=CAPTIONS_TYPE)
+
+
+def prepend_prompt(captions: pa.ListArray, prompt: str) -> pa.ListArray:
+    """Each variant as "prompt variant" (SimpleTuner's prepend_instance_prompt); rows without captions stay empty."""
+    captions = _as_array(captions)
+    joined = pc.binary_join_element_wise(pa.scalar(prompt, pa.string()), captions.values.cast(pa.string()), " ")
+    return pa.ListArray.from_arrays(captions.offsets, joined, type=CAPTIONS_TYPE, mask=captions.is_null())
 
 
 def first_caption(captions: pa.ListArray) -> pa.Array:

@@ -12,6 +12,8 @@ from hf_assets.data.dropped import DROPPED_SCHEMA, DropCounts, dropped_rows
 from hf_assets.data.filters import DROP_REASONS, count_reasons, drop_reasons
 from hf_assets.data.sizes import image_sizes
 from hf_assets.data.split import RawSplit
+from hf_assets.data.subset import REASON as SUBSET_REASON
+from hf_assets.data.subset import limit_samples
 from hf_assets.data.video_index import video_columns, video_drop_reasons
 from hf_assets.progress import ProgressLog, quiet
 
@@ -62,7 +64,7 @@ def scan_columns(split: RawSplit, backend: BackendConfig) -> list[str]:
         filters.quality_column if filters.quality_thresholds else None,
         filters.collection_column if filters.collection else None,
     ]
-    if captions.strategy != "huggingface":
+    if captions.strategy != "huggingface" or captions.uses_instance_prompt_only:
         paths = paths[len(captions.columns) + 2 :]  # the caption columns are not read
     paths += [backend.width_column, backend.height_column]
     paths += [backend.num_frames_column, backend.fps_column] if video else []
@@ -207,4 +209,10 @@ def build_filtered_index(
             for reason, n in piece_counts.items():
                 counts[reason] = counts.get(reason, 0) + n
             step.advance(piece.num_rows)
-    return assemble_index(parts, backend), DropCounts(counts, assemble_dropped(lost, backend))
+    index, dropped = assemble_index(parts, backend), assemble_dropped(lost, backend)
+    if backend.max_num_samples is not None:  # after every filter: N samples are trained on when N remain
+        index, beyond = limit_samples(index, backend.id, backend.max_num_samples)
+        counts[SUBSET_REASON] = beyond.num_rows
+        beyond = beyond.append_column("reason", pa.repeat(pa.scalar(SUBSET_REASON), beyond.num_rows))
+        dropped = pa.concat_tables([dropped, beyond.cast(dropped.schema)]).sort_by("row")
+    return index, DropCounts(counts, dropped)

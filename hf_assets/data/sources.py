@@ -24,11 +24,12 @@ def open_split(backend: BackendConfig) -> RawSplit:
 def require_columns(split: RawSplit, backend: BackendConfig) -> None:
     """Fail early, listing what exists, when a configured column is absent."""
     captions = split.captions or backend.captions
+    columns_read = captions.strategy == "huggingface" and not captions.uses_instance_prompt_only
     wanted = {
         "image_column": [split.image_column],
-        "caption_column": list(captions.columns),
-        "fallback_caption_column": [captions.fallback_column],
-        "description_column": [captions.description_column],
+        "caption_column": list(captions.columns) if columns_read else [],
+        "fallback_caption_column": [captions.fallback_column if columns_read else None],
+        "description_column": [captions.description_column if columns_read else None],
         "width_column": [backend.width_column],
         "height_column": [backend.height_column],
         "num_frames_column": [backend.num_frames_column],

@@ -93,7 +93,7 @@ def test_local_folder_lists_images_sorted_with_sidecar_captions(tmp_path):
     entry = {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "textfile"}
     split = open_split(backend_for(tmp_path, entry))
     assert split.table.column("filename").to_pylist() == ["b.png", "sub/a.webp"]
-    assert split.table.column("caption").to_pylist() == ["  a blue square \n", None]
+    assert split.table.column("caption").to_pylist() == [["  a blue square "], None]  # a variant per line
 
 
 def test_local_filename_strategy_uses_the_stem(tmp_path):
@@ -101,7 +101,7 @@ def test_local_filename_strategy_uses_the_stem(tmp_path):
     root.mkdir()
     (root / "red_fox_in_snow.jpg").write_bytes(encode_image(40, 30))
     entry = {"id": "loc", "type": "local", "instance_data_dir": "imgs", "caption_strategy": "filename"}
-    assert open_split(backend_for(tmp_path, entry)).table.column("caption").to_pylist() == ["red fox in snow"]
+    assert open_split(backend_for(tmp_path, entry)).table.column("caption").to_pylist() == [["red fox in snow"]]
 
 
 def test_local_fingerprint_changes_when_a_caption_changes(tmp_path):
