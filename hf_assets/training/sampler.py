@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from hf_assets.config.schema import DrawSchedule
+
 log = logging.getLogger(__name__)
 
 ShortBucketPolicy = Literal["repeat", "drop", "keep"]
@@ -240,6 +242,12 @@ class MultiBackendSampler(Sampler[list[tuple[int, int, int]]]):
     `(backend, draw epoch, index)` for `MultiBackendSamples`; each repeat has its own draw epoch, so a repeated sample
     gets fresh noise and caption variant. Every batch comes from one backend and one size. With samplers sharded for
     the same (rank, world_size), every rank draws the same backend at the same step and gets `len(self)` batches.
+
+    `schedules` (SimpleTuner's per-backend keys, `BackendConfig.schedule`) gate the draw: a backend is drawn only
+    from `start_epoch` / `start_step` up to `end_epoch` / `end_step`, and one with `ignore_epochs` does not hold up
+    the end of an epoch (it starts afresh each epoch). Epochs count from 1 as in SimpleTuner: `set_epoch(e)` is
+    epoch e + 1. The optimizer step is `set_step`'s value plus the batches yielded since, divided by
+    `gradient_accumulation_steps`. With schedules, `len(self)` is an upper bound.
     """
 
     def __init__(
@@ -248,30 +256,53 @@ class MultiBackendSampler(Sampler[list[tuple[int, int, int]]]):
         probabilities: Sequence[float],
         repeats: Sequence[int] | None = None,
         seed: int = 0,
+        schedules: Sequence[DrawSchedule] | None = None,
+        gradient_accumulation_steps: int = 1,
     ):
         repeats = [0] * len(samplers) if repeats is None else [int(r) for r in repeats]
         probabilities = [float(p) for p in probabilities]
-        if not len(samplers) == len(probabilities) == len(repeats):
-            raise ValueError(f"{len(samplers)} samplers, {len(probabilities)} probabilities, {len(repeats)} repeats")
+        schedules = [DrawSchedule()] * len(samplers) if schedules is None else list(schedules)
+        if not len(samplers) == len(probabilities) == len(repeats) == len(schedules):
+            raise ValueError(
+                f"{len(samplers)} samplers, {len(probabilities)} probabilities, {len(repeats)} repeats, "
+                f"{len(schedules)} schedules"
+            )
         if any(not math.isfinite(p) or p < 0 for p in probabilities) or not any(p > 0 for p in probabilities):
             raise ValueError(f"probabilities must be finite, >= 0 and not all 0, got {probabilities}")
         if any(r < 0 for r in repeats):
             raise ValueError(f"repeats must be >= 0, got {repeats}")
+        if int(gradient_accumulation_steps) < 1:
+            raise ValueError(f"gradient_accumulation_steps must be >= 1, got {gradient_accumulation_steps}")
         shards = {(s.rank, s.world_size) for s in samplers}
         if len(shards) > 1:
             raise ValueError(f"every backend's sampler must have the same (rank, world_size), got {sorted(shards)}")
         self.rank, self.world_size = shards.pop() if shards else (0, 1)
         self.samplers, self.probabilities, self.repeats = list(samplers), probabilities, repeats
+        self.schedules, self.accumulation = schedules, int(gradient_accumulation_steps)
         self.seed, self.epoch = int(seed), 0
+        self.first_step, self.batches_yielded = 0, 0
 
     @classmethod
-    def from_backends(cls, samplers: Sequence[BucketBatchSampler], backends: Sequence, seed: int = 0):
-        """Weights and repeats from the backends' configs (`BackendConfig.probability`, `.repeats`)."""
-        return cls(samplers, [b.probability for b in backends], [b.repeats for b in backends], seed=seed)
+    def from_backends(cls, samplers: Sequence[BucketBatchSampler], backends: Sequence, seed: int = 0, **kwargs):
+        """Weights, repeats and schedules from the backends' configs (`BackendConfig.probability`, `.repeats`,
+        `.schedule`); a backend that is prepared but not trained on (`eval`, `conditioning`) is never drawn."""
+        probabilities = [b.probability if getattr(b, "trains", True) else 0.0 for b in backends]
+        schedules = [getattr(b, "schedule", DrawSchedule()) for b in backends]
+        repeats = [b.repeats for b in backends]
+        return cls(samplers, probabilities, repeats, seed=seed, schedules=schedules, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
-        """Interleave and shuffle as epoch `epoch`."""
+        """Interleave and shuffle as epoch `epoch` (SimpleTuner's epoch `epoch + 1`)."""
         self.epoch = int(epoch)
+
+    def set_step(self, step: int) -> None:
+        """The optimizer step of the next batch (when resuming); later steps are counted from the batches yielded."""
+        self.first_step, self.batches_yielded = int(step), 0
+
+    @property
+    def step(self) -> int:
+        """The optimizer step the next batch belongs to."""
+        return self.first_step + self.batches_yielded // self.accumulation
 
     def _passes(self, backend: int) -> Iterator[list[tuple[int, int, int]]]:
         """One backend's batches for this epoch, every repeat reshuffled under its own draw epoch."""
@@ -282,18 +313,32 @@ class MultiBackendSampler(Sampler[list[tuple[int, int, int]]]):
                 yield [(backend, draw, i) for i in batch]
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
-        # The draws depend on (seed, epoch) and on each backend's per-rank batch count, which all ranks share.
+        # The draws depend on (seed, epoch, step) and on each backend's per-rank batch count, which all ranks share.
         generator = epoch_generator(self.seed, self.epoch)
-        active = [b for b, p in enumerate(self.probabilities) if p > 0]
-        streams = {b: self._passes(b) for b in active}
-        while active:
+        epoch = self.epoch + 1
+        drawn = [b for b, p in enumerate(self.probabilities) if p > 0 and self._may_start(b, epoch)]
+        streams = {b: self._passes(b) for b in drawn}
+        holding = {b for b in drawn if not self.schedules[b].ignore_epochs} or set(drawn)
+        spent: set[int] = set()
+        while holding - spent:
+            active = [b for b in drawn if b not in spent and self.schedules[b].active(epoch, self.step)]
+            if not active:
+                return  # the rest wait for a step this epoch cannot reach, or have ended
             weights = torch.tensor([self.probabilities[b] for b in active], dtype=torch.float64)
             backend = active[int(torch.multinomial(weights, 1, generator=generator))]
             batch = next(streams[backend], None)
             if batch is None:
-                active.remove(backend)
+                spent.add(backend)
             else:
+                self.batches_yielded += 1
                 yield batch
 
+    def _may_start(self, backend: int, epoch: int) -> bool:
+        s = self.schedules[backend]
+        return s.start_epoch <= epoch and (s.end_epoch is None or epoch <= s.end_epoch)
+
     def __len__(self) -> int:
-        return sum((r + 1) * len(s) for s, p, r in zip(self.samplers, self.probabilities, self.repeats) if p > 0)
+        pairs = zip(self.samplers, self.probabilities, self.repeats)
+        return sum(
+            (r + 1) * len(s) for b, (s, p, r) in enumerate(pairs) if p > 0 and self._may_start(b, self.epoch + 1)
+        )
