@@ -40,6 +40,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         # torch-backed modules load here, not when the webserver or daemon imports the definitions
         from hf_assets.cache import verify
         from hf_assets.cache.text_embeds import open_text_embeds
+        from hf_assets.encode.compiled import compile_text_encoders
         from hf_assets.encode.encoders import text_identity
         from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 
@@ -54,7 +55,9 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         progress = ProgressLog(context.log.info)
         report = update_text_embeds(
             wanted,
-            loaded.text_encoders,
+            lambda: compile_text_encoders(
+                loaded.text_encoders(), encoders.text_compile, encoders.compile_cache, context.log.info
+            ),
             identity["family"],
             max_length,
             backend.text_dir,

@@ -86,12 +86,14 @@ class StaticCompiled:
         self.mode, self.what, self.log = mode, what, log
         self.compile_seconds: dict[tuple, float] = {}  # input signature -> seconds its first call took
 
-    def __call__(self, *tensors: torch.Tensor):
+    def __call__(self, *args, **kwargs):
+        tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)]
         signature = tuple((tuple(t.shape), t.dtype, t.device.type) for t in tensors)
+        signature += tuple((k, v) for k, v in sorted(kwargs.items()) if not isinstance(v, torch.Tensor))
         if signature in self.compile_seconds:
-            return self.compiled(*tensors)
+            return self.compiled(*args, **kwargs)
         before, started = cache_counters(), time.perf_counter()
-        result = self.compiled(*tensors)
+        result = self.compiled(*args, **kwargs)
         if tensors and tensors[0].device.type == "cuda":
             torch.cuda.synchronize(tensors[0].device)
         seconds = time.perf_counter() - started
@@ -99,11 +101,31 @@ class StaticCompiled:
         after = cache_counters()
         hits, misses = after["hits"] - before["hits"], after["misses"] - before["misses"]
         source = " (from the on-disk cache)" if hits and not misses else ""
-        shapes = ", ".join("x".join(map(str, s)) for s, _, _ in signature)
-        self.log(f"compiled {self.what} ({self.mode}) for {shapes} {tensors[0].dtype} in {seconds:.1f}s{source}")
+        shapes = ", ".join("x".join(map(str, t.shape)) + f" {t.dtype}" for t in tensors)
+        self.log(f"compiled {self.what} ({self.mode}) for {shapes} in {seconds:.1f}s{source}")
         return result
 
     @property
     def total_compile_seconds(self) -> float:
         """Seconds spent in first calls (compiling or loading compiled graphs) so far."""
         return sum(self.compile_seconds.values())
+
+
+def compile_text_encoders(
+    encoders: list,
+    mode: str,
+    cache_dir: str | Path | None = None,
+    log: Callable[[str], None] = print,
+    backend: str | Callable = "inductor",
+) -> list:
+    """Text encoders (`models.TextEncoder`) whose models run compiled, one static graph per batch shape; each model
+    is compiled once per process (they are shared), in place."""
+    if mode == "off":
+        return encoders
+    if backend == "inductor":
+        use_compile_cache(cache_dir, log)
+    for encoder in encoders:
+        if not isinstance(encoder.model.forward, StaticCompiled):
+            what = f"the text encoder {encoder.name or encoder.kind}"
+            encoder.model.forward = StaticCompiled(encoder.model.forward, mode, what, log, backend)
+    return encoders

@@ -36,6 +36,7 @@ class EncodeSettings:
     compile: str = "off"  # off, or a torch.compile mode for the image VAE's encoder (encode/compiled.py)
     memory_format: str = "auto"  # the image VAE's memory layout: auto, nchw or channels_last (encode/vae_runner.py)
     decode: str = "pillow"  # pillow, or nvjpeg: JPEGs decoded and resized on the GPU (encode/gpu_decode.py)
+    compile_cache: str = ""  # folder of compiled graphs kept between processes ("": encode/compiled.py's default)
 
     def __post_init__(self):
         for name in ("decode_workers", "shard_bytes"):

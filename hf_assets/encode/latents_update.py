@@ -133,7 +133,9 @@ def encode_shard(
         f"shard {shard}: encoding {to_encode.num_rows} latents into {plan.cache_dir}"
         + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else "")
     )
-    runner = runner_for(vae_loader(), settings.memory_format, settings.compile, settings.batch_size, log)
+    runner = runner_for(
+        vae_loader(), settings.memory_format, settings.compile, settings.batch_size, log, settings.compile_cache
+    )
     decoder = DeviceDecoder(runner.device) if settings.decode == "nvjpeg" else None
     report.started = time.time()
     started = time.perf_counter()

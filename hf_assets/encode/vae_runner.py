@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from hf_assets.encode.compiled import StaticCompiled
+from hf_assets.encode.compiled import StaticCompiled, use_compile_cache
 from hf_assets.encode.vae import encode_with_oom_backoff
 
 MEMORY_FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -52,6 +52,7 @@ class VaeRunner:
         batch_size: int = 0,
         log: Callable[[str], None] = logging.getLogger(__name__).info,
         backend: str = "inductor",
+        compile_cache: str = "",
     ):
         param = next(vae.parameters())
         self.device, self.dtype, self.log = param.device, param.dtype, log
@@ -60,9 +61,11 @@ class VaeRunner:
         self.memory_format = model_memory_format(self.vae)  # what the input is given: the model's own layout
         self.batch_size = batch_size  # 0: the largest that fits each shape
         self.fits: dict[tuple[int, int], int] = {}  # (H, W) -> images per forward known to fit
-        self.compiled = (
-            None if compile == "off" else StaticCompiled(self._moments, compile, "the VAE encoder", log, backend)
-        )
+        self.compiled = None
+        if compile != "off":
+            if backend == "inductor":
+                use_compile_cache(compile_cache or None, log)
+            self.compiled = StaticCompiled(self._moments, compile, "the VAE encoder", log, backend)
 
     def batch_limit(self, height: int, width: int) -> int:
         """The most images of one shape worth grouping for one call: the batch size, or the automatic cap."""
@@ -148,6 +151,7 @@ def runner_for(
     compile: str = "off",
     batch_size: int = 0,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
+    compile_cache: str = "",
 ) -> VaeRunner:
     """The process's runner of `vae` with these settings: the shard steps of one process share its compiled graphs
     and what it learnt of the batch sizes that fit."""
@@ -155,7 +159,7 @@ def runner_for(
         runners = vae.__dict__.setdefault(RUNNERS_ATTRIBUTE, {})
         key = (resolve_memory_format(memory_format, next(vae.parameters()).device), compile, batch_size)
         if key not in runners:
-            runners[key] = VaeRunner(vae, memory_format, compile, batch_size, log)
+            runners[key] = VaeRunner(vae, memory_format, compile, batch_size, log, compile_cache=compile_cache)
         runner = runners[key]
         runner.log = log  # the current step's logger
         if runner.compiled is not None:

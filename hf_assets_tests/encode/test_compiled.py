@@ -14,6 +14,7 @@ from hf_assets.encode.compiled import (
     INDUCTOR_CACHE_ENV,
     RECOMPILE_LIMIT,
     StaticCompiled,
+    compile_text_encoders,
     default_cache_dir,
     raise_recompile_limit,
     resolve_compile,
@@ -63,6 +64,26 @@ def test_each_new_shape_is_compiled_once_and_logged():
         assert set(compiled.compile_seconds) == {(((s, 3), torch.float32, "cpu"),) for s in (2, 4, 5)}
         raise_recompile_limit(4)  # never lowers it
         assert torch._dynamo.config.recompile_limit == RECOMPILE_LIMIT
+
+
+def test_text_encoders_compile_in_place_once_and_give_the_same_embeddings(tiny_pipelines):
+    from hf_assets.encode.models import load_text_encoders
+    from hf_assets.encode.text import encode_captions
+
+    encoders = load_text_encoders(tiny_pipelines["sdxl"])
+    captions = ["a photo of a cat", "a dog", "the red photo"]
+    eager = encode_captions(encoders, captions, "sdxl")
+    messages: list[str] = []
+    assert compile_text_encoders(encoders, "off") is encoders and not messages
+    compile_text_encoders(encoders, "default", log=messages.append, backend="eager")
+    forwards = [e.model.forward for e in encoders]
+    compile_text_encoders(encoders, "default", log=messages.append, backend="eager")  # already compiled: kept
+    assert [e.model.forward for e in encoders] == forwards
+    for _ in range(2):
+        compiled = encode_captions(encoders, captions, "sdxl")
+    for a, b in zip(eager, compiled):
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert len(messages) == 2 and all(m.startswith("compiled the text encoder text_encoder") for m in messages)
 
 
 COMPILE_ONCE = """

@@ -71,13 +71,68 @@ def test_a_bad_environment_value_names_the_variable_and_the_choices():
     with pytest.raises(ValueError, match=r"dtype \(from environment variable HF_ASSETS_DTYPE\) = 'float8'.*'bf16'"):
         EncodersResource.from_environment(environ={"HF_ASSETS_DTYPE": "float8"})
     with pytest.raises(ValueError, match=r"vae_batch_size \(from environment variable HF_ASSETS_VAE_BATCH_SIZE\)"):
-        EncodersResource.from_environment(environ={"HF_ASSETS_VAE_BATCH_SIZE": "0"})
+        EncodersResource.from_environment(environ={"HF_ASSETS_VAE_BATCH_SIZE": "-1"})
 
 
 def test_an_out_of_range_run_config_value_fails_the_run_naming_the_setting(tiny_sdxl, monkeypatch):
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
     with pytest.raises(dg.DagsterResourceFunctionError) as failure:
-        settings_in_a_run({"resources": {"encoders": {"config": {"vae_batch_size": 0}}}})
-    assert "vae_batch_size" in str(failure.value.__cause__) and "greater than or equal to 1" in str(
+        settings_in_a_run({"resources": {"encoders": {"config": {"vae_batch_size": -1}}}})
+    assert "vae_batch_size" in str(failure.value.__cause__) and "greater than or equal to 0" in str(
         failure.value.__cause__
     )
+
+
+def job_settings_in_a_run(run_config: dict | None = None):
+    """The EncodeSettings (and the text compile mode) an encoding step gets in a real in-process run."""
+    seen = {}
+
+    @dg.asset
+    def probe(encoders: EncodersResource) -> None:
+        seen.update(job=encoders.encode_settings(), text_compile=encoders.text_compile)
+
+    result = dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {})
+    assert result.success
+    return seen
+
+
+def test_speed_settings_default_to_what_the_device_runs_best(monkeypatch, tiny_sdxl):
+    from hf_assets.encode.cores import default_decode_workers, usable_cores
+
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_DEVICE", "cpu")
+    seen = job_settings_in_a_run()
+    job = seen["job"]
+    assert (job.compile, job.memory_format, job.decode, job.batch_size) == ("off", "auto", "pillow", 0)
+    assert job.decode_workers == default_decode_workers(usable_cores(), 1)
+    assert seen["text_compile"] == "off"  # auto compiles the VAE on cuda only, never the text encoders
+    monkeypatch.setenv("HF_ASSETS_COMPILE", "max-autotune")
+    monkeypatch.setenv("HF_ASSETS_DECODE_WORKERS", "3")
+    seen = job_settings_in_a_run({"resources": {"encoders": {"config": {"memory_format": "channels_last"}}}})
+    assert (seen["job"].compile, seen["job"].decode_workers, seen["job"].memory_format) == (
+        "max-autotune",
+        3,
+        "channels_last",
+    )
+    assert seen["text_compile"] == "max-autotune"
+
+
+def test_gpu_decode_on_a_cpu_device_is_refused_with_the_fix(monkeypatch, tiny_sdxl):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_DEVICE", "cpu")
+    with pytest.raises(ValueError, match="decode=nvjpeg decodes on the GPU, but the encoders run on cpu"):
+        job_settings_in_a_run({"resources": {"encoders": {"config": {"decode": "nvjpeg"}}}})
+
+
+@pytest.mark.parametrize(
+    ("executor", "device", "gpus"),
+    [("multiprocess", "cuda", 8), ("dask", "cuda", 8), ("in_process", "cuda", 1), ("multiprocess", "cpu", 1)],
+)
+def test_decode_workers_share_the_cores_among_the_gpus_encoding_at_once(monkeypatch, executor, device, gpus):
+    import torch
+
+    from hf_assets.resources.encoders import concurrent_gpus
+
+    monkeypatch.setenv("HF_ASSETS_EXECUTOR", executor)
+    monkeypatch.setenv("HF_ASSETS_GPUS", "8")
+    assert concurrent_gpus(torch.device(device)) == gpus
