@@ -8,6 +8,7 @@ import pytest
 
 from hf_assets_tests.demo_workspace import demo_data, demo_workspace  # noqa: F401 - fixtures for the demo tests
 from hf_assets_tests.imagegen import corrupt_bytes, encode_image
+from hf_assets_tests.s3_server import s3_server  # noqa: F401 - a real S3 server on 127.0.0.1 for type aws tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -44,11 +44,15 @@ def folder_identities(root: Path) -> tuple[str, int]:
     return fingerprint_of(entries), len(entries)
 
 
-def fsspec_identities(url: str) -> tuple[str, int]:
-    """(digest, file count) of the files an fsspec URL lists: path, size and etag (else modification time)."""
+def fsspec_identities(url: str, fs=None) -> tuple[str, int]:
+    """(digest, file count) of the files an fsspec URL lists: path, size and etag (else modification time).
+    `fs` is the filesystem to list with (default: the URL's own, credentials from the environment)."""
     import fsspec
 
-    fs, path = fsspec.core.url_to_fs(url)
+    if fs is None:
+        fs, path = fsspec.core.url_to_fs(url)
+    else:
+        path = fs._strip_protocol(url)
     listing = fs.find(path, detail=True)
     entries = []
     for name, info in sorted(listing.items()):
@@ -76,9 +80,11 @@ def hub_commit(repo_id: str, revision: str | None, api: HubApi) -> str:
 
 
 def source_kind(backend: BackendConfig) -> str:
-    """ "folder" (local files), "fsspec" (a URL) or "hub" (a Hub dataset id)."""
+    """ "folder" (local files), "s3" (a type aws bucket), "fsspec" (a URL) or "hub" (a Hub dataset id)."""
     if backend.type == "local":
         return "folder"
+    if backend.type == "aws":
+        return "s3"
     name = backend.dataset_name or ""
     if "://" in name:
         return "fsspec"
@@ -94,6 +100,11 @@ def source_state(backend: BackendConfig, hub_api: Callable[[], HubApi]) -> tuple
     if kind == "fsspec":
         digest, count = fsspec_identities(backend.dataset_name)
         return digest, f"{count} files under {backend.dataset_name}"
+    if kind == "s3":  # the bucket's own endpoint and credentials (never in the description)
+        from hf_assets.data.s3_folder import s3_filesystem
+
+        digest, count = fsspec_identities(backend.s3.url, s3_filesystem(backend.s3))
+        return digest, f"{count} files under {backend.s3.url}"
     root = backend.instance_data_dir if backend.type == "local" else Path(backend.dataset_name)
     if root is None or not Path(root).is_dir():
         raise FileNotFoundError(f"backend '{backend.id}': {root} is not a folder")

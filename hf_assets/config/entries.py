@@ -122,7 +122,8 @@ class EntryReader:
         """True when `value` is well typed and not refused; files the problem or the warning otherwise."""
         where = entry.where + (f', "{block}"' if block else "")
         if key.check is not None and not key.check.check(value):
-            message = f"key '{key.name}' must be {key.check.expected}, got {F.describe(value)}{_hint(key, value)}"
+            shown = f"a {type(value).__name__} (hidden)" if key.secret else F.describe(value) + _hint(key, value)
+            message = f"key '{key.name}' must be {key.check.expected}, got {shown}"
             self.report.problem(entry.id, where, message)
             entry.rejected.add(key.name)
             return False

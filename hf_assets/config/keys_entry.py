@@ -17,10 +17,10 @@ IDENTITY = [
         "type",
         (DATASET,),
         "honoured",
-        "`huggingface`: a Hub id, local folder or fsspec URL of a dataset; `local`: a folder of images",
+        "`huggingface`: a Hub id, local folder or fsspec URL of a dataset; `local`: a folder of images; `aws`: a "
+        "folder of images in an S3 bucket, read through s3fs (`pip install 'hf_assets[s3]'`)",
         F.one_of("huggingface", "local", "aws", "csv", "webshart", "memory"),
         values={
-            "aws": ("refused", "S3 folders of images are not read yet; Parquet on S3: type huggingface, s3:// URL"),
             "csv": ("refused", "CSV URL lists are not read: download the images into a folder (type local)"),
             "webshart": ("refused", "Webshart tar shards are not read: use type huggingface over a Parquet copy"),
             "memory": ("refused", "memory backends hold caches only (text_embeds or image_embeds entries)"),

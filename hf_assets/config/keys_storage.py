@@ -25,7 +25,22 @@ LOCATION = [
         "the folder of a local backend (placeholders expanded, relative to the config file)",
         F.STR,
     ),
-    *(Key(name, (DATASET,), "warned", "type aws: S3 folders of images are not read yet", F.ANY) for name in AWS_KEYS),
+    Key("aws_bucket_name", (DATASET,), "honoured", "type aws: the bucket", F.STR),
+    Key("aws_data_prefix", (DATASET,), "honoured", "type aws: the folder in the bucket (default: its root)", F.STR),
+    Key("aws_endpoint_url", (DATASET,), "honoured", "type aws: an S3-compatible endpoint (default: AWS)", F.STR),
+    Key("aws_region_name", (DATASET,), "honoured", "type aws: the bucket's region", F.STR),
+    Key(
+        "aws_access_key_id",
+        (DATASET,),
+        "honoured",
+        "type aws: credentials, never logged (`{env:NAME}` reads them from the environment; absent: s3fs's "
+        "usual credential chain)",
+        F.STR,
+        secret=True,
+    ),
+    Key("aws_secret_access_key", (DATASET,), "honoured", "type aws: credentials, never logged", F.STR, secret=True),
+    Key("aws_session_token", (DATASET,), "honoured", "type aws: credentials, never logged", F.STR, secret=True),
+    Key("aws_max_pool_connections", (DATASET,), "honoured", "type aws: connections s3fs opens at once", F.INT_POS),
     *(Key(name, (CACHE,), "warned", ON_DISK, F.ANY) for name in AWS_KEYS),
     *(
         Key(name, (DATASET,), "warned", "a key of type csv, which is refused", F.ANY)

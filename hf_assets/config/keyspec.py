@@ -42,6 +42,7 @@ class Key:
     values: Mapping[Any, tuple[Status, str]] = field(default_factory=dict)
     subkeys: tuple[str, ...] = ()
     read_first: Place | None = None
+    secret: bool = False  # a credential: its value never appears in a message
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES or any(s not in STATUSES for s, _ in self.values.values()):

@@ -5,6 +5,7 @@ from hf_assets.data.columns import MissingColumn, available_columns, resolve_col
 from hf_assets.data.datasets_source import open_datasets_split
 from hf_assets.data.local_folder import scan_image_folder
 from hf_assets.data.parquet_source import open_parquet_split
+from hf_assets.data.s3_folder import scan_s3_folder
 from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit
 
 __all__ = ["IMAGE_EXTENSIONS", "IMAGE_STRUCT", "DatasetNotFound", "RawSplit", "open_split", "require_columns"]
@@ -12,9 +13,11 @@ __all__ = ["IMAGE_EXTENSIONS", "IMAGE_STRUCT", "DatasetNotFound", "RawSplit", "o
 
 def open_split(backend: BackendConfig) -> RawSplit:
     """The backend's split, its rows unread: Parquet files (local, Hub, any fsspec URL), a `datasets` layout, or
-    an image folder. `split.kind` says which path was taken."""
+    an image folder (local, or in an S3 bucket). `split.kind` says which path was taken."""
     if backend.type == "local":
         split = scan_image_folder(backend)
+    elif backend.type == "aws":
+        split = scan_s3_folder(backend)
     else:
         split = open_parquet_split(backend) or open_datasets_split(backend)
     require_columns(split, backend)

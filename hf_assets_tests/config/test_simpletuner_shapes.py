@@ -188,6 +188,29 @@ def test_an_unknown_model_family_is_a_stand_in_and_the_warning_says_where_caches
     assert any(f"{{model_family}} (HF_ASSETS_MODEL_FAMILY is not set): it resolves to {where}" in w for w in b.warnings)
 
 
+def test_type_aws_reads_its_bucket_keys_and_never_shows_credentials(tmp_path):
+    entry = {
+        "id": "bucket",
+        "type": "aws",
+        "aws_bucket_name": "pictures",
+        "aws_data_prefix": "train/",
+        "aws_endpoint_url": "http://127.0.0.1:9000",
+        "aws_region_name": None,
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "wJalrXUtnFEMI-secret",
+        "caption_strategy": "textfile",
+    }
+    b = load(tmp_path, entry).backend("bucket")
+    assert (b.s3.bucket, b.s3.prefix, b.s3.url) == ("pictures", "train/", "s3://pictures/train")
+    options = b.s3.storage_options()
+    assert options["key"] == "AKIDEXAMPLE" and options["endpoint_url"] == "http://127.0.0.1:9000"
+    assert "client_kwargs" not in options  # a null region is unset, as in SimpleTuner
+    assert "wJalrXUtnFEMI" not in repr(b) and "AKIDEXAMPLE" not in repr(b)
+    assert "missing key 'aws_bucket_name'" in refused(tmp_path, {"id": "b", "type": "aws"})
+    wrong = refused(tmp_path, {**entry, "aws_secret_access_key": ["wJalrXUtnFEMI-secret"]})
+    assert "key 'aws_secret_access_key' must be a string, got a list (hidden)" in wrong and "wJalr" not in wrong
+
+
 def test_cache_entries_of_other_storage_are_kept_on_local_disk_with_a_warning(tmp_path):
     cache = {
         "id": "an example backend for text embeds.",
