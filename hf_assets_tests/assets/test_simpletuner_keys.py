@@ -80,3 +80,57 @@ def test_simpletuner_keys_run_through_the_graph_and_reach_the_trainers_door(
     assert first.count("photos") == 2 * 6 and first.count("bucket") == 3  # repeats: 1
     multi.set_epoch(1)  # SimpleTuner's epoch 2: past end_epoch of the photos
     assert {both[key]["backend"] for batch in multi for key in batch} == {"bucket"}
+
+
+def test_caption_and_column_keys_run_through_scan_datasets(tmp_path, monkeypatch):
+    """video_column, dataset_name and file_extension from the huggingface block, prepend_instance_prompt,
+    only_instance_prompt and textfile line variants, each scanned by the scan_datasets job."""
+    import datasets
+
+    from hf_assets_tests.imagegen import encode_image
+    from hf_assets_tests.videogen import encode_clip
+
+    clips = {
+        "clip": [encode_clip(64, 48, 9, seed=i) for i in range(3)],
+        "thumb": [encode_image(32, 32, "PNG", seed=i) for i in range(3)],
+        "caption": ["waves", "a boat", "gulls"],
+    }
+    (tmp_path / "data/clips/data").mkdir(parents=True)
+    datasets.Dataset.from_dict(clips).to_parquet(str(tmp_path / "data/clips/data/train.parquet"))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, text in enumerate([b"a red bike\nparked by a wall", b"a dog"]):
+        (folder / f"{i}.jpg").write_bytes(encode_image(96 + 32 * i, 96, "JPEG", seed=i))
+        (folder / f"{i}.txt").write_bytes(text)
+    video = {
+        "id": "clips",
+        "type": "huggingface",
+        "dataset_type": "video",
+        "metadata_backend": "huggingface",
+        "image_column": "thumb",  # SimpleTuner reads clips from video_column, not image_column
+        "huggingface": {"dataset_name": "data/clips", "video_column": "clip", "file_extension": "webm"},
+        "caption_column": "caption",
+        "instance_prompt": "sks footage",
+        "prepend_instance_prompt": True,
+        "resolution": 48,
+        "resolution_type": "pixel",
+        "aspect_bucket_alignment": 16,
+    }
+    lines = {"id": "lines", "type": "local", "instance_data_dir": "folder", "caption_strategy": "textfile"}
+    only = {**lines, "id": "only", "instance_prompt": "sks", "only_instance_prompt": True}
+    defs = build_definitions(write_config(tmp_path / "dataloader.json", [video, lines, only]))
+    instance = dg.DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("scan_datasets")
+    index = {}
+    for partition in ("clips", "lines", "only"):
+        assert job.execute_in_process(partition_key=partition, instance=instance).success
+        index[partition] = defs.load_asset_value("filtered_index", partition_key=partition, instance=instance)
+    assert index["clips"]["filename"].to_pylist() == ["0.webm", "1.webm", "2.webm"]
+    assert index["clips"]["width"].to_pylist() == [64, 64, 64]  # the clips' size, not the 32x32 thumbnails
+    assert index["clips"]["captions"].to_pylist() == [
+        ["sks footage waves"],
+        ["sks footage a boat"],
+        ["sks footage gulls"],
+    ]
+    assert index["lines"]["captions"].to_pylist() == [["a red bike", "parked by a wall"], ["a dog"]]
+    assert index["only"]["captions"].to_pylist() == [["sks"], ["sks"]]
