@@ -533,6 +533,22 @@ def dataloader_config() -> list[dict]:
             "cache_dir": "cache/local-folder",
         },
         {
+            # SimpleTuner's dreambooth shape: every sample captioned by one instance prompt (encoded once), and a
+            # stable subset of the photos (max_num_samples keeps the same rows on every run)
+            "id": "sks-photos",
+            "type": "huggingface",
+            "dataset_name": "./photos",
+            "caption_strategy": "instanceprompt",
+            "instance_prompt": "a photo of sks",
+            "metadata_backend": "huggingface",
+            "huggingface": {"width_column": "width", "height_column": "height"},
+            "max_num_samples": 12,
+            "probability": 0.1,
+            "resolution": 256,
+            "resolution_type": "pixel_area",
+            "cache_dir": "cache/sks-photos",
+        },
+        {
             "id": "photos-hires",
             "type": "huggingface",
             "dataset_name": "./photos",

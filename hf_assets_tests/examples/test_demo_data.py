@@ -50,6 +50,9 @@ ALLOWED_ENTRY_KEYS = {
     "instance_data_dir",
     "aspect_bucket_alignment",
     "video",
+    # SimpleTuner's dreambooth keys
+    "instance_prompt",
+    "max_num_samples",
 }
 
 
@@ -162,7 +165,7 @@ def test_local_images_have_sidecars_except_one(demo_dir):
 def test_dataloader_json_describes_the_backends(demo_dir):
     config_path = demo_dir / "dataloader.json"
     entries = {e["id"]: e for e in json.loads(config_path.read_text())}
-    assert set(entries) == {"photos", "grids", "local-folder", "photos-hires", "clips", "text-embeds"}
+    assert set(entries) == {"photos", "grids", "local-folder", "sks-photos", "photos-hires", "clips", "text-embeds"}
     for entry in entries.values():
         assert set(entry) <= ALLOWED_ENTRY_KEYS, set(entry) - ALLOWED_ENTRY_KEYS
 
@@ -189,6 +192,8 @@ def test_dataloader_json_describes_the_backends(demo_dir):
     assert local["type"] == "local" and (demo_dir / local["instance_data_dir"]).is_dir()
     assert local["caption_strategy"] == "textfile" and local["crop_aspect_buckets"] == [0.75, 1.0, 1.33]
 
+    sks = entries["sks-photos"]
+    assert sks["caption_strategy"] == "instanceprompt" and sks["instance_prompt"] == "a photo of sks"
     assert entries["photos-hires"]["disabled"] is True
     assert entries["text-embeds"] == {
         "id": "text-embeds",
@@ -221,7 +226,7 @@ def test_the_project_config_loader_accepts_it(demo_dir):
     from hf_assets.config.loader import load_config
 
     config = load_config(demo_dir / "dataloader.json")
-    assert config.backend_ids == ["photos", "grids", "local-folder", "clips"]
+    assert config.backend_ids == ["photos", "grids", "local-folder", "sks-photos", "clips"]
     assert not config.warnings
     assert config.backend("photos").dataset_name == str(demo_dir / "photos")
     assert config.text_embeds_dir == demo_dir / "cache" / "text_embeds"
