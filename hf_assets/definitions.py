@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset
+from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset, conditioning_sources
 from hf_assets.assets.filtered_index import build_filtered_index_asset
 from hf_assets.assets.partitions import backend_partitions
 from hf_assets.assets.raw_split import build_raw_split_asset
@@ -51,7 +51,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
     assets = [
         build_raw_split_asset(partitions),
         build_filtered_index_asset(partitions),
-        build_aspect_buckets_asset(partitions),
+        build_aspect_buckets_asset(partitions, conditioning_sources(config)),
         build_vae_latents_asset(partitions),
         build_text_embeds_asset(partitions),
     ]

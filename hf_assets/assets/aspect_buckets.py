@@ -1,6 +1,8 @@
-import dagster as dg
-import pyarrow as pa
+from collections.abc import Mapping
 
+import dagster as dg
+
+from hf_assets.assets.conditioning_pairs import paired_output
 from hf_assets.assets.metadata import column_schema, counts_table
 from hf_assets.assets.previews import grid_metadata, histogram_metadata
 from hf_assets.assets.retries import retry_only_transient, transient_retry
@@ -10,8 +12,20 @@ from hf_assets.data.split import RawSplit
 from hf_assets.resources.dataloader import DataloaderConfigResource
 
 
-def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    """The `aspect_buckets` asset over the given backend partitions."""
+def conditioning_sources(config) -> dict[str, str]:
+    """Each conditioning partition's source partition (a `DataloaderConfig`'s resolved pairs)."""
+    return {b.id: b.conditioning.source for b in config.backends if b.conditioning.is_conditioning}
+
+
+def build_aspect_buckets_asset(
+    partitions: dg.PartitionsDefinition, sources: Mapping[str, str] | None = None
+) -> dg.AssetsDefinition:
+    """The `aspect_buckets` asset over the given backend partitions; a conditioning partition (a key of `sources`)
+    also reads its source partition's filtered index, to pair with the source's bucket table."""
+    ins = {}
+    if sources:  # Dagster refuses an asset that reads other partitions of itself: the source's index, rebuilt
+        mapping = {u: {u} | {d for d, s in sources.items() if s == u} for u in partitions.get_partition_keys()}
+        ins["filtered_index"] = dg.AssetIn("filtered_index", partition_mapping=dg.StaticPartitionMapping(mapping))
 
     @dg.asset(
         name="aspect_buckets",
@@ -19,16 +33,24 @@ def build_aspect_buckets_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
         group_name="metadata",
         kinds={"arrow", "parquet"},
         retry_policy=transient_retry(),
+        ins=ins,
     )
     @retry_only_transient
     def aspect_buckets(
         context: dg.AssetExecutionContext,
         dataloader: DataloaderConfigResource,
-        filtered_index: pa.Table,
+        filtered_index,
         raw_split: RawSplit,
     ) -> dg.Output:
-        """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file)."""
+        """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file);
+        a conditioning dataset's are its source sample's (strict) or its own (loose), paired by sample."""
         backend = dataloader.backend(context.partition_key)
+        if isinstance(filtered_index, dict):  # this partition's index and its source's
+            indexes, filtered_index = filtered_index, filtered_index[backend.id]
+        else:
+            indexes = {backend.id: filtered_index}
+        if backend.conditioning.is_conditioning:
+            return paired_output(context, dataloader.config(), backend, filtered_index, indexes, raw_split)
         cfg = backend.buckets
         bucketed = bucket_backend(filtered_index, backend)
         table, aspect_dropped, undersized = bucketed.table, bucketed.aspect_dropped, bucketed.undersized

@@ -77,6 +77,12 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int | N
         from hf_assets.encode.models import is_video_vae
 
         backend = dataloader.backend(context.partition_key)
+        if backend.conditioning.generator is not None:
+            raise dg.Failure(
+                f"backend '{backend.id}': encoding a generated conditioning dataset is not supported yet; its pairs "
+                "and preview are in aspect_buckets (job scan_datasets)",
+                allow_retries=False,
+            )
         # The bucket table's `row` numbers index the split it was built from: with another split they would name
         # other images, and the cache would store them under these file names. Refuse before loading any model.
         built_from = load_manifest(backend.metadata_dir, "aspect_buckets").get("source_fingerprint")

@@ -4,7 +4,7 @@
 import re
 
 from hf_assets.config import fields as F
-from hf_assets.config.keys_entry import CONDITIONING_LATER
+from hf_assets.config.keys_entry import GENERATED_LATER
 from hf_assets.config.keyspec import COMPOSITE, CONDITIONING, DATASET, FILTER, HUGGINGFACE, VIDEO, Key
 
 EITHER = (DATASET, HUGGINGFACE)
@@ -185,17 +185,36 @@ COMPOSITE_KEYS = [
 
 # The other keys of a conditioning object are its generator's parameters (SimpleTuner reads them there or in params).
 CONDITIONING_KEYS = [
-    Key("type", (CONDITIONING,), "warned", "the generator (`canny`, `depth`, ...): not run yet", F.STR),
+    Key(
+        "type",
+        (CONDITIONING,),
+        "warned",
+        "the generator (`canny`, `superresolution`, `jpeg_artifacts`, `random_masks`, `sdr`, `depth` and their "
+        "aliases): its dataset is paired and previewed sample by sample; " + GENERATED_LATER,
+        F.STR,
+    ),
     Key(
         "conditioning_type",
         (CONDITIONING,),
-        "warned",
-        "the generated dataset's conditioning_type: not used yet",
+        "honoured",
+        "the generated dataset's type (default `reference_strict`, as SimpleTuner)",
         F.one_of("controlnet", "mask", "reference_strict", "reference_loose"),
     ),
-    Key("captions", (CONDITIONING,), "warned", "false, a prompt or a list of prompts: not used yet", F.ANY),
-    Key("params", (CONDITIONING,), "warned", "the generator's parameters: not used yet", F.OBJECT),
-    Key("instance_data_dir", (CONDITIONING,), "warned", "where generated images would be written: not used yet", F.STR),
+    Key(
+        "captions",
+        (CONDITIONING,),
+        "honoured",
+        "`false` (none), a prompt, a list of prompts (one variant each), or absent (the source's)",
+        F.ANY,
+    ),
+    Key(
+        "params",
+        (CONDITIONING,),
+        "honoured",
+        "the generator's parameters, SimpleTuner's names and defaults (also accepted beside `type`)",
+        F.OBJECT,
+    ),
+    Key("instance_data_dir", (CONDITIONING,), "warned", "generated images are not written as files", F.STR),
 ]
 
 CONDITIONING_LINKS = [
@@ -203,28 +222,30 @@ CONDITIONING_LINKS = [
         "conditioning",
         (DATASET,),
         "warned",
-        "generated conditioning datasets (`{id}_conditioning_{type}`): " + CONDITIONING_LATER,
+        "generated conditioning datasets, partitions `{id}_conditioning_{type}` paired with this one; "
+        + GENERATED_LATER,
         F.OBJECT_OR_OBJECTS,
     ),
     Key(
         "conditioning_data",
         (DATASET,),
-        "warned",
-        "the conditioning dataset(s) of this one: " + CONDITIONING_LATER,
+        "honoured",
+        "the conditioning dataset(s) of this one, paired by file name (the same path under each root)",
         F.STR_OR_STRS,
     ),
     Key(
         "conditioning_type",
         (DATASET,),
-        "warned",
-        "`controlnet`, `mask`, `reference_strict` or `reference_loose`: " + CONDITIONING_LATER,
+        "honoured",
+        "`controlnet`, `mask`, `reference_strict` (the source sample's bucket, resize and crop) or "
+        "`reference_loose` (its own); default `controlnet`",
         F.one_of("controlnet", "mask", "reference_strict", "reference_loose"),
     ),
     Key(
         "source_dataset_id",
         (DATASET,),
-        "warned",
-        "the source dataset of a conditioning one: " + CONDITIONING_LATER,
+        "honoured",
+        "the source dataset of a conditioning one (else the backend whose conditioning_data lists it)",
         F.STR,
     ),
 ]

@@ -8,7 +8,7 @@ from hf_assets.config.keyspec import CACHE, DATASET, Key
 BOTH = (DATASET, CACHE)
 TRAINER = "a setting of the training loop, not of data preparation: kept in BackendConfig.trainer_settings"
 ON_DISK = "hf_assets keeps every cache on local disk"
-CONDITIONING_LATER = "parsed into typed config; pairing and generation are not done yet"
+GENERATED_LATER = "generated datasets are not encoded yet (their vae_latents step says so)"
 
 IDENTITY = [
     Key("id", (DATASET,), "honoured", "the backend's name: its partition key and cache folder name", F.STR),
@@ -42,7 +42,10 @@ IDENTITY = [
         F.one_of("image", "video", "conditioning", "eval", "audio"),
         values={
             "audio": ("refused", "audio is out of scope: hf_assets prepares images and video"),
-            "conditioning": ("warned", CONDITIONING_LATER + ": it is prepared like an image dataset"),
+            "conditioning": (
+                "honoured",
+                "paired with its source sample by sample and encoded with the source's crop (strict types)",
+            ),
         },
     ),
     Key(

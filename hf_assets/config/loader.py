@@ -7,6 +7,7 @@ from typing import Any
 
 from hf_assets import env
 from hf_assets.config.backend_build import BackendBuilder, CacheEntry
+from hf_assets.config.conditioning_links import link_conditioning
 from hf_assets.config.entries import Entry, EntryReader, Report
 from hf_assets.config.errors import ConfigError
 from hf_assets.config.keyspec import CACHE
@@ -76,6 +77,14 @@ def parse_config(entries: Any, path: Path, strict: bool = True) -> DataloaderCon
             backend = None
         if backend is not None and entry.id not in report.problems:
             backends.append(backend)
+    backends = link_conditioning(
+        backends,
+        {e.id: set(e.values) for e in read},
+        builder.resolve,
+        lambda owner, text: report.problems.setdefault(owner, []).append(text),
+    )
+    failed = {b.id for b in backends if b.id in report.problems}  # a source whose conditioning list is wrong
+    backends = [b for b in backends if b.id not in failed and b.conditioning.source not in failed]
     return _finish(path, entries, read, backends, caches, default_text, report, strict)
 
 
@@ -122,10 +131,29 @@ def _finish(path, entries, read, backends, caches, default_text, report: Report,
         raise ConfigError(path, all_problems)
     order = [e.id for e in datasets if e.id in broken or any(b.id == e.id for b in backends)]
     order += [owner for owner in broken if owner not in order]
+    order = _sources_first(order, backends)
     warnings = tuple(w for b in backends for w in report.warnings.get(b.id, ()))
     backends = [_with_warnings(b, report.warnings.get(b.id, ())) for b in backends]
     text_dir = caches[default_text].directory if default_text else None
     return DataloaderConfig(path, tuple(backends), text_dir, warnings, broken, tuple(order))
+
+
+def _sources_first(order: list[str], backends: list[BackendConfig]) -> list[str]:
+    """The partition order with each conditioning dataset (given or generated) right after its source, as in
+    `backends`; the others keep their file order."""
+    placed = [b.id for b in backends]
+    conditioning = {b.id for b in backends if b.conditioning.is_conditioning}
+    out: list[str] = []
+    for backend_id in order:
+        if backend_id in conditioning:
+            continue
+        out.append(backend_id)
+        if backend_id in placed:
+            at = placed.index(backend_id) + 1
+            while at < len(placed) and placed[at] in conditioning:
+                out.append(placed[at])
+                at += 1
+    return out
 
 
 def _with_warnings(backend: BackendConfig, warnings) -> BackendConfig:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hf_assets.config.conditioning import STRICT_TYPES, GeneratorConfig
 from hf_assets.config.errors import ConfigError
 
 ResolutionType = Literal["pixel", "area", "pixel_area"]
@@ -157,16 +158,32 @@ class S3Location:
 
 @dataclass(frozen=True)
 class ConditioningConfig:
-    """SimpleTuner's conditioning keys of one backend, typed; pairing and generation build on them."""
+    """SimpleTuner's conditioning keys of one backend, typed, and the pairing they resolve to when the config loads
+    (`config.conditioning_links`): a conditioning dataset's source, generator and captions, a source's partners."""
 
     generators: tuple[Mapping[str, Any], ...] = ()  # the `conditioning` objects, as given (each has a "type")
     data: tuple[str, ...] = ()  # conditioning_data: ids of this backend's conditioning datasets
-    type: str | None = None  # conditioning_type of a `dataset_type: "conditioning"` backend
+    type: str | None = None  # conditioning_type: controlnet, mask, reference_strict or reference_loose
     source_dataset_id: str | None = None
+    source: str | None = None  # resolved: the source backend of a conditioning dataset (given or generated)
+    generator: GeneratorConfig | None = None  # resolved: a generated dataset's generator and parameters
+    captions: str | tuple[str, ...] = "own"  # "own", "source" (SimpleTuner's inherited) or fixed ones (() for none)
+    output_dir: Path | None = None  # a generated dataset's images are also written there (its instance_data_dir)
+    partners: tuple[str, ...] = ()  # resolved: a source's conditioning datasets, given ones first
 
     def generated_ids(self, backend_id: str) -> tuple[str, ...]:
         """SimpleTuner's ids of the datasets the generators make: `{source id}_conditioning_{type}`."""
         return tuple(f"{backend_id}_conditioning_{g['type']}" for g in self.generators)
+
+    @property
+    def is_conditioning(self) -> bool:
+        """True for a conditioning dataset (it has a source)."""
+        return self.source is not None
+
+    @property
+    def strict(self) -> bool:
+        """True when its samples take their source sample's bucket, resize and crop exactly."""
+        return self.is_conditioning and self.type in STRICT_TYPES
 
 
 @dataclass(frozen=True)
@@ -251,6 +268,10 @@ class DataloaderConfig:
     def problems(self) -> list[str]:
         """Every problem of every broken backend, one per line."""
         return [problem for problems in self.broken.values() for problem in problems]
+
+    def conditioning_of(self, source_id: str) -> tuple[str, ...]:
+        """The ids of the conditioning datasets paired with the backend `source_id` (given ones, then generated)."""
+        return self.backend(source_id).conditioning.partners
 
     def backend(self, backend_id: str) -> BackendConfig:
         """The typed config of one backend; a broken one raises its problems as a ConfigError."""

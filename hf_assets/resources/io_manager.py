@@ -80,6 +80,11 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{name}: cannot store a {type(obj).__name__}")
 
     def load_input(self, context: dg.InputContext):
+        keys = context.asset_partition_keys if context.has_asset_partitions else []
+        if len(keys) > 1:  # a mapped input (a conditioning dataset's and its source's tables): one value per backend
+            name = context.asset_key.path[-1]
+            config = cached_config(self.config_path)
+            return {key: load_table(config.backend(key).metadata_dir, name) for key in keys}
         backend = self._backend(context)
         name = context.asset_key.path[-1]
         if name == "raw_split":

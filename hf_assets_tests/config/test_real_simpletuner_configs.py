@@ -29,12 +29,17 @@ def configs() -> list[Path]:
 
 
 def enabled_dataset_ids(path: Path) -> list[str]:
+    """The enabled dataset ids, each followed by the ids of the datasets its `conditioning` list generates."""
     entries = json.loads(path.read_text())
-    return [
-        e["id"]
-        for e in entries
-        if not e.get("disabled") and not e.get("disable") and e.get("dataset_type") not in CACHE_TYPES
-    ]
+    ids = []
+    for e in entries:
+        if e.get("disabled") or e.get("disable") or e.get("dataset_type") in CACHE_TYPES:
+            continue
+        ids.append(e["id"])
+        generators = e.get("conditioning") or []
+        for g in [generators] if isinstance(generators, dict) else generators:
+            ids.append(f"{e['id']}_conditioning_{g['type']}")
+    return ids
 
 
 def test_each_simpletuner_config_loads_or_is_refused_for_a_documented_reason():

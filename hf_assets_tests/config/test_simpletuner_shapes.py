@@ -127,14 +127,17 @@ def test_conditioning_keys_are_known_and_typed(tmp_path):
         "conditioning_type": "mask",
         "source_dataset_id": "hub",
     }
-    paired = {**HUB, "id": "paired", "conditioning_data": ["masks"]}
-    cfg = load(tmp_path, source, given, paired)
+    edges = {**given, "id": "edges", "conditioning_type": "controlnet"}
+    del edges["source_dataset_id"]  # paired through the source's conditioning_data instead
+    paired = {**HUB, "id": "paired", "conditioning_data": ["edges"]}
+    cfg = load(tmp_path, source, given, paired, edges)
     hub = cfg.backend("hub").conditioning
     assert hub.generators[0]["type"] == "canny" and hub.generated_ids("hub") == ("hub_conditioning_canny",)
     masks = cfg.backend("masks")
     assert masks.dataset_type == "conditioning" and not masks.trains
     assert (masks.conditioning.type, masks.conditioning.source_dataset_id) == ("mask", "hub")
-    assert cfg.backend("paired").conditioning.data == ("masks",)
+    assert cfg.backend("paired").conditioning.data == ("edges",)
+    assert cfg.backend("edges").conditioning.source == "paired"
     text = refused(tmp_path, {**HUB, "conditioning": [{"captions": False}]}, {**given, "conditioning_type": "edge"})
     assert "each conditioning object needs a 'type'" in text and "'conditioning_type' must be one of" in text
 
