@@ -11,6 +11,7 @@ from hf_assets.automation.changes import HubApi, backend_state, default_hub_api,
 from hf_assets.config import load_config
 
 MINIMUM_INTERVAL_SECONDS = 300  # one Hub call or one folder listing per backend every five minutes
+TRIGGER_TAG_CHARACTERS = 1000  # the run tag naming what changed (the tick log has it whole)
 
 
 def sensor_name(backend_id: str) -> str:
@@ -61,7 +62,7 @@ def build_change_sensor(
         context.log.info(f"{backend_id}: " + "; ".join(reasons))
         return dg.RunRequest(
             partition_key=backend_id,
-            tags={"hf_assets/trigger": "; ".join(reasons)[:200]},
+            tags={"hf_assets/trigger": "; ".join(reasons)[:TRIGGER_TAG_CHARACTERS]},
         )
 
     return refresh_on_change

@@ -5,7 +5,16 @@ import os
 import fsspec
 import pytest
 
-from hf_assets.automation.changes import config_digest, folder_identities, fsspec_identities, source_kind, what_changed
+from hf_assets.automation.changes import (
+    NAMES_SHOWN,
+    config_digest,
+    config_settings,
+    files_digest,
+    folder_files,
+    fsspec_files,
+    source_kind,
+    what_changed,
+)
 from hf_assets.config import parse_config
 
 
@@ -25,24 +34,25 @@ def test_folder_identity_follows_names_sizes_and_mtimes_not_listing_order(tmp_pa
     (root / "data").mkdir(parents=True)
     (root / "data" / "train-0.parquet").write_bytes(b"x" * 10)
     (root / ".cache").mkdir()
-    first = folder_identities(root)
-    assert first[1] == 1
+    first = folder_files(root)
+    assert list(first) == ["data/train-0.parquet"]
     (root / ".cache" / "lock").write_text("ignored")
-    assert folder_identities(root) == first
+    assert folder_files(root) == first
+    assert files_digest(dict(reversed(list({**first, "b": "1|2"}.items())))) == files_digest({**first, "b": "1|2"})
     part = root / "data" / "train-0.parquet"
     part.write_bytes(b"y" * 10)  # same size, new mtime
     os.utime(part, ns=(part.stat().st_atime_ns, part.stat().st_mtime_ns + 10**9))
-    assert folder_identities(root)[0] != first[0]
+    assert files_digest(folder_files(root)) != files_digest(first)
 
 
 def test_fsspec_listing_identity_changes_when_a_file_is_added():
     fs = fsspec.filesystem("memory")
     fs.pipe("/bucket/photos/train-0.parquet", b"abc")
-    first = fsspec_identities("memory://bucket/photos")
-    assert first[1] == 1 and fsspec_identities("memory://bucket/photos") == first
+    first = fsspec_files("memory://bucket/photos")
+    assert len(first) == 1 and fsspec_files("memory://bucket/photos") == first
     fs.pipe("/bucket/photos/train-1.parquet", b"defg")
-    assert fsspec_identities("memory://bucket/photos")[1] == 2
-    assert fsspec_identities("memory://bucket/photos")[0] != first[0]
+    assert len(fsspec_files("memory://bucket/photos")) == 2
+    assert files_digest(fsspec_files("memory://bucket/photos")) != files_digest(first)
 
 
 @pytest.mark.parametrize("name,kind", [("user/photos", "hub"), ("s3://bucket/photos", "fsspec"), (".", "folder")])
@@ -53,4 +63,69 @@ def test_source_kind_follows_the_dataset_name(tmp_path, name, kind):
 def test_nothing_to_compare_with_means_no_reason():
     state = {"config": "c", "source": "s", "described": "x"}
     assert what_changed(None, state) == [] and what_changed(state, dict(state)) == []
-    assert what_changed(state, {**state, "config": "d"}) == ["its config entry changed"]
+
+
+def files_state(files: dict[str, str], where: str = "/data/imgs") -> dict:
+    return {
+        "config": "c",
+        "settings": {},
+        "source": files_digest(files),
+        "where": where,
+        "files": files,
+        "count": len(files),
+        "described": f"{len(files)} files under {where}",
+    }
+
+
+def test_a_files_change_names_the_files_added_changed_and_removed():
+    before = files_state({"a.jpg": "10|1", "a.txt": "5|1", "b.jpg": "12|1"})
+    after = files_state({"a.jpg": "10|1", "a.txt": "7|2", "c.jpg": "9|3", "d.png": "9|3"})
+    assert what_changed(before, after) == [
+        "files under /data/imgs: 2 added (c.jpg, d.png); 1 changed (a.txt); 1 removed (b.jpg)"
+    ]
+
+
+def test_many_changed_files_are_named_up_to_a_few_and_counted():
+    before = files_state({})
+    after = files_state({f"img{i:02d}.jpg": "1|1" for i in range(12)})
+    (reason,) = what_changed(before, after)
+    assert reason.startswith("files under /data/imgs: 12 added (img00.jpg, img01.jpg")
+    assert reason.endswith(f"img04.jpg, … ({12 - NAMES_SHOWN} more))")
+
+
+def test_a_listing_too_large_to_keep_is_reported_by_counts():
+    before, after = files_state({"a": "1|1"}), files_state({"a": "1|1", "b": "1|1"})
+    del before["files"], after["files"]
+    assert what_changed(before, after) == ["files under /data/imgs changed (1 files before, 2 now)"]
+
+
+def test_a_moved_revision_names_both_commits():
+    state = {"config": "c", "settings": {}, "where": "user/photos@v1", "described": "x"}
+    before, after = {**state, "source": "a" * 40, "commit": "a" * 40}, {**state, "source": "b" * 40, "commit": "b" * 40}
+    assert what_changed(before, after) == ["user/photos@v1 moved from commit aaaaaaaaaaaa to bbbbbbbbbbbb"]
+
+
+def test_an_edited_entry_names_each_changed_setting_with_its_old_and_new_value(tmp_path):
+    old, new = backend(tmp_path), backend(tmp_path, resolution=512, revision="v2")
+    before = {"config": config_digest(old), "settings": config_settings(old), "source": "s", "described": "x"}
+    after = {"config": config_digest(new), "settings": config_settings(new), "source": "s", "described": "x"}
+    (reason,) = what_changed(before, after)
+    assert reason.startswith("its config entry changed: ")
+    assert '; revision null → "v2"' in reason and "buckets.resolution " in reason and "→ 512" in reason
+
+
+def test_a_credential_is_kept_and_reported_without_its_value(tmp_path):
+    entry = {
+        "type": "aws",
+        "dataset_name": None,
+        "aws_bucket_name": "pictures",
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "wJalrXUtnFEMI-secret",
+        "caption_strategy": "textfile",
+    }
+    old, new = backend(tmp_path, **entry), backend(tmp_path, **{**entry, "aws_secret_access_key": "other-secret"})
+    settings = config_settings(old)
+    assert settings["s3.secret"] == "(set)" and "wJalrXUtnFEMI" not in str(settings)
+    before = {"config": config_digest(old), "settings": settings, "source": "s", "described": "x"}
+    after = {"config": config_digest(new), "settings": config_settings(new), "source": "s", "described": "x"}
+    assert what_changed(before, after) == ["its config entry changed: a credential"]

@@ -98,7 +98,7 @@ def test_a_new_image_requests_one_run_of_that_backend_only(setup):
     requests = tick(setup)
     assert requests[HUB] == []
     assert [r.partition_key for r in requests[LOCAL]] == ["local-set"]
-    assert "data changed" in requests[LOCAL][0].tags["hf_assets/trigger"]
+    assert requests[LOCAL][0].tags["hf_assets/trigger"] == f"files under {setup['folder']}: 1 added (img9.png)"
     assert tick(setup) == {LOCAL: [], HUB: []}  # seen once, requested once
 
 
@@ -107,7 +107,9 @@ def test_a_rewritten_caption_sidecar_counts_as_a_change(setup):
     sidecar = setup["folder"] / "img1.txt"
     sidecar.write_text("a new caption")
     os.utime(sidecar, ns=(sidecar.stat().st_atime_ns, sidecar.stat().st_mtime_ns + 10**9))
-    assert [r.partition_key for r in tick(setup)[LOCAL]] == ["local-set"]
+    (request,) = tick(setup)[LOCAL]
+    assert request.partition_key == "local-set"
+    assert request.tags["hf_assets/trigger"] == f"files under {setup['folder']}: 1 changed (img1.txt)"
 
 
 def test_a_moved_hub_revision_requests_one_run_of_that_backend_only(setup):
@@ -115,7 +117,7 @@ def test_a_moved_hub_revision_requests_one_run_of_that_backend_only(setup):
     setup["hub"].commits[("user/photos", "v1")] = "b" * 40
     requests = tick(setup)
     assert requests[LOCAL] == [] and [r.partition_key for r in requests[HUB]] == ["hub.set"]
-    assert "commit bbbbbbbbbbbb" in requests[HUB][0].tags["hf_assets/trigger"]
+    assert requests[HUB][0].tags["hf_assets/trigger"] == "user/photos@v1 moved from commit aaaaaaaaaaaa to bbbbbbbbbbbb"
 
 
 def test_an_edited_config_entry_requests_a_run_of_that_backend_only(setup):
@@ -124,7 +126,8 @@ def test_an_edited_config_entry_requests_a_run_of_that_backend_only(setup):
     write_config(setup["config"], entries)
     requests = tick(setup)
     assert requests[HUB] == [] and [r.partition_key for r in requests[LOCAL]] == ["local-set"]
-    assert requests[LOCAL][0].tags["hf_assets/trigger"] == "its config entry changed"
+    trigger = requests[LOCAL][0].tags["hf_assets/trigger"]
+    assert trigger == "its config entry changed: buckets.resolution 1024.0 → 512.0"
 
 
 def test_a_network_error_requests_nothing_raises_nothing_and_is_retried(setup):
