@@ -41,14 +41,15 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 DEMO_MODEL := $(CURDIR)/examples/demo_data/tiny-sdxl-pipeline
+PORT ?= 3000
+HOST ?= 127.0.0.1
 
-# With the demo config and no model set, the UI uses the demo's tiny random-weight pipeline.
+# `dg dev`: the webserver and the daemon (schedules, sensors, run queue) on http://$(HOST):$(PORT), with the same
+# DAGSTER_HOME as the demo. With the demo config and no model set, the UI uses the demo's tiny random-weight pipeline.
 ui: venv $(DAGSTER_HOME)/dagster.yaml
 	if [ -z "$$HF_ASSETS_DATALOADER_CONFIG" ] && [ -z "$$HF_ASSETS_MODEL" ]; then \
 	  export HF_ASSETS_MODEL=$(DEMO_MODEL); fi; \
-	$(VENV)/bin/dagster-daemon run -w workspace.yaml & \
-	trap 'kill $$!' EXIT; \
-	$(VENV)/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000
+	exec $(VENV)/bin/dg dev -h $(HOST) -p $(PORT)
 
 bench: venv
 	HF_HUB_OFFLINE=1 $(PY) bench/bench_metadata.py

@@ -67,20 +67,10 @@ def main() -> int:
 
     config = load_config(os.environ[env.DATALOADER_CONFIG])
     selection = ",".join(sorted(k.to_user_string() for k in defs.resolve_all_asset_keys() if _materializable(defs, k)))
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    dg = shutil.which("dg", path=str(Path(sys.executable).parent)) or "dg"
     for backend in config.backends:
         started = time.time()
-        cmd = [
-            dagster,
-            "asset",
-            "materialize",
-            "-m",
-            "hf_assets.definitions",
-            "--select",
-            selection,
-            "--partition",
-            backend.id,
-        ]
+        cmd = [dg, "launch", "--assets", selection, "--partition", backend.id]
         environ = backend_env(backend)
         own_model = environ[env.MODEL] != os.environ[env.MODEL]
         model = f" ({env.MODEL}={environ[env.MODEL]})" if own_model else ""

@@ -52,37 +52,6 @@ def test_cli_materialize_then_load_from_another_process(tmp_path, hub_dataset, p
     assert value["rows"] == value["index_rows"] > 0 and "bucket" in value["cols"]
 
 
-@pytest.mark.slow
-def test_definitions_validate_with_the_workspace(tmp_path, hub_dataset, photos_entry):
-    config = write_config(tmp_path / "dataloader.json", [photos_entry])
-    env = env_for(tmp_path, config)
-    done = subprocess.run(
-        [str(BIN / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-
-
-@pytest.mark.slow
-def test_bad_config_fails_loading_with_the_fix_in_the_message(tmp_path, photos_entry):
-    config = write_config(tmp_path / "dataloader.json", [{**photos_entry, "crop": "False"}])
-    env = env_for(tmp_path, config)
-    done = subprocess.run(
-        [str(BIN / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode != 0
-    assert "key 'crop' must be true or false" in done.stdout + done.stderr
-
-
 def test_loading_the_definitions_imports_no_torch_or_model_library(tmp_path, photos_entry):
     config = write_config(tmp_path / "dataloader.json", [photos_entry])
     probe = (

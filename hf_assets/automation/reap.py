@@ -1,6 +1,6 @@
 """Runs whose process died: mark them failed and give back their pool slots, so no run waits on a dead one.
 
-A run that encodes records its worker process in a tag (`hf_assets/worker`: host, pid and the process's start
+A run that encodes records its worker process in a hidden tag (`WORKER_TAG`: host, pid and the process's start
 time, so a reused pid is not taken for the run). Before it can wait on the `gpu` pool, every such run reaps the
 runs of this instance that are still STARTED on this host but whose worker is gone, and frees the slots of runs
 that already ended. The same works by hand:
@@ -25,7 +25,11 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
-WORKER_TAG = "hf_assets/worker"  # "host:pid:start time" of the process running the run
+# "host:pid:start time" of the process running the run. Dagster's hidden prefix keeps this bookkeeping out of the
+# run list and the run page (the webserver leaves `.dagster/` tags out of what it serves); runs tagged before it
+# was hidden carry LEGACY_WORKER_TAG.
+WORKER_TAG = ".dagster/hf_assets_worker"
+LEGACY_WORKER_TAG = "hf_assets/worker"
 UNFINISHED = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
 
 
@@ -77,11 +81,16 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
     return os.getpid()
 
 
+def run_worker(run: dg.DagsterRun) -> str | None:
+    """The worker identity a run was tagged with, if any."""
+    return run.tags.get(WORKER_TAG) or run.tags.get(LEGACY_WORKER_TAG)
+
+
 def record_worker(instance: dg.DagsterInstance, run_id: str) -> str:
     """Tag the run with its worker's identity (once); return the tag."""
     run = instance.get_run_by_id(run_id)
-    if run is not None and run.tags.get(WORKER_TAG):
-        return run.tags[WORKER_TAG]
+    if run is not None and run_worker(run):
+        return run_worker(run)
     identity = worker_identity(worker_pid(instance, run_id))
     instance.add_run_tags(run_id, {WORKER_TAG: identity})
     return identity
@@ -121,7 +130,7 @@ def reap(
     for run in runs:
         if run.run_id == exclude or run.is_finished:
             continue
-        identity = run.tags.get(WORKER_TAG)
+        identity = run_worker(run)
         dead = worker_is_dead(identity) if identity else None
         if not (dead or force):
             done.skipped[run.run_id] = (
