@@ -41,8 +41,13 @@ def test_dg_check_defs_passes_and_dg_list_defs_lists_assets_checks_jobs_and_auto
 
 
 @pytest.mark.slow
-def test_a_bad_config_fails_dg_check_defs_with_the_fix_in_the_message(tmp_path, photos_entry):
-    env = env_for(tmp_path, write_config(tmp_path / "dataloader.json", [{**photos_entry, "crop": "False"}]))
-    checked = dg("check", "defs", env=env)
-    assert checked.returncode != 0
-    assert "key 'crop' must be true or false" in checked.stdout + checked.stderr
+def test_a_broken_backend_loads_in_dg_check_defs_naming_its_problem_and_fails_the_config_check(tmp_path, photos_entry):
+    config = write_config(tmp_path / "dataloader.json", [{**photos_entry, "crop": "False"}])
+    env = env_for(tmp_path, config)
+    checked = dg("check", "defs", env=env)  # the code location loads: the backend is a partition that fails at once
+    assert checked.returncode == 0, checked.stdout[-2000:] + checked.stderr[-3000:]
+    assert "key 'crop' must be true or false" in checked.stderr
+    gate = subprocess.run(
+        [sys.executable, "-m", "hf_assets.config.check", str(config)], env=env, capture_output=True, text=True
+    )
+    assert gate.returncode == 1 and "key 'crop' must be true or false" in gate.stdout + gate.stderr
