@@ -100,15 +100,23 @@ def test_a_given_partition_pairs_by_name_and_records_both_sides(graph):
     ]
 
 
+@pytest.fixture(scope="module")
+def encoded(graph, tiny_sdxl):
+    """The source and the given conditioning dataset encoded with the tiny SDXL pipeline."""
+    defs, instance, root = graph
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the function-scoped monkeypatch fixture cannot serve
+        mp.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+        prepare = build_definitions(root / "dataloader.json").resolve_job_def("prepare_datasets")
+        for partition in ("photos", "control"):
+            assert prepare.execute_in_process(partition_key=partition, instance=instance).success
+    return defs, instance
+
+
 @pytest.mark.slow
-def test_a_given_dataset_encodes_with_its_sources_crop_and_reaches_the_trainer_with_it(graph, tiny_sdxl, monkeypatch):
+def test_a_given_dataset_encodes_with_its_sources_crop_and_reaches_the_trainer_with_it(encoded):
     from hf_assets.training import BucketBatchSampler, CachedSamples
 
-    defs, instance, root = graph
-    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
-    prepare = build_definitions(root / "dataloader.json").resolve_job_def("prepare_datasets")
-    for partition in ("photos", "control"):
-        assert prepare.execute_in_process(partition_key=partition, instance=instance).success
+    defs, instance = encoded
     samples = CachedSamples.from_definitions(defs, "photos", instance=instance, conditioning=["control"])
     assert "7.jpg" not in samples.filenames and len(samples) == 6  # 8 rows, one corrupt, one without control image
     item = samples[0]
@@ -117,3 +125,40 @@ def test_a_given_dataset_encodes_with_its_sources_crop_and_reaches_the_trainer_w
     assert control["latents"].shape == item["latents"].shape  # the source's target size
     batch = next(iter(BucketBatchSampler.from_samples(samples, 3, seed=0)))
     assert len(batch) == 3
+
+
+@pytest.mark.slow
+def test_a_tiny_controlnet_learns_from_the_cached_pairs(encoded):
+    from diffusers import ControlNetModel
+
+    from examples import train_tiny_controlnet
+    from hf_assets.training import BucketBatchSampler, CachedSamples
+
+    defs, instance = encoded
+    samples = CachedSamples.from_definitions(defs, "photos", instance=instance, conditioning=["control"])
+    sampler = BucketBatchSampler.from_samples(samples, 3, seed=0)
+    lines = []
+    controlnet, losses = train_tiny_controlnet.train(
+        samples, sampler, "control", steps=24, lr=2e-3, seed=0, log=lines.append
+    )
+    assert isinstance(controlnet, ControlNetModel) and len(losses) == len(lines) == 24
+    assert controlnet.config.conditioning_channels == 4  # the control latents (no control pixels stored yet)
+    first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
+    assert last < 0.9 * first, losses
+    assert "control 3x4x16x16" in lines[0]  # the control latents of a 128x128 crop
+
+
+@pytest.mark.slow
+def test_the_controlnet_example_finds_the_backends_controlnet_partner(encoded, graph, monkeypatch, capsys, tmp_path):
+    from diffusers import ControlNetModel
+
+    from examples import train_tiny_controlnet
+
+    _, _, root = graph
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "home"))
+    argv = ["--config", str(root / "dataloader.json"), "--partition", "photos", "--steps", "2"]
+    assert train_tiny_controlnet.main([*argv, "--save", str(tmp_path / "controlnet")]) == 0
+    out = capsys.readouterr().out
+    assert "photos + control:" in out and out.count("\nstep ") == 2
+    assert ControlNetModel.from_pretrained(tmp_path / "controlnet").config.conditioning_channels == 4
+    assert train_tiny_controlnet.main(["--config", str(root / "dataloader.json"), "--partition", "control"]) == 2
