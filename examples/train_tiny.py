@@ -71,42 +71,64 @@ def training_step(unet, scheduler, batch: dict, generator: torch.Generator, devi
     return F.mse_loss(prediction.float(), noise.float(), reduction="mean")
 
 
-def train(
-    dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0, log=print
-):
-    """Train a fresh tiny UNet for `steps` batches (epochs reshuffled); returns (unet, the loss of each step)."""
-    from diffusers import DDPMScheduler
-
+def train_loop(dataset, sampler, steps: int, build, step, describe, lr, seed, num_workers, log, clip=1.0):
+    """`steps` optimizer steps over reshuffled epochs: `build(batch)` makes the trained model from the first batch
+    (after seeding torch), `step(model, batch, generator)` gives a batch's loss, `describe(batch)` the middle of its
+    log line; AdamW, gradients clipped to `clip` (None: not clipped). Returns (model, the loss of each step)."""
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
-    scheduler = DDPMScheduler(**SDXL_SCHEDULE)
     generator = torch.Generator().manual_seed(seed)
-    unet = optimizer = None
+    model = optimizer = None
     losses: list[float] = []
     epoch = 0
     while len(losses) < steps:
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         for batch in loader:
-            if unet is None:  # sized from the caches: latent channels, text and pooled widths
-                latents, prompt_embeds, pooled, _ = sdxl_inputs(batch)
+            if model is None:
                 torch.manual_seed(seed)
-                unet = tiny_sdxl_unet(latents.shape[1], prompt_embeds.shape[-1], pooled.shape[-1]).to(device)
-                optimizer = torch.optim.AdamW(unet.parameters(), lr=lr)
-            loss = training_step(unet, scheduler, batch, generator, device)
+                model = build(batch)
+                optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+            loss = step(model, batch, generator)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
             optimizer.zero_grad()
             losses.append(loss.item())
-            shape = "x".join(map(str, batch["latents"].shape))
-            log(
-                f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]:>5}  latents {shape}  "
-                f"loss {losses[-1]:.4f}"
-            )
+            log(f"step {len(losses)}  epoch {epoch}  {describe(batch)}  loss {losses[-1]:.4f}")
             if len(losses) == steps:
                 break
         epoch += 1
-    return unet, losses
+    return model, losses
+
+
+def train(
+    dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0, log=print
+):
+    """Train a fresh tiny UNet for `steps` batches (epochs reshuffled); returns (unet, the loss of each step)."""
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler(**SDXL_SCHEDULE)
+
+    def build(batch):  # sized from the caches: latent channels, text and pooled widths
+        latents, prompt_embeds, pooled, _ = sdxl_inputs(batch)
+        return tiny_sdxl_unet(latents.shape[1], prompt_embeds.shape[-1], pooled.shape[-1]).to(device)
+
+    def describe(batch) -> str:
+        return f"bucket {batch['bucket'][0]:>5}  latents {'x'.join(map(str, batch['latents'].shape))}"
+
+    return train_loop(
+        dataset,
+        sampler,
+        steps,
+        build,
+        lambda unet, batch, generator: training_step(unet, scheduler, batch, generator, device),
+        describe,
+        lr,
+        seed,
+        num_workers,
+        log,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

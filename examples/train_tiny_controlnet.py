@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from examples.train_tiny import SDXL_SCHEDULE, sdxl_inputs, tiny_sdxl_unet
+from examples.train_tiny import SDXL_SCHEDULE, sdxl_inputs, tiny_sdxl_unet, train_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 # The control image's embedding downsamples by 2 per entry after the first: 8 for four entries, the VAE's factor;
@@ -91,36 +90,23 @@ def train(
     """Train a fresh tiny ControlNet for `steps` batches next to a frozen tiny UNet; (controlnet, loss per step)."""
     from diffusers import DDPMScheduler
 
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
     scheduler = DDPMScheduler(**SDXL_SCHEDULE)
-    generator = torch.Generator().manual_seed(seed)
-    unet = controlnet = optimizer = None
-    losses: list[float] = []
-    epoch = 0
-    while len(losses) < steps:
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        for batch in loader:
-            if unet is None:  # sized from the caches: latent channels, text and pooled widths
-                latents, prompt_embeds, pooled, _ = sdxl_inputs(batch)
-                torch.manual_seed(seed)
-                unet = tiny_sdxl_unet(latents.shape[1], prompt_embeds.shape[-1], pooled.shape[-1]).to(device)
-                unet.requires_grad_(False)
-                controlnet = tiny_controlnet(unet, control_image(batch, conditioning_id), latents).to(device).train()
-                optimizer = torch.optim.AdamW(controlnet.parameters(), lr=lr)
-            loss = training_step(unet, controlnet, scheduler, batch, conditioning_id, generator, device)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            shape = "x".join(map(str, control_image(batch, conditioning_id).shape))
-            bucket = batch["bucket"][0]
-            log(f"step {len(losses)}  epoch {epoch}  bucket {bucket:>5}  control {shape}  loss {losses[-1]:.4f}")
-            if len(losses) == steps:
-                break
-        epoch += 1
-    return controlnet, losses
+    frozen = {}
+
+    def build(batch):  # sized from the caches: latent channels, text and pooled widths, the control input
+        latents, prompt_embeds, pooled, _ = sdxl_inputs(batch)
+        unet = tiny_sdxl_unet(latents.shape[1], prompt_embeds.shape[-1], pooled.shape[-1]).to(device)
+        frozen["unet"] = unet.requires_grad_(False)
+        return tiny_controlnet(unet, control_image(batch, conditioning_id), latents).to(device).train()
+
+    def step(controlnet, batch, generator):
+        return training_step(frozen["unet"], controlnet, scheduler, batch, conditioning_id, generator, device)
+
+    def describe(batch) -> str:
+        shape = "x".join(map(str, control_image(batch, conditioning_id).shape))
+        return f"bucket {batch['bucket'][0]:>5}  control {shape}"
+
+    return train_loop(dataset, sampler, steps, build, step, describe, lr, seed, num_workers, log)
 
 
 def controlnet_partner(config, partition: str) -> str | None:

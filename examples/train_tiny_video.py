@@ -6,7 +6,8 @@ pipeline does, and UMT5 caption embeddings come from the caches; frames and fps 
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+
+from examples.train_tiny import train_loop
 
 
 def tiny_wan_transformer(latent_channels: int, text_width: int):
@@ -44,30 +45,27 @@ def train_video(
     dataset, sampler, steps: int, lr: float = 1e-3, seed: int = 0, device: str = "cpu", num_workers: int = 0, log=print
 ):
     """Train a fresh tiny Wan transformer for `steps` batches of same-size, same-length clips; returns its losses."""
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers)
-    generator = torch.Generator().manual_seed(seed)
-    model = optimizer = None
-    losses: list[float] = []
-    epoch = 0
-    while len(losses) < steps:
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        for batch in loader:
-            if model is None:
-                torch.manual_seed(seed)
-                model = tiny_wan_transformer(batch["latents"].shape[1], batch["prompt_embeds"].shape[-1]).to(device)
-                optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-            loss = flow_matching_step(model, batch, generator, device)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-            shape = "x".join(map(str, batch["latents"].shape))
-            log(
-                f"step {len(losses)}  epoch {epoch}  bucket {batch['bucket'][0]}  frames {int(batch['frames'][0])}  "
-                f"fps {float(batch['fps'][0]):g}  latents {shape}  loss {losses[-1]:.4f}"
-            )
-            if len(losses) == steps:
-                break
-        epoch += 1
-    return model, losses
+
+    def build(batch):
+        return tiny_wan_transformer(batch["latents"].shape[1], batch["prompt_embeds"].shape[-1]).to(device)
+
+    def describe(batch) -> str:
+        shape = "x".join(map(str, batch["latents"].shape))
+        return (
+            f"bucket {batch['bucket'][0]}  frames {int(batch['frames'][0])}  fps {float(batch['fps'][0]):g}  "
+            f"latents {shape}"
+        )
+
+    return train_loop(
+        dataset,
+        sampler,
+        steps,
+        build,
+        lambda model, batch, generator: flow_matching_step(model, batch, generator, device),
+        describe,
+        lr,
+        seed,
+        num_workers,
+        log,
+        clip=None,
+    )
