@@ -120,6 +120,17 @@ def _with_comment(rng: np.random.Generator, jpeg: bytes, total: int) -> tuple[by
     return jpeg[:pos] + segment + jpeg[pos:], pos + 4
 
 
+def _compression(schema: pa.Schema, stored_images: bool) -> str | dict[str, str]:
+    """Snappy for every column; with stored_images, none for the image bytes (they hold as many bytes as they say)."""
+    if not stored_images:
+        return "snappy"
+    leaves = []
+    for field in schema:
+        is_struct = pa.types.is_struct(field.type)
+        leaves += [f"{field.name}.{child.name}" for child in field.type] if is_struct else [field.name]
+    return {leaf: "none" if leaf == "image.bytes" else "snappy" for leaf in leaves}
+
+
 class _ImageTemplates:
     """The distinct JPEGs, laid out so any run of consecutive rows is one slice of a tiled buffer."""
 
@@ -201,8 +212,12 @@ def build_bench_dataset(
     shards: int = 8,
     row_group_size: int = 10_000,
     seed: int = 0,
+    stored_images: bool = False,
 ) -> Path:
-    """Write `rows` rows as `data/train-0000k-of-0000n.parquet` plus a dataset card; returns `out_dir`."""
+    """Write `rows` rows as `data/train-0000k-of-0000n.parquet` plus a dataset card; returns `out_dir`.
+
+    With `stored_images` the image bytes are not compressed again (as real JPEG bytes would not shrink): the file
+    holds about `image_bytes_per_row` a row, although the cyclically reused templates would compress."""
     out = Path(out_dir).expanduser().resolve()
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +234,7 @@ def build_bench_dataset(
         with pq.ParquetWriter(
             path,
             schema,
-            compression="snappy",
+            compression=_compression(schema, stored_images),
             use_dictionary=["collection", "metadata.source"],
             write_statistics=["width", "height"] if with_size_columns else False,
         ) as writer:

@@ -8,6 +8,7 @@ import dagster as dg
 from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset, conditioning_sources
 from hf_assets.assets.filtered_index import build_filtered_index_asset
 from hf_assets.assets.partitions import backend_partitions
+from hf_assets.assets.previews import build_bucket_previews_asset
 from hf_assets.assets.raw_split import build_raw_split_asset
 from hf_assets.assets.text_embeds import build_text_embeds_asset
 from hf_assets.assets.vae_latents import build_vae_latents_asset
@@ -52,6 +53,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
         build_raw_split_asset(partitions),
         build_filtered_index_asset(partitions),
         build_aspect_buckets_asset(partitions, conditioning_sources(config)),
+        build_bucket_previews_asset(partitions),
         build_vae_latents_asset(partitions),
         build_text_embeds_asset(partitions),
     ]
@@ -63,9 +65,9 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
     )
     scan = dg.define_asset_job(
         "scan_datasets",
-        selection=dg.AssetSelection.assets("raw_split", "filtered_index", "aspect_buckets"),
+        selection=dg.AssetSelection.assets("raw_split", "filtered_index", "aspect_buckets", "bucket_previews"),
         partitions_def=partitions,
-        description="Scan, filter and bucket one backend (no model needed).",
+        description="Scan, filter and bucket one backend, and draw its previews (no model needed).",
     )
     return dg.Definitions(
         assets=assets,

@@ -108,7 +108,7 @@ def test_launch_one_partition_from_the_ui_then_read_its_metadata_pictures_and_ch
             page.get_by_role("button", name="Skip").click(timeout=20_000)
             shot("01_asset_graph")
 
-            # Materialize all five assets of one partition from the graph's launch dialog.
+            # Materialize every asset of one partition from the graph's launch dialog.
             page.get_by_role("button", name="Materialize all…").click()
             dialog = page.get_by_role("dialog")
             dialog.get_by_text("Select a partition or create one").click()
@@ -124,7 +124,7 @@ def test_launch_one_partition_from_the_ui_then_read_its_metadata_pictures_and_ch
             daemon_log = Path(demo_workspace.env["DAGSTER_HOME"]) / "daemon.log"
             assert run["status"] == "SUCCESS", daemon_log.read_text()[-4000:]
 
-            # The bucket table's page for this partition: a metadata value, the inline histogram, the preview grid.
+            # The bucket table's page for this partition: a metadata value and the inline histogram.
             page.goto(f"{base}/assets/aspect_buckets?view=partitions&partition={PARTITION}", wait_until="networkidle")
             samples_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="samples", exact=True))
             shown = int(samples_row.get_by_role("cell").nth(1).inner_text())
@@ -134,6 +134,8 @@ def test_launch_one_partition_from_the_ui_then_read_its_metadata_pictures_and_ch
             histogram.first.wait_for()
             assert histogram.first.bounding_box()["height"] > 40  # drawn in place, not behind a link
             shot("04_aspect_buckets_metadata", full_page=True)
+            # The previews, their own asset (drawn off aspect_buckets' path): the grid behind "[Show Markdown]".
+            page.goto(f"{base}/assets/bucket_previews?view=partitions&partition={PARTITION}", wait_until="networkidle")
             grid_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="preview_grid", exact=True))
             grid_row.get_by_text("[Show Markdown]").click()
             grid = page.get_by_role("dialog").locator("img[src^='data:image/jpeg']")

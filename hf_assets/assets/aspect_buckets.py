@@ -4,7 +4,7 @@ import dagster as dg
 
 from hf_assets.assets.conditioning_pairs import paired_output
 from hf_assets.assets.metadata import column_schema, counts_table
-from hf_assets.assets.previews import grid_metadata, histogram_metadata
+from hf_assets.assets.previews import histogram_metadata
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.backend_buckets import bucket_backend
 from hf_assets.data.buckets import bucket_histogram
@@ -72,8 +72,7 @@ def build_aspect_buckets_asset(
             metadata={
                 "samples": table.num_rows,
                 "buckets": len(histogram),
-                **histogram_metadata(backend, table, histogram),
-                **grid_metadata(context, backend, table, filtered_index, raw_split),
+                **histogram_metadata(table, histogram),
                 "small_buckets": counts_table(undersized, "bucket", "samples"),
                 "dropped_by_reason": counts_table(aspect_dropped),
                 "dagster/row_count": table.num_rows,

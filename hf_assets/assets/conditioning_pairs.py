@@ -74,7 +74,7 @@ def paired_output(
             "conditioning_type": pairing.type,
             "generator": pairing.generator.kind if pairing.generator else "given",
             "buckets": len(histogram),
-            **histogram_metadata(backend, table, histogram),
+            **histogram_metadata(table, histogram),
             **_pair_grid(context, backend, source, table, paired.source_table, split),
             "unpaired_by_reason": counts_table(reasons),
             "unpaired_rows": dg.MetadataValue.path(str(backend.metadata_dir / (DROPPED_PAIRS + ".parquet"))),

@@ -1,29 +1,28 @@
-"""The pictures of `aspect_buckets` as Dagster metadata: an inline histogram, a preview grid, PNGs beside the cache."""
+"""The pictures of a backend's buckets: the inline histogram aspect_buckets shows, and the `bucket_previews` asset
+(a grid of kept and dropped samples and the histogram as PNGs beside the cache), off aspect_buckets' path."""
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.cache.atomic import atomic_write_bytes
-from hf_assets.cache.tables import load_manifest
+from hf_assets.cache.tables import load_manifest, load_table
 from hf_assets.config import BackendConfig
-from hf_assets.data.buckets import bucket_histogram_png
+from hf_assets.data.buckets import bucket_histogram, bucket_histogram_png
+from hf_assets.data.dropped import DROPPED_TABLE
+from hf_assets.data.preview_rows import PREVIEW_BUDGET, choose_preview_rows, preview_sources
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode import previews
+from hf_assets.resources.dataloader import DataloaderConfigResource
 
 HISTOGRAM_FILE = "aspect_buckets.png"
 GRID_FILE = "previews.png"
 
 
-def histogram_metadata(backend: BackendConfig, table: pa.Table, histogram: list[tuple[str, int]]) -> dict:
-    """The histogram inline when it is small enough for the UI to draw in place (else behind a click), and its PNG."""
+def histogram_metadata(table: pa.Table, histogram: list[tuple[str, int]]) -> dict:
+    """The histogram as a small inline SVG (drawn in place by the UI) and a table of samples per bucket."""
     labels = previews.bucket_labels(table)
-    labelled = [(labels.get(bucket, bucket).replace(" · ", "\n"), count) for bucket, count in histogram]
-    png = bucket_histogram_png(labelled, f"{backend.id}: samples per aspect bucket (aspect, target size)")
-    backend.metadata_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(backend.metadata_dir / HISTOGRAM_FILE, png)
-    inline = previews.svg_markdown(previews.histogram_svg(histogram, labels), "samples per bucket")
-    if len(inline) >= previews.INLINE_LIMIT:
-        inline = previews.png_data_markdown(png, "samples per bucket")
     counts = [
         dg.TableRecord({"bucket": bucket, "target": labels.get(bucket, bucket).split(" · ", 1)[-1], "samples": count})
         for bucket, count in histogram
@@ -36,23 +35,33 @@ def histogram_metadata(backend: BackendConfig, table: pa.Table, histogram: list[
         ]
     )
     return {
-        "histogram": dg.MetadataValue.md(inline),
-        "histogram_png": dg.MetadataValue.md(previews.png_data_markdown(png, "samples per bucket")),
-        "histogram_file": dg.MetadataValue.path(str(backend.metadata_dir / HISTOGRAM_FILE)),
+        "histogram": dg.MetadataValue.md(
+            previews.svg_markdown(previews.histogram_svg(histogram, labels), "samples per bucket")
+        ),
         "samples_per_bucket": dg.MetadataValue.table(counts, schema) if counts else dg.MetadataValue.text("none"),
     }
 
 
-def grid_metadata(
-    context: dg.AssetExecutionContext,
-    backend: BackendConfig,
-    table: pa.Table,
-    filtered_index: pa.Table,
-    split: RawSplit,
-) -> dict:
-    """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache)."""
+def histogram_png_metadata(backend: BackendConfig, table: pa.Table) -> dict:
+    """The histogram drawn as a PNG, in the metadata and beside the cache."""
+    labels = previews.bucket_labels(table)
+    labelled = [(labels.get(b, b).replace(" · ", "\n"), n) for b, n in bucket_histogram(table)]
+    png = bucket_histogram_png(labelled, f"{backend.id}: samples per aspect bucket (aspect, target size)")
+    backend.metadata_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(backend.metadata_dir / HISTOGRAM_FILE, png)
+    return {
+        "histogram_png": dg.MetadataValue.md(previews.png_data_markdown(png, "samples per bucket")),
+        "histogram_file": dg.MetadataValue.path(str(backend.metadata_dir / HISTOGRAM_FILE)),
+    }
+
+
+def grid_metadata(context, backend: BackendConfig, table: pa.Table, split: RawSplit) -> dict:
+    """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache);
+    their images are fetched within PREVIEW_BUDGET bytes, only the pages that hold them."""
     if backend.dataset_type != "image":
         return {}
+    if backend.conditioning.is_conditioning:  # aspect_buckets draws its source and conditioning pairs
+        return {"preview_grid": dg.MetadataValue.text("source and conditioning pairs: see aspect_buckets")}
     built_from = load_manifest(backend.metadata_dir, "filtered_index").get("source_fingerprint")
     if built_from != split.fingerprint:  # its row numbers index another version of the split: no honest picture
         return {
@@ -60,17 +69,73 @@ def grid_metadata(
                 "not drawn: the dataset changed since filtered_index was built; run scan_datasets for this partition"
             )
         }
+    dropped = load_table(backend.metadata_dir, DROPPED_TABLE)
+    kinds = pc.list_element(pc.split_pattern(dropped.column("reason").combine_chunks(), ":", max_splits=1), 0)
+    choice = choose_preview_rows(
+        split,
+        backend.image_column,
+        (table.column("row").to_numpy(), table.column("bucket").combine_chunks()),
+        (dropped.column("row").to_numpy(), kinds),
+    )
+    rows = [row for row, _ in choice.kept + choice.dropped]
+    sources, fetched = preview_sources(split, backend.image_column, rows)
+    chosen = _rows_of(table, [row for row, _ in choice.kept])
+    lost = _rows_of(dropped, [row for row, _ in choice.dropped])
     try:
-        kept = list(previews.kept_samples(table, split, backend.image_column))
-        dropped = list(previews.dropped_samples(split, backend, previews.kept_rows_of(filtered_index)))
+        kept = list(previews.kept_samples(chosen, sources[: chosen.num_rows], previews.bucket_labels(table)))
+        gone = list(
+            previews.dropped_samples(
+                lost.column("filename").to_pylist(), lost.column("reason").to_pylist(), sources[chosen.num_rows :]
+            )
+        )
         title = f"{backend.id}: kept samples as they will be encoded; dropped rows with their reason"
-        png = previews.preview_grid_png(kept, dropped, title)
-        jpeg = previews.preview_grid_png(kept, dropped, title, image_format="jpeg")  # a lighter copy for the event log
-    except Exception as exc:  # noqa: BLE001 - a preview must never fail the bucket table
+        png = previews.preview_grid_png(kept, gone, title)
+        jpeg = previews.preview_grid_png(kept, gone, title, image_format="jpeg")  # a lighter copy for the event log
+    except Exception as exc:  # noqa: BLE001 - a picture must never fail the step
         context.log.warning(f"{backend.id}: no preview grid ({type(exc).__name__}: {exc})")
         return {}
     atomic_write_bytes(backend.metadata_dir / GRID_FILE, png)
+    skipped = ", ".join(sorted(set(choice.skipped))) or "none"
     return {
         "preview_grid": dg.MetadataValue.md(previews.jpeg_data_markdown(jpeg, "preview grid")),
         "preview_grid_file": dg.MetadataValue.path(str(backend.metadata_dir / GRID_FILE)),
+        "preview_bytes_fetched": fetched,
+        "preview_budget_bytes": PREVIEW_BUDGET,
+        "preview_not_shown": dg.MetadataValue.text(f"no row within the budget for: {skipped}"),
     }
+
+
+def _rows_of(table: pa.Table, rows: list[int]) -> pa.Table:
+    """The records of `table` whose `row` is each of `rows`, in that order."""
+    positions = pc.index_in(pa.array(rows, pa.int64()), value_set=table.column("row").combine_chunks())
+    return table.take(positions)
+
+
+def build_bucket_previews_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """The `bucket_previews` asset over the given backend partitions."""
+
+    @dg.asset(
+        name="bucket_previews",
+        partitions_def=partitions,
+        group_name="metadata",
+        kinds={"png"},
+        retry_policy=transient_retry(),
+    )
+    @retry_only_transient
+    def bucket_previews(
+        context: dg.AssetExecutionContext,
+        dataloader: DataloaderConfigResource,
+        aspect_buckets: pa.Table,
+        raw_split: RawSplit,
+    ) -> dg.MaterializeResult:
+        """A grid of kept samples as encoded and dropped rows with their reason, and the bucket histogram, as PNGs;
+        fetches at most 8 MB of images per partition, only the pages that hold the rows shown."""
+        backend = dataloader.backend(context.partition_key)
+        return dg.MaterializeResult(
+            metadata={
+                **histogram_png_metadata(backend, aspect_buckets),
+                **grid_metadata(context, backend, aspect_buckets, raw_split),
+            }
+        )
+
+    return bucket_previews

@@ -72,9 +72,9 @@ class ParquetPiece:
 
     def group_rows(self) -> list[int]:
         """Rows of this piece in each row group it overlaps, in order."""
-        return [min(self.hi, first + rows) - max(self.lo, first) for _, first, rows in self._groups()]
+        return [min(self.hi, first + rows) - max(self.lo, first) for _, first, rows in self.row_groups()]
 
-    def _groups(self) -> list[tuple[int, int, int]]:
+    def row_groups(self) -> list[tuple[int, int, int]]:
         """(row group, first file row, rows) of each row group overlapping [lo, hi)."""
         if self.key in _GROUPS:
             return _GROUPS[self.key]
@@ -92,7 +92,7 @@ class ParquetPiece:
             return
         reader = open_parquet(self.fs, self.path, self.footer())
         run: list[tuple[int, int, int]] = []
-        for group in self._groups():
+        for group in self.row_groups():
             if run and sum(r for _, _, r in run) + group[2] > max_rows:
                 yield self._read_run(reader, run, columns)
                 run = []
@@ -109,7 +109,7 @@ class ParquetPiece:
     def take_tasks(self, column: str, local_rows: list[int]) -> list[tuple[list[int], object]]:
         """One task per row group holding some of `local_rows`: (those rows, a callable reading their values)."""
         by_group: dict[int, list[int]] = {}
-        groups = self._groups()
+        groups = self.row_groups()
         bounds = [(g, first - self.lo, first - self.lo + rows) for g, first, rows in groups]
         index = 0
         for row in sorted(local_rows):
@@ -119,10 +119,11 @@ class ParquetPiece:
         tasks = []
         for index, rows in by_group.items():
             group, offset, _ = bounds[index]
-            tasks.append((rows, lambda g=group, o=offset, r=rows: self._take_in_group(column, g, [x - o for x in r])))
+            tasks.append((rows, lambda g=group, o=offset, r=rows: self.take_in_group(column, g, [x - o for x in r])))
         return tasks
 
-    def _take_in_group(self, column: str, group: int, rows: list[int]) -> pa.Array:
+    def take_in_group(self, column: str, group: int, rows: list[int]) -> pa.Array:
+        """`column` at rows of one row group (group-local), reading its whole chunk."""
         reader = open_parquet(self.fs, self.path, self.footer())
         values = reader.read_row_group(group, columns=[column], use_threads=False).column(0)
         return values.take(pa.array(rows, pa.int64())).combine_chunks()

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 INLINE_LIMIT = 1000  # the Dagster UI shows markdown metadata inline only below this many characters
 THUMB = 160
@@ -93,14 +92,11 @@ def pick_kept(table: pa.Table, count: int) -> pa.Table:
     return table.take(pa.array(chosen, pa.int64()))
 
 
-def kept_samples(buckets: pa.Table, split, image_column: str, count: int = 4) -> Iterator[Sample]:
-    """For a few samples: the resized image with its crop box drawn, then the exact pixels the encoder gets."""
-    from hf_assets.encode.image_source import iter_images
+def kept_samples(chosen: pa.Table, sources: list, labels: dict[str, str]) -> Iterator[Sample]:
+    """For each chosen bucket-table row and its image source: the resized image with its crop box drawn, then the
+    exact pixels the encoder gets."""
     from hf_assets.encode.images import load_pixels
 
-    chosen = pick_kept(buckets, count)
-    labels = bucket_labels(buckets)
-    sources = iter_images(split, image_column, chosen.column("row").to_numpy())
     for record, source in zip(chosen.to_pylist(), sources):
         tile = (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"])
         resize = (record["resize_width"], record["resize_height"])
@@ -119,45 +115,11 @@ def kept_samples(buckets: pa.Table, split, image_column: str, count: int = 4) ->
         yield Sample(f"encoded · bucket {label}", caption, encoded)
 
 
-def dropped_samples(split, backend, kept_rows: np.ndarray, count: int = 4, looked_at: int = 64) -> Iterator[Sample]:
-    """A few rows the scan dropped, as many reasons as possible, each with its reason and a thumbnail.
+def dropped_samples(names: list[str], reasons: list[str], sources: list) -> Iterator[Sample]:
+    """Dropped rows with their reason and a thumbnail (an empty tile when the image does not decode)."""
+    from hf_assets.encode.image_source import read_source
 
-    The reason of each of the first `looked_at` dropped rows comes from running the same index build on that row.
-    """
-    from hf_assets.data.index import build_filtered_index, scan_columns
-    from hf_assets.data.row_fetch import RowFetcher
-    from hf_assets.data.split import RawSplit
-    from hf_assets.encode.image_source import iter_images, read_source
-
-    dropped = np.setdiff1d(np.arange(split.num_rows), np.asarray(kept_rows, dtype=np.int64))[:looked_at]
-    # Only those rows' scan columns are read, and indexed again together, to learn each one's reason.
-    columns = scan_columns(split, backend)
-    table = pa.table(
-        {c: pa.array(list(RowFetcher(split, c).fetch(dropped)), split.schema.field(c).type) for c in columns}
-    )
-    rows_only = RawSplit.from_table(
-        split.backend_id,
-        table,
-        split.source,
-        split.fingerprint,
-        image_column=split.image_column,
-        base_dir=split.base_dir,
-        name_column=split.name_column,
-        captions=split.captions,
-        detail_column=split.detail_column,
-    )
-    _, counts = build_filtered_index(rows_only, backend)
-    names = dict(zip(dropped.tolist(), table.column(split.name_column).to_pylist())) if split.name_column else {}
-    by_reason: dict[str, list[int]] = {}
-    for local, reason in zip(counts.rows.column("row").to_pylist(), counts.rows.column("reason").to_pylist()):
-        by_reason.setdefault(reason.split(":")[0], []).append(int(dropped[local]))
-    chosen: list[tuple[int, str]] = []
-    for depth in range(count):
-        chosen += [(rows[depth], reason) for reason, rows in by_reason.items() if depth < len(rows)]
-    chosen = sorted(chosen[:count])
-    rows = np.array([row for row, _ in chosen], dtype=np.int64)
-    for (row, reason), source in zip(chosen, iter_images(split, backend.image_column, rows)):
-        name = names.get(row, f"{row}.{backend.file_extension}")
+    for name, reason, source in zip(names, reasons, sources):
         yield Sample(f"{name}: dropped", reason, _thumbnail(read_source(source)))
 
 
@@ -220,8 +182,3 @@ def preview_grid_png(
 def jpeg_data_markdown(jpeg: bytes, alt: str) -> str:
     """A JPEG as a markdown image with a base64 data URI."""
     return f"![{alt}](data:image/jpeg;base64,{base64.b64encode(jpeg).decode()})"
-
-
-def kept_rows_of(index: pa.Table) -> np.ndarray:
-    """The split rows an index kept."""
-    return pc.unique(index.column("row")).to_numpy()

@@ -1,4 +1,4 @@
-"""aspect_buckets shows its pictures: an inline histogram, a preview grid, and both PNGs beside the cache."""
+"""aspect_buckets shows an inline histogram; bucket_previews a preview grid, and both PNGs beside the cache."""
 
 import base64
 import io
@@ -26,8 +26,10 @@ def test_histogram_inline_and_preview_grid_in_the_metadata(tmp_path, hub_dataset
         .to_pylist()
     }
     assert all("×" in r.data["target"] for r in meta["samples_per_bucket"].records)
-    grid = meta["preview_grid"]
+    pictures = metadata(result, "bucket_previews")
+    grid = pictures["preview_grid"]
     assert grid.startswith("![preview grid](data:image/jpeg;base64,")
     assert Image.open(io.BytesIO(base64.b64decode(grid.split(",", 1)[1].rstrip(")")))).format == "JPEG"
     for key in ("histogram_file", "preview_grid_file"):
-        assert open(meta[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert open(pictures[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert 0 < pictures["preview_bytes_fetched"] <= pictures["preview_budget_bytes"]

@@ -107,7 +107,7 @@ def test_materialization_metadata_reports_drops_and_histogram(graph):
     dropped = {r.data["reason"]: r.data["rows"] for r in by_asset["filtered_index"]["dropped_by_reason"].value.records}
     assert dropped["unreadable_image"] == 1
     assert "data:image/svg+xml;base64," in by_asset["aspect_buckets"]["histogram"].value  # small: shown inline
-    assert "data:image/png;base64," in by_asset["aspect_buckets"]["histogram_png"].value
+    assert "data:image/png;base64," in by_asset["bucket_previews"]["histogram_png"].value
     assert by_asset["aspect_buckets"]["small_buckets"].value.records  # train_batch_size 4 leaves small buckets
 
 

@@ -6,11 +6,15 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from hf_assets.config import parse_config
+from hf_assets.data.index import build_filtered_index
+from hf_assets.data.preview_rows import choose_preview_rows, preview_sources
+from hf_assets.data.sources import open_split
 from hf_assets.encode import previews
 from hf_assets.encode.image_source import iter_images
 from hf_assets.encode.images import load_pixels
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import prepare
+from hf_assets_tests.encode.test_latents_update import ENTRY, prepare
 
 
 def test_bucket_labels_show_aspect_and_target_size():
@@ -32,14 +36,26 @@ def test_histogram_svg_is_small_enough_to_show_inline_for_a_few_buckets():
     assert "704x512" in previews.histogram_svg(histogram, labels)
 
 
+def kept_choice(split, backend, buckets, count):
+    """The bucket-table rows a preview of `count` kept samples shows, and their image sources."""
+    rows = buckets.column("row").to_numpy()
+    choice = choose_preview_rows(
+        split, backend.image_column, (rows, buckets.column("bucket")), (rows[:0], pa.array([], pa.string())), count, 0
+    )
+    chosen = [row for row, _ in choice.kept]
+    table = buckets.take(pa.array([rows.tolist().index(r) for r in chosen], pa.int64()))
+    return table, preview_sources(split, backend.image_column, chosen)[0]
+
+
 def test_kept_samples_are_the_exact_pixels_the_encoder_gets(tmp_path):
     write_hub_dataset(tmp_path / "data" / "photos", photo_rows(16))
     backend, split, buckets = prepare(tmp_path)
-    samples = list(previews.kept_samples(buckets, split, backend.image_column, count=3))
-    chosen = previews.pick_kept(buckets, 3)
+    chosen, sources = kept_choice(split, backend, buckets, 3)
+    samples = list(previews.kept_samples(chosen, sources, previews.bucket_labels(buckets)))
     assert len(samples) == 6
     assert len(set(chosen.column("bucket").to_pylist())) == min(3, len(set(buckets["bucket"].to_pylist())))
-    sources = list(iter_images(split, backend.image_column, chosen.column("row").to_numpy()))
+    expected_sources = list(iter_images(split, backend.image_column, chosen.column("row").to_numpy()))
+    assert sources == expected_sources  # the pages read give the bytes the encoder reads
     for record, source, (whole, encoded) in zip(chosen.to_pylist(), sources, zip(samples[::2], samples[1::2])):
         box = (
             record["crop_left"],
@@ -63,9 +79,23 @@ def test_kept_samples_are_the_exact_pixels_the_encoder_gets(tmp_path):
 
 def test_dropped_samples_show_several_reasons_with_thumbnails(tmp_path):
     write_hub_dataset(tmp_path / "data" / "photos", photo_rows(24))
-    backend, split, buckets = prepare(tmp_path, minimum_image_size=300, resolution_type="pixel", resolution=128)
-    kept = buckets.column("row").to_numpy()
-    samples = list(previews.dropped_samples(split, backend, kept, count=4))
+    backend = parse_config([{**ENTRY, "minimum_image_size": 300, "resolution_type": "pixel"}], tmp_path / "d.json")
+    backend = backend.backends[0]
+    split = open_split(backend)
+    _, dropped = build_filtered_index(split, backend)
+    lost = dropped.rows
+    choice = choose_preview_rows(
+        split,
+        backend.image_column,
+        (np.array([], np.int64), pa.array([], pa.string())),
+        (lost.column("row").to_numpy(), lost.column("reason")),
+        0,
+        4,
+    )
+    rows = [row for row, _ in choice.dropped]
+    sources, _ = preview_sources(split, backend.image_column, rows)
+    names = [f"{row}.jpg" for row in rows]
+    samples = list(previews.dropped_samples(names, [reason for _, reason in choice.dropped], sources))
     reasons = {s.caption for s in samples}
     assert {"unreadable_image", "too_small"} <= reasons
     assert all(s.title.endswith(": dropped") for s in samples)
@@ -76,7 +106,8 @@ def test_dropped_samples_show_several_reasons_with_thumbnails(tmp_path):
 def test_grid_png_has_a_tile_per_sample(tmp_path):
     write_hub_dataset(tmp_path / "data" / "photos", photo_rows(8))
     backend, split, buckets = prepare(tmp_path)
-    kept = list(previews.kept_samples(buckets, split, backend.image_column, count=2))
+    chosen, sources = kept_choice(split, backend, buckets, 2)
+    kept = list(previews.kept_samples(chosen, sources, previews.bucket_labels(buckets)))
     png = previews.preview_grid_png(kept, [previews.Sample("9.jpg: dropped", "too_small", None)], "photos")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.width > image.height > 200
