@@ -33,11 +33,11 @@ from PIL import ImageDraw
 
 from examples import demo_images as di
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"  # 3: local_edges, the canny control images of local_images
 MARKER = ".demo_data_version"
 DEFAULT_OUT = Path(__file__).resolve().parent / "demo_data"
 CONFIG_NAME = "dataloader.json"
-GENERATED = ("photos", "grids", "local_images", "clips", CONFIG_NAME)
+GENERATED = ("photos", "grids", "local_images", "local_edges", "clips", CONFIG_NAME)
 
 PHOTO_ROWS = 120
 PHOTO_SHARDS = 2
@@ -127,6 +127,7 @@ def build_demo_data(out_dir: Path = DEFAULT_OUT, force: bool = False) -> Path:
     write_photos(out_dir / "photos")
     write_grids(out_dir / "grids")
     write_local_images(out_dir / "local_images")
+    write_local_edges(out_dir / "local_images", out_dir / "local_edges")
     write_clips(out_dir / "clips")
     config_path.write_text(json.dumps(dataloader_config(), indent=2) + "\n")
     marker.write_text(GENERATOR_VERSION + "\n")
@@ -464,6 +465,21 @@ def write_local_images(out: Path) -> None:
         (folder / f"{stem}.txt").write_text(caption + ("\n" if caption else ""))
 
 
+def write_local_edges(images: Path, out: Path) -> None:
+    """A ControlNet dataset for local_images: each image's canny edges (OpenCV, SimpleTuner's default thresholds
+    50/100) at its full, EXIF-oriented size, as a PNG under the same relative path (paired by name, the stem)."""
+    from PIL import ImageOps
+
+    from hf_assets.encode.generators import canny_edges
+
+    for path in sorted(p for p in images.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}):
+        with PILImage.open(path) as img:
+            pixels = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+        target = out / path.relative_to(images).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        PILImage.fromarray(canny_edges(pixels, low_threshold=50, high_threshold=100)).save(target)
+
+
 # --- config ---------------------------------------------------------------------------------------
 
 
@@ -532,6 +548,7 @@ def dataloader_config() -> list[dict]:
             "aspect_bucket_alignment": 64,
             "cache_dir": "cache/local-folder",
         },
+        LOCAL_EDGES_ENTRY,
         {
             # SimpleTuner's dreambooth shape: every sample captioned by one instance prompt (encoded once), and a
             # stable subset of the photos (max_num_samples keeps the same rows on every run)
@@ -564,6 +581,18 @@ def dataloader_config() -> list[dict]:
         {"id": "text-embeds", "dataset_type": "text_embeds", "type": "local", "cache_dir": "cache/text_embeds"},
     ]
 
+
+# SimpleTuner's ControlNet dataset shape: control images in a folder of their own, paired with local-folder's images
+# by file name; they take each image's bucket, resize and crop, and its captions.
+LOCAL_EDGES_ENTRY = {
+    "id": "local-edges",
+    "type": "local",
+    "dataset_type": "conditioning",
+    "conditioning_type": "controlnet",
+    "source_dataset_id": "local-folder",
+    "instance_data_dir": "local_edges",
+    "cache_dir": "cache/local-edges",
+}
 
 CLIPS_ENTRY = {
     "id": "clips",

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageOps
@@ -53,6 +54,9 @@ ALLOWED_ENTRY_KEYS = {
     # SimpleTuner's dreambooth keys
     "instance_prompt",
     "max_num_samples",
+    # SimpleTuner's ControlNet keys
+    "conditioning_type",
+    "source_dataset_id",
 }
 
 
@@ -162,10 +166,29 @@ def test_local_images_have_sidecars_except_one(demo_dir):
         _open(p.read_bytes())
 
 
+def test_each_local_image_has_its_canny_control_image_under_the_same_name(demo_dir):
+    images = sorted(p for p in (demo_dir / "local_images").rglob("*") if p.is_file() and p.suffix.lower() != ".txt")
+    for image in images:
+        control = demo_dir / "local_edges" / image.relative_to(demo_dir / "local_images").with_suffix(".png")
+        with Image.open(image) as source, Image.open(control) as edges:
+            shown = ImageOps.exif_transpose(source).size
+            assert edges.size == shown and edges.mode == "RGB"
+            assert set(np.unique(np.asarray(edges))) <= {0, 255}
+
+
 def test_dataloader_json_describes_the_backends(demo_dir):
     config_path = demo_dir / "dataloader.json"
     entries = {e["id"]: e for e in json.loads(config_path.read_text())}
-    assert set(entries) == {"photos", "grids", "local-folder", "sks-photos", "photos-hires", "clips", "text-embeds"}
+    assert set(entries) == {
+        "photos",
+        "grids",
+        "local-folder",
+        "local-edges",
+        "sks-photos",
+        "photos-hires",
+        "clips",
+        "text-embeds",
+    }
     for entry in entries.values():
         assert set(entry) <= ALLOWED_ENTRY_KEYS, set(entry) - ALLOWED_ENTRY_KEYS
 
@@ -191,6 +214,10 @@ def test_dataloader_json_describes_the_backends(demo_dir):
     local = entries["local-folder"]
     assert local["type"] == "local" and (demo_dir / local["instance_data_dir"]).is_dir()
     assert local["caption_strategy"] == "textfile" and local["crop_aspect_buckets"] == [0.75, 1.0, 1.33]
+
+    edges = entries["local-edges"]
+    assert edges["dataset_type"] == "conditioning" and edges["source_dataset_id"] == "local-folder"
+    assert (demo_dir / edges["instance_data_dir"]).is_dir()
 
     sks = entries["sks-photos"]
     assert sks["caption_strategy"] == "instanceprompt" and sks["instance_prompt"] == "a photo of sks"
@@ -226,7 +253,8 @@ def test_the_project_config_loader_accepts_it(demo_dir):
     from hf_assets.config.loader import load_config
 
     config = load_config(demo_dir / "dataloader.json")
-    assert config.backend_ids == ["photos", "grids", "local-folder", "sks-photos", "clips"]
+    assert config.backend_ids == ["photos", "grids", "local-folder", "local-edges", "sks-photos", "clips"]
+    assert config.conditioning_of("local-folder") == ("local-edges",)
     assert not config.warnings
     assert config.backend("photos").dataset_name == str(demo_dir / "photos")
     assert config.text_embeds_dir == demo_dir / "cache" / "text_embeds"
