@@ -28,8 +28,9 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
     from hf_assets.config.loader import load_config
     from hf_assets.data.sources import open_split
     from hf_assets.encode.encoders import Encoders
-    from hf_assets.encode.engine_types import EncodeSettings, LatentPlan
-    from hf_assets.encode.latents_update import encode_shard
+    from hf_assets.encode.engine_types import LatentPlan
+    from hf_assets.encode.image_media import IMAGES
+    from hf_assets.encode.latents_shard import encode_shard
 
     backend = load_config(config_path).backends[0]
     split = open_split(backend)
@@ -43,9 +44,8 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
             plan,
             k,
             split,
-            backend.image_column,
             lambda: vae,
-            EncodeSettings(batch_size=batch, decode_workers=1),
+            IMAGES,
             log=lambda _m: None,
         ).encoded
         for k in shards
@@ -56,15 +56,25 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
 def run(workers: int, prepared, model: str, device: str, out: Path, shards: int, batch: int) -> tuple[int, float]:
     """Plan into a fresh cache, encode its shards on `workers` processes at once; (encoded, wall seconds)."""
     from hf_assets.encode.encoders import Encoders
-    from hf_assets.encode.engine_types import LatentSettings
+    from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
+    from hf_assets.encode.image_media import IMAGES, wanted_latents
     from hf_assets.encode.latents_plan import plan_latents
-    from hf_assets.encode.latents_update import wanted_latents
 
     cache = out / f"cache-{workers}"
     shutil.rmtree(cache, ignore_errors=True)
     settings = LatentSettings(Encoders(model).vae_identity(), "torch.float32", "torch.float32")
     wanted = wanted_latents(prepared.buckets, prepared.split, prepared.backend.image_column, settings)
-    plan = plan_latents(wanted, cache, shards, log=lambda _m: None)
+    job = EncodeSettings(batch_size=batch, decode_workers=1)
+    plan = plan_latents(
+        wanted,
+        cache,
+        shards,
+        media=IMAGES,
+        column=prepared.backend.image_column,
+        settings=job,
+        meta={},
+        log=lambda _m: None,
+    )
     groups = [plan.busy_shards[i::workers] for i in range(workers)]
     devices = [f"cuda:{i}" if device == "cuda" else "cpu" for i in range(workers)]
     context = mp.get_context("spawn")

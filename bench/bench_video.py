@@ -8,7 +8,7 @@ Stages (the same VAE, the same clip shape, one process):
 1. bare VAE forward: a (B, 3, T, H, W) tensor already on the device, `encode_clips` in a loop after a warm-up
    -> the ceiling for this VAE, dtype, batch and device.
 2. pipeline: N distinct H.264 clips (PyAV-encoded, T frames at W x H) in a Hub-style Parquet dataset -> config,
-   filtered index (stream headers), buckets, frames -> `wanted_video_latents` (not timed) -> `update_video_latents`
+   filtered index (stream headers), buckets, frames -> `wanted_video_latents` (not timed) -> `engine.update_latents`
    into a fresh cache (timed; the VAE is already loaded): PyAV decode + LANCZOS resize/crop on prefetch threads,
    batches of one (size, frame count), slicing/tiling where the VAE offers it, safetensors shards, manifest commit.
 
@@ -148,24 +148,18 @@ def bench_bare(vae, args, shape) -> dict:
 
 
 def bench_pipeline(vae, models, backend, split, buckets, args, directory: Path) -> dict:
+    from hf_assets.encode.clip_media import CLIPS, CLIPS_PER_IMAGE_BATCH, video_factors_for, wanted_video_latents
+    from hf_assets.encode.engine import update_latents
     from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
-    from hf_assets.encode.video_latents import update_video_latents, video_factors_for, wanted_video_latents
 
     factors = video_factors_for(models)
     settings = LatentSettings(models.vae_identity(), str(vae.dtype), str(vae.dtype))
     wanted = wanted_video_latents(buckets, split, "video", settings, factors, tiled=True)
     sync(args.device)
     started = time.perf_counter()
-    report = update_video_latents(
-        wanted,
-        split,
-        "video",
-        lambda: vae,
-        directory,
-        factors,
-        EncodeSettings(args.batch, args.workers, model_dtype=str(vae.dtype), latent_dtype=str(vae.dtype)),
-        log=lambda m: None,
-    )
+    dtype = str(vae.dtype)  # a clip batch is a quarter of the image batch size: ask for args.batch clips
+    job = EncodeSettings(args.batch * CLIPS_PER_IMAGE_BATCH, args.workers, model_dtype=dtype, latent_dtype=dtype)
+    report = update_latents(wanted, split, "video", lambda: vae, directory, factors, job, CLIPS, log=lambda m: None)
     sync(args.device)
     return {"clips": report.encoded, "seconds": time.perf_counter() - started, "dropped": len(report.dropped)}
 

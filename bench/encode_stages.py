@@ -157,8 +157,9 @@ class NullVAE(torch.nn.Module):
 
 def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, directory: Path, profile: bool) -> dict:
     """wanted_latents (not timed), then update_latents into a fresh cache folder (timed) with the loaded VAE."""
+    from hf_assets.encode.engine import update_latents
     from hf_assets.encode.engine_types import EncodeSettings
-    from hf_assets.encode.latents_update import update_latents, wanted_latents
+    from hf_assets.encode.image_media import wanted_latents
     from hf_assets.encode.vae import vae_factors_from_config
 
     job = EncodeSettings(

@@ -16,6 +16,7 @@ from hf_assets.automation.changes import default_hub_api
 from hf_assets.automation.schedules import build_refresh_schedule
 from hf_assets.automation.sensors import build_change_sensors
 from hf_assets.config import config_path_from_env, load_config
+from hf_assets.env import shard_count
 from hf_assets.executors import executor_from_env
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
@@ -54,7 +55,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
         build_filtered_index_asset(partitions),
         build_aspect_buckets_asset(partitions, conditioning_sources(config)),
         build_bucket_previews_asset(partitions),
-        build_vae_latents_asset(partitions),
+        build_vae_latents_asset(partitions, shard_count()),
         build_text_embeds_asset(partitions),
     ]
     prepare = dg.define_asset_job(

@@ -18,9 +18,8 @@ DEPTH_MODEL = "HF_ASSETS_DEPTH_MODEL"  # the DPT depth model of `depth` conditio
 DATALOADER_CONFIG = "HF_ASSETS_DATALOADER_CONFIG"  # the dataloader JSON (default: the bundled demo config)
 EXECUTOR = "HF_ASSETS_EXECUTOR"  # in_process, multiprocess, dask or k8s
 GPUS = "HF_ASSETS_GPUS"  # GPUs this machine gives its steps
-SHARDS = "HF_ASSETS_SHARDS"  # vae_latents shards per run
+SHARDS = "HF_ASSETS_SHARDS"  # vae_latents shards per run (default DEFAULT_SHARDS)
 CACHE_LOCK_WAIT = "HF_ASSETS_CACHE_LOCK_WAIT"  # seconds a cache writer waits for another process's lock
-CPU_THREADS = "HF_ASSETS_CPU_THREADS"  # torch threads of a shard step on CPU (default: the machine's cores)
 # Seconds before a failed step's first retry (default 15; doubling after). In-step fetch retries scale with it.
 # The test suite sets 0 so that no test sleeps on a backoff.
 RETRY_DELAY = "HF_ASSETS_RETRY_DELAY"
@@ -56,6 +55,17 @@ def retry_delay_s() -> float:
     if not seconds >= 0:
         raise ValueError(f"{RETRY_DELAY}={value!r}: give a number of seconds, 0 or more")
     return seconds
+
+
+DEFAULT_SHARDS = 8
+
+
+def shard_count() -> int:
+    """Shards of vae_latents per run: HF_ASSETS_SHARDS, else 8; a clear error for anything but a whole number >= 1."""
+    value = os.environ.get(SHARDS, "").strip() or str(DEFAULT_SHARDS)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{SHARDS}={value!r}: give a whole number of shards, at least 1")
+    return int(value)
 
 
 def resource_variable(setting: str) -> str:

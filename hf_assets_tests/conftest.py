@@ -129,6 +129,14 @@ def tiny_pipelines(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_wan(tmp_path_factory) -> Path:
+    """A diffusers-layout Wan pipeline folder with a tiny random-weight video VAE and text encoder."""
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-wan", "wan")
+
+
+@pytest.fixture(scope="session")
 def tiny_sdxl(tmp_path_factory) -> Path:
     """A diffusers-layout SDXL pipeline folder with tiny random-weight VAE and text encoders."""
     from hf_assets.testing.tiny_pipelines import build_tiny_pipeline

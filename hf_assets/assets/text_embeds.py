@@ -5,6 +5,7 @@ import pyarrow.compute as pc
 from hf_assets.assets.cache_repairs import cache_result, start_full_verification
 from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import retry_only_transient, transient_retry
+from hf_assets.automation.reap import reap_before_pool
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
@@ -44,6 +45,9 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         from hf_assets.encode.encoders import text_identity
         from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 
+        # Record this run's worker (a run that dies now can be reaped) and reap dead runs; vae_latents' first step
+        # does it before any pool wait, this covers a run of text_embeds alone.
+        reap_before_pool(context.instance, context.run, context.log.warning)
         backend = dataloader.backend(context.partition_key)
         if encoders.full_verify:
             start_full_verification(context, backend.text_dir)

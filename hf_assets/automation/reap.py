@@ -3,7 +3,7 @@
 A run that encodes records its worker process in a hidden tag (`WORKER_TAG`: host, pid and the process's start
 time, so a reused pid is not taken for the run). Before it can wait on the `gpu` pool, every such run reaps the
 runs of this instance that are still STARTED on this host but whose worker is gone, and frees the slots of runs
-that already ended. The same works by hand:
+that already ended: the `reap_dead_runs` step, first of vae_latents' steps. The same works by hand:
 
     python -m hf_assets.automation.reap               # reap dead runs of this host, free slots of ended runs
     python -m hf_assets.automation.reap --dry-run     # only say what it would do
@@ -11,26 +11,25 @@ that already ended. The same works by hand:
 """
 
 import argparse
-import contextlib
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
 # "host:pid:start time" of the process running the run. Dagster's hidden prefix keeps this bookkeeping out of the
 # run list and the run page (the webserver leaves `.dagster/` tags out of what it serves); runs tagged before it
 # was hidden carry LEGACY_WORKER_TAG.
 WORKER_TAG = ".dagster/hf_assets_worker"
 LEGACY_WORKER_TAG = "hf_assets/worker"
-UNFINISHED = [DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING]
+UNFINISHED = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
+WATCH_SECONDS = 0.25  # how often the interrupt watcher looks for a pending SIGTERM/SIGINT
+RUN_STATUS_SECONDS = 2.0  # how often it checks whether its run has ended
 
 
 @dataclass
@@ -68,7 +67,7 @@ def worker_identity(pid: int | None = None) -> str:
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
     """The pid of the process running the run's steps, from the executor's first engine event (this one's if none)."""
-    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=20).records
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20).records
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data if event is not None else None
@@ -126,7 +125,7 @@ def reap(
         missing = set(run_ids) - {r.run_id for r in runs}
         done.skipped.update({i: "no such run in this instance" for i in missing})
     else:
-        runs = list(instance.get_runs(filters=RunsFilter(statuses=UNFINISHED)))
+        runs = list(instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)))
     for run in runs:
         if run.run_id == exclude or run.is_finished:
             continue
@@ -166,12 +165,8 @@ def reap(
     return done
 
 
-def reap_before_pool(context: dg.InitResourceContext) -> Reaped | None:
+def reap_before_pool(instance: dg.DagsterInstance, run: dg.DagsterRun, log: Callable[[str], None]) -> Reaped | None:
     """Record this run's worker, then reap dead runs of this host: called before the run can wait on a pool."""
-    instance, run = context.instance, context.dagster_run
-    if instance is None or run is None:
-        return None
-    log = context.log.warning if context.log else print
     try:
         record_worker(instance, run.run_id)
         return reap(instance, exclude=run.run_id, log=log)
@@ -180,26 +175,25 @@ def reap_before_pool(context: dg.InitResourceContext) -> Reaped | None:
         return None
 
 
-@contextlib.contextmanager
-def exit_promptly_when_interrupted(context: dg.InitResourceContext, grace_seconds: float = 2.0) -> Iterator[None]:
-    """While the run lasts, a SIGTERM or SIGINT that Dagster leaves pending ends the process within seconds.
+def watch_interrupts(instance: dg.DagsterInstance, run: dg.DagsterRun, grace_seconds: float = 2.0) -> threading.Thread:
+    """Until `run` ends, a SIGTERM or SIGINT that Dagster leaves pending ends this process within seconds.
 
     Dagster captures these signals and acts on them only when the run yields its next event, which a step
     blocked on a pool does not do for minutes. A watcher thread sees an interrupt still pending after
-    `grace_seconds`, marks the run canceled, gives back its pool slots and claims, and exits the process.
+    `grace_seconds`, marks the run canceled, gives back its pool slots and claims, and exits the process; it stops
+    by itself once the run has ended.
     """
-    from dagster._utils.interrupts import check_captured_interrupt
-
-    instance, run = context.instance, context.dagster_run
-    if instance is None or run is None:
-        yield
-        return
-    stop = threading.Event()
 
     def watch() -> None:
         pending_since = None
-        while not stop.wait(0.25):
-            if not check_captured_interrupt():
+        next_status = time.monotonic() + RUN_STATUS_SECONDS
+        while True:
+            time.sleep(WATCH_SECONDS)
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + RUN_STATUS_SECONDS
+                if _run_ended(instance, run.run_id):
+                    return
+            if not interrupt_pending():
                 pending_since = None
                 continue
             pending_since = pending_since or time.monotonic()
@@ -213,12 +207,33 @@ def exit_promptly_when_interrupted(context: dg.InitResourceContext, grace_second
             finally:
                 os._exit(128 + signal.SIGTERM)
 
-    thread = threading.Thread(target=watch, name="hf_assets-interrupt-watch", daemon=True)
+    thread = threading.Thread(target=watch, name=f"hf_assets-interrupt-watch-{run.run_id[:8]}", daemon=True)
     thread.start()
+    return thread
+
+
+def _run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """True when the run is finished, or can no longer be read (its instance was disposed)."""
     try:
-        yield
-    finally:
-        stop.set()
+        found = instance.get_run_by_id(run_id)
+    except Exception:  # noqa: BLE001 - an ephemeral instance that is gone: nothing left to watch
+        return True
+    return found is None or found.is_finished
+
+
+def interrupt_pending() -> bool:
+    """True while Dagster holds a captured SIGTERM/SIGINT it has not acted on yet."""
+    from dagster._utils.interrupts import check_captured_interrupt
+
+    return check_captured_interrupt()
+
+
+@dg.op(name="reap_dead_runs", out=dg.Out(dg.Nothing))
+def reap_dead_runs(context: dg.OpExecutionContext) -> None:
+    """Before this run's encoding steps wait on the gpu pool: record this run's worker process, mark failed the
+    runs of this host whose worker died, free their pool slots; until the run ends, exit promptly on SIGTERM."""
+    reap_before_pool(context.instance, context.run, context.log.warning)
+    watch_interrupts(context.instance, context.run)
 
 
 def main(argv: list[str] | None = None) -> int:

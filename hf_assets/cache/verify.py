@@ -58,11 +58,16 @@ def missing(expected: pa.Table, manifest: pa.Table, columns: list[str], excused:
 
 
 def latent_shape_mismatches(manifest: pa.Table, channels: int, downscale: int) -> Finding:
-    """Entries whose mean/std shape is not (channels, target_height / f, target_width / f)."""
+    """Entries whose mean/std shape is not (channels, target_height / f, target_width / f), or for clips (a
+    manifest with `latent_frames`) not (channels, latent_frames, target_height / f, target_width / f)."""
     finding = Finding()
-    records = manifest.select(["filename", "tensor_names", "shapes", "target_width", "target_height"]).to_pylist()
-    for r in records:
-        expected = [channels, r["target_height"] // downscale, r["target_width"] // downscale]
+    frames = "latent_frames" in manifest.column_names
+    columns = ["filename", "tensor_names", "shapes", "target_width", "target_height"] + (
+        ["latent_frames"] if frames else []
+    )
+    for r in manifest.select(columns).to_pylist():
+        time = [r["latent_frames"]] if frames else []
+        expected = [channels, *time, r["target_height"] // downscale, r["target_width"] // downscale]
         for name, shape in zip(r["tensor_names"], r["shapes"]):
             if list(shape) != expected:
                 finding.add(f"{r['filename']}:{name} {list(shape)} != {expected}")

@@ -3,7 +3,11 @@
 Parquet keeps schema metadata, so the stamp travels with the table through any store and any loader.
 """
 
+from pathlib import Path
+
 import pyarrow as pa
+
+from hf_assets.cache.tables import load_manifest
 
 FINGERPRINT_KEY = b"hf_assets.source_fingerprint"
 NAMES_KEY = b"hf_assets.row_names"  # "path": file names are stable paths; "row": "{row}.jpg" from the row number
@@ -34,3 +38,24 @@ def row_names(table: pa.Table) -> str | None:
     """ "path" when rows are named by stable file paths, "row" when by row number, None when unknown."""
     value = (table.schema.metadata or {}).get(NAMES_KEY)
     return value.decode() if value is not None else None
+
+
+class StaleTable(ValueError):
+    """A table built from another version of the split than the one read now: its rows would name other samples."""
+
+
+def stale_split_message(backend_id: str, since: str, stored: str | None, current: str) -> str:
+    """Says that the split changed since `since` (e.g. "aspect_buckets was built") and how to rebuild the metadata."""
+    change = f"fingerprint {stored} -> {current}" if stored else f"no source fingerprint recorded -> {current}"
+    return (
+        f"backend '{backend_id}': the dataset changed since {since} ({change}); "
+        "materialize raw_split, filtered_index and aspect_buckets for this partition first (job scan_datasets)"
+    )
+
+
+def require_built_from(metadata_dir: Path, backend_id: str, name: str, fingerprint: str) -> None:
+    """Raise `StaleTable` unless table `name` (its manifest in `metadata_dir`) was built from the split with this
+    fingerprint."""
+    built_from = load_manifest(Path(metadata_dir), name).get("source_fingerprint")
+    if built_from != fingerprint:
+        raise StaleTable(stale_split_message(backend_id, f"{name} was built", built_from, fingerprint))

@@ -4,6 +4,7 @@ Plain data, JSON-able where it travels between Dagster steps or machines. This m
 module, so the plan, shard and commit modules can all use it without importing each other.
 """
 
+import json
 import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 
 LATENT_FORMAT = 1  # version of the image transform (decode, tile, resize, crop): part of every latent's key
 PLAN_FILE = "plan.json"  # written last into a plan's folder: its presence marks the plan whole
+REPORTS_DIR = "reports"  # <plan>/reports/shard-<k>.json: what each shard step did, read by the commit
 DECODE_PATHS = {  # how images become pixels; part of every latent's key (their pixels differ)
     "pillow": "Pillow: decode and LANCZOS resize on the decode threads",
     "nvjpeg": "JPEGs: nvJPEG and an antialiased bicubic resize on the GPU; other formats and failures: Pillow",
@@ -124,13 +126,21 @@ class CacheNotShared(RuntimeError):
 
 @dataclass(frozen=True)
 class LatentPlan:
-    """A written plan: the rows to commit, the rows each shard encodes, and the failures carried from earlier runs."""
+    """A written plan: what each shard encodes, with the settings and cache metadata every step shares.
+
+    The tables live in `directory` (`<cache dir>/plans/<plan id>`): the rows to commit, the rows of each shard, the
+    samples refused before encoding, and the decode failures carried from earlier runs.
+    """
 
     directory: Path  # <cache dir>/plans/<plan id>
     shards: int
     shard_sizes: tuple[int, ...]  # rows to encode per shard
     reused: int
     host: str
+    media: str = "image"  # the kind of sample (a backend's dataset_type): how each one is decoded and encoded
+    column: str = "image"  # the split's column holding the samples' bytes
+    settings: EncodeSettings = EncodeSettings()
+    meta: dict = field(default_factory=dict)  # the cache's manifest.json metadata (VAE, factors, dtypes, backend)
 
     @property
     def cache_dir(self) -> Path:
@@ -150,15 +160,26 @@ class LatentPlan:
         return _read(self.directory / f"shard-{shard:05d}.parquet", self)
 
     def readable(self) -> pa.Table:
-        """Every wanted sample whose image could be read, with its key: what the commit records."""
+        """Every wanted sample whose bytes could be read, with its key: what the commit records."""
         return _read(self.directory / "readable.parquet", self)
 
-    def unreadable(self) -> list[str]:
-        """File names whose image bytes could not be read at all."""
-        return _read(self.directory / "unreadable.parquet", self).column("filename").to_pylist()
+    def refused(self) -> dict[str, str]:
+        """file name -> reason of the samples refused before encoding (bytes unreadable, too few frames)."""
+        table = _read(self.directory / "refused.parquet", self)
+        return dict(zip(table.column("filename").to_pylist(), table.column("reason").to_pylist()))
+
+    def report_path(self, shard: int) -> Path:
+        """Where shard `shard` leaves its report for the commit."""
+        return self.directory / REPORTS_DIR / f"shard-{shard:05d}.json"
+
+    def shard_reports(self) -> list[ShardReport]:
+        """The reports the plan's shard steps left, wherever they ran (a shard that encoded nothing may leave none)."""
+        require_visible(self)
+        paths = sorted((self.directory / REPORTS_DIR).glob("shard-*.json"))
+        return [ShardReport.from_dict(json.loads(path.read_text())) for path in paths]
 
     def carried_failures(self) -> dict[str, str]:
-        """cache key -> reason of images that failed to decode in an earlier run (not tried again)."""
+        """cache key -> reason of samples that failed to decode in an earlier run (not tried again)."""
         table = _read(self.directory / "carried_failures.parquet", self)
         return dict(zip(table.column("key").to_pylist(), table.column("reason").to_pylist()))
 
@@ -169,6 +190,10 @@ class LatentPlan:
             "shard_sizes": list(self.shard_sizes),
             "reused": self.reused,
             "host": self.host,
+            "media": self.media,
+            "column": self.column,
+            "settings": self.settings.to_dict(),
+            "meta": self.meta,
         }
 
     @classmethod
@@ -179,6 +204,10 @@ class LatentPlan:
             tuple(values["shard_sizes"]),
             int(values["reused"]),
             values["host"],
+            values.get("media", "image"),
+            values.get("column", "image"),
+            EncodeSettings.from_dict(values.get("settings", {})),
+            dict(values.get("meta", {})),
         )
 
 
@@ -193,7 +222,7 @@ def require_visible(plan: LatentPlan) -> None:
 
 
 _OPTIONAL = {
-    "unreadable.parquet": pa.table({"filename": pa.array([], pa.string())}),
+    "refused.parquet": pa.table({"filename": pa.array([], pa.string()), "reason": pa.array([], pa.string())}),
     "carried_failures.parquet": pa.table({"key": pa.array([], pa.string()), "reason": pa.array([], pa.string())}),
 }
 

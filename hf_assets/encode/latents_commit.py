@@ -10,22 +10,25 @@ from hf_assets.cache.encoded import EncodedCache
 from hf_assets.encode.drop_records import save_drops
 from hf_assets.encode.engine_types import EncodeReport, LatentPlan, ShardReport, require_visible
 from hf_assets.encode.latents_plan import remove_plan
+from hf_assets.encode.media import Media
 from hf_assets.progress import ProgressLog, quiet
 
 
 def commit_latents(
     plan: LatentPlan,
-    reports: Iterable[ShardReport],
-    meta: dict,
+    media: Media,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
     progress: ProgressLog | None = None,
+    reports: Iterable[ShardReport] | None = None,
 ) -> EncodeReport:
-    """Write the manifest of every sample the shards encoded or the cache held, and `dropped.parquet`; remove the plan.
+    """Write the manifest of every sample the shards encoded or the cache held (with the plan's metadata) and
+    `dropped.parquet` (samples of kind `media` without a latent); remove the plan.
 
-    Raises `MissingEntriesError` (naming examples) when a shard of the plan did not finish.
+    `reports` are the shards' reports, by default those the shard steps left in the plan. Raises
+    `MissingEntriesError` (naming examples) when a shard of the plan did not finish.
     """
     require_visible(plan)
-    reports = list(reports)
+    reports = list(plan.shard_reports() if reports is None else reports)
     report = EncodeReport(reused=plan.reused, encoded=sum(r.encoded + r.resumed for r in reports))
     timed = [r for r in reports if r.encoded]
     if timed:  # wall time from the first shard's start to the last one's end: the throughput of all workers together
@@ -34,10 +37,8 @@ def commit_latents(
     failures = dict(carried)
     for r in reports:
         failures.update(r.failures)
-    dropped_keys: dict[str, str | None] = {}  # filename -> cache key (None when unreadable)
-    for name in plan.unreadable():
-        report.dropped[name] = "unreadable_image"
-        dropped_keys[name] = None
+    report.dropped.update(plan.refused())  # refused before encoding: no key
+    dropped_keys: dict[str, str | None] = {}  # filename -> cache key
     readable = plan.readable()
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)
@@ -48,9 +49,9 @@ def commit_latents(
             report.dropped_before.add(name)
     cache = EncodedCache(plan.cache_dir, prefix="latents")
     with (progress or quiet()).step("commit", unit="entries") as step:
-        result = cache.commit(readable.filter(pc.invert(is_bad)), meta)
+        result = cache.commit(readable.filter(pc.invert(is_bad)), plan.meta)
         step.advance(result.manifest.table.num_rows)
-    save_drops(plan.cache_dir, report.dropped, dropped_keys, "samples")
+    save_drops(plan.cache_dir, report.dropped, dropped_keys, media.unit, media.decoder, media.decode_failure)
     remove_plan(plan)
     report.size_bytes = cache.size_bytes()
     if len(reports) > 1:

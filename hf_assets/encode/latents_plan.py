@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 from hf_assets.cache.atomic import write_json_atomic, write_parquet_atomic
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.encode.drop_records import DROPPED, earlier_decode_failures
-from hf_assets.encode.engine_types import PLAN_FILE, LatentPlan
+from hf_assets.encode.engine_types import PLAN_FILE, EncodeSettings, LatentPlan
+from hf_assets.encode.media import Media
 
 PLANS_DIR = "plans"  # <cache dir>/plans/<plan id>/: removed by the commit
 STALE_PLAN_SECONDS = 7 * 24 * 3600  # plans of runs never committed nor re-executed are pruned after a week
@@ -50,10 +51,18 @@ def plan_latents(
     wanted: pa.Table,
     directory: Path,
     shards: int,
+    *,
+    media: Media,
+    column: str,
+    settings: EncodeSettings,
+    meta: dict,
+    refused: dict[str, str] | None = None,
     plan_id: str | None = None,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
 ) -> LatentPlan:
-    """Write the plan of bringing the cache at `directory` up to `wanted` into `<directory>/plans/<plan id>/`."""
+    """Write the plan of bringing the cache at `directory` up to `wanted` (samples of kind `media`, read from the
+    split's `column`) into `<directory>/plans/<plan id>/`; `refused` (file name -> reason) are samples dropped
+    before encoding, `meta` the cache's metadata and `settings` how every shard encodes."""
     directory = Path(directory)
     plan_id = plan_id or uuid.uuid4().hex[:12]
     if not plan_id.replace("-", "").isalnum():
@@ -61,18 +70,22 @@ def plan_latents(
     _prune_stale_plans(directory / PLANS_DIR, log)
     cache = EncodedCache(directory, prefix="latents")
     unreadable = pc.equal(wanted.column("content_hash"), "")
+    refused = {
+        **(refused or {}),
+        **dict.fromkeys(wanted.filter(unreadable).column("filename").to_pylist(), media.unreadable),
+    }
     readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
     to_encode, reused = cache.plan(readable)
     carried: dict[str, str] = {}
-    earlier = earlier_decode_failures(directory, log)
+    earlier = earlier_decode_failures(directory, log, media.decoder, media.decode_failure)
     if earlier and to_encode.num_rows:
         known_bad = pc.is_in(to_encode.column("key"), pa.array(list(earlier), pa.string()))
         carried = {key: earlier[key] for key in to_encode.filter(known_bad).column("key").to_pylist()}
         to_encode = to_encode.filter(pc.invert(known_bad))
         if carried:
             log(
-                f"skipping {len(carried)} image(s) that failed to decode in an earlier run "
-                f"(see {directory / (DROPPED + '.parquet')}); a changed image is tried again"
+                f"skipping {len(carried)} {media.unit} that failed to decode in an earlier run "
+                f"(see {directory / (DROPPED + '.parquet')}); a changed one is tried again"
             )
     target = directory / PLANS_DIR / plan_id
     assignment = shard_of(to_encode.column("key"), shards)
@@ -80,23 +93,32 @@ def plan_latents(
     for shard in np.flatnonzero(sizes):
         write_parquet_atomic(to_encode.filter(pa.array(assignment == shard)), target / f"shard-{shard:05d}.parquet")
     write_parquet_atomic(readable, target / "readable.parquet")
-    if pc.any(unreadable).as_py():  # the optional tables are written only when they hold rows
-        write_parquet_atomic(wanted.filter(unreadable).select(["filename"]), target / "unreadable.parquet")
+    if refused:  # the optional tables are written only when they hold rows
+        write_parquet_atomic(_pairs("filename", "reason", refused), target / "refused.parquet")
     if carried:
-        write_parquet_atomic(
-            pa.table(
-                {"key": pa.array(list(carried), pa.string()), "reason": pa.array(list(carried.values()), pa.string())}
-            ),
-            target / "carried_failures.parquet",
-        )
-    plan = LatentPlan(target, shards, tuple(int(n) for n in sizes), reused.num_rows, socket.gethostname())
+        write_parquet_atomic(_pairs("key", "reason", carried), target / "carried_failures.parquet")
+    plan = LatentPlan(
+        target,
+        shards,
+        tuple(int(n) for n in sizes),
+        reused.num_rows,
+        socket.gethostname(),
+        media.name,
+        column,
+        settings,
+        meta,
+    )
     write_json_atomic({**plan.to_dict(), "created": time.time()}, target / PLAN_FILE)  # written last: marks it whole
     if to_encode.num_rows:
         log(
-            f"plan {plan_id}: {to_encode.num_rows} latents to encode in {len(plan.busy_shards)} of {shards} "
+            f"plan {plan_id}: {to_encode.num_rows} {media.unit} to encode in {len(plan.busy_shards)} of {shards} "
             f"shard(s), {reused.num_rows} reused"
         )
     return plan
+
+
+def _pairs(key: str, value: str, mapping: dict[str, str]) -> pa.Table:
+    return pa.table({key: pa.array(list(mapping), pa.string()), value: pa.array(list(mapping.values()), pa.string())})
 
 
 def remove_plan(plan: LatentPlan) -> None:

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import settings_hash, text_hash
-from hf_assets.encode.latents_update import EncodeReport
+from hf_assets.encode.engine_types import EncodeReport
 from hf_assets.encode.text import encode_captions
 from hf_assets.encode.vae import encode_with_oom_backoff
 from hf_assets.progress import ProgressLog, quiet

@@ -3,7 +3,6 @@ and a clip-batch encode that returns the latent distribution (mean, std) of shap
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -69,15 +68,6 @@ def _stored_statistics(folder: Path) -> tuple[list | None, list | None]:
         if not {"latents_mean", "latents_std"} <= names:
             return None, None
         return f.get_tensor("latents_mean").tolist(), f.get_tensor("latents_std").tolist()
-
-
-def clips_to_tensor(clips: list[np.ndarray], vae) -> torch.Tensor:
-    """uint8 (T, H, W, 3) clips of one shape to (B, 3, T, H, W) in [-1, 1] on the VAE's device and dtype."""
-    param = next(vae.parameters())
-    stacked = torch.from_numpy(np.stack(clips))
-    if param.device.type == "cuda":
-        stacked = stacked.pin_memory().to(param.device, non_blocking=True)
-    return stacked.permute(0, 4, 1, 2, 3).to(param.dtype).div_(127.5).sub_(1.0)
 
 
 def prepare_video_vae(vae, tiled: bool) -> None:

@@ -24,13 +24,6 @@ class DataloaderConfigResource(dg.ConfigurableResource):
 
     path: str
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Every step sets this resource up, also in a multiprocess run before its parent claims the gpu pool:
-        # free what runs whose process died still hold (see hf_assets.automation.reap).
-        from hf_assets.automation.reap import reap_before_pool
-
-        reap_before_pool(context)
-
     def config(self) -> DataloaderConfig:
         return cached_config(self.path)
 

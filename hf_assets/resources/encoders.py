@@ -1,4 +1,5 @@
-"""The accelerator resource: which models encode, on which device, in which dtype and batch sizes.
+"""The accelerator resource: which models encode, on which device, in which dtype and batch sizes, and the device
+and threads each shard step encodes with.
 
 Every setting has an environment variable, `HF_ASSETS_<SETTING>` (e.g. `HF_ASSETS_MODEL`). They merge field by
 field: a setting given in the run config (launchpad or `--config-json`) wins, the run's environment fills every
@@ -7,7 +8,7 @@ setting the run config leaves out, then values bound in code, then the built-in 
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import dagster as dg
@@ -100,6 +101,12 @@ class EncodersResource(dg.ConfigurableResource):
     shard_mb: int = Field(
         default=256, ge=1, description="HF_ASSETS_SHARD_MB: size of one safetensors shard of the caches, in MiB."
     )
+    cpu_threads: int = Field(
+        default=0,
+        ge=0,
+        description="HF_ASSETS_CPU_THREADS: torch threads of a shard step on CPU, the same on every executor (a CPU "
+        "convolution's rounding follows the thread count); 0 is the machine's cores.",
+    )
     full_verify: bool = Field(
         default=False,
         description="HF_ASSETS_FULL_VERIFY: read every cached shard again (header and every value) instead of only "
@@ -151,15 +158,11 @@ class EncodersResource(dg.ConfigurableResource):
         effective = self.from_environment(given_in_run_config(context), environ)
         if context.log:
             context.log.info(f"encoder settings: {effective.settings()}")
-        from hf_assets.automation.reap import exit_promptly_when_interrupted, reap_before_pool
-
-        reap_before_pool(context)  # before this run can wait on the gpu pool: free what dead runs hold
-        with exit_promptly_when_interrupted(context):
-            effective.setup_for_execution(context)
-            try:
-                yield effective
-            finally:
-                effective.teardown_after_execution(context)
+        effective.setup_for_execution(context)
+        try:
+            yield effective
+        finally:
+            effective.teardown_after_execution(context)
 
     def _bound_in_definitions(self) -> dict[str, Any]:
         """env name -> value of the settings bound in code that differ from the class defaults.
@@ -222,6 +225,38 @@ class EncodersResource(dg.ConfigurableResource):
             decode=self.decode,
             compile_cache=self.compile_cache,
         )
+
+    @contextlib.contextmanager
+    def for_shard(self, shard: int, log: Callable[[str], None] = print) -> Iterator[Any]:
+        """The `Encoders` one shard step encodes with, set up for the step.
+
+        On CPU, `cpu_threads` torch threads, whatever the executor set (Dask workers start with OMP_NUM_THREADS=1),
+        so the same latents come out bitwise on every executor. On a machine whose GPUs several steps share at once
+        (multiprocess, a Dask worker with many GPUs), a GPU of its own, preferring shard mod GPUs, held by a lock
+        file until the step ends. Elsewhere this resource's device.
+        """
+        import torch
+
+        from hf_assets.encode.devices import claim_device
+        from hf_assets.encode.encoders import shared_encoders
+        from hf_assets.executors import executor_name
+
+        loaded = self.loaded
+        if loaded.device.type == "cpu":
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.cpu_threads or os.cpu_count() or 1)
+            try:
+                yield loaded
+            finally:
+                torch.set_num_threads(before)
+            return
+        count = torch.cuda.device_count() if loaded.device.type == "cuda" else 0
+        if loaded.device.index is not None or count < 2 or executor_name() == "in_process":
+            yield loaded
+            return
+        with claim_device(count, shard, log=log) as index:
+            log(f"shard {shard} encodes on cuda:{index} of {count}")
+            yield shared_encoders(loaded.model, loaded.vae_path, torch.device("cuda", index), loaded.dtype, log=log)
 
     @property
     def text_compile(self) -> str:

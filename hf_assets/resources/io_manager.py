@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.cache.tables import load_manifest, load_table, save_table
-from hf_assets.data.lineage import source_fingerprint
+from hf_assets.data.lineage import source_fingerprint, stale_split_message
 from hf_assets.data.sources import RawSplit, open_split
 from hf_assets.resources.dataloader import cached_config
 
@@ -31,15 +31,6 @@ FILE_COLUMNS = {
     "rows": pa.int64(),
     "start": pa.int64(),
 }
-
-
-def stale_split_message(backend_id: str, since: str, stored: str | None, current: str) -> str:
-    """Says that the split changed since `since` (e.g. "aspect_buckets was built") and how to rebuild the metadata."""
-    change = f"fingerprint {stored} -> {current}" if stored else f"no source fingerprint recorded -> {current}"
-    return (
-        f"backend '{backend_id}': the dataset changed since {since} ({change}); "
-        "materialize raw_split, filtered_index and aspect_buckets for this partition first (job scan_datasets)"
-    )
 
 
 def files_table(split: RawSplit) -> pa.Table:

@@ -38,7 +38,7 @@ def test_encoders_are_in_the_gpu_pool(graph):
     defs, _, _ = graph
     pools = {node.name: node.definition.pool for node in defs.resolve_assets_def("vae_latents").node_def.nodes}
     shards = {f"encode_vae_shard_{k}": "gpu" for k in range(8)}  # HF_ASSETS_SHARDS unset: 8
-    assert pools == {"plan_vae_latents": None, **shards, "commit_vae_latents": None}
+    assert pools == {"reap_dead_runs": None, "plan_vae_latents": None, **shards, "commit_vae_latents": None}
     assert defs.resolve_assets_def("text_embeds").node_def.pool == "gpu"
 
 

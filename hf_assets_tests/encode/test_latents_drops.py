@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from hf_assets.cache.latents import open_latents
-from hf_assets.encode import drop_records, latents_update
+from hf_assets.encode import image_media
 from hf_assets.encode.encoders import Encoders
 from hf_assets.encode.engine_types import LatentSettings
-from hf_assets.encode.latents_update import wanted_latents
+from hf_assets.encode.image_media import wanted_latents
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 from hf_assets_tests.encode.test_images import png_with_late_exif
 from hf_assets_tests.encode.test_latents_update import prepare, run
@@ -148,17 +148,17 @@ def test_drop_reasons_are_identical_across_runs_and_carry_no_memory_address(tmp_
 def test_errors_other_than_decoding_are_retried_next_run(tmp_path, tiny_sdxl, monkeypatch):
     write_rows(tmp_path, photo_rows(8, corrupt=()))
     backend, split, buckets = prepare(tmp_path, **SIZE_COLUMNS)
-    real = latents_update.load_pixels
+    real = image_media.load_pixels
 
     def out_of_memory_for_640x480(*args, expected_size=None, **kwargs):
         if tuple(expected_size) == (640, 480):  # row 0 only
             raise MemoryError("cannot allocate the decode buffer")
         return real(*args, expected_size=expected_size, **kwargs)
 
-    monkeypatch.setattr(latents_update, "load_pixels", out_of_memory_for_640x480)
+    monkeypatch.setattr(image_media, "load_pixels", out_of_memory_for_640x480)
     first = run(backend, split, buckets, tiny_sdxl)
     assert first.dropped == {"0.jpg": "encode_error: MemoryError: cannot allocate the decode buffer"}
-    monkeypatch.setattr(latents_update, "load_pixels", real)
+    monkeypatch.setattr(image_media, "load_pixels", real)
     second = run(backend, split, buckets, tiny_sdxl)
     assert second.encoded == 1 and second.dropped == {} and "0.jpg" in open_latents(backend.vae_dir)
 
@@ -170,7 +170,7 @@ def test_recorded_decode_failures_are_retried_with_another_decoder_version(tmp_p
     write_rows(tmp_path, rows)
     backend, split, buckets = prepare(tmp_path, **SIZE_COLUMNS)
     first = run(backend, split, buckets, tiny_sdxl)
-    monkeypatch.setattr(drop_records, "DECODER", "Pillow 99.0.0")  # an upgrade may decode what failed
+    monkeypatch.setattr(image_media.ImageMedia, "decoder", "Pillow 99.0.0")  # an upgrade may decode what failed
     loads = []
     encoders = Encoders(str(tiny_sdxl))
     second = run(backend, split, buckets, tiny_sdxl, vae_loader=lambda: loads.append(1) or encoders.vae())

@@ -1,6 +1,7 @@
 """Plan, shard, commit: stable shards by cache key, shards in any order give the same cache, clear refusals."""
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -11,9 +12,10 @@ from hf_assets.cache.encoded import CacheBusyError, EncodedCache
 from hf_assets.cache.latents import open_latents
 from hf_assets.encode.encoders import Encoders
 from hf_assets.encode.engine_types import CacheNotShared, LatentSettings, require_visible
+from hf_assets.encode.image_media import IMAGES, wanted_latents
 from hf_assets.encode.latents_commit import commit_latents
 from hf_assets.encode.latents_plan import plan_latents, shard_of
-from hf_assets.encode.latents_update import encode_shard, wanted_latents
+from hf_assets.encode.latents_shard import encode_shard
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 from hf_assets_tests.encode.test_latents_update import encode_settings, prepare, run
@@ -53,7 +55,10 @@ def planned(tmp_path, model, shards, directory=None):
     settings = LatentSettings(encoders.vae_identity(), "torch.float32", "torch.float32")
     wanted = wanted_latents(buckets, split, backend.image_column, settings, backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": settings.vae_identity}
-    plan = plan_latents(wanted, directory or backend.vae_dir, shards)
+    settings = encode_settings(batch_size=1)
+    plan = plan_latents(
+        wanted, directory or backend.vae_dir, shards, media=IMAGES, column="image", settings=settings, meta=meta
+    )
     return backend, split, buckets, encoders, plan, meta
 
 
@@ -61,11 +66,8 @@ def test_shards_encoded_in_any_order_give_the_cache_one_process_gives(tmp_path, 
     backend, split, buckets, encoders, plan, meta = planned(tmp_path, tiny_sdxl, 4, tmp_path / "sharded")
     assert len(plan.busy_shards) > 1 and plan.to_encode == buckets.num_rows
     # batch 1: a batch's composition changes float rounding (conv kernels), sharding must change nothing else
-    reports = [
-        encode_shard(plan, k, split, backend.image_column, encoders.vae, encode_settings(batch_size=1))
-        for k in reversed(plan.busy_shards)
-    ]
-    report = commit_latents(plan, reports, meta)
+    reports = [encode_shard(plan, k, split, encoders.vae, IMAGES) for k in reversed(plan.busy_shards)]
+    report = commit_latents(plan, IMAGES, reports=reports)
     assert report.encoded == plan.to_encode and not report.dropped
     assert not plan.directory.exists()  # the commit removes its plan
     run(backend, split, buckets, tiny_sdxl, batch_size=1)  # one process, one shard
@@ -98,16 +100,13 @@ def test_a_retried_shard_encodes_only_what_its_failed_attempt_did_not_write(tmp_
         return Flaky()
 
     with pytest.raises(RuntimeError, match="illegal memory"):
-        encode_shard(
-            plan, shard, split, backend.image_column, failing_vae, encode_settings(batch_size=2, shard_bytes=1)
-        )
-    retry = encode_shard(plan, shard, split, backend.image_column, encoders.vae, encode_settings(batch_size=2))
+        small_shards = replace(plan, settings=encode_settings(batch_size=2, shard_bytes=1))
+        encode_shard(small_shards, shard, split, failing_vae, IMAGES)
+    retry = encode_shard(replace(plan, settings=encode_settings(batch_size=2)), shard, split, encoders.vae, IMAGES)
     assert retry.resumed > 0 and retry.resumed + retry.encoded == plan.shard_sizes[shard]
-    others = [
-        encode_shard(plan, k, split, backend.image_column, encoders.vae, encode_settings())
-        for k in plan.busy_shards[1:]
-    ]
-    assert commit_latents(plan, [retry, *others], meta).encoded == plan.to_encode
+    for k in plan.busy_shards[1:]:
+        encode_shard(plan, k, split, encoders.vae, IMAGES)
+    assert commit_latents(plan, IMAGES).encoded == plan.to_encode  # the reports the shards left in the plan
 
 
 def test_lane_writers_write_side_by_side_and_the_commit_waits_for_them(tmp_path):

@@ -15,8 +15,9 @@ from hf_assets.data.buckets import assign_buckets
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
 from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.engine import update_latents
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
-from hf_assets.encode.latents_update import update_latents, wanted_latents
+from hf_assets.encode.image_media import wanted_latents
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset

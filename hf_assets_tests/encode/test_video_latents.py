@@ -7,20 +7,18 @@ import torch
 from hf_assets.cache.latents import normalise_latents, open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.tables import load_table
+from hf_assets.cache.verify import latent_shape_mismatches
 from hf_assets.config import parse_config
 from hf_assets.data.buckets import assign_buckets
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
 from hf_assets.data.video_frames import assign_frames
+from hf_assets.encode import clip_media
+from hf_assets.encode.clip_media import video_factors_for, wanted_video_latents
 from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.engine import update_latents
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
-from hf_assets.encode.video_latents import (
-    update_video_latents,
-    video_factors_for,
-    video_shape_mismatches,
-    wanted_video_latents,
-)
-from hf_assets.encode.video_vae import clips_to_tensor, encode_clips
+from hf_assets.encode.video_vae import encode_clips
 from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 from hf_assets_tests.videogen import damaged_payload_clip, encode_clip, unsupported_codec_clip
 
@@ -77,15 +75,9 @@ def encode(root, wan, **video):
     factors = video_factors_for(models)
     settings = LatentSettings(models.vae_identity(), "torch.float32", "torch.float32")
     wanted = wanted_video_latents(buckets, split, "video", settings, factors, tiled=True, memo_dir=backend.metadata_dir)
-    report = update_video_latents(
-        wanted,
-        split,
-        "video",
-        models.vae,
-        backend.vae_dir,
-        {**factors, "backend": "clips"},
-        EncodeSettings(batch_size=2, decode_workers=2),
-    )
+    settings = EncodeSettings(batch_size=8, decode_workers=2)  # clips: a quarter of the image batch, 2
+    meta = {**factors, "backend": "clips"}
+    report = update_latents(wanted, split, "video", models.vae, backend.vae_dir, meta, settings, media=clip_media.CLIPS)
     return backend, buckets, factors, report, dropped_at_scan
 
 
@@ -105,8 +97,8 @@ def test_latents_are_c_by_wan_frames_by_h8_by_w8_and_bad_clips_are_dropped_with_
     assert list(report.dropped) == ["4.mp4"] and report.dropped["4.mp4"].startswith("corrupt_video: CorruptVideo")
     dropped = load_table(backend.vae_dir, "dropped")
     assert dropped.column("filename").to_pylist() == ["4.mp4"]
-    assert video_shape_mismatches(read_manifest(backend.vae_dir).table, 4, 8).passed
-    assert not video_shape_mismatches(read_manifest(backend.vae_dir).table, 4, 16).passed
+    assert latent_shape_mismatches(read_manifest(backend.vae_dir).table, 4, 8).passed
+    assert not latent_shape_mismatches(read_manifest(backend.vae_dir).table, 4, 16).passed
 
 
 def test_num_frames_below_min_frames_encodes_every_kept_clip_at_num_frames(dataset, wan):
@@ -172,7 +164,7 @@ def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_ba
     later = load_clip(data, FramePlan(8, 5, plan.resize, plan.crop))  # seeks instead of decoding from the top
     assert np.array_equal(later, reference[8:13])
     vae = Encoders(str(wan)).vae()
-    mean, _ = encode_clips(vae, clips_to_tensor([clip], vae))
+    mean, _ = encode_clips(vae, clip_media.ClipEncoder(vae).pixels([clip]))
     assert torch.allclose(open_latents(backend.vae_dir)["0.mp4"], mean[0], atol=1e-5)
 
 

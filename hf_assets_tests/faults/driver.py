@@ -36,7 +36,7 @@ def arm(point: str, count: int) -> None:
             return calls["n"] == count
 
     if point == "decode":
-        import hf_assets.encode.latents_update as target
+        import hf_assets.encode.image_media as target
 
         real = target.load_pixels
 

@@ -136,3 +136,22 @@ def test_decode_workers_share_the_cores_among_the_gpus_encoding_at_once(monkeypa
     monkeypatch.setenv("HF_ASSETS_EXECUTOR", executor)
     monkeypatch.setenv("HF_ASSETS_GPUS", "8")
     assert concurrent_gpus(torch.device(device)) == gpus
+
+
+def test_a_cpu_shard_step_encodes_with_the_cpu_threads_setting_and_gives_the_threads_back(monkeypatch, tiny_sdxl):
+    import torch
+
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_DEVICE", "cpu")
+    monkeypatch.setenv("HF_ASSETS_CPU_THREADS", "3")
+    seen = {}
+
+    @dg.asset
+    def probe(encoders: EncodersResource) -> None:
+        seen["before"] = torch.get_num_threads()
+        with encoders.for_shard(5) as loaded:
+            seen["inside"], seen["device"] = torch.get_num_threads(), loaded.device.type
+        seen["after"] = torch.get_num_threads()
+
+    assert dg.materialize([probe], resources={"encoders": encoder_resource()}).success
+    assert seen["inside"] == 3 and seen["device"] == "cpu" and seen["after"] == seen["before"] != 3

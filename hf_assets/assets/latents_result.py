@@ -1,0 +1,82 @@
+"""The end of `vae_latents`: what the commit did (drops logged, counts, rate, the VAE's factors) and the cache's
+three blocking checks, as one materialization, the same for images and clips."""
+
+import dagster as dg
+import pyarrow as pa
+
+from hf_assets.assets.cache_repairs import cache_result
+from hf_assets.assets.metadata import counts_table, reason_counts
+from hf_assets.config import BackendConfig
+from hf_assets.encode import engine
+from hf_assets.encode.engine_types import EncodeReport, LatentPlan
+
+CHECKS = {
+    "latents_complete": "Every bucketed sample has a latent, or was dropped with a reason (corrupt image).",
+    "latent_shapes": "Every latent has shape (C, target_height / f, target_width / f); clips (C, T', H / f, W / f).",
+    "latents_finite": "No latent holds NaN or inf (fp16 SDXL VAE: use bf16/fp32 or an fp16-fix VAE).",
+}
+
+
+def check_output(check: str) -> str:
+    """The output carrying a check's result, named as the graph asset names it (its spec's python identifier)."""
+    return f"vae_latents_{check}"
+
+
+def latents_result(
+    context: dg.OpExecutionContext,
+    backend: BackendConfig,
+    buckets: pa.Table,
+    plan: LatentPlan,
+    report: EncodeReport,
+    planning: dict,
+) -> dg.MaterializeResult:
+    """The materialization of a committed latent cache: counts, drops, rates (`planning`: the plan step's
+    progress figures), the VAE and its factors, and the three checks."""
+    from hf_assets.cache import verify  # torch-backed readers: loaded by the step, not with the definitions
+    from hf_assets.cache.latents import open_latents
+
+    unit, meta = engine.media_for(plan.media).unit, plan.meta
+    log_drops(context, backend.id, report, backend.vae_dir, unit)
+
+    def checks(manifest: pa.Table) -> tuple[dict, dict]:
+        return {
+            "latents_complete": verify.missing(buckets, manifest, ["filename"], excused=set(report.dropped)),
+            "latent_shapes": verify.latent_shape_mismatches(manifest, meta["latent_channels"], meta["downscale"]),
+            "latents_finite": verify.nonfinite_tensors(backend.vae_dir),
+        }, {}
+
+    rate = round(report.throughput, 2)
+    factors = {k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in meta.items() if v is not None}
+    return cache_result(
+        context,
+        backend.id,
+        backend.vae_dir,
+        open_latents(backend.vae_dir),
+        checks,
+        {
+            "encoded": report.encoded,
+            "reused": report.reused,
+            "dropped": len(report.dropped),
+            "dropped_by_reason": counts_table(reason_counts(report.dropped)),
+            f"throughput_{unit}_per_s": rate,
+            **planning,
+            f"encode_{unit}": report.encoded,
+            "encode_seconds": round(report.encode_seconds, 2),
+            f"encode_{unit}_per_s": rate,
+            "shards": plan.shards,
+            "cache_bytes": report.size_bytes,
+            **factors,
+        },
+    )
+
+
+def log_drops(context: dg.OpExecutionContext, backend_id: str, report: EncodeReport, directory, unit: str) -> None:
+    """One warning for the samples newly dropped; those an earlier run already reported get one info line."""
+    new = {name: reason for name, reason in report.dropped.items() if name not in report.dropped_before}
+    if new:
+        context.log.warning(f"{backend_id}: {len(new)} {unit} could not be encoded: {dict(list(new.items())[:5])}")
+    if report.dropped_before:
+        context.log.info(
+            f"{backend_id}: {len(report.dropped_before)} {unit} still dropped as an earlier run "
+            f"reported (see {directory}/dropped.parquet); they are retried when their bytes change"
+        )

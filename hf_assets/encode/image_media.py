@@ -1,0 +1,118 @@
+"""Images for the encoding engine: the latents an image backend wants, each image decoded, tiled, resized and
+cropped exactly as its bucket row says (on the decode threads, or JPEGs on the GPU), and encoded by an image VAE
+(AutoencoderKL) at the device's pace (`vae_runner.VaeRunner`)."""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from hf_assets.data.sources import RawSplit
+from hf_assets.encode.cores import prefetch_depth
+from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
+from hf_assets.encode.gpu_decode import DeviceDecoder, plan_decode
+from hf_assets.encode.images import load_pixels
+from hf_assets.encode.media import Media, keyed_rows
+from hf_assets.encode.models import is_video_vae
+from hf_assets.encode.overlap import in_background, stacked_batches
+from hf_assets.encode.prefetch import group_batches, prefetch
+from hf_assets.encode.vae import vae_factors_from_config
+from hf_assets.encode.vae_runner import VaeRunner, runner_for
+from hf_assets.progress import ProgressLog
+
+
+def wanted_latents(
+    buckets: pa.Table,
+    split: RawSplit,
+    image_column: str,
+    settings: LatentSettings,
+    memo_dir: Path | None = None,
+    progress: ProgressLog | None = None,
+) -> pa.Table:
+    """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
+    return keyed_rows(buckets, split, image_column, settings.key_fields(), memo_dir=memo_dir, progress=progress)
+
+
+class ImageMedia(Media):
+    """Images: one latent (C, H/f, W/f) per bucketed sample."""
+
+    name = "image"
+    unit = "images"
+    unreadable = "unreadable_image"
+
+    def factors(self, encoders) -> dict:
+        config = encoders.vae_config()
+        if is_video_vae(config):
+            raise ValueError(
+                f"HF_ASSETS_MODEL={encoders.model!r} has a video VAE ({config.get('_class_name')}), and this "
+                'backend holds images: set HF_ASSETS_MODEL to an image pipeline (or dataset_type "video" for clips)'
+            )
+        return vae_factors_from_config(config)
+
+    def wanted(self, buckets, split, column, settings, factors, memo_dir=None, progress=None):
+        return wanted_latents(buckets, split, column, settings, memo_dir, progress), {}
+
+    def spec(self, record: dict) -> dict:
+        return {
+            "tile": (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"]),
+            "resize": (record["resize_width"], record["resize_height"]),
+            "crop": (
+                record["crop_left"],
+                record["crop_top"],
+                record["crop_left"] + record["target_width"],
+                record["crop_top"] + record["target_height"],
+            ),
+            "target": (record["target_width"], record["target_height"]),
+            "source": (record["source_width"], record["source_height"])
+            if record["source_width"] is not None and record["source_height"] is not None
+            else None,
+        }
+
+    def shape(self, spec: dict) -> tuple:
+        return spec["target"]
+
+    def load(self, spec: dict, source):
+        return load_pixels(
+            _source_bytes(source), spec["tile"], spec["resize"], spec["crop"], expected_size=spec["source"]
+        )
+
+    def encoder(self, vae, settings: EncodeSettings, log: Callable[[str], None]) -> VaeRunner:
+        return runner_for(
+            vae, settings.memory_format, settings.compile, settings.batch_size, log, settings.compile_cache
+        )
+
+    def batches(self, rows, split, column, settings, encoder: VaeRunner, failures, log) -> Iterator:
+        """(keys, uint8 images) batches of one target size: decoded ahead on the decode threads (JPEGs only read
+        there when `settings.decode` is nvjpeg: decoded on the device) and stacked on a background thread."""
+
+        def limit(target: tuple[int, int]) -> int:
+            return encoder.batch_limit(target[1], target[0])
+
+        decoder = DeviceDecoder(encoder.device) if settings.decode == "nvjpeg" else None
+        sizes = rows.group_by(["target_width", "target_height"]).aggregate([])
+        largest = max(map(limit, zip(*(sizes.column(c).to_pylist() for c in ("target_width", "target_height")))))
+        load = self._load if decoder is None else self._load_for_device
+        depth = prefetch_depth(largest, settings.decode_workers)
+        items = prefetch(self._jobs(rows, split, column), load, workers=settings.decode_workers, max_in_flight=depth)
+        groups = group_batches(items, lambda job: job[1]["target"], limit, failures, self.failure_reason, 4 * largest)
+        yield from in_background(stacked_batches(groups, encoder.device, decoder, failures, self.failure_reason))
+        if decoder is not None and decoder.fallbacks:
+            log(f"{decoder.fallbacks} JPEG(s) the GPU could not decode were decoded by Pillow")
+
+    def _load_for_device(self, job):
+        """A JPEG's header checked and its bytes kept for the device decoder; any other image decoded by Pillow."""
+        _, spec, source = job
+        return plan_decode(
+            _source_bytes(source), spec["tile"], spec["resize"], spec["crop"], expected_size=spec["source"]
+        )
+
+
+def _source_bytes(source) -> bytes:
+    if source is None:
+        raise ValueError("no image bytes or path")
+    if isinstance(source, (str, Path)):
+        return Path(source).read_bytes()  # a file that cannot be read is retried next run, not a decode failure
+    return source
+
+
+IMAGES = ImageMedia()
