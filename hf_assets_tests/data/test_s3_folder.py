@@ -95,8 +95,9 @@ def test_the_change_sensor_sees_a_new_object_in_the_bucket(tmp_path, s3_server):
 
     fill_bucket(s3_server, "watched")
     b = backend(tmp_path, s3_server, "watched")
-    before, described = source_state(b, hub_api=None)
-    assert described.endswith("files under s3://watched/train") and SECRET not in described
-    assert source_state(b, hub_api=None)[0] == before
+    state = source_state(b, hub_api=None)
+    assert state["described"].endswith("files under s3://watched/train") and SECRET not in state["described"]
+    assert source_state(b, hub_api=None)["source"] == state["source"]
     s3_server.put("watched", "train/new.jpg", encode_image(64, 48, "JPEG", seed=7))
-    assert source_state(b, hub_api=None)[0] != before
+    after = source_state(b, hub_api=None)
+    assert after["source"] != state["source"] and "train/new.jpg" in after["files"]
