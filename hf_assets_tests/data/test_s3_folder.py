@@ -100,4 +100,4 @@ def test_the_change_sensor_sees_a_new_object_in_the_bucket(tmp_path, s3_server):
     assert source_state(b, hub_api=None)["source"] == state["source"]
     s3_server.put("watched", "train/new.jpg", encode_image(64, 48, "JPEG", seed=7))
     after = source_state(b, hub_api=None)
-    assert after["source"] != state["source"] and "train/new.jpg" in after["files"]
+    assert after["source"] != state["source"] and "watched/train/new.jpg" in after["files"]
