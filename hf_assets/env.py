@@ -25,6 +25,10 @@ CACHE_LOCK_WAIT = "HF_ASSETS_CACHE_LOCK_WAIT"  # seconds a cache writer waits fo
 RETRY_DELAY = "HF_ASSETS_RETRY_DELAY"
 DEFAULT_RETRY_DELAY_S = 15.0
 
+# Seconds between the progress lines of a long step (default 10): count, rate and ETA, also while one item is slow.
+PROGRESS_SECONDS = "HF_ASSETS_PROGRESS_SECONDS"
+DEFAULT_PROGRESS_SECONDS = 10.0
+
 # SimpleTuner's trainer arguments that its config placeholders name: {model_family} and {output_dir}.
 MODEL_FAMILY = "HF_ASSETS_MODEL_FAMILY"
 OUTPUT_DIR = "HF_ASSETS_OUTPUT_DIR"
@@ -66,6 +70,20 @@ def shard_count() -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{SHARDS}={value!r}: give a whole number of shards, at least 1")
     return int(value)
+
+
+def progress_seconds() -> float:
+    """HF_ASSETS_PROGRESS_SECONDS (default 10): the interval of a long step's progress lines."""
+    value = os.environ.get(PROGRESS_SECONDS, "").strip()
+    if not value:
+        return DEFAULT_PROGRESS_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"{PROGRESS_SECONDS}={value!r}: give a number of seconds above 0, e.g. 10")
+    return seconds
 
 
 def resource_variable(setting: str) -> str:

@@ -1,11 +1,24 @@
-"""Progress of a long step: count, rate and ETA logged at a steady interval, and a summary for run metadata."""
+"""Progress of a long step: count, rate and ETA logged at a steady interval, and a summary for run metadata.
 
+The interval is HF_ASSETS_PROGRESS_SECONDS (default 10). A step that logs through a real log also gets a
+heartbeat: when no item finishes within an interval (one slow batch, a model download), the current line is
+logged anyway, so a running step never goes quiet for longer than the interval.
+"""
+
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-DEFAULT_EVERY_SECONDS = 10.0
+from hf_assets import env
+
+DEFAULT_EVERY_SECONDS = env.DEFAULT_PROGRESS_SECONDS
+
+
+def interval_seconds() -> float:
+    """The progress interval in seconds: HF_ASSETS_PROGRESS_SECONDS, else 10."""
+    return env.progress_seconds()
 
 
 def format_duration(seconds: float) -> str:
@@ -45,7 +58,8 @@ class ProgressSummary:
 class Progress:
     """Counts items of one step and logs "step: done/total (pct), rate, ETA" every `every_seconds` or `every_items`.
 
-    Thread-safe: worker threads may call `advance`. `clock` is injectable so tests need no real time.
+    Thread-safe: worker threads may call `advance`. `clock` is injectable so tests need no real time. With
+    `heartbeat`, a thread also logs the line when an interval passes without one (slow items); `finish` stops it.
     """
 
     def __init__(
@@ -58,6 +72,7 @@ class Progress:
         every_items: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_finish: Callable[[ProgressSummary], None] | None = None,
+        heartbeat: bool = False,
     ):
         self.step, self.total, self.unit, self._log = step, total, unit, log
         self.every_seconds, self.every_items, self._clock = every_seconds, every_items, clock
@@ -68,6 +83,26 @@ class Progress:
         self._last_time = self._started
         self._last_done = 0
         self._finished: ProgressSummary | None = None
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        if heartbeat and every_seconds > 0:
+            self._heartbeat = threading.Thread(target=self._beat, name=f"progress-{step}", daemon=True)
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Log the current line whenever an interval passes with no line logged, until `finish`."""
+        wait = self.every_seconds
+        while not self._stop.wait(wait):
+            with self._lock:
+                if self._finished is not None:
+                    return
+                now = self._clock()
+                wait = self.every_seconds - (now - self._last_time)
+                if wait > 0:  # a line was logged within the interval
+                    continue
+                self._last_time, self._last_done, wait = now, self.done, self.every_seconds
+                line = self.line(now)
+            self._log(line)
 
     def advance(self, count: int = 1) -> None:
         """Record `count` more items done; log a line when the interval has passed."""
@@ -107,6 +142,9 @@ class Progress:
                 line = self.line(now) + " (done)"
             else:
                 return self._finished
+        self._stop.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join()
         self._log(line)
         if self._on_finish is not None:
             self._on_finish(self._finished)
@@ -120,16 +158,23 @@ class Progress:
 
 
 class ProgressLog:
-    """Where a run's steps report: each `step(...)` logs through `log`; `metadata()` gathers the finished ones."""
+    """Where a run's steps report: each `step(...)` logs through `log`; `metadata()` gathers the finished ones.
+
+    `every_seconds` defaults to HF_ASSETS_PROGRESS_SECONDS (else 10). Given a log and the real clock, its steps
+    have a heartbeat (see `Progress`).
+    """
 
     def __init__(
         self,
-        log: Callable[[str], None] = lambda _line: None,
-        every_seconds: float = DEFAULT_EVERY_SECONDS,
+        log: Callable[[str], None] | None = None,
+        every_seconds: float | None = None,
         every_items: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.log, self.every_seconds, self.every_items, self.clock = log, every_seconds, every_items, clock
+        self.heartbeat = log is not None and clock is time.monotonic
+        self.log = log or (lambda _line: None)
+        self.every_seconds = interval_seconds() if every_seconds is None else every_seconds
+        self.every_items, self.clock = every_items, clock
         self.summaries: list[ProgressSummary] = []
 
     def step(self, name: str, total: int | None = None, unit: str = "items") -> Progress:
@@ -143,7 +188,30 @@ class ProgressLog:
             every_items=self.every_items,
             clock=self.clock,
             on_finish=self.summaries.append,
+            heartbeat=self.heartbeat,
         )
+
+    @contextlib.contextmanager
+    def waiting(self, what: str) -> Iterator[None]:
+        """Around one blocking call of unknown length (a model load, a listing): "what…" at once, "what: still
+        running, elapsed 20s" every interval, "what: done in 1m05s" at the end."""
+        self.log(f"{what}…")
+        started, stop = self.clock(), threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.every_seconds):
+                self.log(f"{what}: still running, elapsed {format_duration(self.clock() - started)}")
+
+        ticker = threading.Thread(target=beat, name="progress-waiting", daemon=True) if self.heartbeat else None
+        if ticker is not None:
+            ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if ticker is not None:
+                ticker.join()
+        self.log(f"{what}: done in {format_duration(self.clock() - started)}")
 
     def metadata(self) -> dict[str, float | int]:
         """Every finished step's count, seconds and rate, flat, for a materialization."""

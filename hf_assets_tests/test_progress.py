@@ -1,6 +1,9 @@
 """Progress of a long step: steady log lines with count, rate and ETA, and the same numbers as metadata."""
 
 import threading
+import time
+
+import pytest
 
 from hf_assets.progress import Progress, ProgressLog, format_duration
 
@@ -62,3 +65,44 @@ def test_advance_is_safe_from_worker_threads():
 
 def test_durations_read_naturally():
     assert [format_duration(s) for s in (4.4, 187, 7500)] == ["4s", "3m07s", "2h05m"]
+
+
+def test_a_slow_item_still_gets_a_line_every_interval_and_finish_stops_the_heartbeat():
+    lines: list[str] = []
+    log = ProgressLog(lines.append, every_seconds=0.05)
+    with log.step("encode", 10, unit="images") as step:
+        step.advance(1)
+        time.sleep(0.3)  # one slow batch: nothing advances for six intervals
+    beats = [line for line in lines if not line.endswith("(done)")]
+    assert len(beats) >= 2 and all(line.startswith("encode: 1/10 images (10%), ") for line in beats)
+    assert lines[-1].startswith("encode: 1/10 images") and lines[-1].endswith("(done)")
+    count = len(lines)
+    time.sleep(0.15)
+    assert len(lines) == count  # no line after finish
+    assert not any(t.name == "progress-encode" for t in threading.enumerate())
+
+
+def test_a_quiet_or_fake_clock_progress_starts_no_thread():
+    before = threading.active_count()
+    ProgressLog(every_seconds=0.01).step("scan", 5)
+    ProgressLog([].append, every_seconds=0.01, clock=FakeClock()).step("scan", 5)
+    assert threading.active_count() == before
+
+
+def test_waiting_says_what_it_waits_for_every_interval_and_when_it_is_done():
+    lines: list[str] = []
+    with ProgressLog(lines.append, every_seconds=0.05).waiting("loading the VAE from /models/sdxl"):
+        time.sleep(0.2)
+    assert lines[0] == "loading the VAE from /models/sdxl…"
+    assert lines[1].startswith("loading the VAE from /models/sdxl: still running, elapsed ")
+    assert lines[-1] == "loading the VAE from /models/sdxl: done in 0s"
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("HF_ASSETS_PROGRESS_SECONDS", "2.5")
+    assert ProgressLog().every_seconds == 2.5
+    monkeypatch.setenv("HF_ASSETS_PROGRESS_SECONDS", "0")
+    with pytest.raises(ValueError, match="HF_ASSETS_PROGRESS_SECONDS='0': give a number of seconds above 0"):
+        ProgressLog()
+    monkeypatch.delenv("HF_ASSETS_PROGRESS_SECONDS")
+    assert ProgressLog().every_seconds == 10.0
