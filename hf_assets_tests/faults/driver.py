@@ -2,7 +2,8 @@
 
     python -m hf_assets_tests.faults.driver KILL_POINT COUNT -- dagster-args...
 
-KILL_POINT is `none`, `pause` (sleep holding the cache lock after the COUNT-th flush), `decode` (the COUNT-th image
+KILL_POINT is `none`, `pause` (hold the cache lock after the COUNT-th flush until the file HF_ASSETS_TEST_RELEASE
+exists, at most HF_ASSETS_TEST_PAUSE seconds), `decode` (the COUNT-th image
 decode), `shard` (right after the COUNT-th shard is flushed and journaled) or `commit` (right after the manifest is
 written, before the journal is cleared and old shards pruned). The kill is a real SIGKILL of this process: no
 handler, no cleanup, no flush.
@@ -15,6 +16,7 @@ import threading
 import time
 
 KILLED_AT = "HF_ASSETS_TEST_KILLED_AT"  # file the driver touches just before killing itself
+RELEASE = "HF_ASSETS_TEST_RELEASE"  # file whose creation ends a `pause`
 
 
 def die(point: str) -> None:
@@ -68,7 +70,10 @@ def arm(point: str, count: int) -> None:
             if shard is not None and counted():
                 with open(os.environ[KILLED_AT], "w") as f:
                     f.write(point)
-                time.sleep(float(os.environ.get("HF_ASSETS_TEST_PAUSE", "20")))
+                release = os.environ.get(RELEASE)
+                deadline = time.monotonic() + float(os.environ.get("HF_ASSETS_TEST_PAUSE", "20"))
+                while time.monotonic() < deadline and not (release and os.path.exists(release)):
+                    time.sleep(0.1)
             return shard
 
         ShardWriter.flush = paused_flush

@@ -88,34 +88,49 @@ def test_two_instances_writing_one_cache_at_once_wait_for_each_other_and_agree(p
     other_home = tmp_path / "other_home"
     other_home.mkdir()
     (other_home / "dagster.yaml").write_text((project.home / "dagster.yaml").read_text())
-    marker = tmp_path / "paused"
+    marker, release = tmp_path / "paused", tmp_path / "release"
+    pause = {
+        "HF_ASSETS_TEST_KILLED_AT": str(marker),
+        "HF_ASSETS_TEST_RELEASE": str(release),
+        "HF_ASSETS_TEST_PAUSE": "600",
+    }
+    first_log = tmp_path / "first.log"  # a file, not a pipe: a full pipe would stall the paused run
     first = subprocess.Popen(
         project.command("pause", 1),
         cwd=project.root,
-        stdout=subprocess.PIPE,
+        stdout=first_log.open("w"),
         stderr=subprocess.STDOUT,
         text=True,
-        env={**project.env, "HF_ASSETS_TEST_KILLED_AT": str(marker), "HF_ASSETS_TEST_PAUSE": "60"},
+        env={**project.env, **pause},
     )
+    second = None
     try:
-        for _ in range(600):  # until the first run holds the cache's writer lock
+        for _ in range(3000):  # until the first run holds the cache's writer lock
             if marker.exists() or first.poll() is not None:
                 break
             time.sleep(0.2)
-        assert marker.exists(), first.communicate()[0][-3000:]
-        second = subprocess.run(
+        assert marker.exists(), first_log.read_text()[-3000:]
+        second = subprocess.Popen(
             project.command(),
             cwd=project.root,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=600,
             env={**project.env, "DAGSTER_HOME": str(other_home)},
         )
-        first_out, _ = first.communicate(timeout=600)
+        second_lines = []
+        for line in second.stdout:  # the second run reaches the held lock and says it waits: let the first go on
+            second_lines.append(line)
+            if "is being written by another writer or commit: waiting" in line:
+                release.touch()
+                break
+        assert release.exists(), "".join(second_lines)[-3000:]
+        second_out = "".join(second_lines) + second.communicate(timeout=600)[0]
+        first.wait(timeout=600)
     finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 0, first_out[-3000:]
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "is being written by another writer or commit: waiting" in second.stderr  # it waited, then reused
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert first.returncode == 0, first_log.read_text()[-3000:]
+    assert second.returncode == 0, second_out[-3000:]
     assert_same_caches(project, clean)
