@@ -47,6 +47,15 @@ def test_multiprocess_runs_one_step_per_gpu_unless_the_run_config_says_otherwise
     assert executors.multiprocess_executor(0) is dg.multiprocess_executor  # no GPU: one process per core
 
 
+# Step processes forked from a server that has imported torch, diffusers and the definitions once: each step starts
+# in well under a second instead of importing them again (74 -> 44 CPU-seconds for this test on 2 cores).
+PRELOADED = {
+    "forkserver": {
+        "preload_modules": ["torch", "diffusers", "transformers", "hf_assets.definitions", "hf_assets_tests.jobs"]
+    }
+}
+
+
 @pytest.mark.slow
 def test_the_gpu_pool_limit_holds_on_the_multiprocess_executor(
     tmp_path, hub_dataset, photos_entry, tiny_sdxl, monkeypatch
@@ -64,7 +73,7 @@ def test_the_gpu_pool_limit_holds_on_the_multiprocess_executor(
             dg.reconstructable(prepare_job_for_pool_limit),
             instance,
             tags={"dagster/partition": "photos"},
-            run_config={"execution": {"config": {"max_concurrent": 3}}},
+            run_config={"execution": {"config": {"max_concurrent": 3, "start_method": PRELOADED}}},
         )
         assert result.success
         spans: dict[str, list[float]] = {}
