@@ -13,6 +13,7 @@ from hf_assets.config.registry import keys_in
 from hf_assets.config.schema import (
     BackendConfig,
     CaptionConfig,
+    CaptionTableConfig,
     CompositeConfig,
     ConditioningConfig,
     DrawSchedule,
@@ -22,7 +23,7 @@ from hf_assets.config.schema import (
 )
 
 TRAINER_KEYS = tuple(name for name, key in keys_in(DATASET).items() if key.note == TRAINER)
-FILE_STRATEGIES = ("textfile", "filename")  # caption strategies that read files beside the images
+FILE_STRATEGIES = ("textfile", "filename", "parquet")  # caption strategies that read files beside the images
 
 
 class BackendBuilder:
@@ -96,7 +97,7 @@ class BackendBuilder:
                 end_step=m.get("end_step"),
             ),
             max_num_samples=m.get("max_num_samples"),
-            captions=self._captions(m, strategy),
+            captions=self._captions(m, strategy, kind),
             filters=_filters(filt, video),
             composite=CompositeConfig(
                 enabled=comp.get("enabled", False),
@@ -136,6 +137,8 @@ class BackendBuilder:
                 bad('key \'metadata_backend\' must be "huggingface" for a backend of type "huggingface"')
         elif strategy == "huggingface" and kind is not None:
             bad(f'caption_strategy "huggingface" needs type "huggingface"; use "textfile" for type "{kind}"')
+        if strategy == "parquet" and not m.get("parquet", {}).get("path"):
+            bad('caption_strategy "parquet" needs a "parquet" block with its \'path\' (the table of captions)')
         if kind == "local" and not m.get("instance_data_dir"):
             bad("missing key 'instance_data_dir'; set it to the folder of images")
         if kind == "aws" and not m.get("aws_bucket_name"):
@@ -202,9 +205,20 @@ class BackendBuilder:
                 unset = ", ".join(f"{{{n}}} ({VARIABLES[n]} is not set)" for n in sorted(names))
                 self.warn(e, f"key '{key}' uses {unset}: it resolves to {resolved[key]}")
 
-    def _captions(self, m: dict, strategy: str) -> CaptionConfig:
+    def _captions(self, m: dict, strategy: str, kind: str) -> CaptionConfig:
         columns = m.get("caption_column", ())
         prompt = m.get("instance_prompt")
+        block = m.get("parquet", {})
+        table = None
+        if strategy == "parquet":  # a local path resolves like every path; an aws path is a key in the bucket
+            path = str(self.resolve(block["path"])) if kind == "local" else block["path"].lstrip("/")
+            table = CaptionTableConfig(
+                path=path,
+                filename_column=block.get("filename_column", "id"),
+                caption_column=block.get("caption_column", "description"),
+                fallback_caption_column=block.get("fallback_caption_column"),
+                identifier_includes_extension=block.get("identifier_includes_extension", False),
+            )
         return CaptionConfig(
             columns=(columns,) if isinstance(columns, str) else tuple(columns),
             fallback_column=m.get("fallback_caption_column"),
@@ -215,6 +229,7 @@ class BackendBuilder:
             prepend_instance_prompt=m.get("prepend_instance_prompt", False),
             only_instance_prompt=m.get("only_instance_prompt", False),
             split_lines=not m.get("disable_multiline_split", False),
+            table=table,
         )
 
     @staticmethod

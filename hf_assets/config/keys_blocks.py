@@ -5,7 +5,7 @@ import re
 
 from hf_assets.config import fields as F
 from hf_assets.config.keys_entry import GENERATED_LATER
-from hf_assets.config.keyspec import COMPOSITE, CONDITIONING, DATASET, FILTER, HUGGINGFACE, VIDEO, Key
+from hf_assets.config.keyspec import COMPOSITE, CONDITIONING, DATASET, FILTER, HUGGINGFACE, PARQUET, VIDEO, Key
 
 EITHER = (DATASET, HUGGINGFACE)
 AUDIO = "audio is out of scope"
@@ -183,6 +183,35 @@ COMPOSITE_KEYS = [
     ),
 ]
 
+PARQUET_KEYS = [
+    Key(
+        "path",
+        (PARQUET,),
+        "honoured",
+        "the Parquet or JSON-lines (`.jsonl`) table: a path (local) or a key (aws)",
+        F.STR,
+    ),
+    Key("filename_column", (PARQUET,), "honoured", "each image's path under the folder (default `id`)", F.STR),
+    Key(
+        "caption_column",
+        (PARQUET,),
+        "honoured",
+        "its caption: a string or a list of variants (default `description`)",
+        F.STR,
+    ),
+    Key("fallback_caption_column", (PARQUET,), "honoured", "the caption where caption_column is empty", F.STR),
+    Key(
+        "identifier_includes_extension",
+        (PARQUET,),
+        "honoured",
+        "the names include the file extension (default: they do not)",
+        F.BOOL,
+    ),
+    Key("width_column", (PARQUET,), "warned", "sizes come from image headers (no image is decoded)", F.STR),
+    Key("height_column", (PARQUET,), "warned", "sizes come from image headers (no image is decoded)", F.STR),
+    Key("bbox_column", (PARQUET,), "warned", "spatial grounding is not prepared", F.STR),
+]
+
 # The other keys of a conditioning object are its generator's parameters (SimpleTuner reads them there or in params).
 CONDITIONING_KEYS = [
     Key(
@@ -294,5 +323,6 @@ BLOCK_KEYS: list[Key] = [
     *VIDEO_KEYS,
     *FILTER_KEYS,
     *COMPOSITE_KEYS,
+    *PARQUET_KEYS,
     *CONDITIONING_KEYS,
 ]

@@ -121,10 +121,10 @@ CAPTIONS = [
         (DATASET,),
         "honoured",
         "`huggingface` (dataset columns), `textfile` (`name.txt` beside each image; each non-empty line a "
-        "variant), `filename` (the file name, `_` as spaces), `instanceprompt` (on every backend type)",
+        "variant), `filename` (the file name, `_` as spaces), `parquet` (a table of captions, see the `parquet` "
+        "block; local and aws), `instanceprompt` (on every backend type)",
         F.one_of("huggingface", "textfile", "filename", "instanceprompt", "parquet", "csv", "webshart"),
         values={
-            "parquet": ("refused", "captions from a parquet table are not read: use type huggingface over it"),
             "csv": ("refused", "type csv is not supported"),
             "webshart": ("refused", "type webshart is not supported"),
         },
@@ -174,27 +174,13 @@ CAPTIONS = [
         "`discovery` or `huggingface`: sizes come from width/height columns or image headers, never a decode",
         F.one_of("discovery", "huggingface", "parquet", "json", "webshart"),
         values={
-            "parquet": ("warned", "sizes come from image headers; the parquet table is not read"),
-            "json": ("warned", "sizes come from image headers; the JSON lines table is not read"),
+            "parquet": ("warned", "sizes come from image headers; the table gives captions only"),
+            "json": ("warned", "sizes come from image headers; the table gives captions only"),
             "webshart": ("refused", "type webshart is not supported"),
         },
     ),
     Key(
-        "parquet",
-        (DATASET,),
-        "warned",
-        "SimpleTuner's caption and size table is not read: sizes come from image headers",
-        F.OBJECT,
-        subkeys=(
-            "path",
-            "filename_column",
-            "caption_column",
-            "fallback_caption_column",
-            "width_column",
-            "height_column",
-            "identifier_includes_extension",
-            "bbox_column",
-        ),
+        "parquet", (DATASET,), "honoured", "the caption table of caption_strategy `parquet` (its keys below)", F.OBJECT
     ),
     Key("metadata_update_interval", (DATASET,), "warned", "metadata is rebuilt when the source changes", F.NUMBER),
     Key("caption_filter_list", (CACHE,), "warned", "captions are encoded as written", F.ANY),

@@ -19,6 +19,7 @@ from hf_assets.config.keyspec import (  # noqa: F401 - the scope names are part 
     DATASET,
     FILTER,
     HUGGINGFACE,
+    PARQUET,
     SCOPES,
     STATUSES,
     VIDEO,

@@ -18,6 +18,17 @@ DatasetType = Literal["image", "video", "conditioning", "eval"]
 
 
 @dataclass(frozen=True)
+class CaptionTableConfig:
+    """SimpleTuner's `parquet` block: the table of a folder's captions, joined on each image's name."""
+
+    path: str  # absolute (local) or a key in the bucket (aws)
+    filename_column: str = "id"
+    caption_column: str = "description"
+    fallback_caption_column: str | None = None
+    identifier_includes_extension: bool = False
+
+
+@dataclass(frozen=True)
 class CaptionConfig:
     """Where a row's captions come from, in order of preference."""
 
@@ -30,6 +41,7 @@ class CaptionConfig:
     prepend_instance_prompt: bool = False  # each variant becomes "instance_prompt variant"
     only_instance_prompt: bool = False  # every row is captioned with the instance prompt(s) alone
     split_lines: bool = True  # textfile: each non-empty line of a caption file is a variant
+    table: CaptionTableConfig | None = None  # caption_strategy "parquet"
 
     @property
     def instance_prompts(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ import pyarrow as pa
 
 from hf_assets.cache.hashing import fingerprint_of
 from hf_assets.config.schema import BackendConfig, CaptionConfig
+from hf_assets.data.caption_table import table_captions
 from hf_assets.data.sidecars import Caption, read_sidecar
 from hf_assets.data.split import IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit
 
@@ -50,8 +51,12 @@ def scan_image_folder(backend: BackendConfig) -> RawSplit:
         )
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     names = [p.relative_to(root).as_posix() for p in files]
-    read = [caption_for(p, backend) for p in files]
-    captions = [caption_variants(caption, backend) for caption in read]
+    if backend.captions.table is not None and not backend.captions.uses_instance_prompt_only:
+        captions, problems = table_captions(names, backend.captions.table, _read_local)
+        read = [Caption(None, problem) for problem in problems]
+    else:
+        read = [caption_for(p, backend) for p in files]
+        captions = [caption_variants(caption, backend) for caption in read]
     stats = [p.stat() for p in files]
     table = pa.table(
         {
@@ -74,6 +79,13 @@ def scan_image_folder(backend: BackendConfig) -> RawSplit:
         captions=listing_captions(backend),
         detail_column=DETAIL_COLUMN,
     )
+
+
+def _read_local(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DatasetNotFound(f"the caption table {path} cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def caption_for(image_path: Path, backend: BackendConfig) -> Caption:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from hf_assets.cache.hashing import fingerprint_of
 from hf_assets.config.schema import BackendConfig, S3Location
+from hf_assets.data.caption_table import table_captions
 from hf_assets.data.local_folder import CAPTION_LISTS, DETAIL_COLUMN, NAME_COLUMN, caption_variants, listing_captions
 from hf_assets.data.sidecars import Caption, decode_caption
 from hf_assets.data.split import BATCH_ROWS, IMAGE_EXTENSIONS, IMAGE_STRUCT, DatasetNotFound, RawSplit
@@ -97,13 +98,19 @@ def scan_s3_folder(backend: BackendConfig) -> RawSplit:
             f"backend '{backend.id}': no images under {location.url}; check aws_bucket_name and aws_data_prefix"
         )
     names = [p[len(root) :].lstrip("/") for p in images]
-    captions = _captions(backend, fs, images, infos)
+    table_config = backend.captions.table
+    if table_config is not None and not backend.captions.uses_instance_prompt_only:
+        variants, problems = table_captions(names, table_config, lambda key: _read_key(fs, location, key))
+    else:
+        captions = _captions(backend, fs, images, infos)
+        variants = [caption_variants(c, backend) for c in captions]
+        problems = [c.problem for c in captions]
     identities = [f"{n}|{infos[p].get('size')}|{_etag(infos[p])}" for n, p in zip(names, images)]
     table = pa.table(
         {
             NAME_COLUMN: pa.array(names, pa.string()),
-            "caption": pa.array([caption_variants(c, backend) for c in captions], CAPTION_LISTS),
-            DETAIL_COLUMN: pa.array([c.problem for c in captions], pa.string()),
+            "caption": pa.array(variants, CAPTION_LISTS),
+            DETAIL_COLUMN: pa.array(problems, pa.string()),
         }
     )
     parts = [f"{i}|{c}" for i, c in zip(identities, table.column("caption").to_pylist())]
@@ -121,6 +128,16 @@ def scan_s3_folder(backend: BackendConfig) -> RawSplit:
         captions=listing_captions(backend),
         detail_column=DETAIL_COLUMN,
     )
+
+
+def _read_key(fs, location: S3Location, key: str) -> bytes:
+    """An object of the bucket (the caption table), by its key."""
+    try:
+        return fs.cat(f"{location.bucket}/{key}")
+    except (FileNotFoundError, PermissionError, OSError) as exc:
+        raise DatasetNotFound(
+            f"the caption table s3://{location.bucket}/{key} cannot be read ({type(exc).__name__})"
+        ) from None
 
 
 def _captions(backend: BackendConfig, fs, images: list[str], infos: dict) -> list[Caption]:

@@ -259,3 +259,16 @@ def test_a_misspelled_key_is_still_refused_with_its_did_you_mean(tmp_path):
 def test_an_eval_dataset_is_prepared_but_not_trained_on(tmp_path):
     b = load(tmp_path, {**HUB, "dataset_type": "eval"}).backend("hub")
     assert b.dataset_type == "eval" and not b.trains
+
+
+def test_the_parquet_caption_strategy_needs_its_table_and_files(tmp_path):
+    folder = {"id": "f", "type": "local", "instance_data_dir": "d", "caption_strategy": "parquet"}
+    block = {"path": "meta/captions.jsonl", "width_column": "w", "height_column": "h"}
+    b = load(tmp_path, {**folder, "parquet": block}).backend("f")
+    table = b.captions.table
+    assert table.path == str(tmp_path / "cfg/meta/captions.jsonl") and table.filename_column == "id"
+    assert (table.caption_column, table.identifier_includes_extension) == ("description", False)
+    assert any("keys 'width_column', 'height_column' are accepted but not used" in w for w in b.warnings)
+    text = refused(tmp_path, folder, {**HUB, "caption_strategy": "parquet", "parquet": block})
+    assert "backend 'f': caption_strategy \"parquet\" needs a \"parquet\" block with its 'path'" in text
+    assert "backend 'hub': caption_strategy \"parquet\" reads files beside the images" in text
