@@ -34,7 +34,14 @@ def test_the_readme_ci_recipe_materializes_each_partition_and_reads_the_results(
     for partition in PARTITIONS:
         assert report[partition]["ok"], report[partition]
         assets = report[partition]["assets"]
-        assert set(assets) == {"raw_split", "filtered_index", "aspect_buckets", "vae_latents", "text_embeds"}
+        assert set(assets) == {
+            "raw_split",
+            "filtered_index",
+            "aspect_buckets",
+            "bucket_previews",
+            "vae_latents",
+            "text_embeds",
+        }
         latents = assets["vae_latents"]["metadata"]
         assert latents["encoded"] + latents["dropped"] == assets["aspect_buckets"]["metadata"]["samples"]
         assert latents["encoded"] > 0

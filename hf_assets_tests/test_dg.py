@@ -31,7 +31,9 @@ def test_dg_check_defs_passes_and_dg_list_defs_lists_assets_checks_jobs_and_auto
     assert listed.returncode == 0, listed.stderr[-3000:]
     defs = json.loads(listed.stdout)
     assets = {a["asset_key"]: a for a in defs["assets"]}
-    assert list(assets) == sorted(["raw_split", "filtered_index", "aspect_buckets", "vae_latents", "text_embeds"])
+    assert list(assets) == sorted(
+        ["raw_split", "filtered_index", "aspect_buckets", "bucket_previews", "vae_latents", "text_embeds"]
+    )
     assert assets["vae_latents"]["group_name"] == "encoders" and assets["raw_split"]["group_name"] == "metadata"
     checks = {c["key"] for c in defs["asset_checks"]}
     assert {"vae_latents:latents_finite", "text_embeds:text_embeds_complete"} <= checks

@@ -78,7 +78,7 @@ def stop(server: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_make_ui_serves_all_five_assets_runs_the_daemon_and_hides_internal_run_tags(tmp_path, photos_entry):
+def test_make_ui_serves_every_asset_runs_the_daemon_and_hides_internal_run_tags(tmp_path, photos_entry):
     from hf_assets.automation.reap import WORKER_TAG
 
     config = write_config(tmp_path / "dataloader.json", [photos_entry])
@@ -94,7 +94,14 @@ def test_make_ui_serves_all_five_assets_runs_the_daemon_and_hides_internal_run_t
     try:
         nodes = wait_for(port, server, log)["assetNodes"]
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        assert set(by_key) == {"raw_split", "filtered_index", "aspect_buckets", "vae_latents", "text_embeds"}
+        assert set(by_key) == {
+            "raw_split",
+            "filtered_index",
+            "aspect_buckets",
+            "bucket_previews",
+            "vae_latents",
+            "text_embeds",
+        }
         assert all(n["partitionDefinition"] for n in nodes)
         assert by_key["vae_latents"]["hasAssetChecks"] and by_key["text_embeds"]["hasAssetChecks"]
         assert by_key["vae_latents"]["groupName"] == "encoders" and by_key["raw_split"]["groupName"] == "metadata"
