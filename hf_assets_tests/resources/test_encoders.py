@@ -7,13 +7,13 @@ from hf_assets.definitions import encoder_resource
 from hf_assets.resources.encoders import EncodersResource
 
 
-def settings_in_a_run(run_config: dict | None = None) -> dict:
-    """The settings (and the loaded model path) an asset sees in a real in-process run."""
+def settings_in_a_run(run_config: dict | None = None, look=None) -> dict:
+    """What `look(encoders)` gives in a real in-process run; by default the settings and the loaded model path."""
     seen = {}
 
     @dg.asset
     def probe(encoders: EncodersResource) -> None:
-        seen.update(encoders.settings(), loaded_model=encoders.loaded.model)
+        seen.update(look(encoders) if look else {**encoders.settings(), "loaded_model": encoders.loaded.model})
 
     result = dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {})
     assert result.success
@@ -83,17 +83,9 @@ def test_an_out_of_range_run_config_value_fails_the_run_naming_the_setting(tiny_
     )
 
 
-def job_settings_in_a_run(run_config: dict | None = None):
+def job_settings_in_a_run(run_config: dict | None = None) -> dict:
     """The EncodeSettings (and the text compile mode) an encoding step gets in a real in-process run."""
-    seen = {}
-
-    @dg.asset
-    def probe(encoders: EncodersResource) -> None:
-        seen.update(job=encoders.encode_settings(), text_compile=encoders.text_compile)
-
-    result = dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {})
-    assert result.success
-    return seen
+    return settings_in_a_run(run_config, lambda e: {"job": e.encode_settings(), "text_compile": e.text_compile})
 
 
 def test_speed_settings_default_to_what_the_device_runs_best(monkeypatch, tiny_sdxl):
