@@ -12,12 +12,32 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from examples import demo_images
 
 DEFAULT_WORK_DIR = Path(__file__).resolve().parent / "out" / "encode"  # generated data, models and runs
-DATA_VERSION = 2  # 2: pictures from examples/demo_images.py (crops of a real photograph)
+DATA_VERSION = 3  # 2: pictures from examples/demo_images.py (crops of a real photograph); 3: written by pyarrow
 ASPECTS = (0.5, 9 / 16, 2 / 3, 0.75, 0.8, 1.0, 1.0, 1.25, 4 / 3, 1.5, 16 / 9, 2.0)
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])  # a Hub Image column
+SCHEMA = pa.schema(
+    [("image", IMAGE), ("width", pa.int32()), ("height", pa.int32()), ("caption", pa.string())],
+    metadata={  # what `datasets` writes: readers that look for the Image feature find it
+        "huggingface": json.dumps(
+            {
+                "info": {
+                    "features": {
+                        "image": {"_type": "Image"},
+                        "width": {"dtype": "int32", "_type": "Value"},
+                        "height": {"dtype": "int32", "_type": "Value"},
+                        "caption": {"dtype": "string", "_type": "Value"},
+                    }
+                }
+            }
+        )
+    },
+)
 ROTATED = 6  # EXIF orientation of one image in four: stored turned, shown upright
 
 
@@ -35,12 +55,15 @@ class ImageSpec(NamedTuple):
     orientation: int | None
 
 
-def image_specs(n: int, resolution: int, seed: int) -> list[ImageSpec]:
-    """Varied aspects at 1.0-1.6x the target area; one image in four stored rotated under an EXIF orientation."""
+def image_specs(
+    n: int, resolution: int, seed: int, aspects: tuple[float, ...] = ASPECTS, jitter: float = 0.03
+) -> list[ImageSpec]:
+    """Aspects taken in turn (each off by up to `jitter`, relative) at 1.0-1.6x the target area; one image in four
+    stored rotated under an EXIF orientation."""
     rng = np.random.default_rng(seed)
     specs = []
     for i in range(n):
-        aspect = float(ASPECTS[i % len(ASPECTS)]) * float(rng.uniform(0.97, 1.03))
+        aspect = float(aspects[i % len(aspects)]) * float(rng.uniform(1 - jitter, 1 + jitter))
         area = resolution * resolution * float(rng.uniform(1.0, 1.6))
         width, height = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
         specs.append(ImageSpec(width, height, ROTATED if i % 4 == 3 else None))
@@ -54,44 +77,44 @@ def photo_jpeg(spec: ImageSpec, seed: int, quality: int = 90) -> bytes:
     return demo_images.encode(stored, "JPEG", quality=quality, exif_orientation=spec.orientation)
 
 
-def bench_dataset(n: int, resolution: int, seed: int, work_dir: Path, log: Callable[[str], None]) -> Path:
-    """A Hub-style Parquet dataset of n distinct JPEGs, generated once under work_dir/data."""
-    folder = work_dir / "data" / f"photos-v{DATA_VERSION}-r{resolution}-n{n}-s{seed}"
+def bench_dataset(
+    n: int,
+    resolution: int,
+    seed: int,
+    work_dir: Path,
+    log: Callable[[str], None],
+    aspects: tuple[float, ...] = ASPECTS,
+    jitter: float = 0.03,
+) -> Path:
+    """A Hub-style Parquet dataset of n distinct JPEGs, generated once under work_dir/data (pyarrow only)."""
+    tag = "" if tuple(aspects) == ASPECTS else "-a" + "_".join(f"{a:.3g}" for a in aspects)
+    tag += "" if jitter == 0.03 else f"-j{jitter:g}"
+    folder = work_dir / "data" / f"photos-v{DATA_VERSION}-r{resolution}-n{n}-s{seed}{tag}"
     if (folder / "DONE").is_file():
         return folder
-    import datasets
-
     log(f"generating {n} JPEGs of about {resolution}x{resolution}..{int(resolution * 1.26)}^2 px in {folder}")
     started = time.perf_counter()
-    specs = image_specs(n, resolution, seed)
+    specs = image_specs(n, resolution, seed, tuple(aspects), jitter)
     with concurrent.futures.ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
         blobs = list(pool.map(lambda i: photo_jpeg(specs[i], seed * 100_003 + i), range(n)))
-    rows = [
+    table = pa.table(
         {
-            "image": {"bytes": blob, "path": None},
-            "width": s.width,
-            "height": s.height,
-            "caption": f"a photo of item {i}",
-        }
-        for i, (blob, s) in enumerate(zip(blobs, specs))
-    ]
-    features = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "width": datasets.Value("int32"),
-            "height": datasets.Value("int32"),
-            "caption": datasets.Value("string"),
-        }
+            "image": pa.array([{"bytes": blob, "path": None} for blob in blobs], IMAGE),
+            "width": pa.array([s.width for s in specs], pa.int32()),
+            "height": pa.array([s.height for s in specs], pa.int32()),
+            "caption": pa.array([f"a photo of item {i}" for i in range(n)], pa.string()),
+        },
+        schema=SCHEMA,
     )
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
-    dataset = datasets.Dataset.from_list(rows, features=features)
     total = sum(map(len, blobs))
     shards = max(1, math.ceil(total / (256 << 20)))
+    rows_per_shard = math.ceil(n / shards)
     for k in range(shards):
-        part = dataset.shard(shards, k, contiguous=True)
-        part.to_parquet(str(tmp / "data" / f"train-{k:05d}-of-{shards:05d}.parquet"))
+        part = table.slice(k * rows_per_shard, rows_per_shard)
+        pq.write_table(part, tmp / "data" / f"train-{k:05d}-of-{shards:05d}.parquet", row_group_size=64)
     (tmp / "DONE").write_text(json.dumps({"images": n, "bytes": total}) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)

@@ -1,4 +1,5 @@
-"""The encode benchmark's stages, each on the same loaded VAE: bare forward, pipeline, naive loop, diagnostics.
+"""The encode benchmark's timed stages, each on the same loaded VAE: the bare forward (eager NCHW, eager
+channels-last, compiled) over the dataset's shape mix, the pipeline (`update_latents`), and the naive loop.
 
 Every stage returns a dict with `images`, `seconds` (wall clock), `cpu_seconds` (process CPU time, all threads) and,
 where it applies, `pixels`. Only public functions of hf_assets are called.
@@ -41,7 +42,8 @@ SDXL_VAE_CONFIG = dict(
 
 @dataclass(frozen=True)
 class StageSettings:
-    """What every stage shares: device, batch and decode threads, dtypes, and how many images the naive loop takes."""
+    """What every stage shares: device, batch (0: the runner's automatic one) and decode threads, dtypes, the
+    compile mode of the compiled stages, and how many images the naive loop takes."""
 
     device: torch.device
     batch: int
@@ -49,6 +51,21 @@ class StageSettings:
     model_dtype: torch.dtype
     latent_dtype: torch.dtype
     naive_images: int
+    compile: str = "off"
+
+    def job(self, compile: str = "off", memory_format: str = "auto", decode: str = "pillow"):
+        """The EncodeSettings of a pipeline run with these speed options."""
+        from hf_assets.encode.engine_types import EncodeSettings
+
+        return EncodeSettings(
+            batch_size=self.batch,
+            decode_workers=self.workers,
+            model_dtype=str(self.model_dtype),
+            latent_dtype=str(self.latent_dtype),
+            compile=compile,
+            memory_format=memory_format,
+            decode=decode,
+        )
 
 
 def vae_folder(spec: str | None, work_dir: Path, log: Callable[[str], None]) -> tuple[Path, str]:
@@ -109,33 +126,52 @@ def timed(device: torch.device, run: Callable[[], dict]) -> dict:
     return {**figures, "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
 
 
-def device_batch(arrays: list[np.ndarray], vae) -> torch.Tensor:
-    """uint8 HWC images as the encoder hands them to the VAE: stacked, permuted (channels_last strides), [-1, 1]."""
-    param = next(vae.parameters())
-    stacked = torch.from_numpy(np.stack(arrays)).to(param.device)
-    return stacked.permute(0, 3, 1, 2).to(param.dtype).div_(127.5).sub_(1.0)
+def shape_mix(buckets) -> list[tuple[tuple[int, int], int]]:
+    """((width, height), images) of each target size of the bucket table, most images first."""
+    from bench.encode_data import target_sizes
+
+    return target_sizes(buckets).most_common()
 
 
-def bench_bare(vae, settings: StageSettings, resolution: int, warmup: int, iters: int, nchw: bool = False) -> dict:
-    """encode_latents on a device-resident (B, 3, R, R) tensor in a loop: the ceiling for this VAE and batch."""
-    from hf_assets.encode.vae import encode_latents
-
+def bench_bare(runner, mix: list[tuple[tuple[int, int], int]], warmup: int, iters: int) -> dict:
+    """The runner's forward (`VaeRunner.moments`) on device-resident pixels of each target size, at the batch it
+    runs that size with, after `warmup` calls (which compile, when it compiles). The images/s of the mix is what
+    full batches would give: the mix's images over the sum of each size's images / its rate."""
     rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8) for _ in range(settings.batch)]
-    x = device_batch(arrays, vae)
-    if nchw:
-        x = x.contiguous()
-    for _ in range(warmup):
-        encode_latents(vae, x)
-    outputs = []
+    per_shape, seconds, cpu_seconds, finite = [], 0.0, 0.0, True
+    compile_before = runner.compiled.total_compile_seconds if runner.compiled is not None else 0.0
+    for (width, height), count in mix:
+        batch = runner.batch_limit(height, width)
+        images = torch.from_numpy(rng.integers(0, 256, (batch, height, width, 3), dtype=np.uint8))
+        runner(images[:1] if batch == 1 else images)  # the first call fixes the batch that fits, and compiles
+        batch = min(batch, runner.fits[(height, width)])
+        pixels = runner.pixels(images[:batch])
+        for _ in range(max(0, warmup - 1)):
+            runner.moments(pixels)
+        outputs: list = []
 
-    def loop() -> dict:
-        for _ in range(iters):
-            outputs[:] = encode_latents(vae, x)
-        return {"images": settings.batch * iters, "pixels": settings.batch * iters * resolution**2}
+        def loop(pixels=pixels, outputs=outputs) -> dict:
+            for _ in range(iters):
+                outputs[:] = runner.moments(pixels)
+            return {}
 
-    figures = timed(settings.device, loop)
-    return {**figures, "finite": bool(all(torch.isfinite(t).all() for t in outputs))}
+        figures = timed(runner.device, loop)
+        rate = batch * iters / figures["seconds"]
+        finite = finite and all(bool(torch.isfinite(t).all()) for t in outputs)
+        per_shape.append({"size": f"{width}x{height}", "images": count, "batch": batch, "images_per_s": rate})
+        seconds += count / rate
+        cpu_seconds += figures["cpu_seconds"] * count / (batch * iters)
+    images = sum(count for _, count in mix)
+    compile_seconds = (runner.compiled.total_compile_seconds if runner.compiled is not None else 0.0) - compile_before
+    return {
+        "images": images,
+        "pixels": sum(w * h * count for (w, h), count in mix),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "per_shape": per_shape,
+        "finite": finite,
+        "compile_seconds": compile_seconds,
+    }
 
 
 class NullVAE(torch.nn.Module):
@@ -155,19 +191,12 @@ class NullVAE(torch.nn.Module):
         return SimpleNamespace(latent_dist=SimpleNamespace(mean=mean, std=torch.ones_like(mean)))
 
 
-def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, directory: Path, profile: bool) -> dict:
+def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, job, directory: Path, profile: bool) -> dict:
     """wanted_latents (not timed), then update_latents into a fresh cache folder (timed) with the loaded VAE."""
     from hf_assets.encode.engine import update_latents
-    from hf_assets.encode.engine_types import EncodeSettings
     from hf_assets.encode.image_media import wanted_latents
     from hf_assets.encode.vae import vae_factors_from_config
 
-    job = EncodeSettings(
-        batch_size=settings.batch,
-        decode_workers=settings.workers,
-        model_dtype=str(settings.model_dtype),
-        latent_dtype=str(settings.latent_dtype),
-    )
     identity = job.latent_settings(encoders.vae_identity())
     wanted = wanted_latents(data.buckets, data.split, data.backend.image_column, identity, data.backend.metadata_dir)
     meta = {**vae_factors_from_config(encoders.vae_config()), "vae": identity.vae_identity}
@@ -178,17 +207,7 @@ def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, direc
     def run() -> dict:
         if profiler:
             profiler.enable()
-        reports.append(
-            update_latents(
-                wanted,
-                data.split,
-                data.backend.image_column,
-                lambda: vae,
-                directory,
-                meta,
-                job,
-            )
-        )
+        reports.append(update_latents(wanted, data.split, data.backend.image_column, lambda: vae, directory, meta, job))
         if profiler:
             profiler.disable()
         return {}
@@ -206,6 +225,7 @@ def bench_pipeline(vae, encoders, data: Prepared, settings: StageSettings, direc
         "pixels": int(np.sum(widths * heights)),
         "dropped": len(report.dropped),
         "size_bytes": report.size_bytes,
+        "directory": str(directory),
     }
 
 
@@ -214,40 +234,6 @@ def print_profile(profiler: cProfile.Profile, what: str) -> None:
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
     print("--- by own time ---", file=sys.stderr)
     pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
-
-
-def bench_decode_only(data: Prepared, settings: StageSettings) -> dict:
-    """The encoder's decode path without a VAE: iter_images, prefetch threads, load_pixels, batches of one size."""
-    from hf_assets.encode.image_source import iter_images
-    from hf_assets.encode.images import load_pixels
-    from hf_assets.encode.prefetch import prefetch
-
-    table = data.buckets.sort_by([("target_height", "ascending"), ("target_width", "ascending")])
-    records = table.to_pylist()
-    sources = iter_images(data.split, data.backend.image_column, table.column("row").to_numpy())
-
-    def load(job):
-        record, source = job
-        left, top = record["crop_left"], record["crop_top"]
-        crop = (left, top, left + record["target_width"], top + record["target_height"])
-        tile = (record["tile_left"], record["tile_top"], record["tile_right"], record["tile_bottom"])
-        return load_pixels(source, tile, (record["resize_width"], record["resize_height"]), crop)
-
-    def run() -> dict:
-        images, batch = 0, []
-        for item in prefetch(zip(records, sources), load, workers=settings.workers, max_in_flight=2 * settings.batch):
-            if not item.ok:
-                continue
-            if batch and (len(batch) == settings.batch or batch[0].shape != item.value.shape):
-                np.stack(batch)
-                batch = []
-            batch.append(item.value)
-            images += 1
-        if batch:
-            np.stack(batch)
-        return {"images": images}
-
-    return timed(settings.device, run)
 
 
 def bench_naive(vae, data: Prepared, settings: StageSettings, out_dir: Path) -> dict:

@@ -141,8 +141,13 @@ class DeviceDecoder:
 
 
 def _to_device(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A Pillow-decoded (H, W, 3) array on the device (copied on the host first only when it is read-only)."""
-    return torch.from_numpy(np.require(pixels, requirements=["C", "W"])).to(device)
+    """A Pillow-decoded (H, W, 3) array on the device; through pinned memory on cuda, so the copy does not wait
+    for the work already queued there."""
+    if device.type != "cuda":
+        return torch.from_numpy(np.require(pixels, requirements=["C", "W"])).to(device)
+    host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+    host.numpy()[...] = pixels
+    return host.to(device, non_blocking=True)
 
 
 def orient(chw: torch.Tensor, orientation: int) -> torch.Tensor:

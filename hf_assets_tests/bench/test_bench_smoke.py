@@ -60,10 +60,26 @@ def test_bench_encode_with_the_tiny_vae(tmp_path):
     figures = tmp_path / "figures.json"
     args = ["--device", "cpu", "--vae", "tiny", "--images", "4", "--batch", "2", "--resolution", "64"]
     out = run("bench_encode", *args, "--work-dir", str(tmp_path / "work"), "--json", str(figures))
-    assert "| 2. pipeline |" in out and "pipeline efficiency" in out and "bare output finite: True" in out
+    assert "| pipeline `update_latents`, eager | pillow | 4 |" in out and "÷ best bare" in out
     best = json.loads(figures.read_text())["best_images_per_s"]
-    assert all(best[stage] > 0 for stage in ("bare", "pipeline", "naive", "decode", "null"))
+    stages = ("bare_nchw", "bare_channels_last", "pipeline_eager_pillow", "naive", "decode_pillow", "null")
+    assert all(best[stage] > 0 for stage in stages)
     assert not list((tmp_path / "work" / "runs").iterdir())  # the run folder is removed without --keep
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_end_to_end_on_cpu_in_its_dry_mode(tmp_path):
+    env = {**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", "bench/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = done.stdout.split("## Summary")[1]
+    for part in ("1024_mixed", "1024_mixed_warm_compile", "512_square"):
+        assert (tmp_path / f"{part}.json").is_file() and f"| {part} |" in summary
+    assert "**pipeline ÷ best bare** (pipeline_eager_pillow)" in summary  # the targets' rows, with a value
+    nvjpeg = [line for line in summary.splitlines() if "1024_mixed | pipeline `update_latents`, eager nvjpeg" in line]
+    assert len(nvjpeg) == 1 and ("img/s" in nvjpeg[0] or "error: ImportError" in nvjpeg[0])  # a row either way
 
 
 SMOKED = {
