@@ -120,16 +120,16 @@ class EncodeResults:
 
     def headline(self) -> dict:
         """The figures the targets are stated in."""
-        pipeline = rate(self.best(self.default_pipeline()))
+        pipeline = rate(self.best(self.default_pipeline())) or None
         best_stage, best = self.best_bare()
         compiled, naive = rate(self.best("bare_compiled")), rate(self.best("naive"))
         return {
             "pipeline": self.default_pipeline(),
             "pipeline_images_per_s": pipeline,
             "best_bare": best_stage,
-            "pipeline_over_best_bare": pipeline / best if best else None,
-            "pipeline_over_compiled_bare": pipeline / compiled if compiled else None,
-            "pipeline_over_naive": pipeline / naive if naive else None,
+            "pipeline_over_best_bare": pipeline / best if pipeline and best else None,
+            "pipeline_over_compiled_bare": pipeline / compiled if pipeline and compiled else None,
+            "pipeline_over_naive": pipeline / naive if pipeline and naive else None,
             "flop_limit_images_per_s": self.peak_tflops * 1e12 / self.flops_per_image if self.flops_per_image else None,
             "compile_seconds": (self.best("bare_compiled") or {}).get("compile_seconds"),
         }
@@ -189,7 +189,7 @@ def ratio_table(r: EncodeResults) -> list[str]:
     lines = [
         "| figure | value | target |",
         "|---|---:|---|",
-        f"| {h['pipeline']} images/s | {h['pipeline_images_per_s']:.2f} | "
+        f"| {h['pipeline']} images/s | {value(h['pipeline_images_per_s'], '.2f')} | "
         + ("≥ 55 at 1024² mixed, bf16, H200" if cuda else "(GPU target)")
         + " |",
         f"| {h['pipeline']} ÷ best bare ({h['best_bare']}) | {value(h['pipeline_over_best_bare'], '.3f')} | ≥ 0.9 |",
