@@ -84,15 +84,12 @@ def dask_executor() -> dg.ExecutorDefinition:
     so the run given to the workers leaves that information out.
     """
     from dagster_dask import dask_executor as stock
-    from dagster_dask.executor import DaskExecutor
 
-    class PoolSafeDaskExecutor(DaskExecutor):
+    from hf_assets.dagster_internals import dask_executor_class, drop_pool_information
+
+    class PoolSafeDaskExecutor(dask_executor_class()):
         def execute(self, plan_context, execution_plan):
-            run = plan_context.dagster_run
-            if getattr(run, "run_op_concurrency", None) is not None:
-                plan_context._plan_data = plan_context.plan_data._replace(
-                    dagster_run=run._replace(run_op_concurrency=None)
-                )
+            drop_pool_information(plan_context)
             yield from super().execute(plan_context, execution_plan)
 
     @dg.executor(

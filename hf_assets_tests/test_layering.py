@@ -14,7 +14,7 @@ LAYERS = [
     {"config"},
     {"cache", "data"},
     {"encode", "training", "testing"},
-    {"resources", "automation", "executors"},
+    {"resources", "automation", "executors", "dagster_internals"},
     {"assets"},
     {"definitions", "instance_report"},
 ]

@@ -22,6 +22,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from hf_assets.dagster_internals import (
+    free_pool_slots,
+    interrupt_pending,
+    mark_run_canceled,
+    mark_run_failed,
+    pool_holders,
+)
+
 # "host:pid:start time" of the process running the run. Dagster's hidden prefix keeps this bookkeeping out of the
 # run list and the run page (the webserver leaves `.dagster/` tags out of what it serves); runs tagged before it
 # was hidden carry LEGACY_WORKER_TAG.
@@ -146,10 +154,9 @@ def reap(
             + (" [dry run]" if dry_run else "")
         )
         if not dry_run:
-            instance.report_run_failed(run, message=f"hf_assets: {reason}; marked failed and its pool slots freed")
+            mark_run_failed(instance, run, f"hf_assets: {reason}; marked failed and its pool slots freed")
         done.failed.append(run.run_id)
-    storage = instance.event_log_storage
-    holders = storage.get_concurrency_run_ids() if storage.supports_global_concurrency_limits else set()
+    holders = pool_holders(instance)
     for run_id in sorted(holders):
         if run_id == exclude or (run_ids and run_id not in run_ids):
             continue
@@ -160,7 +167,7 @@ def reap(
                 + (" [dry run]" if dry_run else "")
             )
             if not dry_run:
-                storage.free_concurrency_slots_for_run(run_id)
+                free_pool_slots(instance, run_id)
             done.freed.append(run_id)
     return done
 
@@ -202,8 +209,8 @@ def watch_interrupts(instance: dg.DagsterInstance, run: dg.DagsterRun, grace_sec
             message = "hf_assets: interrupted (SIGTERM/SIGINT) while waiting; run canceled and its pool slots freed"
             print(f"run {run.run_id}: {message}", file=sys.stderr, flush=True)
             try:
-                instance.report_run_canceled(instance.get_run_by_id(run.run_id) or run, message=message)
-                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+                mark_run_canceled(instance, instance.get_run_by_id(run.run_id) or run, message)
+                free_pool_slots(instance, run.run_id)
             finally:
                 os._exit(128 + signal.SIGTERM)
 
@@ -219,13 +226,6 @@ def _run_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
     except Exception:  # noqa: BLE001 - an ephemeral instance that is gone: nothing left to watch
         return True
     return found is None or found.is_finished
-
-
-def interrupt_pending() -> bool:
-    """True while Dagster holds a captured SIGTERM/SIGINT it has not acted on yet."""
-    from dagster._utils.interrupts import check_captured_interrupt
-
-    return check_captured_interrupt()
 
 
 @dg.op(name="reap_dead_runs", out=dg.Out(dg.Nothing))

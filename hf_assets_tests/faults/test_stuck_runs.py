@@ -4,7 +4,7 @@ import signal
 import subprocess
 
 import pytest
-from dagster._core.storage.dagster_run import DagsterRunStatus
+from dagster import DagsterRunStatus
 
 from hf_assets.automation.reap import WORKER_TAG, main, reap
 

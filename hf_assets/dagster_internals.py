@@ -1,0 +1,73 @@
+"""Every use hf_assets makes of Dagster code that is not public API (a `dagster._` module, a private attribute, or an
+instance method that Dagster does not mark public), in one place, each with the reason no public API serves.
+
+`hf_assets_tests/test_dagster_internals.py` exercises each one, so an upgrade that moves or changes one fails there
+by name. pyproject.toml pins the Dagster release they were checked against (1.13.27, with dagster-dask and
+dagster-k8s 0.29.27).
+"""
+
+import dagster as dg
+
+
+def interrupt_pending() -> bool:
+    """True while Dagster holds a captured SIGTERM/SIGINT it has not acted on yet.
+
+    Why: Dagster acts on a captured interrupt only at the run's next event, which a step blocked on a pool does not
+    yield for minutes; no public API says whether one is pending (`dagster._utils.interrupts`).
+    """
+    from dagster._utils.interrupts import check_captured_interrupt
+
+    return check_captured_interrupt()
+
+
+def pool_holders(instance: dg.DagsterInstance) -> set[str]:
+    """The run ids holding or waiting for pool slots.
+
+    Why: freeing the slots of a dead run is the point of reaping; pools have no public Python API beyond the
+    `dagster instance concurrency` CLI, so the event log storage's own methods are used.
+    """
+    storage = instance.event_log_storage
+    return set(storage.get_concurrency_run_ids()) if storage.supports_global_concurrency_limits else set()
+
+
+def free_pool_slots(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Give back every pool slot (and claim) of the run. Why: as `pool_holders`."""
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+def mark_run_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str) -> None:
+    """Record the run as failed, with `message`, as Dagster's own run monitoring does.
+
+    Why: a run whose process was killed stays STARTED until something reports it; `report_run_failed` is what the
+    daemon's run monitoring calls, and it is not marked public.
+    """
+    instance.report_run_failed(run, message=message)
+
+
+def mark_run_canceled(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str) -> None:
+    """Record the run as canceled, with `message`. Why: as `mark_run_failed` (`report_run_canceled`)."""
+    instance.report_run_canceled(run, message=message)
+
+
+def dask_executor_class() -> type:
+    """dagster-dask's executor class, to subclass.
+
+    Why: `dagster_dask` exports the `dask_executor` definition only; the pool workaround below has to run inside the
+    executor's `execute`, so the class comes from its module, `dagster_dask.executor`.
+    """
+    from dagster_dask.executor import DaskExecutor
+
+    return DaskExecutor
+
+
+def drop_pool_information(plan_context) -> None:
+    """Give the steps of a dagster-dask run a run record without its pool information (`run_op_concurrency`).
+
+    Why: dagster-dask 0.29.27 hands the run record to `Client.submit`, and current Dask walks the arguments'
+    tuples, so a run whose steps use pools fails before any step starts. An executor cannot be handed another run
+    record through a public API, so the plan context's private `_plan_data` is replaced. The steps a Dask worker runs
+    never take pool slots (dagster-dask does not enforce pools: the cluster's workers bound concurrency).
+    """
+    run = plan_context.dagster_run
+    if getattr(run, "run_op_concurrency", None) is not None:
+        plan_context._plan_data = plan_context.plan_data._replace(dagster_run=run._replace(run_op_concurrency=None))

@@ -1,0 +1,84 @@
+"""Each non-public Dagster use of hf_assets.dagster_internals still works on the installed release: an upgrade that
+moves or changes one fails here, by name."""
+
+import os
+import signal
+
+import dagster as dg
+import pytest
+
+from hf_assets import dagster_internals as internals
+
+
+def test_a_captured_interrupt_is_seen_as_pending_until_dagster_handles_it():
+    from dagster._utils.interrupts import capture_interrupts
+
+    assert not internals.interrupt_pending()
+    with capture_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        assert internals.interrupt_pending()
+    assert not internals.interrupt_pending()
+
+
+@pytest.fixture
+def instance(tmp_path):
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        yield instance
+
+
+def started_run(instance) -> dg.DagsterRun:
+    @dg.op
+    def noop() -> None:
+        pass
+
+    @dg.job
+    def one_step():
+        noop()
+
+    run = instance.create_run_for_job(one_step)
+    instance.handle_run_event(run.run_id, dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, "one_step"))
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_runs_are_marked_failed_and_canceled_with_their_message(instance):
+    run = started_run(instance)
+    assert run.status == dg.DagsterRunStatus.STARTED
+    internals.mark_run_failed(instance, run, "its worker is gone")
+    failed = instance.get_run_by_id(run.run_id)
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    messages = [r.dagster_event.message for r in instance.all_logs(run.run_id) if r.dagster_event]
+    assert "its worker is gone" in messages
+    other = started_run(instance)
+    internals.mark_run_canceled(instance, other, "interrupted while waiting")
+    assert instance.get_run_by_id(other.run_id).status == dg.DagsterRunStatus.CANCELED
+
+
+def test_a_runs_pool_slot_is_listed_and_freed(instance):
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)
+    run = started_run(instance)
+    claim = storage.claim_concurrency_slot("gpu", run.run_id, "vae_latents.encode_vae_shard_0")
+    assert claim.is_claimed and internals.pool_holders(instance) == {run.run_id}
+    internals.free_pool_slots(instance, run.run_id)
+    assert internals.pool_holders(instance) == set()
+
+
+def test_the_dask_executor_class_is_subclassed_through_its_execute():
+    import inspect
+
+    executor = internals.dask_executor_class()
+    assert issubclass(executor, dg.Executor)
+    assert list(inspect.signature(executor.execute).parameters) == ["self", "plan_context", "execution_plan"]
+
+
+def test_a_plan_context_hands_the_dask_steps_a_run_without_pool_information():
+    from dagster._core.execution.context.system import PlanData, PlanOrchestrationContext
+    from dagster._core.storage.dagster_run import RunOpConcurrency
+
+    pools = RunOpConcurrency(root_key_counts={"gpu": 1}, has_unconstrained_root_nodes=False, all_pools={"gpu"})
+    run = dg.DagsterRun(job_name="prepare_datasets", run_op_concurrency=pools)
+    context = PlanOrchestrationContext.__new__(PlanOrchestrationContext)  # the attribute its __init__ sets
+    context._plan_data = PlanData(job=None, dagster_run=run, instance=None, execution_plan=None)
+    assert context.dagster_run.run_op_concurrency == pools
+    internals.drop_pool_information(context)
+    assert context.dagster_run.run_op_concurrency is None and context.dagster_run.run_id == run.run_id
