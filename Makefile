@@ -40,15 +40,14 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-DEMO_MODEL := $(CURDIR)/examples/demo_data/tiny-sdxl-pipeline
 PORT ?= 3000
 HOST ?= 127.0.0.1
 
 # `dg dev`: the webserver and the daemon (schedules, sensors, run queue) on http://$(HOST):$(PORT), with the same
-# DAGSTER_HOME as the demo. With the demo config and no model set, the UI uses the demo's tiny random-weight pipeline.
+# DAGSTER_HOME as the demo. Without HF_ASSETS_DATALOADER_CONFIG it serves the demo, whose data (and tiny models,
+# named per backend in examples/dataloader.json) it builds first when missing.
 ui: venv $(DAGSTER_HOME)/dagster.yaml
-	if [ -z "$$HF_ASSETS_DATALOADER_CONFIG" ] && [ -z "$$HF_ASSETS_MODEL" ]; then \
-	  export HF_ASSETS_MODEL=$(DEMO_MODEL); fi; \
+	if [ -z "$$HF_ASSETS_DATALOADER_CONFIG" ]; then $(PY) -m examples.make_demo_data >/dev/null; fi
 	exec $(VENV)/bin/dg dev -h $(HOST) -p $(PORT)
 
 bench: venv

@@ -12,7 +12,10 @@ Creates, deterministically and without network access:
 - `clips/`: a Hub-style video dataset: short H.264/MPEG-4 clips of several sizes, lengths and frame rates
   (encoded by PyAV) with captions and `fps`/`frame_count` columns, plus bad clips (undecodable frames, an
   unknown codec, a truncated file, an empty row, one too short).
-- `dataloader.json`: a SimpleTuner-style config using all three, plus a disabled backend and a
+- `tiny-sdxl-pipeline/`, `tiny-wan-pipeline/`: tiny diffusers pipelines with RANDOM weights (an SDXL layout
+  for the image backends, a Wan layout for the clips), each named by its backends'
+  `pretrained_model_name_or_path`, so every backend encodes with the right kind of VAE from one config.
+- `dataloader.json`: a SimpleTuner-style config using all of them, plus a disabled backend and a
   text-embeds entry.
 
 Re-running is a no-op while the folder carries a marker of this generator version (`--force` rebuilds).
@@ -33,11 +36,14 @@ from PIL import ImageDraw
 
 from examples import demo_images as di
 
-GENERATOR_VERSION = "3"  # 3: local_edges, the canny control images of local_images
+GENERATOR_VERSION = "4"  # 4: the tiny pipelines, named per backend by pretrained_model_name_or_path
 MARKER = ".demo_data_version"
 DEFAULT_OUT = Path(__file__).resolve().parent / "demo_data"
 CONFIG_NAME = "dataloader.json"
-GENERATED = ("photos", "grids", "local_images", "local_edges", "clips", CONFIG_NAME)
+# folder -> the pipeline family built there (hf_assets.testing.tiny_pipelines); image backends name the first
+PIPELINES = {"tiny-sdxl-pipeline": "sdxl", "tiny-wan-pipeline": "wan"}
+IMAGE_MODEL, VIDEO_MODEL = (f"./{name}" for name in PIPELINES)
+GENERATED = ("photos", "grids", "local_images", "local_edges", "clips", *PIPELINES, CONFIG_NAME)
 
 PHOTO_ROWS = 120
 PHOTO_SHARDS = 2
@@ -129,9 +135,23 @@ def build_demo_data(out_dir: Path = DEFAULT_OUT, force: bool = False) -> Path:
     write_local_images(out_dir / "local_images")
     write_local_edges(out_dir / "local_images", out_dir / "local_edges")
     write_clips(out_dir / "clips")
+    write_pipelines(out_dir)
     config_path.write_text(json.dumps(dataloader_config(), indent=2) + "\n")
     marker.write_text(GENERATOR_VERSION + "\n")
     return config_path
+
+
+def write_pipelines(out_dir: Path) -> None:
+    """The demo's tiny pipelines with random weights, each marked RANDOM_WEIGHTS (the encoders warn about it)."""
+    from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
+
+    for name, family in PIPELINES.items():
+        folder = out_dir / name
+        if not (folder / "RANDOM_WEIGHTS").is_file():
+            build_tiny_pipeline(folder, family)
+            (folder / "RANDOM_WEIGHTS").write_text(
+                "Tiny models with random weights, built for the demo. Their outputs mean nothing.\n"
+            )
 
 
 # --- photos ---------------------------------------------------------------------------------------
@@ -513,6 +533,7 @@ def dataloader_config() -> list[dict]:
             "crop": False,
             "train_batch_size": 4,
             "cache_dir": "cache/photos",
+            "pretrained_model_name_or_path": IMAGE_MODEL,
         },
         {
             "id": "grids",
@@ -531,6 +552,7 @@ def dataloader_config() -> list[dict]:
             "crop_aspect": "square",
             "crop_style": "center",
             "cache_dir": "cache/grids",
+            "pretrained_model_name_or_path": IMAGE_MODEL,
         },
         {
             "id": "local-folder",
@@ -547,6 +569,7 @@ def dataloader_config() -> list[dict]:
             "crop_style": "random",
             "aspect_bucket_alignment": 64,
             "cache_dir": "cache/local-folder",
+            "pretrained_model_name_or_path": IMAGE_MODEL,
         },
         LOCAL_EDGES_ENTRY,
         {
@@ -564,6 +587,7 @@ def dataloader_config() -> list[dict]:
             "resolution": 256,
             "resolution_type": "pixel_area",
             "cache_dir": "cache/sks-photos",
+            "pretrained_model_name_or_path": IMAGE_MODEL,
         },
         {
             "id": "photos-hires",
@@ -576,6 +600,7 @@ def dataloader_config() -> list[dict]:
             "resolution": 1024,
             "resolution_type": "pixel_area",
             "cache_dir": "cache/photos-hires",
+            "pretrained_model_name_or_path": IMAGE_MODEL,
         },
         CLIPS_ENTRY,
         {"id": "text-embeds", "dataset_type": "text_embeds", "type": "local", "cache_dir": "cache/text_embeds"},
@@ -608,6 +633,7 @@ CLIPS_ENTRY = {
     "resolution_type": "pixel",
     "aspect_bucket_alignment": 16,
     "cache_dir": "cache/clips",
+    "pretrained_model_name_or_path": VIDEO_MODEL,
 }
 
 

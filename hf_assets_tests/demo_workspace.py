@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hf_assets import env as env_names
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,8 +28,9 @@ def demo_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def demo_workspace(tmp_path, demo_data, tiny_sdxl) -> DemoWorkspace:
-    """A private copy of the demo (its caches start empty), a DAGSTER_HOME with the bundled dagster.yaml."""
+def demo_workspace(tmp_path, demo_data) -> DemoWorkspace:
+    """A private copy of the demo (its caches start empty), a DAGSTER_HOME with the bundled dagster.yaml. No model
+    is set in the environment: each backend's entry names its own."""
     folder = tmp_path / "demo"
     shutil.copytree(demo_data, folder, ignore=shutil.ignore_patterns("cache"))
     home = tmp_path / "dagster_home"
@@ -35,10 +38,9 @@ def demo_workspace(tmp_path, demo_data, tiny_sdxl) -> DemoWorkspace:
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     config = folder / "dataloader.json"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in (env_names.MODEL, env_names.VIDEO_MODEL)},
         "DAGSTER_HOME": str(home),
         "HF_ASSETS_DATALOADER_CONFIG": str(config),
-        "HF_ASSETS_MODEL": str(tiny_sdxl),
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),
     }

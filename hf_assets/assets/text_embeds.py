@@ -51,7 +51,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         backend = dataloader.backend(context.partition_key)
         if encoders.full_verify:
             start_full_verification(context, backend.text_dir)
-        loaded = encoders.loaded
+        loaded = encoders.for_backend(backend, context.log.info)
         max_length = encoders.max_length or None
         identity = text_identity(loaded, encoders.max_length)
         encoded = pa.array(list(vae_latents), pa.string())

@@ -48,20 +48,26 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
         if encoders.full_verify:
             start_full_verification(context, backend.vae_dir)
         settings = encoders.encode_settings()
-        plan = engine.plan(
-            backend, aspect_buckets, raw_split, encoders.loaded, settings, shards, context.run_id, progress
-        )
+        loaded = encoders.for_backend(backend, context.log.info)
+        plan = engine.plan(backend, aspect_buckets, raw_split, loaded, settings, shards, context.run_id, progress)
         metadata = {"to_encode": plan.to_encode, "reused": plan.reused, "busy_shards": len(plan.busy_shards)}
         return dg.Output({**plan.to_dict(), "progress": progress.metadata()}, metadata=metadata)
 
     @dg.op(out=dg.Out(dg.Nothing), pool="gpu", retry_policy=SHARD_RETRY, tags={"dagster-k8s/config": SHARD_POD})
     @retry_only_transient
-    def encode_vae_shard(context: dg.OpExecutionContext, encoders: EncodersResource, raw_split: RawSplit, plan: dict):
+    def encode_vae_shard(
+        context: dg.OpExecutionContext,
+        dataloader: DataloaderConfigResource,
+        encoders: EncodersResource,
+        raw_split: RawSplit,
+        plan: dict,
+    ):
         """Encode one shard of the plan into the cache, on any worker that sees the cache; its report stays in the
         plan for the commit (dagster-dask hands a fan-in input no values)."""
         written, shard = LatentPlan.from_dict(plan), int(context.op.name.rsplit("_", 1)[1])
         if shard in written.busy_shards:  # an idle shard claims no device and loads no model
-            with encoders.for_shard(shard, context.log.info) as loaded:
+            backend = dataloader.backend(context.partition_key)
+            with encoders.for_shard(backend, shard, context.log.info) as loaded:
                 progress = ProgressLog(context.log.info)
                 engine.encode_shard(written, shard, raw_split, loaded.vae, progress, context.log.info)
 

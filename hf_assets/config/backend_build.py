@@ -118,6 +118,12 @@ class BackendBuilder:
             text_embeds_dir=text.directory if text else None,
             latents_dir=latents_dir,
             trainer_settings={k: m[k] for k in TRAINER_KEYS if k in m},
+            model=self.dataset_location(m["pretrained_model_name_or_path"])
+            if m.get("pretrained_model_name_or_path")
+            else None,
+            vae_model=self.dataset_location(m["pretrained_vae_model_name_or_path"])
+            if m.get("pretrained_vae_model_name_or_path")
+            else None,
         )
 
     def _check_kind(self, m: dict, kind: str | None, rejected: set[str], bad) -> str:
@@ -246,7 +252,7 @@ class BackendBuilder:
         )
 
     def dataset_location(self, name: str) -> str:
-        """A local dataset folder, file or glob as an absolute path; a URL or a hub id unchanged."""
+        """A local dataset (or model) folder, file or glob as an absolute path; a URL or a hub id unchanged."""
         if "://" in name:
             return name
         candidate = (self.base / Path(name).expanduser()).resolve()

@@ -186,4 +186,26 @@ CAPTIONS = [
     Key("caption_filter_list", (CACHE,), "warned", "captions are encoded as written", F.ANY),
 ]
 
-ENTRY_KEYS: list[Key] = [*IDENTITY, *TRAINER_DOOR, *CAPTIONS]
+# hf_assets's own keys (SimpleTuner has none of them in a dataloader entry): the model that encodes a backend (its
+# trainer arguments of the same names, given per backend).
+EXTENSIONS = [
+    Key(
+        "pretrained_model_name_or_path",
+        (DATASET,),
+        "honoured",
+        "hf_assets extension: the diffusers pipeline (folder, relative to the config file, or hub id) that encodes "
+        "this backend, e.g. a Wan pipeline for clips beside an SDXL one for images; a conditioning dataset without "
+        "one uses its source's; unset: HF_ASSETS_MODEL (HF_ASSETS_VIDEO_MODEL first for video)",
+        F.STR,
+    ),
+    Key(
+        "pretrained_vae_model_name_or_path",
+        (DATASET,),
+        "honoured",
+        "hf_assets extension: a VAE (folder or hub id) replacing the pipeline's for this backend (e.g. "
+        "madebyollin/sdxl-vae-fp16-fix); unset: HF_ASSETS_VAE, else the pipeline's own",
+        F.STR,
+    ),
+]
+
+ENTRY_KEYS: list[Key] = [*IDENTITY, *TRAINER_DOOR, *CAPTIONS, *EXTENSIONS]

@@ -11,6 +11,7 @@ from hf_assets.config.conditioning_links import link_conditioning
 from hf_assets.config.entries import Entry, EntryReader, Report
 from hf_assets.config.errors import ConfigError
 from hf_assets.config.keyspec import CACHE
+from hf_assets.config.models import inherit_models
 from hf_assets.config.schema import BackendConfig, DataloaderConfig
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "dataloader.json"
@@ -85,6 +86,7 @@ def parse_config(entries: Any, path: Path, strict: bool = True) -> DataloaderCon
     )
     failed = {b.id for b in backends if b.id in report.problems}  # a source whose conditioning list is wrong
     backends = [b for b in backends if b.id not in failed and b.conditioning.source not in failed]
+    backends = inherit_models(backends)
     return _finish(path, entries, read, backends, caches, default_text, report, strict)
 
 

@@ -231,6 +231,8 @@ class BackendConfig:
     text_embeds_dir: Path | None = None  # absolute; from the text_embeds entry, if any
     latents_dir: Path | None = None  # absolute; cache_dir_vae (or an image_embeds entry), if given
     trainer_settings: Mapping[str, Any] = field(default_factory=dict)  # keys for the training loop, as given
+    model: str | None = None  # pretrained_model_name_or_path: a pipeline folder (absolute) or hub id
+    vae_model: str | None = None  # pretrained_vae_model_name_or_path
     warnings: tuple[str, ...] = ()  # keys accepted but not used, each with why
 
     @property

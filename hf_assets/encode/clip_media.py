@@ -88,8 +88,9 @@ class ClipMedia(Media):
             return video_factors_for(encoders)
         except ValueError as exc:
             raise ValueError(
-                f"this backend holds clips, but the VAE of HF_ASSETS_MODEL={encoders.model!r} is not a video VAE "
-                f"({exc}); set HF_ASSETS_MODEL to a video pipeline (Wan, LTX-Video, HunyuanVideo or CogVideoX)"
+                f"this backend holds clips, but the VAE of the model {encoders.model!r} is not a video VAE "
+                f"({exc}); name a video pipeline (Wan, LTX-Video, HunyuanVideo or CogVideoX) in its "
+                "pretrained_model_name_or_path (or HF_ASSETS_VIDEO_MODEL)"
             ) from None
 
     def wanted(self, buckets, split, column, settings, factors, memo_dir=None, progress=None):

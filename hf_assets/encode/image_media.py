@@ -44,8 +44,9 @@ class ImageMedia(Media):
         config = encoders.vae_config()
         if is_video_vae(config):
             raise ValueError(
-                f"HF_ASSETS_MODEL={encoders.model!r} has a video VAE ({config.get('_class_name')}), and this "
-                'backend holds images: set HF_ASSETS_MODEL to an image pipeline (or dataset_type "video" for clips)'
+                f"the model {encoders.model!r} has a video VAE ({config.get('_class_name')}), and this backend "
+                "holds images: name an image pipeline in its pretrained_model_name_or_path (or HF_ASSETS_MODEL), "
+                'or set dataset_type "video" for clips'
             )
         return vae_factors_from_config(config)
 

@@ -4,6 +4,10 @@ and threads each shard step encodes with.
 Every setting has an environment variable, `HF_ASSETS_<SETTING>` (e.g. `HF_ASSETS_MODEL`). They merge field by
 field: a setting given in the run config (launchpad or `--config-json`) wins, the run's environment fills every
 setting the run config leaves out, then values bound in code, then the built-in defaults.
+
+The model is chosen per backend (`for_backend`): the run config's `model`, else the backend's own
+`pretrained_model_name_or_path`, else HF_ASSETS_VIDEO_MODEL for a video backend, else HF_ASSETS_MODEL. Nothing is
+loaded or checked when a run starts, so a run of the metadata assets alone needs no model.
 """
 
 import contextlib
@@ -14,6 +18,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationError
 
+from hf_assets.config.models import ModelChoice, choose_model
 from hf_assets.env import resource_variable
 
 RESOURCE_KEY = "encoders"  # the key this resource is bound to in the Definitions (its run config lives under it)
@@ -113,7 +118,11 @@ class EncodersResource(dg.ConfigurableResource):
         "those changed since they were last verified; for files changed with their modification time kept.",
     )
 
-    _encoders: Any = PrivateAttr(default=None)  # hf_assets.encode.encoders.Encoders
+    _device: Any = PrivateAttr(default=None)  # the torch device, resolved when a run sets the resource up
+    _dtype: Any = PrivateAttr(default=None)  # the models' torch dtype
+    _given: frozenset = PrivateAttr(default=frozenset())  # the settings the run config names
+    _log: Any = PrivateAttr(default=print)
+    _by_backend: dict = PrivateAttr(default_factory=dict)  # backend id -> its Encoders
 
     @classmethod
     def env_names(cls) -> dict[str, str]:
@@ -132,11 +141,11 @@ class EncodersResource(dg.ConfigurableResource):
         given = dict(given or {})
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
-        for name, env in cls.env_names().items():
+        for name, variable in cls.env_names().items():
             if name in given:
                 values[name], origin[name] = given[name], f"run config resources.{RESOURCE_KEY}.config.{name}"
-            elif environ.get(env, "").strip():
-                values[name], origin[name] = environ[env].strip(), f"environment variable {env}"
+            elif environ.get(variable, "").strip():
+                values[name], origin[name] = environ[variable].strip(), f"environment variable {variable}"
         try:
             return cls(**values)
         except ValidationError as error:
@@ -154,8 +163,10 @@ class EncodersResource(dg.ConfigurableResource):
         every other field at its class default; the environment is merged back here, where the raw run config
         tells which fields the user actually set.
         """
-        environ = {**{env: str(v) for env, v in self._bound_in_definitions().items()}, **os.environ}
-        effective = self.from_environment(given_in_run_config(context), environ)
+        environ = {**{name: str(v) for name, v in self._bound_in_definitions().items()}, **os.environ}
+        given = given_in_run_config(context)
+        effective = self.from_environment(given, environ)
+        effective._given = frozenset(given)
         if context.log:
             context.log.info(f"encoder settings: {effective.settings()}")
         effective.setup_for_execution(context)
@@ -170,9 +181,9 @@ class EncodersResource(dg.ConfigurableResource):
         They rank below the environment of the run: `encoder_resource()` binds the environment read when the
         definitions loaded, and a variable changed since (or set only for the run) must win over that copy.
         """
-        env = self.env_names()
+        names = self.env_names()
         return {
-            env[name]: getattr(self, name)
+            names[name]: getattr(self, name)
             for name, f in type(self).model_fields.items()
             if getattr(self, name) != f.default
         }
@@ -182,23 +193,44 @@ class EncodersResource(dg.ConfigurableResource):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        from hf_assets.encode.encoders import resolve_device, resolve_dtype, shared_encoders  # torch: runs only
+        from hf_assets.encode.encoders import resolve_device, resolve_dtype  # torch: runs only
 
-        device = resolve_device(self.device)
-        log = context.log.info if context.log else print
-        # one per process, shared by the steps it runs: models load once per process, not once per shard
-        dtype = resolve_dtype(self.dtype, device)
-        self._encoders = shared_encoders(self.model, self.vae, device, dtype, log=log)
-        note = self._encoders.random_weights_note()
-        if note and context.log:
-            context.log.warning(note)
+        # Only the device and dtype: the models are the backends' (`for_backend`), found and loaded when a step
+        # first needs them, so a run of assets that need no model never asks for one.
+        self._device = resolve_device(self.device)
+        self._dtype = resolve_dtype(self.dtype, self._device)
+        self._log = context.log.info if context.log else print
 
     @property
-    def loaded(self):
-        """This process's `hf_assets.encode.encoders.Encoders` for these settings (models load when first used)."""
-        if self._encoders is None:
+    def resolved_device(self):
+        """The torch device the encoders run on (`device`, "auto" resolved)."""
+        if self._device is None:
             raise RuntimeError("EncodersResource used outside a run (setup_for_execution was not called)")
-        return self._encoders
+        return self._device
+
+    def model_choice(self, backend) -> "ModelChoice":
+        """Which pipeline and VAE encode `backend`, and where each came from (see the module's docstring)."""
+        return choose_model(backend, self.model, self.vae, self._given, f"run config resources.{RESOURCE_KEY}.config")
+
+    def for_backend(self, backend, log: Callable[[str], None] | None = None):
+        """This process's `hf_assets.encode.encoders.Encoders` for `backend` (models load when first used)."""
+        from hf_assets.encode.encoders import shared_encoders
+
+        log = log or self._log
+        choice = self.model_choice(backend)
+        if not choice.model and not choice.vae:
+            raise ValueError(choice.missing_message(backend.id))
+        try:
+            encoders = shared_encoders(choice.model, choice.vae, self.resolved_device, self._dtype, log=log)
+        except (ValueError, OSError) as error:  # a folder or repo that is not there: name where the setting came from
+            raise type(error)(choice.explain(str(error))) from None
+        if backend.id not in self._by_backend:
+            log(f"{backend.id}: encoding with {choice.describe()}")
+            note = encoders.random_weights_note()
+            if note:
+                log(f"WARNING: {note}")
+        self._by_backend[backend.id] = encoders
+        return encoders
 
     @property
     def shard_bytes(self) -> int:
@@ -211,14 +243,14 @@ class EncodersResource(dg.ConfigurableResource):
         from hf_assets.encode.cores import default_decode_workers, usable_cores
         from hf_assets.encode.engine_types import EncodeSettings
 
-        device = self.loaded.device
+        device = self.resolved_device
         if self.decode == "nvjpeg" and device.type != "cuda":
             raise ValueError(f"decode=nvjpeg decodes on the GPU, but the encoders run on {device}: use decode=pillow")
         return EncodeSettings(
             batch_size=self.vae_batch_size,
             decode_workers=self.decode_workers or default_decode_workers(usable_cores(), concurrent_gpus(device)),
             shard_bytes=self.shard_bytes,
-            model_dtype=str(self.loaded.dtype),
+            model_dtype=str(self._dtype),
             latent_dtype=str(self.resolved_latent_dtype),
             compile=resolve_compile(self.compile, device),
             memory_format=self.memory_format,
@@ -227,8 +259,8 @@ class EncodersResource(dg.ConfigurableResource):
         )
 
     @contextlib.contextmanager
-    def for_shard(self, shard: int, log: Callable[[str], None] = print) -> Iterator[Any]:
-        """The `Encoders` one shard step encodes with, set up for the step.
+    def for_shard(self, backend, shard: int, log: Callable[[str], None] = print) -> Iterator[Any]:
+        """The `Encoders` one shard step of `backend` encodes with, set up for the step.
 
         On CPU, `cpu_threads` torch threads, whatever the executor set (Dask workers start with OMP_NUM_THREADS=1),
         so the same latents come out bitwise on every executor. On a machine whose GPUs several steps share at once
@@ -241,7 +273,7 @@ class EncodersResource(dg.ConfigurableResource):
         from hf_assets.encode.encoders import shared_encoders
         from hf_assets.executors import executor_name
 
-        loaded = self.loaded
+        loaded = self.for_backend(backend, log)
         if loaded.device.type == "cpu":
             before = torch.get_num_threads()
             torch.set_num_threads(self.cpu_threads or os.cpu_count() or 1)
@@ -269,7 +301,7 @@ class EncodersResource(dg.ConfigurableResource):
         """The torch dtype latents are stored in: the latent_dtype setting, "auto" resolved for the device."""
         from hf_assets.encode.encoders import resolve_dtype
 
-        return resolve_dtype(self.latent_dtype, self.loaded.device)
+        return resolve_dtype(self.latent_dtype, self.resolved_device)
 
 
 def concurrent_gpus(device) -> int:

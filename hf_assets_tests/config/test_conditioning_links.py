@@ -109,3 +109,11 @@ def test_a_generated_id_may_not_shadow_a_backend(tmp_path):
             {**PHOTOS_ENTRY, "conditioning": {"type": "canny"}},
             {**PHOTOS_ENTRY, "id": "photos_conditioning_canny"},
         )
+
+
+def test_a_conditioning_dataset_without_a_model_of_its_own_is_encoded_by_its_sources(tmp_path):
+    source = {**PHOTOS_ENTRY, "pretrained_model_name_or_path": "org/sdxl", "conditioning": {"type": "canny"}}
+    own = {**CONTROL, "pretrained_model_name_or_path": "org/other"}
+    config = load(tmp_path, source, {**own, "source_dataset_id": "photos"})
+    assert config.backend("photos_conditioning_canny").model == "org/sdxl"  # generated: the source's
+    assert config.backend("control").model == "org/other"  # given with its own: its own

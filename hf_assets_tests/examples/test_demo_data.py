@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 
 from bench.make_bench_dataset import build_bench_dataset
 from examples import make_demo_data as demo
+from hf_assets.config.loader import load_config
 
 ALLOWED_ENTRY_KEYS = {
     # the spec's keys
@@ -57,6 +58,8 @@ ALLOWED_ENTRY_KEYS = {
     # SimpleTuner's ControlNet keys
     "conditioning_type",
     "source_dataset_id",
+    # hf_assets's extension: the model that encodes each backend
+    "pretrained_model_name_or_path",
 }
 
 
@@ -191,6 +194,13 @@ def test_dataloader_json_describes_the_backends(demo_dir):
     }
     for entry in entries.values():
         assert set(entry) <= ALLOWED_ENTRY_KEYS, set(entry) - ALLOWED_ENTRY_KEYS
+    config = load_config(config_path)
+    for backend in config.backends:  # every backend's own kind of pipeline, built beside the data
+        family = "wan" if backend.dataset_type == "video" else "sdxl"
+        assert backend.model == str(demo_dir / f"tiny-{family}-pipeline"), backend.id
+        assert (Path(backend.model) / "model_index.json").is_file() and (
+            Path(backend.model) / "RANDOM_WEIGHTS"
+        ).is_file()
 
     photos = entries["photos"]
     hf = photos["huggingface"]

@@ -1,10 +1,19 @@
 """Encoder settings: run config and environment merge field by field; bad values are refused before a run."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
+from hf_assets.config import parse_config
 from hf_assets.definitions import encoder_resource
 from hf_assets.resources.encoders import EncodersResource
+
+
+def a_backend(**entry):
+    """A backend of a Hub dataset (no model of its own unless `entry` names one)."""
+    base = {"id": "photos", "type": "huggingface", "dataset_name": "user/photos", "caption_column": "caption"}
+    return parse_config([{**base, **entry}], Path("/configs/dataloader.json")).backends[0]
 
 
 def settings_in_a_run(run_config: dict | None = None, look=None) -> dict:
@@ -13,7 +22,9 @@ def settings_in_a_run(run_config: dict | None = None, look=None) -> dict:
 
     @dg.asset
     def probe(encoders: EncodersResource) -> None:
-        seen.update(look(encoders) if look else {**encoders.settings(), "loaded_model": encoders.loaded.model})
+        seen.update(
+            look(encoders) if look else {**encoders.settings(), "loaded_model": encoders.for_backend(a_backend()).model}
+        )
 
     result = dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {})
     assert result.success
@@ -141,9 +152,75 @@ def test_a_cpu_shard_step_encodes_with_the_cpu_threads_setting_and_gives_the_thr
     @dg.asset
     def probe(encoders: EncodersResource) -> None:
         seen["before"] = torch.get_num_threads()
-        with encoders.for_shard(5) as loaded:
+        with encoders.for_shard(a_backend(), 5) as loaded:
             seen["inside"], seen["device"] = torch.get_num_threads(), loaded.device.type
         seen["after"] = torch.get_num_threads()
 
     assert dg.materialize([probe], resources={"encoders": encoder_resource()}).success
     assert seen["inside"] == 3 and seen["device"] == "cpu" and seen["after"] == seen["before"] != 3
+
+
+def models_in_a_run(backends, run_config: dict | None = None) -> dict:
+    """backend id -> the model its Encoders load in a real in-process run (or the error it raises)."""
+    seen = {}
+
+    @dg.asset
+    def probe(encoders: EncodersResource) -> None:
+        for backend in backends:
+            try:
+                seen[backend.id] = encoders.for_backend(backend).model
+            except (ValueError, OSError) as error:
+                seen[backend.id] = error
+
+    assert dg.materialize([probe], resources={"encoders": encoder_resource()}, run_config=run_config or {}).success
+    return seen
+
+
+def test_each_backend_encodes_with_the_model_its_entry_names_else_the_environments(monkeypatch, tmp_path, tiny_sdxl):
+    wan = tmp_path / "wan"
+    wan.mkdir()
+    (wan / "model_index.json").write_text("{}")
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_VAE", str(tiny_sdxl / "vae"))  # goes with HF_ASSETS_MODEL only
+    own = a_backend(id="clips", dataset_type="video", pretrained_model_name_or_path=str(wan))
+    plain = a_backend(id="photos")
+    assert models_in_a_run([own, plain]) == {"clips": str(wan), "photos": str(tiny_sdxl)}
+    choice = EncodersResource.from_environment().model_choice(own)
+    assert (choice.vae, choice.model_origin) == ("", "backend 'clips' key pretrained_model_name_or_path")
+    # The launchpad's model is an explicit choice for this run: it wins over the entry's.
+    run = {"resources": {"encoders": {"config": {"model": str(tiny_sdxl)}}}}
+    assert models_in_a_run([own], run) == {"clips": str(tiny_sdxl)}
+
+
+def test_a_video_backend_without_a_model_of_its_own_takes_the_video_model(monkeypatch, tmp_path, tiny_sdxl):
+    monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
+    monkeypatch.setenv("HF_ASSETS_VIDEO_MODEL", str(tmp_path))
+    clips, photos = a_backend(id="clips", dataset_type="video"), a_backend(id="photos")
+    choice = EncodersResource.from_environment().model_choice(clips)
+    assert (choice.model, choice.model_origin) == (str(tmp_path), "environment variable HF_ASSETS_VIDEO_MODEL")
+    assert EncodersResource.from_environment().model_choice(photos).model == str(tiny_sdxl)
+
+
+def test_a_relative_model_folder_resolves_against_the_config_file_and_a_hub_id_stays_an_id():
+    assert a_backend(pretrained_model_name_or_path="./models/wan").model == "/configs/models/wan"
+    assert a_backend(pretrained_model_name_or_path="Wan-AI/Wan2.1-T2V-1.3B-Diffusers").model == (
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    )
+
+
+def test_without_any_model_the_run_starts_and_only_encoding_fails_naming_every_way_to_set_one(monkeypatch):
+    monkeypatch.delenv("HF_ASSETS_MODEL", raising=False)
+    monkeypatch.delenv("HF_ASSETS_VIDEO_MODEL", raising=False)
+    (error,) = models_in_a_run([a_backend(id="mine")]).values()  # resource set up, nothing asked for a model
+    assert isinstance(error, ValueError)
+    message = str(error)
+    assert message.startswith("backend 'mine' has no model to encode with: set pretrained_model_name_or_path")
+    assert "HF_ASSETS_MODEL (HF_ASSETS_VIDEO_MODEL for video backends)" in message and "scan_datasets" in message
+
+
+def test_a_missing_model_folder_is_reported_under_the_key_that_named_it(monkeypatch):
+    monkeypatch.delenv("HF_ASSETS_MODEL", raising=False)
+    (error,) = models_in_a_run([a_backend(id="mine", pretrained_model_name_or_path="./no/such/pipeline")]).values()
+    assert isinstance(error, OSError)
+    assert "backend 'mine' key pretrained_model_name_or_path='/configs/no/such/pipeline': no such folder" in str(error)
+    assert "HF_ASSETS_MODEL" not in str(error)
