@@ -24,6 +24,7 @@ def _scalar_metadata(metadata) -> dict:
 def partition_report(instance: dg.DagsterInstance, defs: dg.Definitions, partition: str) -> dict:
     """{"assets": {asset: {run_id, metadata}}, "checks": {asset:check: passed}, "ok": bool} for one partition."""
     assets, checks, ok = {}, {}, True
+    graph = defs.resolve_asset_graph()  # checks on their own steps included
     for key in sorted(defs.resolve_all_asset_keys(), key=lambda k: k.to_user_string()):
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
@@ -37,7 +38,7 @@ def partition_report(instance: dg.DagsterInstance, defs: dg.Definitions, partiti
             "run_id": records[0].run_id,
             "metadata": _scalar_metadata(materialization.metadata),
         }
-        for check_key in defs.resolve_assets_def(key).check_keys:
+        for check_key in sorted(graph.get_check_keys_for_assets({key}), key=lambda k: k.name):
             history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=100)
             latest = next((r for r in history if r.partition == partition and r.event is not None), None)
             evaluation = latest.event.dagster_event.asset_check_evaluation_data if latest else None

@@ -1,5 +1,5 @@
-"""The end of every encoding asset: what the run repaired in its cache (log, metadata), the cache's checks, and the
-materialization that carries both."""
+"""The end of every encoding asset: what the run repaired in its cache (log, metadata), and the materialization
+that carries it."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +8,6 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.assets.metadata import check_result
 from hf_assets.cache.health import forget_shards
 from hf_assets.cache.repairs import read_repairs
 
@@ -19,22 +18,26 @@ def start_full_verification(context: dg.AssetExecutionContext, directory: Path) 
     forget_shards(directory)
 
 
+REPAIR_KEYS = (
+    "manifest",
+    "unreadable_shards",
+    "unreadable_entries",
+    "nonfinite_entries",
+    "nonfinite_examples",
+    "reencoded_nonfinite",
+    "recovered_entries",
+)
+
+
+def last_repairs(directory: Path) -> dict:
+    """What the cache's last plan repaired, the repairs it made only ({} when none)."""
+    found = read_repairs(directory)
+    return {key: found[key] for key in REPAIR_KEYS if found.get(key)}
+
+
 def report_repairs(context: dg.AssetExecutionContext, backend_id: str, directory: Path) -> dict:
     """Warn about each repair the run's plan made and return them for the metadata ({} when none)."""
-    found = read_repairs(directory)
-    repaired = {
-        key: found[key]
-        for key in (
-            "manifest",
-            "unreadable_shards",
-            "unreadable_entries",
-            "nonfinite_entries",
-            "nonfinite_examples",
-            "reencoded_nonfinite",
-            "recovered_entries",
-        )
-        if found.get(key)
-    }
+    found = repaired = last_repairs(directory)
     if found.get("manifest"):
         context.log.warning(f"{backend_id}: {found['manifest']}; rebuilt from the shards' headers")
     for shard, reason in (found.get("unreadable_shards") or {}).items():
@@ -57,25 +60,23 @@ def cache_result(
     backend_id: str,
     directory: Path,
     value: Any,
-    checks: Callable[[pa.Table], tuple[dict, dict]],
     metadata: dict,
+    describe: Callable[[pa.Table], dict] | None = None,
 ) -> dg.MaterializeResult:
-    """The materialization of an encoded cache: its repairs reported, then `checks(manifest)` run on the manifest as
-    it now is, returning (check name -> `cache.verify.Finding`, metadata found by checking); the metadata is
-    `metadata`, then what the checks found, then the cache's entry count, folder and repairs."""
+    """The materialization of an encoded cache, its repairs reported: `metadata`, then what `describe(manifest)`
+    finds in the manifest as it now is, then the cache's entry count, folder and repairs. Its checks are their own
+    step (`assets.cache_checks`), which reads the stored cache."""
     from hf_assets.cache.manifest import read_manifest
 
     repaired = report_repairs(context, backend_id, directory)
     manifest = read_manifest(directory).table
-    findings, found = checks(manifest)
     return dg.MaterializeResult(
         value=value,
         metadata={
             **metadata,
-            **found,
+            **(describe(manifest) if describe else {}),
             "cache_entries": manifest.num_rows,
             "cache_dir": dg.MetadataValue.path(str(directory)),
             "repaired": dg.MetadataValue.json(repaired),
         },
-        check_results=[check_result(context, name, finding, repaired) for name, finding in findings.items()],
     )

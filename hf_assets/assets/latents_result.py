@@ -1,5 +1,6 @@
-"""The end of `vae_latents`: what the commit did (drops logged, counts, rate, the VAE's factors) and the cache's
-three blocking checks, as one materialization, the same for images and clips."""
+"""The end of `vae_latents`: what the commit did (drops logged, counts, rate, the VAE's factors) as one
+materialization, the same for images and clips. Its checks read the stored cache in their own step
+(`assets.cache_checks`)."""
 
 import dagster as dg
 import pyarrow as pa
@@ -9,17 +10,6 @@ from hf_assets.assets.metadata import counts_table, reason_counts
 from hf_assets.config import BackendConfig
 from hf_assets.encode import engine
 from hf_assets.encode.engine_types import EncodeReport, LatentPlan
-
-CHECKS = {
-    "latents_complete": "Every bucketed sample has a latent, or was dropped with a reason (corrupt image).",
-    "latent_shapes": "Every latent has shape (C, target_height / f, target_width / f); clips (C, T', H / f, W / f).",
-    "latents_finite": "No latent holds NaN or inf (fp16 SDXL VAE: use bf16/fp32 or an fp16-fix VAE).",
-}
-
-
-def check_output(check: str) -> str:
-    """The output carrying a check's result, named as the graph asset names it (its spec's python identifier)."""
-    return f"vae_latents_{check}"
 
 
 def latents_result(
@@ -31,19 +21,11 @@ def latents_result(
     planning: dict,
 ) -> dg.MaterializeResult:
     """The materialization of a committed latent cache: counts, drops, rates (`planning`: the plan step's
-    progress figures), the VAE and its factors, and the three checks."""
-    from hf_assets.cache import verify  # torch-backed readers: loaded by the step, not with the definitions
-    from hf_assets.cache.latents import open_latents
+    progress figures), the VAE and its factors."""
+    from hf_assets.cache.latents import open_latents  # torch-backed reader: loaded by the step, not the definitions
 
     unit, meta = engine.media_for(plan.media).unit, plan.meta
     log_drops(context, backend.id, report, backend.vae_dir, unit)
-
-    def checks(manifest: pa.Table) -> tuple[dict, dict]:
-        return {
-            "latents_complete": verify.missing(buckets, manifest, ["filename"], excused=set(report.dropped)),
-            "latent_shapes": verify.latent_shape_mismatches(manifest, meta["latent_channels"], meta["downscale"]),
-            "latents_finite": verify.nonfinite_tensors(backend.vae_dir),
-        }, {}
 
     rate = round(report.throughput, 2)
     factors = {k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in meta.items() if v is not None}
@@ -52,7 +34,6 @@ def latents_result(
         backend.id,
         backend.vae_dir,
         open_latents(backend.vae_dir),
-        checks,
         {
             "encoded": report.encoded,
             "reused": report.reused,

@@ -41,11 +41,13 @@ def reason_counts(dropped: dict[str, str]) -> dict[str, int]:
 
 
 def check_result(
-    context: dg.AssetExecutionContext, name: str, finding, repaired: dict | None = None
+    context, name: str, finding, repaired: dict | None = None, asset: str | None = None
 ) -> dg.AssetCheckResult:
-    """A check result for this run's partition from a `cache.verify.Finding`: failures with examples, and what the
-    run repaired in the cache before checking it (unreadable shards, NaN entries, a lost manifest)."""
+    """A check result (of `asset`, else the step's asset) for this run's partition from a `cache.verify.Finding`:
+    failures with examples, and what the cache's last plan repaired before it was checked (unreadable shards, NaN
+    entries, a lost manifest)."""
     return dg.AssetCheckResult(
+        asset_key=asset,
         check_name=name,
         passed=finding.passed,
         metadata={

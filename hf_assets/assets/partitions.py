@@ -14,12 +14,20 @@ def backend_partitions(config: DataloaderConfig) -> dg.StaticPartitionsDefinitio
 
 
 def partition_check_specs(
-    asset: str, checks: dict[str, str], partitions: dg.PartitionsDefinition
+    asset: str, checks: dict[str, str], partitions: dg.PartitionsDefinition, reads: list[str] = ()
 ) -> list[dg.AssetCheckSpec]:
-    """Blocking checks whose results belong to one backend partition each (shown per partition in the UI)."""
+    """Blocking checks whose results belong to one backend partition each (shown per partition in the UI);
+    `reads`: the other assets they load."""
     with warnings.catch_warnings():  # partitioned check specs are a preview feature of dagster 1.13
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
-            dg.AssetCheckSpec(name, asset=asset, blocking=True, description=text, partitions_def=partitions)
+            dg.AssetCheckSpec(
+                name,
+                asset=asset,
+                blocking=True,
+                description=text,
+                partitions_def=partitions,
+                additional_deps=list(reads),
+            )
             for name, text in checks.items()
         ]

@@ -3,18 +3,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.assets.cache_repairs import cache_result, start_full_verification
-from hf_assets.assets.partitions import partition_check_specs
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.automation.reap import reap_before_pool
 from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
-
-CHECKS = {
-    "text_embeds_complete": "Every caption variant of every encoded sample has embeddings.",
-    "text_embed_shapes": "Each stored tensor name has one shape across the cache.",
-    "text_embeds_finite": "No embedding holds NaN or inf.",
-}
 
 
 def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -27,7 +20,6 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         kinds={"pytorch", "safetensors"},
         pool="gpu",
         retry_policy=transient_retry(),
-        check_specs=partition_check_specs("text_embeds", CHECKS, partitions),
     )
     @retry_only_transient
     def text_embeds(
@@ -72,14 +64,6 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
             progress=progress,
         )
 
-        def checks(manifest: pa.Table) -> tuple[dict, dict]:
-            shapes, expected = verify.inconsistent_shapes(manifest)
-            return {
-                "text_embeds_complete": verify.missing(wanted, manifest, ["filename", "variant"]),
-                "text_embed_shapes": shapes,
-                "text_embeds_finite": verify.nonfinite_tensors(backend.text_dir),
-            }, {"shapes": dg.MetadataValue.json(expected)}
-
         # encoded + reused = distinct_captions: all three count distinct caption texts (one cache entry each);
         # `variants` counts (sample, caption variant) pairs, several of which may share one text.
         return cache_result(
@@ -87,7 +71,6 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
             backend.id,
             backend.text_dir,
             open_text_embeds(backend.text_dir),
-            checks,
             {
                 "encoded": report.encoded,
                 "reused": report.reused,
@@ -98,6 +81,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
                 "cache_bytes": report.size_bytes,
                 "family": identity["family"],
             },
+            lambda manifest: {"shapes": dg.MetadataValue.json(verify.inconsistent_shapes(manifest)[1])},
         )
 
     return text_embeds

@@ -1,12 +1,12 @@
-"""The `vae_latents` asset: reap dead runs, plan, encode each shard as its own step in the gpu pool, commit, check.
+"""The `vae_latents` asset: reap dead runs, plan, encode each shard as its own step in the gpu pool, commit (its
+checks: `assets.cache_checks`).
 The engine (hf_assets.encode.engine) does the work, the same for images and clips."""
 
 import dagster as dg
 import pyarrow as pa
 
 from hf_assets.assets.cache_repairs import start_full_verification
-from hf_assets.assets.latents_result import CHECKS, check_output, latents_result
-from hf_assets.assets.partitions import partition_check_specs
+from hf_assets.assets.latents_result import latents_result
 from hf_assets.assets.retries import TRANSIENT_RETRY, retry_only_transient
 from hf_assets.automation.reap import reap_dead_runs
 from hf_assets.data.lineage import require_built_from
@@ -71,14 +71,12 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
                 progress = ProgressLog(context.log.info)
                 engine.encode_shard(written, shard, raw_split, loaded.vae, progress, context.log.info)
 
-    outs = {"result": dg.Out(), **{check_output(name): dg.Out(dg.Nothing, is_required=False) for name in CHECKS}}
-
-    @dg.op(ins={"shards_done": dg.In(dg.Nothing)}, out=outs, retry_policy=SHARD_RETRY)
+    @dg.op(ins={"shards_done": dg.In(dg.Nothing)}, retry_policy=SHARD_RETRY)
     @retry_only_transient
     def commit_vae_latents(
         context: dg.OpExecutionContext, dataloader: DataloaderConfigResource, aspect_buckets: pa.Table, plan: dict
     ):
-        """Merge the shards into the cache's manifest atomically, then run the blocking checks."""
+        """Merge the shards into the cache's manifest atomically; its blocking checks follow in their own step."""
         backend, written = dataloader.backend(context.partition_key), LatentPlan.from_dict(plan)
         progress = ProgressLog(context.log.info)
         report = engine.commit(written, progress, context.log.info)
@@ -90,13 +88,11 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
         partitions_def=partitions,
         group_name="encoders",
         kinds={"pytorch", "safetensors"},
-        check_specs=partition_check_specs("vae_latents", CHECKS, partitions),
         description="The VAE latent distribution (mean, std) of every bucketed sample, cached by content and settings.",
     )
     def vae_latents(aspect_buckets: pa.Table, raw_split: RawSplit):
         plan = plan_vae_latents(aspect_buckets, raw_split, reap_dead_runs())
         done = [encode_vae_shard.alias(shard_op(k))(raw_split, plan) for k in range(shards)]
-        result, *checks = commit_vae_latents(aspect_buckets, plan, done)
-        return {"result": result, **{check_output(name): out for name, out in zip(CHECKS, checks)}}
+        return commit_vae_latents(aspect_buckets, plan, done)
 
     return vae_latents

@@ -138,3 +138,35 @@ def test_missing_model_fails_naming_the_setting(graph, monkeypatch):
         run(defs, instance)
     assert "HF_ASSETS_MODEL=" in str(info.value) + str(info.value.__cause__)
     assert "no such folder" in str(info.value) + str(info.value.__cause__)
+
+
+def run_checks_alone(defs, instance, *keys: tuple[str, str]):
+    """A run of only the named checks (asset, check) on photos, as "Execute" in the UI launches it."""
+    checks = {dg.AssetCheckKey(dg.AssetKey(asset), name) for asset, name in keys}
+    job = defs.resolve_job_def("prepare_datasets").get_subset(asset_selection=set(), asset_check_selection=checks)
+    return job.execute_in_process(partition_key="photos", instance=instance, raise_on_error=False)
+
+
+def test_a_check_runs_alone_on_the_stored_cache_and_encodes_nothing(graph):
+    defs, instance, tmp_path = graph
+    run(defs, instance)
+    alone = run_checks_alone(defs, instance, ("vae_latents", "latents_finite"), ("text_embeds", "text_embeds_complete"))
+    assert alone.success and not alone.get_asset_materialization_events()  # nothing encoded, nothing rewritten
+    assert {(c.asset_key.to_user_string(), c.check_name, c.passed) for c in alone.get_asset_check_evaluations()} == {
+        ("vae_latents", "latents_finite", True),
+        ("text_embeds", "text_embeds_complete", True),
+    }
+    # A latent spoiled on disk after the run: the check alone reads the stored shard and fails, naming the entry.
+    shard = next((tmp_path / "cache" / "photos" / "vae" / "photos" / "shards").glob("*.safetensors"))
+    tensors = load_file(shard)
+    name = next(n for n in tensors if n.endswith("/mean"))
+    tensors[name] = torch.full_like(tensors[name], float("inf"))
+    save_file(tensors, shard)
+    (text_manifest := tmp_path / "cache" / "text" / "photos" / "manifest.parquet").unlink()
+    again = run_checks_alone(defs, instance, ("vae_latents", "latents_finite"), ("text_embeds", "text_embeds_complete"))
+    assert not again.get_asset_materialization_events()
+    found = {c.check_name: c for c in again.get_asset_check_evaluations()}
+    assert not found["latents_finite"].passed and found["latents_finite"].metadata["examples"].value == [name]
+    assert found["latents_finite"].metadata["partition"].value == "photos"
+    examples = found["text_embeds_complete"].metadata["examples"].value
+    assert not found["text_embeds_complete"].passed and f"no cache at {text_manifest.parent}" in examples[0]

@@ -28,10 +28,10 @@ def run(defs, instance, partition):
 
 def test_check_specs_are_partitioned_like_their_asset(graph):
     defs, _, _ = graph
-    for asset in ("vae_latents", "text_embeds"):
-        specs = list(defs.resolve_assets_def(asset).check_specs)
-        assert specs and all(s.partitions_def.get_partition_keys() == ["photos", "photos_b"] for s in specs)
-        assert all(s.blocking for s in specs)
+    specs = [spec for checks in defs.asset_checks for spec in checks.check_specs]  # their own steps
+    assert {s.asset_key.to_user_string() for s in specs} == {"vae_latents", "text_embeds"} and len(specs) == 6
+    assert all(s.partitions_def.get_partition_keys() == ["photos", "photos_b"] for s in specs)
+    assert all(s.blocking for s in specs)
 
 
 def test_each_check_result_is_recorded_for_its_partition_and_blocks_only_it(graph, tiny_sdxl, monkeypatch):
