@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 import torch
 
 from hf_assets.cache.reader import LazyTensorMapping
+from hf_assets.cache.view import CacheView
 
 
 def normalise_latents(z: torch.Tensor, meta: Mapping) -> torch.Tensor:
@@ -28,7 +29,7 @@ def normalise_latents(z: torch.Tensor, meta: Mapping) -> torch.Tensor:
     return (z - mean_t.view(shape)) * scaling / std_t.view(shape)
 
 
-class LatentCache(Mapping):
+class LatentCache(CacheView):
     """Lazy `filename -> mean (C, H/f, W/f)`, or (C, T', H/f, W/f) for clips; reading a key reads only that sample
     from its memory-mapped shard."""
 

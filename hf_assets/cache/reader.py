@@ -1,7 +1,7 @@
 """A lazy `Mapping` over a committed cache: tensors are read from memory-mapped shards on access."""
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +11,12 @@ import torch
 
 from hf_assets.cache.manifest import MANIFEST_FILE, SHARDS_DIR, read_manifest
 from hf_assets.cache.shards import ShardReader, stored_name
+from hf_assets.cache.view import CacheView
 
 _SEP = "\x1f"  # joins a row's tensor names into one dictionary-encodable string
 
 
-class LazyTensorMapping(Mapping):
+class LazyTensorMapping(CacheView):
     """`key -> {tensor name: tensor}` (or, with `group=True`, `key -> [dict per variant]`).
 
     Construction reads only the manifest; each lookup reads that entry's tensors from its shard.

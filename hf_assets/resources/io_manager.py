@@ -1,11 +1,15 @@
 """Persists each asset's small value beside its backend's caches; loads it back for runs and trainers."""
 
+import importlib
+
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.cache.tables import load_manifest, load_table, save_table, table_paths
+from hf_assets.cache.view import CacheView
 from hf_assets.data.lineage import source_fingerprint, stale_split_message
 from hf_assets.data.sources import RawSplit, open_split
+from hf_assets.data.split_store import LISTING, files_table, listing, rebuild_split, split_manifest
 from hf_assets.resources.dataloader import cached_config
 
 _WARNED: set[tuple[str, str]] = set()  # (run id, message): several steps of one run load the same input
@@ -24,23 +28,25 @@ def warn_once_per_run(context, message: str) -> None:
     context.log.warning(message)
 
 
-FILE_COLUMNS = {
-    "path": pa.string(),
-    "size": pa.int64(),
-    "identity": pa.string(),
-    "rows": pa.int64(),
-    "start": pa.int64(),
+def declared_type(context: dg.InputContext):
+    """The Python type the loading step declares for the input; None when it declares none."""
+    try:
+        return context.dagster_type.typing_type
+    except dg.DagsterInvariantViolationError:  # a context built without one (a load outside a step)
+        return None
+
+
+STORED_AS = "stored_as"  # the manifest field saying what handle_output stored: "split" or "table"
+# The encoder caches their assets write and commit themselves, by asset: (the backend's folder of it, opener).
+CACHES = {
+    "vae_latents": ("vae_dir", "hf_assets.cache.latents:open_latents"),
+    "text_embeds": ("text_dir", "hf_assets.cache.text_embeds:open_text_embeds"),
 }
 
 
-def files_table(split: RawSplit) -> pa.Table:
-    """The split's files (or in-memory pieces) as a table: path, size, identity, rows, first split row."""
-    files = split.files
-    return pa.table({name: pa.array([f.get(name) for f in files], kind) for name, kind in FILE_COLUMNS.items()})
-
-
 class HFAssetsIOManager(dg.ConfigurableIOManager):
-    """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`; encoder caches reopen lazily."""
+    """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`, a split as its files table and
+    manifest (plus an image folder's listing), read back as they were stored; encoder caches reopen lazily."""
 
     config_path: str
 
@@ -54,46 +60,49 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         backend = self._backend(context)
         name = context.asset_key.path[-1]
         if isinstance(obj, RawSplit):
-            meta = {
-                "source": obj.source,
-                "kind": obj.kind,
-                "fingerprint": obj.fingerprint,
-                "revision": obj.revision,
-                "columns": obj.schema.names,
-            }
-            save_table(backend.metadata_dir, name, files_table(obj), meta)
+            listed = listing(obj)
+            if listed is not None:  # before the manifest: a manifest names only what was written before it
+                save_table(backend.metadata_dir, LISTING, listed, {"fingerprint": obj.fingerprint})
+            save_table(backend.metadata_dir, name, files_table(obj), {**split_manifest(obj), STORED_AS: "split"})
         elif isinstance(obj, pa.Table):
-            meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(obj)}
+            meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(obj), STORED_AS: "table"}
             save_table(backend.metadata_dir, name, obj, meta)
-        elif hasattr(obj, "directory"):
+        elif isinstance(obj, CacheView):
             return  # an encoder cache: the asset wrote and committed its own files
         else:
             raise TypeError(f"{name}: cannot store a {type(obj).__name__}")
 
     def load_input(self, context: dg.InputContext):
         keys = context.asset_partition_keys if context.has_asset_partitions else []
+        name = context.asset_key.path[-1]
         if len(keys) > 1:  # a mapped input (a conditioning dataset's and its source's tables): one value per backend
-            name = context.asset_key.path[-1]
             config = cached_config(self.config_path)
             return {key: load_table(config.backend(key).metadata_dir, name) for key in keys}
         backend = self._backend(context)
-        name = context.asset_key.path[-1]
-        if name == "raw_split":
-            split = open_split(backend)
-            stored = load_manifest(backend.metadata_dir, name).get("fingerprint")
-            if stored and stored != split.fingerprint:
-                warn_once_per_run(
-                    context,
-                    stale_split_message(backend.id, "raw_split was materialized", stored, split.fingerprint)
-                    + "; until then this run reads the current data",
-                )
-            return split
-        if name == "vae_latents":
-            from hf_assets.cache.latents import open_latents
-
-            return open_latents(backend.vae_dir)
-        if name == "text_embeds":
-            from hf_assets.cache.text_embeds import open_text_embeds
-
-            return open_text_embeds(backend.text_dir)
+        if name in CACHES:
+            folder, opener = CACHES[name]
+            module, function = opener.split(":")
+            return getattr(importlib.import_module(module), function)(getattr(backend, folder))
+        stored = load_manifest(backend.metadata_dir, name)
+        if stored.get(STORED_AS, "split" if declared_type(context) is RawSplit else "table") == "split":
+            return self._load_split(context, backend, stored)
         return load_table(backend.metadata_dir, name)
+
+    def _load_split(self, context, backend, stored: dict) -> RawSplit:
+        """The split as raw_split stored it; opened from the source when it cannot be rebuilt (another kind, a
+        changed local file) or was never stored, with a warning when the source changed since."""
+        listed = None
+        if stored.get("kind") == "image_folder" and table_paths(backend.metadata_dir, LISTING)[1].is_file():
+            if load_manifest(backend.metadata_dir, LISTING).get("fingerprint") == stored.get("fingerprint"):
+                listed = load_table(backend.metadata_dir, LISTING)
+        split = rebuild_split(backend, stored, listed) if stored else None
+        if split is not None:
+            return split
+        split = open_split(backend)
+        if stored.get("fingerprint") and stored["fingerprint"] != split.fingerprint:
+            warn_once_per_run(
+                context,
+                stale_split_message(backend.id, "raw_split was materialized", stored["fingerprint"], split.fingerprint)
+                + "; until then this run reads the current data",
+            )
+        return split
