@@ -167,5 +167,5 @@ def _with_warnings(backend: BackendConfig, warnings) -> BackendConfig:
 def _unreadable(exc: Exception) -> str:
     return (
         f"could not be read ({type(exc).__name__}: {exc}); check the types of its values "
-        "against docs/config (huggingface-datasets.md)"
+        'against the key table in README.md (section "Your SimpleTuner config")'
     )
