@@ -99,7 +99,7 @@ def _pair_grid(context, backend: BackendConfig, source: BackendConfig, table, so
 
     pairing = backend.conditioning
     try:
-        pixels = ConditioningPixels(pairing.type, pairing.generator, source.id, depth_loader=lambda: None)
+        pixels = ConditioningPixels(pairing.type, pairing.generator, source.id)
         generated = pairing.generator is not None
         source_split = split if generated else open_split(source)
         tiles = list(

@@ -24,11 +24,13 @@ def latents_result(
     progress figures), the VAE and its factors."""
     from hf_assets.cache.latents import open_latents  # torch-backed reader: loaded by the step, not the definitions
 
-    unit, meta = engine.media_for(plan.media).unit, plan.meta
+    unit, meta = engine.media_of(plan).unit, plan.meta
     log_drops(context, backend.id, report, backend.vae_dir, unit)
 
     rate = round(report.throughput, 2)
-    factors = {k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in meta.items() if v is not None}
+    factors = {
+        k: dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v for k, v in meta.items() if v is not None
+    }
     return cache_result(
         context,
         backend.id,

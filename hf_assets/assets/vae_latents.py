@@ -69,7 +69,7 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
             backend = dataloader.backend(context.partition_key)
             with encoders.for_shard(backend, shard, context.log.info) as loaded:
                 progress = ProgressLog(context.log.info)
-                engine.encode_shard(written, shard, raw_split, loaded.vae, progress, context.log.info)
+                engine.encode_shard(written, shard, raw_split, loaded.vae, progress, context.log.info, loaded.depth)
 
     @dg.op(ins={"shards_done": dg.In(dg.Nothing)}, retry_policy=SHARD_RETRY)
     @retry_only_transient

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from hf_assets import env
 from hf_assets.config.conditioning import GeneratorConfig
 from hf_assets.encode.generators import generate, sample_rng
 
@@ -28,8 +29,6 @@ class ConditioningPixels:
         source_id: str = "",
         depth_loader: Callable[[], Callable[[list[np.ndarray]], list[np.ndarray]]] | None = None,
     ):
-        if generator is not None and generator.kind == "depth" and depth_loader is None:
-            raise ValueError("a depth generator needs a depth model (encoders resource: depth_model)")
         self.conditioning_type = conditioning_type
         self.generator = generator
         self.source_id = source_id  # seeds the random draws, with the sample's file name
@@ -53,19 +52,29 @@ class ConditioningPixels:
         if not self.batched:
             return images
         if self._depth is None:
+            if self._depth_loader is None:
+                raise ValueError(
+                    f"a depth generator needs a depth model ({env.DEPTH_MODEL}, the encoders resource's depth_model)"
+                )
             self._depth = self._depth_loader()
         return self._depth(images)
 
     def stored(self, images: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """The tensors stored beside each sample's latents: the control image or the mask, channel first."""
+        if not images:
+            return []
+        batch = torch.from_numpy(np.stack([np.asarray(image, dtype=np.uint8) for image in images]))  # a copy
+        stacked = self.stored_batch(batch)
+        return [{name: t[i].contiguous() for name, t in stacked.items()} for i in range(len(images))]
+
+    def stored_batch(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The stored tensors of a batch of conditioning images (uint8 (B, H, W, 3), as the VAE gets them): the
+        control images (B, 3, H, W) or the masks (B, 1, H, W), views of `pixels` ({} for references)."""
         name = STORED.get(self.conditioning_type)
         if name is None:
-            return [{} for _ in images]
-        out = []
-        for image in images:
-            chw = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)  # a copy: arrays may be read-only
-            out.append({name: (chw[:1] if name == "mask" else chw).contiguous()})
-        return out
+            return {}
+        chw = pixels.permute(0, 3, 1, 2)
+        return {name: chw[:, :1] if name == "mask" else chw}
 
     def cache_settings(self, depth_identity: str | None = None) -> dict:
         """What the conditioning adds to every latent's key: the generator and its parameters (and the depth model),

@@ -42,8 +42,10 @@ class Encoders:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     log: Callable[[str], None] = logging.getLogger(__name__).info
+    depth_model: str = ""  # the DPT model of depth conditioning datasets ("": SimpleTuner's default)
     _vae: Any = None
     _text: list | None = None
+    _depth: Any = None
 
     def __post_init__(self):
         if not self.model and not self.vae_path:
@@ -86,6 +88,27 @@ class Encoders:
             self._vae = load_vae(path, sub, self.dtype, self.device, setting=setting)
         return self._vae
 
+    @property
+    def depth_source(self) -> str:
+        """The folder or hub id the depth model loads from."""
+        from hf_assets.encode.depth import DEFAULT_DEPTH_MODEL
+
+        return self.depth_model or DEFAULT_DEPTH_MODEL
+
+    def depth_identity(self) -> str:
+        """A stable identity of the depth model's weights, computed without loading them (it keys depth samples)."""
+        return model_identity(self.depth_source, setting=env.DEPTH_MODEL)
+
+    def depth(self):
+        """The depth model (`encode.depth.DepthEstimator`) on this device and dtype, loaded on first use."""
+        with _LOAD_LOCK:
+            if self._depth is None or self._depth.identity != self.depth_identity():  # weights changed in place
+                from hf_assets.encode.depth import load_depth_model
+
+                self.log(f"loading the depth model {self.depth_source} on {self.device} as {self.dtype}")
+                self._depth = load_depth_model(self.depth_source, self.device, self.dtype)
+            return self._depth
+
     def family(self) -> str:
         """The pipeline family (sd, sdxl, sd3, flux or generic) that picks the text recipe."""
         if not self.model:
@@ -122,15 +145,16 @@ def shared_encoders(
     device: torch.device,
     dtype: torch.dtype,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
+    depth_model: str = "",
 ) -> Encoders:
     """The process's one `Encoders` for these settings: a process running many steps (a Dask worker, the in-process
     executor) loads each model once, not once per step."""
-    fresh = Encoders(model, vae_path, device, dtype, log=log)  # checks the settings, loads nothing
+    fresh = Encoders(model, vae_path, device, dtype, log=log, depth_model=depth_model)  # checks, loads nothing
     try:  # keyed by the files' identity too: weights changed in place are loaded again
         files = [model_identity(model, setting=env.MODEL) if model else "", fresh.vae_identity()]
     except Exception:  # noqa: BLE001 - an incomplete folder fails with its own message when a model is loaded
         return fresh
-    settings = (model, vae_path, str(device), str(dtype), *files)
+    settings = (model, vae_path, str(device), str(dtype), depth_model, *files)
     with _SHARED_LOCK:
         encoders = _SHARED.setdefault(settings, fresh)
         while len(_SHARED) > SHARED_MAX:  # settings changed in a long-lived worker: drop the oldest models

@@ -43,6 +43,26 @@ def media_for(dataset_type: str):
     raise ValueError(f"dataset_type {dataset_type!r} has no encoder; expected one of {', '.join(MEDIA_NAMES)}")
 
 
+def media_of(plan: LatentPlan, depth_loader: Callable | None = None):
+    """The kind of sample a written plan encodes, rebuilt from its metadata (a conditioning dataset's generator,
+    with `depth_loader` giving the depth model of this step's device)."""
+    if plan.media == "conditioning":
+        from hf_assets.encode.conditioning_media import ConditioningMedia
+
+        return ConditioningMedia.from_meta(plan.meta, depth_loader)
+    return media_for(plan.media)
+
+
+def backend_media(backend: BackendConfig, encoders):
+    """The kind of sample `backend` holds: a conditioning dataset's samples (generated from its source's pixels or
+    given) are images with their generator and pairing; `encoders` gives the depth model's identity."""
+    if backend.conditioning.is_conditioning:
+        from hf_assets.encode.conditioning_media import ConditioningMedia
+
+        return ConditioningMedia.for_backend(backend, encoders.depth_identity)
+    return media_for(backend.dataset_type)
+
+
 def plan(
     backend: BackendConfig,
     buckets: pa.Table,
@@ -62,12 +82,7 @@ def plan(
     """
     from hf_assets.encode.latents_plan import plan_latents
 
-    if backend.conditioning.generator is not None:
-        raise ValueError(
-            f"backend '{backend.id}': encoding a generated conditioning dataset is not supported yet; its pairs "
-            "and preview are in aspect_buckets (job scan_datasets)"
-        )
-    media = media_for(backend.dataset_type)
+    media = backend_media(backend, encoders)
     factors = media.factors(encoders)
     keys = settings.latent_settings(encoders.vae_identity())
     column = backend.image_column
@@ -79,6 +94,7 @@ def plan(
         "latent_dtype": keys.latent_dtype,
         "backend": backend.id,
         "dataset_type": backend.dataset_type,
+        **media.meta(),
     }
     return plan_latents(
         wanted,
@@ -101,12 +117,14 @@ def encode_shard(
     vae_loader: Callable,
     progress: ProgressLog | None = None,
     log: Callable[[str], None] = _log,
+    depth_loader: Callable | None = None,
 ) -> ShardReport:
     """Encode shard `shard` of a written plan into its cache, reading samples from `split`; `vae_loader` gives the
-    VAE (on the device this shard uses), called only when something is left to encode."""
+    VAE (on the device this shard uses), called only when something is left to encode, and `depth_loader` the
+    depth model of a depth conditioning dataset (`Encoders.depth`), called on its first batch."""
     from hf_assets.encode.latents_shard import encode_shard as encode_plan_shard
 
-    return encode_plan_shard(plan, shard, split, vae_loader, media_for(plan.media), log, progress)
+    return encode_plan_shard(plan, shard, split, vae_loader, media_of(plan, depth_loader), log, progress)
 
 
 def commit(
@@ -119,7 +137,7 @@ def commit(
     `reports` default to those the shard steps left in the plan."""
     from hf_assets.encode.latents_commit import commit_latents
 
-    return commit_latents(plan, media_for(plan.media), log, progress, reports)
+    return commit_latents(plan, media_of(plan), log, progress, reports)
 
 
 def update(
@@ -132,9 +150,9 @@ def update(
     progress: ProgressLog | None = None,
     log: Callable[[str], None] = _log,
 ) -> EncodeReport:
-    """plan, every shard and commit in this process, with `encoders`' VAE."""
+    """plan, every shard and commit in this process, with `encoders`' VAE (and depth model)."""
     written = plan(backend, buckets, split, encoders, settings, shards, progress=progress, log=log)
-    return run_plan(written, split, encoders.vae, progress, log)
+    return run_plan(written, split, encoders.vae, progress, log, encoders.depth)
 
 
 def update_latents(
@@ -178,7 +196,8 @@ def run_plan(
     vae_loader: Callable,
     progress: ProgressLog | None = None,
     log: Callable[[str], None] = _log,
+    depth_loader: Callable | None = None,
 ) -> EncodeReport:
     """Encode every busy shard of a written plan, then commit it, in this process."""
-    reports = [encode_shard(written, k, split, vae_loader, progress, log) for k in written.busy_shards]
+    reports = [encode_shard(written, k, split, vae_loader, progress, log, depth_loader) for k in written.busy_shards]
     return commit(written, progress, log, reports)

@@ -39,6 +39,7 @@ class ImageMedia(Media):
     name = "image"
     unit = "images"
     unreadable = "unreadable_image"
+    device_decode = True  # JPEGs may be decoded on the GPU (settings.decode nvjpeg)
 
     def factors(self, encoders) -> dict:
         config = encoders.vae_config()
@@ -89,16 +90,21 @@ class ImageMedia(Media):
         def limit(target: tuple[int, int]) -> int:
             return encoder.batch_limit(target[1], target[0])
 
-        decoder = DeviceDecoder(encoder.device) if settings.decode == "nvjpeg" else None
+        decoder = DeviceDecoder(encoder.device) if settings.decode == "nvjpeg" and self.device_decode else None
         sizes = rows.group_by(["target_width", "target_height"]).aggregate([])
         largest = max(map(limit, zip(*(sizes.column(c).to_pylist() for c in ("target_width", "target_height")))))
         load = self._load if decoder is None else self._load_for_device
         depth = prefetch_depth(largest, settings.decode_workers)
         items = prefetch(self._jobs(rows, split, column), load, workers=settings.decode_workers, max_in_flight=depth)
         groups = group_batches(items, lambda job: job[1]["target"], limit, failures, self.failure_reason, 4 * largest)
+        groups = self.ready(groups)
         yield from in_background(stacked_batches(groups, encoder.device, decoder, failures, self.failure_reason))
         if decoder is not None and decoder.fallbacks:
             log(f"{decoder.fallbacks} JPEG(s) the GPU could not decode were decoded by Pillow")
+
+    def ready(self, groups: Iterator[list]) -> Iterator[list]:
+        """The (key, image) batches as the VAE gets them (a subclass may transform each batch: depth maps)."""
+        return groups
 
     def _load_for_device(self, job):
         """A JPEG's header checked and its bytes kept for the device decoder; any other image decoded by Pillow."""

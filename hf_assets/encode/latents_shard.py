@@ -75,32 +75,52 @@ def _encode(plan, shard, split, vae_loader, media, log, progress) -> ShardReport
         progress.step("encode", to_encode.num_rows, unit=media.unit) as step,
     ):
         batches = media.batches(to_encode, split, plan.column, plan.settings, encoder, report.failures, log)
-        report.encoded += write_latents(batches, encoder, as_dtype(plan.settings.latent_dtype), writer, step, log)
+        dtype = as_dtype(plan.settings.latent_dtype)
+        report.encoded += write_latents(batches, encoder, dtype, writer, step, log, media.stored)
     report.seconds = time.perf_counter() - started
     report.finished = time.time()
     return report
 
 
 def write_latents(
-    batches, encode: Callable, latent_dtype: torch.dtype, writer, step, log: Callable[[str], None]
+    batches,
+    encode: Callable,
+    latent_dtype: torch.dtype,
+    writer,
+    step,
+    log: Callable[[str], None],
+    stored: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None,
 ) -> int:
     """Encode each (keys, pixels) batch (`encode` gives (mean, std), halving the batch on out-of-memory) and add
-    each key's mean and std, in `latent_dtype`, to `writer`; the number of entries written.
+    each key's mean and std, in `latent_dtype`, to `writer`, with the tensors `stored(pixels)` names beside them
+    as they are (e.g. a conditioning sample's control image); the number of entries written.
 
     The results come back to the host without blocking and are written on another thread, so this thread only
     launches work: the device encodes the next batch while the last one is copied and written.
     """
 
     def write(keys: list[str], tensors: dict[str, torch.Tensor]) -> None:
-        mean, std = tensors["mean"], tensors["std"]
         for i, key in enumerate(keys):
-            writer.add(key, {"mean": mean[i], "std": std[i]})
+            writer.add(key, {name: batch[i] for name, batch in tensors.items()})
         step.advance(len(keys))
 
     written = 0
     with BackgroundWrites(write) as writes:
         for keys, pixels in batches:
+            beside = stored(pixels) if stored is not None else {}
             mean, std = encode_with_oom_backoff(encode, pixels, log)
-            writes.put(list(keys), HostCopy({"mean": mean, "std": std}, latent_dtype))
+            copy = HostCopy({"mean": mean, "std": std}, latent_dtype)
+            writes.put(list(keys), _WithStored(copy, beside) if beside else copy)
             written += len(keys)
     return written
+
+
+class _WithStored:
+    """A `HostCopy` of the latents joined by host tensors stored as they are (not cast to the latent dtype)."""
+
+    def __init__(self, copy: HostCopy, tensors: dict[str, torch.Tensor]):
+        self.copy = copy
+        self.tensors = {name: t.to("cpu") for name, t in tensors.items()}
+
+    def wait(self) -> dict[str, torch.Tensor]:
+        return {**self.copy.wait(), **self.tensors}

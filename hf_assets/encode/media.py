@@ -101,6 +101,14 @@ class Media:
         skipped."""
         raise NotImplementedError
 
+    def meta(self) -> dict:
+        """What the cache's metadata records about these samples besides the VAE's factors ({} for most)."""
+        return {}
+
+    def stored(self, pixels) -> dict:
+        """Tensors stored beside the latents of a pixel batch, by name, batch first ({}: mean and std only)."""
+        return {}
+
     def failure_reason(self, error: BaseException) -> str:
         """A sample's drop reason: `decode_failure` when it does not decode (not retried), else retried."""
         return failure_reason(error, self.corrupt, self.decode_failure)

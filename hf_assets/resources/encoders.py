@@ -44,6 +44,11 @@ class EncodersResource(dg.ConfigurableResource):
         description="HF_ASSETS_VAE: an AutoencoderKL folder or hub id replacing the pipeline's VAE "
         "(e.g. madebyollin/sdxl-vae-fp16-fix for fp16 SDXL). Empty: the pipeline's own VAE.",
     )
+    depth_model: str = Field(
+        default="",
+        description="HF_ASSETS_DEPTH_MODEL: the DPT depth model (DPTForDepthEstimation folder or hub id) of depth "
+        "conditioning datasets, loaded once per step on the step's device. Empty: Intel/dpt-large, as SimpleTuner.",
+    )
     device: Device = Field(
         default="auto",
         description="HF_ASSETS_DEVICE: auto (cuda when available, else cpu), cpu, cuda or cuda:N.",
@@ -221,7 +226,9 @@ class EncodersResource(dg.ConfigurableResource):
         if not choice.model and not choice.vae:
             raise ValueError(choice.missing_message(backend.id))
         try:
-            encoders = shared_encoders(choice.model, choice.vae, self.resolved_device, self._dtype, log=log)
+            encoders = shared_encoders(
+                choice.model, choice.vae, self.resolved_device, self._dtype, log=log, depth_model=self.depth_model
+            )
         except (ValueError, OSError) as error:  # a folder or repo that is not there: name where the setting came from
             raise type(error)(choice.explain(str(error))) from None
         if backend.id not in self._by_backend:
@@ -288,7 +295,8 @@ class EncodersResource(dg.ConfigurableResource):
             return
         with claim_device(count, shard, log=log) as index:
             log(f"shard {shard} encodes on cuda:{index} of {count}")
-            yield shared_encoders(loaded.model, loaded.vae_path, torch.device("cuda", index), loaded.dtype, log=log)
+            device = torch.device("cuda", index)
+            yield shared_encoders(loaded.model, loaded.vae_path, device, loaded.dtype, log, loaded.depth_model)
 
     @property
     def text_compile(self) -> str:

@@ -51,8 +51,8 @@ def test_depth_maps_are_made_per_batch_by_a_model_loaded_once(tmp_path, images):
     again = pixels.batch(images)
     assert len(loads) == 1
     assert all(d.shape == (64, 96, 3) and np.array_equal(d, e) for d, e in zip(first, again))
-    with pytest.raises(ValueError, match="depth model"):
-        ConditioningPixels("controlnet", generator("depth"), "photos")
+    with pytest.raises(ValueError, match="HF_ASSETS_DEPTH_MODEL"):
+        ConditioningPixels("controlnet", generator("depth"), "photos").batch(images)
 
 
 def test_controlnet_stores_the_control_image_and_mask_datasets_the_mask(images):
@@ -72,5 +72,5 @@ def test_the_cache_key_settings_follow_the_parameters_and_only_their_own():
     assert canny != ConditioningPixels("reference_strict", generator("canny"), "photos").cache_settings()
     given = ConditioningPixels("controlnet").cache_settings()
     assert "generator" not in given  # a given dataset's latents are keyed by its own images' bytes
-    depth = ConditioningPixels("controlnet", generator("depth"), "photos", depth_loader=lambda: None)
+    depth = ConditioningPixels("controlnet", generator("depth"), "photos")
     assert depth.cache_settings("local:a") != depth.cache_settings("local:b")
