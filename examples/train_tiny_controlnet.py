@@ -5,11 +5,11 @@ conditioning dataset, from the caches alone.
 
 Reads what `make demo` stored (DAGSTER_HOME defaults to .dagster_home, the config to HF_ASSETS_DATALOADER_CONFIG or
 the demo's). The backend's conditioning dataset (`--conditioning`, default: its first `controlnet` one) gives each
-sample's control image at the sample's exact size and crop. A diffusers `ControlNetModel.from_unet` copy of the UNet
-is trained as diffusers' `train_controlnet_sdxl.py` trains it: the UNet is frozen and the ControlNet's residuals join
-the UNet's. Its `controlnet_cond` is the control image in [0, 1] where the cache stores it (diffusers' SD/SDXL
-scripts), else the control image's latents, with a conditioning embedding that keeps their size (as SD3 and Flux
-ControlNets take latents).
+sample's control image at the sample's exact size and crop, stored beside its latents (given or generated, e.g. a
+`conditioning: [{"type": "canny", "conditioning_type": "controlnet"}]` on the backend). A diffusers
+`ControlNetModel.from_unet` copy of the UNet is trained as diffusers' `train_controlnet_sdxl.py` trains it: the UNet
+is frozen, the ControlNet's residuals join the UNet's, and its `controlnet_cond` is the control image in [0, 1]
+(B, 3, H, W), which the ControlNet's conditioning embedding brings down to the latents' size.
 """
 
 import argparse
@@ -23,29 +23,35 @@ import torch.nn.functional as F
 from examples.train_tiny import SDXL_SCHEDULE, sdxl_inputs, tiny_sdxl_unet, train_loop
 
 ROOT = Path(__file__).resolve().parents[1]
-# The control image's embedding downsamples by 2 per entry after the first: 8 for four entries, the VAE's factor;
-# one entry keeps the size, for control latents.
+# The control image's embedding downsamples by 2 per entry after the first: 8 for four entries, the VAE's factor.
 PIXEL_EMBEDDING = (8, 16, 16, 16)
-LATENT_EMBEDDING = (16,)
 
 
 def tiny_controlnet(unet, control: torch.Tensor, latents: torch.Tensor):
     """A diffusers ControlNetModel copied from `unet` (same blocks, zero-initialised output convolutions), taking
-    `control` (a batch of control pixels, or of control latents the size of `latents`)."""
+    `control`, a batch of control images whose embedding (downsampling by 8) has the size of `latents`."""
     from diffusers import ControlNetModel
 
-    pixels = control.shape[-2:] != latents.shape[-2:]
+    factor = 2 ** (len(PIXEL_EMBEDDING) - 1)
+    if tuple(control.shape[-2:]) != tuple(s * factor for s in latents.shape[-2:]):
+        raise ValueError(
+            f"control images {tuple(control.shape)} are not {factor}x the latents {tuple(latents.shape)}: the "
+            "conditioning dataset must be strict (controlnet), cropped as its source"
+        )
     return ControlNetModel.from_unet(
-        unet,
-        conditioning_embedding_out_channels=PIXEL_EMBEDDING if pixels else LATENT_EMBEDDING,
-        conditioning_channels=control.shape[1],
+        unet, conditioning_embedding_out_channels=PIXEL_EMBEDDING, conditioning_channels=control.shape[1]
     )
 
 
 def control_image(batch: dict, conditioning_id: str) -> torch.Tensor:
-    """The batch's control images (B, 3, H, W) in [0, 1] where stored, else their latents (B, C, H/f, W/f)."""
+    """The batch's control images (B, 3, H, W) in [0, 1], as the cache stores them beside the control latents."""
     partner = batch["conditioning"][conditioning_id]
-    return partner["pixel_values"] if "pixel_values" in partner else partner["latents"]
+    if "pixel_values" not in partner:
+        raise ValueError(
+            f"'{conditioning_id}' stores no control images: give it conditioning_type controlnet and materialize its "
+            "vae_latents again"
+        )
+    return partner["pixel_values"]
 
 
 def training_step(unet, controlnet, scheduler, batch, conditioning_id, generator, device) -> torch.Tensor:

@@ -5,6 +5,7 @@ import dagster as dg
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from hf_assets.data.pairing import PARTNER
 from hf_assets.definitions import build_definitions
@@ -102,12 +103,12 @@ def test_a_given_partition_pairs_by_name_and_records_both_sides(graph):
 
 @pytest.fixture(scope="module")
 def encoded(graph, tiny_sdxl):
-    """The source and the given conditioning dataset encoded with the tiny SDXL pipeline."""
+    """The source, the given and the generated conditioning dataset encoded with the tiny SDXL pipeline."""
     defs, instance, root = graph
     with pytest.MonkeyPatch.context() as mp:  # module scope: the function-scoped monkeypatch fixture cannot serve
         mp.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
         prepare = build_definitions(root / "dataloader.json").resolve_job_def("prepare_datasets")
-        for partition in ("photos", "control"):
+        for partition in ("photos", "control", "photos_conditioning_canny"):
             assert prepare.execute_in_process(partition_key=partition, instance=instance).success
     return defs, instance
 
@@ -123,8 +124,42 @@ def test_a_given_dataset_encodes_with_its_sources_crop_and_reaches_the_trainer_w
     control = item["conditioning"]["control"]
     assert control["filename"] == item["filename"].replace(".jpg", ".png")
     assert control["latents"].shape == item["latents"].shape  # the source's target size
+    assert control["pixel_values"].shape == (3, 128, 128)  # the control image, stored beside its latents
     batch = next(iter(BucketBatchSampler.from_samples(samples, 3, seed=0)))
     assert len(batch) == 3
+
+
+@pytest.mark.slow
+def test_a_generated_canny_dataset_encodes_from_its_sources_crop_and_reaches_the_trainer(encoded, graph):
+    from hf_assets.config import load_config
+    from hf_assets.encode.generators import canny_edges
+    from hf_assets.training import CachedSamples
+    from hf_assets_tests.encode.test_conditioning_media import source_crops
+
+    defs, instance = encoded
+    root = graph[2]
+    both = ["control", "photos_conditioning_canny"]
+    samples = CachedSamples.from_definitions(defs, "photos", instance=instance, conditioning=both)
+    assert len(samples) == 6
+    latents = defs.load_asset_value("vae_latents", partition_key="photos_conditioning_canny", instance=instance)
+    assert latents.meta["conditioning_type"] == "controlnet" and latents.meta["generator"] == "canny"
+    assert len(latents) == 7  # every source sample (row 5 is corrupt, dropped by the source's scan)
+    # each control image is the edges of the very pixels the source's latents were encoded from
+    crops = source_crops(load_config(root / "dataloader.json").backend("photos"), table(defs, instance, "photos"))
+    edge_pixels = 0
+    for index in range(len(samples)):
+        item = samples[index]
+        canny = item["conditioning"]["photos_conditioning_canny"]
+        assert canny["filename"] == item["filename"] and canny["latents"].shape == item["latents"].shape
+        stored = (canny["pixel_values"] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert np.array_equal(stored, canny_edges(crops[item["filename"]], low_threshold=50, high_threshold=100))
+        edge_pixels += int((stored[:, :, 0] == 255).sum())
+    assert edge_pixels > 0
+    materialization = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("vae_latents"), asset_partitions=["photos_conditioning_canny"]),
+        limit=1,
+    ).records[0]
+    assert materialization.asset_materialization.metadata["conditioning_type"].value == "controlnet"
 
 
 @pytest.mark.slow
@@ -142,10 +177,10 @@ def test_a_tiny_controlnet_learns_from_the_cached_pairs(encoded):
         samples, sampler, "control", steps=24, lr=2e-3, seed=0, log=lines.append
     )
     assert isinstance(controlnet, ControlNetModel) and len(losses) == len(lines) == 24
-    assert controlnet.config.conditioning_channels == 4  # the control latents (no control pixels stored yet)
+    assert controlnet.config.conditioning_channels == 3  # the control images, as diffusers' script feeds them
     first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
     assert last < 0.9 * first, losses
-    assert "control 3x4x16x16" in lines[0]  # the control latents of a 128x128 crop
+    assert "control 3x3x128x128" in lines[0]  # the control images of 128x128 crops
 
 
 @pytest.mark.slow
@@ -160,5 +195,5 @@ def test_the_controlnet_example_finds_the_backends_controlnet_partner(encoded, g
     assert train_tiny_controlnet.main([*argv, "--save", str(tmp_path / "controlnet")]) == 0
     out = capsys.readouterr().out
     assert "photos + control:" in out and out.count("\nstep ") == 2
-    assert ControlNetModel.from_pretrained(tmp_path / "controlnet").config.conditioning_channels == 4
+    assert ControlNetModel.from_pretrained(tmp_path / "controlnet").config.conditioning_channels == 3
     assert train_tiny_controlnet.main(["--config", str(root / "dataloader.json"), "--partition", "control"]) == 2
