@@ -4,7 +4,6 @@
 import re
 
 from hf_assets.config import fields as F
-from hf_assets.config.keys_entry import GENERATED_LATER
 from hf_assets.config.keyspec import COMPOSITE, CONDITIONING, DATASET, FILTER, HUGGINGFACE, PARQUET, VIDEO, Key
 
 EITHER = (DATASET, HUGGINGFACE)
@@ -217,9 +216,9 @@ CONDITIONING_KEYS = [
     Key(
         "type",
         (CONDITIONING,),
-        "warned",
+        "honoured",
         "the generator (`canny`, `superresolution`, `jpeg_artifacts`, `random_masks`, `sdr`, `depth` and their "
-        "aliases): its dataset is paired and previewed sample by sample; " + GENERATED_LATER,
+        "aliases): its dataset is made from each source crop, paired, previewed and encoded sample by sample",
         F.STR,
     ),
     Key(
@@ -250,9 +249,9 @@ CONDITIONING_LINKS = [
     Key(
         "conditioning",
         (DATASET,),
-        "warned",
-        "generated conditioning datasets, partitions `{id}_conditioning_{type}` paired with this one; "
-        + GENERATED_LATER,
+        "honoured",
+        "generated conditioning datasets, partitions `{id}_conditioning_{type}` paired with this one and encoded "
+        "with its crop",
         F.OBJECT_OR_OBJECTS,
     ),
     Key(

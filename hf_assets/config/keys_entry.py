@@ -8,7 +8,6 @@ from hf_assets.config.keyspec import CACHE, DATASET, Key
 BOTH = (DATASET, CACHE)
 TRAINER = "a setting of the training loop, not of data preparation: kept in BackendConfig.trainer_settings"
 ON_DISK = "hf_assets keeps every cache on local disk"
-GENERATED_LATER = "generated datasets are not encoded yet (their vae_latents step says so)"
 
 IDENTITY = [
     Key("id", (DATASET,), "honoured", "the backend's name: its partition key and cache folder name", F.STR),
