@@ -13,14 +13,21 @@ RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class Traffic:
-    """Body bytes sent, per path, and requests seen; `fail_next` makes that many GETs answer 503."""
+    """Body bytes sent, per path, and requests seen (`calls`: method and path of each); `fail_next` makes that many
+    GETs answer 503."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.bytes: dict[str, int] = {}
         self.requests = 0
+        self.calls: list[tuple[str, str]] = []
         self.fail_next = 0
         self.failed = 0
+
+    def listings(self) -> int:
+        """GETs of a folder (its index page: what a listing reads)."""
+        with self.lock:
+            return sum(1 for method, path in self.calls if method == "GET" and path.endswith("/"))
 
     def add(self, path: str, n: int) -> None:
         with self.lock:
@@ -35,6 +42,7 @@ class Traffic:
         with self.lock:
             self.bytes.clear()
             self.requests = 0
+            self.calls.clear()
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
@@ -63,6 +71,8 @@ class RangeHandler(SimpleHTTPRequestHandler):
         self.end_headers()
 
     def do_HEAD(self):
+        with self.traffic.lock:
+            self.traffic.calls.append(("HEAD", self.path))
         path = self._file()
         if path is None:
             return super().do_HEAD()
@@ -72,6 +82,7 @@ class RangeHandler(SimpleHTTPRequestHandler):
     def do_GET(self):
         with self.traffic.lock:
             self.traffic.requests += 1
+            self.traffic.calls.append(("GET", self.path))
             failing = self.traffic.fail_next > 0
             if failing:
                 self.traffic.fail_next -= 1

@@ -3,7 +3,9 @@
 A backend's state is two digests: its config entry (every parsed setting) and its source, which is
 - for a Hub dataset: the commit its configured revision points at (one `HfApi.dataset_info` call);
 - for a local folder or a local dataset folder: the identities (relative path, size, mtime) of its files;
-- for an fsspec URL (`s3://`, `gs://`, `hf://`, ...): the identities (path, size, etag or mtime) its filesystem lists.
+- for an fsspec URL of Parquet files (`s3://`, `gs://`, `https://`, ...): their identities (path, size, etag or mtime),
+  listed by raw_split's own listing code (`data.parquet_source.list_parquet`);
+- for an S3 image folder: the identities (path, size, etag or mtime) its filesystem lists.
 It also keeps what a reason needs to name the change: the settings, the commit, and each file's stamp (up to
 NAMED_FILES_LIMIT files).
 """
@@ -98,6 +100,19 @@ def fsspec_files(url: str, fs=None) -> dict[str, str]:
     return files
 
 
+def parquet_files(url: str) -> dict[str, str]:
+    """path -> "size|identity" of the Parquet files at a URL, listed as raw_split lists them (the same code: each
+    folder listed once; the identity asked per file where the listing does not give one)."""
+    import fsspec
+
+    from hf_assets.data.parquet_files import file_identity
+    from hf_assets.data.parquet_source import list_parquet
+
+    fs, path = fsspec.core.url_to_fs(url)
+    _, infos = list_parquet(fs, path)
+    return {info["name"]: f"{info.get('size')}|{file_identity(info)}" for info in infos}
+
+
 def files_digest(files: dict[str, str]) -> str:
     """One digest of a listing, whatever the order it was listed in."""
     return fingerprint_of(sorted(f"{name}|{stamp}" for name, stamp in files.items()))
@@ -133,7 +148,7 @@ def source_state(backend: BackendConfig, hub_api: Callable[[], HubApi]) -> dict[
         where = f"{backend.dataset_name}@{backend.revision or 'main'}"
         return {"source": commit, "where": where, "commit": commit, "described": f"{where} is commit {commit[:12]}"}
     if kind == "fsspec":
-        root, files = backend.dataset_name, fsspec_files(backend.dataset_name)
+        root, files = backend.dataset_name, parquet_files(backend.dataset_name)
     elif kind == "s3":  # the bucket's own endpoint and credentials (never in the description)
         from hf_assets.data.s3_folder import s3_filesystem
 

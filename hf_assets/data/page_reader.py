@@ -5,8 +5,8 @@ import bisect
 
 import pyarrow as pa
 
-from hf_assets.data.parquet_files import ParquetPiece, is_local
-from hf_assets.data.parquet_pages import ByteRanges, ChunkPages, Unsupported, chunk_pages, read_footer, read_rows
+from hf_assets.data.parquet_files import ParquetPiece, footer_bytes, is_local
+from hf_assets.data.parquet_pages import ByteRanges, ChunkPages, Unsupported, chunk_pages, parse_footer, read_rows
 
 _FOOTERS: dict[str, dict] = {}  # piece key -> the file's footer as a Thrift struct (offset indexes, page offsets)
 _CHUNKS: dict[tuple[str, int, str], ChunkPages | None] = {}  # (piece key, row group, leaf) -> pages; None: whole only
@@ -50,8 +50,8 @@ class PieceReader:
         """The page layout of one leaf chunk, or None when it must be read whole."""
         key = (self.piece.key, group, leaf)
         if key not in _CHUNKS:
-            if self.piece.key not in _FOOTERS:
-                _FOOTERS[self.piece.key] = read_footer(self.ranges)
+            if self.piece.key not in _FOOTERS:  # from the footer at hand: no read of the file's end
+                _FOOTERS[self.piece.key] = parse_footer(footer_bytes(self.piece.footer()))
             max_def, max_rep = self._levels[leaf]
             try:
                 _CHUNKS[key] = chunk_pages(

@@ -25,12 +25,14 @@ def _protocols(fs) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def open_parquet(fs, path: str, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
-    """A ParquetFile over `path`: read directly when local, else by ranged reads through the fsspec filesystem."""
+def open_parquet(fs, path: str, metadata: pq.FileMetaData | None = None, size: int | None = None) -> pq.ParquetFile:
+    """A ParquetFile over `path`: read directly when local, else by ranged reads through the fsspec filesystem
+    (given the file's `size` from the listing, opening it asks the store nothing)."""
     if is_local(fs):
         return pq.ParquetFile(path, metadata=metadata)  # buffered reads of exactly the chunks asked for
     # No read-ahead cache: pyarrow asks for exactly the column chunks it needs, and each becomes one ranged GET.
-    handle = fs.open(path, "rb", cache_type="none", block_size=1 << 20)
+    known = {"size": size} if size is not None else {}
+    handle = fs.open(path, "rb", cache_type="none", block_size=1 << 20, **known)
     return pq.ParquetFile(handle, metadata=metadata)
 
 
@@ -67,7 +69,7 @@ class ParquetPiece:
     def footer(self) -> pq.FileMetaData:
         """The file's footer (row groups, schema), read once per process."""
         if self.key not in _FOOTERS:
-            _FOOTERS[self.key] = open_parquet(self.fs, self.path).metadata
+            _FOOTERS[self.key] = open_parquet(self.fs, self.path, size=self.record.get("size")).metadata
         return _FOOTERS[self.key]
 
     def group_rows(self) -> list[int]:
@@ -90,7 +92,7 @@ class ParquetPiece:
     def batches(self, columns: list[str], max_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
         if self.num_rows == 0:
             return
-        reader = open_parquet(self.fs, self.path, self.footer())
+        reader = open_parquet(self.fs, self.path, self.footer(), self.record.get("size"))
         run: list[tuple[int, int, int]] = []
         for group in self.row_groups():
             if run and sum(r for _, _, r in run) + group[2] > max_rows:
@@ -124,7 +126,7 @@ class ParquetPiece:
 
     def take_in_group(self, column: str, group: int, rows: list[int]) -> pa.Array:
         """`column` at rows of one row group (group-local), reading its whole chunk."""
-        reader = open_parquet(self.fs, self.path, self.footer())
+        reader = open_parquet(self.fs, self.path, self.footer(), self.record.get("size"))
         values = reader.read_row_group(group, columns=[column], use_threads=False).column(0)
         return values.take(pa.array(rows, pa.int64())).combine_chunks()
 
@@ -133,12 +135,24 @@ class ParquetPiece:
         return pa.concat_arrays([values for _, values in parts]) if parts else pa.array([])
 
 
-def read_footers(fs, paths: list[str]) -> list[pq.FileMetaData]:
-    """Each file's footer, read concurrently when remote."""
-    if is_local(fs) or len(paths) < 2:
-        return [open_parquet(fs, p).metadata for p in paths]
-    with ThreadPoolExecutor(max_workers=min(FOOTER_WORKERS, len(paths)), thread_name_prefix="footers") as pool:
-        return list(pool.map(lambda p: open_parquet(fs, p).metadata, paths))
+def remember_footer(key: str, metadata: pq.FileMetaData) -> None:
+    """Use this footer for the piece `key` (read from raw_split's record instead of the file)."""
+    _FOOTERS[key] = metadata
+
+
+def footer_bytes(metadata: pq.FileMetaData) -> bytes:
+    """A Parquet footer as the bytes of a metadata-only Parquet file (PAR1, FileMetaData, its length, PAR1)."""
+    sink = pa.BufferOutputStream()
+    metadata.write_metadata_file(sink)
+    return sink.getvalue().to_pybytes()
+
+
+def read_footers(fs, infos: list[dict]) -> list[pq.FileMetaData]:
+    """Each listed file's footer (infos: name and size), read concurrently when remote."""
+    if is_local(fs) or len(infos) < 2:
+        return [open_parquet(fs, i["name"], size=i.get("size")).metadata for i in infos]
+    with ThreadPoolExecutor(max_workers=min(FOOTER_WORKERS, len(infos)), thread_name_prefix="footers") as pool:
+        return list(pool.map(lambda i: open_parquet(fs, i["name"], size=i.get("size")).metadata, infos))
 
 
 def make_pieces(

@@ -63,11 +63,17 @@ def read_footer(ranges: ByteRanges) -> dict:
     """The file's FileMetaData as a Thrift struct (row groups -> column chunks -> their offsets and indexes)."""
     size = ranges.size
     tail = ranges.read(max(0, size - TAIL_READ), min(size, TAIL_READ))
-    if tail[-4:] != b"PAR1":
-        raise Unsupported(f"{ranges.path} is not a Parquet file (no PAR1 at its end)")
-    length = struct.unpack_from("<I", tail, len(tail) - 8)[0]
-    if length + 8 > len(tail):
+    length = struct.unpack_from("<I", tail, len(tail) - 8)[0] if tail[-4:] == b"PAR1" else None
+    if length is not None and length + 8 > len(tail):
         tail = ranges.read(size - length - 8, length + 8)
+    return parse_footer(tail)
+
+
+def parse_footer(tail: bytes) -> dict:
+    """The FileMetaData struct of a buffer that ends like a Parquet file (its footer, its length, PAR1)."""
+    if tail[-4:] != b"PAR1":
+        raise Unsupported("not the end of a Parquet file (no PAR1)")
+    length = struct.unpack_from("<I", tail, len(tail) - 8)[0]
     footer, _ = read_struct(memoryview(tail), len(tail) - 8 - length)
     return footer
 

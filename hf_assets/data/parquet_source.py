@@ -1,5 +1,6 @@
 """Open a split stored as Parquet files (local folder or glob, Hub id, or any fsspec URL) without reading its rows."""
 
+import fnmatch
 import os
 import re
 from pathlib import Path
@@ -64,18 +65,42 @@ def select_split(infos: list[dict], root: str, split: str, where: str) -> list[d
 
 
 def list_parquet(fs, path: str) -> tuple[str, list[dict]]:
-    """(root, infos) of the Parquet files at `path`: a glob, a folder (recursive) or one file; sorted by name."""
+    """(root, infos) of the Parquet files at `path`: a glob, a folder (recursive) or one file; sorted by name.
+    Each folder is listed once (a glob in the last part of the path lists its folder once, and filters)."""
     if any(c in path for c in GLOB_CHARS):
         root = re.split(r"[*?\[]", path, maxsplit=1)[0].rsplit("/", 1)[0]
-        found = fs.glob(path, detail=True).values()
-    elif fs.isdir(path):
-        root, found = path, fs.find(path, detail=True).values()
-    elif fs.exists(path):
-        root, found = path.rsplit("/", 1)[0], [fs.info(path)]
+        pattern = path[len(root) + 1 :]
+        if "/" in pattern or "**" in pattern:
+            found = list(fs.glob(path, detail=True).values())
+        else:
+            found = [
+                i for i in _walk(fs, root, recursive=False) if fnmatch.fnmatchcase(_relative(i["name"], root), pattern)
+            ]
+    elif path.endswith(".parquet"):
+        try:
+            root, found = path.rsplit("/", 1)[0], [fs.info(path)]
+        except FileNotFoundError:
+            return path, []
     else:
-        return path, []
+        root, found = path, _walk(fs, path, recursive=True)
     infos = [dict(i) for i in found if i.get("type", "file") == "file" and str(i["name"]).endswith(".parquet")]
     return root, sorted(_with_identity(fs, infos), key=lambda i: i["name"])
+
+
+def _walk(fs, folder: str, recursive: bool) -> list[dict]:
+    """The entries under `folder`, one listing per folder (subfolders too when `recursive`); [] when it is missing."""
+    try:
+        entries = [dict(i) for i in fs.ls(folder, detail=True)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for entry in entries:
+        if entry.get("type") == "directory":
+            if recursive and entry["name"].rstrip("/") != folder.rstrip("/"):
+                found += _walk(fs, entry["name"], recursive)
+        else:
+            found.append(entry)
+    return found
 
 
 def _with_identity(fs, infos: list[dict]) -> list[dict]:
@@ -134,7 +159,7 @@ def _is_local(name: str) -> bool:
 def _split_of(backend: BackendConfig, fs, infos: list[dict], source: str, kind: str, revision=None) -> RawSplit:
     from hf_assets.data.parquet_files import read_footers
 
-    footers = read_footers(fs, [i["name"] for i in infos])  # the only read at open: one footer per file
+    footers = read_footers(fs, infos)  # the only read at open: one footer per file
     pieces = make_pieces(fs, infos, footers, slice_span(backend.split, sum(f.num_rows for f in footers)))
     footer_schema = footers[0].schema.to_arrow_schema()
     fingerprint = fingerprint_of([backend.split] + [p.key for p in pieces])
@@ -157,6 +182,25 @@ def _split_of(backend: BackendConfig, fs, infos: list[dict], source: str, kind: 
     )
 
 
+def hub_filesystem():
+    """The Hub's fsspec filesystem, with HF_TOKEN and HF_ENDPOINT as set."""
+    from huggingface_hub import HfFileSystem
+
+    token, endpoint = os.environ.get(env.HUB_TOKEN) or None, os.environ.get(env.HUB_ENDPOINT) or None
+    return HfFileSystem(token=token, endpoint=endpoint)
+
+
+def filesystem_for(backend: BackendConfig, kind: str):
+    """The filesystem a split opened as `kind` reads its Parquet files through (None: local), made without listing."""
+    if kind == "parquet (local)":
+        return None
+    if kind.startswith("parquet (hub"):
+        return hub_filesystem()
+    import fsspec
+
+    return fsspec.core.url_to_fs(backend.dataset_name)[0]
+
+
 def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None:
     """A Hub dataset's Parquet files at its revision, else its Parquet export; None when it has neither."""
     repo = name.removeprefix("hf://").removeprefix("datasets/")
@@ -164,10 +208,7 @@ def _hub_split(backend: BackendConfig, name: str, split: str) -> RawSplit | None
     revision = pinned or backend.revision
     if env.hub_offline():
         return None  # `datasets` may still have it cached; otherwise it fails fast, saying the Hub was skipped
-    from huggingface_hub import HfFileSystem
-
-    token, endpoint = os.environ.get(env.HUB_TOKEN) or None, os.environ.get(env.HUB_ENDPOINT) or None
-    fs = HfFileSystem(token=token, endpoint=endpoint)
+    fs = hub_filesystem()
     tries = [revision or "main"] + ([CONVERTED] if revision in (None, "main") else [])
     for attempt in tries:
         root = f"datasets/{repo}@{quote(attempt, safe='')}"

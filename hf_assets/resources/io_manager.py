@@ -1,6 +1,7 @@
 """Persists each asset's small value beside its backend's caches; loads it back for runs and trainers."""
 
 import importlib
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -11,6 +12,7 @@ from hf_assets.data.lineage import source_fingerprint, stale_split_message
 from hf_assets.data.sources import RawSplit, open_split
 from hf_assets.data.split_store import LISTING, files_table, listing, rebuild_split, split_manifest
 from hf_assets.resources.dataloader import cached_config
+from hf_assets.resources.step_values import STEPS_DIR
 
 _WARNED: set[tuple[str, str]] = set()  # (run id, message): several steps of one run load the same input
 
@@ -28,6 +30,14 @@ def warn_once_per_run(context, message: str) -> None:
     context.log.warning(message)
 
 
+def run_id_of(context) -> str | None:
+    """The id of the run a load or store happens in; None outside a run (e.g. a trainer's load_asset_value)."""
+    try:
+        return context.step_context.run_id
+    except Exception:  # noqa: BLE001 - no step context
+        return None
+
+
 def declared_type(context: dg.InputContext):
     """The Python type the loading step declares for the input; None when it declares none."""
     try:
@@ -36,6 +46,7 @@ def declared_type(context: dg.InputContext):
         return None
 
 
+RAW_SPLIT = "raw_split"  # the name raw_split is stored under
 STORED_AS = "stored_as"  # the manifest field saying what handle_output stored: "split" or "table"
 # The encoder caches their assets write and commit themselves, by asset: (the backend's folder of it, opener).
 CACHES = {
@@ -60,10 +71,7 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         backend = self._backend(context)
         name = context.asset_key.path[-1]
         if isinstance(obj, RawSplit):
-            listed = listing(obj)
-            if listed is not None:  # before the manifest: a manifest names only what was written before it
-                save_table(backend.metadata_dir, LISTING, listed, {"fingerprint": obj.fingerprint})
-            save_table(backend.metadata_dir, name, files_table(obj), {**split_manifest(obj), STORED_AS: "split"})
+            store_split(backend.metadata_dir, obj, run_id_of(context))
         elif isinstance(obj, pa.Table):
             meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(obj), STORED_AS: "table"}
             save_table(backend.metadata_dir, name, obj, meta)
@@ -89,16 +97,20 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         return load_table(backend.metadata_dir, name)
 
     def _load_split(self, context, backend, stored: dict) -> RawSplit:
-        """The split as raw_split stored it; opened from the source when it cannot be rebuilt (another kind, a
-        changed local file) or was never stored, with a warning when the source changed since."""
-        listed = None
-        if stored.get("kind") == "image_folder" and table_paths(backend.metadata_dir, LISTING)[1].is_file():
-            if load_manifest(backend.metadata_dir, LISTING).get("fingerprint") == stored.get("fingerprint"):
-                listed = load_table(backend.metadata_dir, LISTING)
-        split = rebuild_split(backend, stored, listed) if stored else None
+        """The split as raw_split stored it; when it cannot be rebuilt (another kind, a changed local file, remote
+        files another run listed) or was never stored, the source is listed once per run: the run's first step
+        lists it and keeps the listing under steps/<run id>/ for the others, with a warning when the source changed
+        since raw_split stored it."""
+        run_id = run_id_of(context)
+        split = stored_split(backend, backend.metadata_dir, run_id)
         if split is not None:
             return split
-        split = open_split(backend)
+        this_run = backend.metadata_dir / STEPS_DIR / run_id if run_id else None
+        split = stored_split(backend, this_run, run_id) if this_run is not None else None
+        if split is None:
+            split = open_split(backend)
+            if this_run is not None:
+                store_split(this_run, split, run_id)
         if stored.get("fingerprint") and stored["fingerprint"] != split.fingerprint:
             warn_once_per_run(
                 context,
@@ -106,3 +118,25 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
                 + "; until then this run reads the current data",
             )
         return split
+
+
+def store_split(folder: Path, split: RawSplit, run_id: str | None) -> None:
+    """Store the split in `folder`: its files table and manifest, and an image folder's listing before them (a
+    manifest names only what was written before it)."""
+    listed = listing(split)
+    if listed is not None:
+        save_table(folder, LISTING, listed, {"fingerprint": split.fingerprint})
+    save_table(folder, RAW_SPLIT, files_table(split), {**split_manifest(split, run_id), STORED_AS: "split"})
+
+
+def stored_split(backend, folder: Path, run_id: str | None) -> RawSplit | None:
+    """The split stored in `folder`, rebuilt without the source; None when none is stored or it cannot be rebuilt."""
+    stored = load_manifest(folder, RAW_SPLIT)
+    if not stored:
+        return None
+    listed = None
+    if stored.get("kind") == "image_folder" and table_paths(folder, LISTING)[1].is_file():
+        if load_manifest(folder, LISTING).get("fingerprint") == stored.get("fingerprint"):
+            listed = load_table(folder, LISTING)
+    files = load_table(folder, RAW_SPLIT) if str(stored.get("kind", "")).startswith("parquet") else None
+    return rebuild_split(backend, stored, listed, files, run_id)

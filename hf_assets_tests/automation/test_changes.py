@@ -55,6 +55,29 @@ def test_fsspec_listing_identity_changes_when_a_file_is_added():
     assert files_digest(fsspec_files("memory://bucket/photos")) != files_digest(first)
 
 
+def test_a_parquet_url_is_listed_as_raw_split_lists_it_and_a_rewritten_file_counts_as_a_change(tmp_path):
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hf_assets.automation.changes import parquet_files
+    from hf_assets_tests.range_server import serve
+
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"n": [1, 2]}), tmp_path / "data" / "train-0.parquet")
+    (tmp_path / "data" / "README.md").write_text("not data")
+    with serve(tmp_path) as (url, traffic):
+        first = parquet_files(f"{url}/data/*.parquet")
+        assert len(first) == 1 and traffic.listings() == 1  # one listing of the folder, then the file's identity
+        assert parquet_files(f"{url}/data/*.parquet") == first
+        (tmp_path / "data" / "README.md").write_text("edited: still not data")
+        assert parquet_files(f"{url}/data/*.parquet") == first
+        pq.write_table(pa.table({"n": [1, 3]}), tmp_path / "data" / "train-0.parquet")
+        os.utime(tmp_path / "data" / "train-0.parquet", ns=(1, 10**18))
+        assert parquet_files(f"{url}/data/*.parquet") != first
+
+
 @pytest.mark.parametrize("name,kind", [("user/photos", "hub"), ("s3://bucket/photos", "fsspec"), (".", "folder")])
 def test_source_kind_follows_the_dataset_name(tmp_path, name, kind):
     assert source_kind(backend(tmp_path, dataset_name=name)) == kind

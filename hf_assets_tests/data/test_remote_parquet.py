@@ -165,10 +165,10 @@ def test_a_missing_remote_file_fails_with_the_file_named_not_retried_forever(tmp
         moved.with_suffix(".gone").rename(moved)
 
 
-def test_the_metadata_assets_run_over_http_through_dagster(tmp_path, served):
+def test_the_metadata_assets_run_over_http_through_dagster_listing_once_per_run(tmp_path, served):
     from hf_assets.definitions import build_definitions
 
-    _, url, _ = served
+    _, url, traffic = served
     entries = [
         {
             "id": "remote",
@@ -185,12 +185,27 @@ def test_the_metadata_assets_run_over_http_through_dagster(tmp_path, served):
     defs = build_definitions(write_config(tmp_path / "dataloader.json", entries))
     (tmp_path / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
+    traffic.reset()
     result = defs.resolve_job_def("scan_datasets").execute_in_process(partition_key="remote", instance=instance)
     assert result.success
     raw = result.asset_materializations_for_node("raw_split")[0].metadata
     assert raw["read_as"].value == "parquet (fsspec)" and raw["files"].value == FILES
     buckets = defs.load_asset_value("aspect_buckets", partition_key="remote", instance=instance)
     assert buckets.num_rows == ROWS
+    # One listing per run: raw_split lists the folder (and asks each file's identity once); the steps after it
+    # rebuild the split from raw_split's record, footers included.
+    assert traffic.listings() == 1
+    assert sorted(path for method, path in traffic.calls if method == "HEAD") == sorted(
+        f"/data/train-{k:05d}-of-{FILES:05d}.parquet" for k in range(FILES)
+    )
+    # A run without raw_split lists once too (its first step), whatever the number of steps reading the split.
+    traffic.reset()
+    again = defs.resolve_job_def("scan_datasets").execute_in_process(
+        partition_key="remote",
+        instance=instance,
+        asset_selection=[dg.AssetKey("aspect_buckets"), dg.AssetKey("bucket_previews")],
+    )
+    assert again.success and traffic.listings() == 1
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,27 @@ def test_a_datasets_split_is_left_to_be_opened_again(tmp_path):
 
     assert split.kind.startswith("datasets") and listing(split) is None
     assert stored_and_rebuilt(tmp_path, split, backend) is None
+
+
+def test_a_remote_parquet_split_is_rebuilt_from_its_record_without_a_request_in_the_run_that_listed_it(
+    tmp_path, hub_dataset
+):
+    from hf_assets_tests.data.test_remote_parquet import backend_for as remote_backend
+    from hf_assets_tests.range_server import serve
+
+    with serve(hub_dataset) as (url, traffic):
+        backend = remote_backend(tmp_path, url, caption_column="caption", width_column="width", height_column="height")
+        split = open_split(backend)
+        folder = tmp_path / "stored"
+        save_table(folder, "raw_split", files_table(split), split_manifest(split, "run-1"))
+        traffic.reset()
+        manifest, files = load_manifest(folder, "raw_split"), load_table(folder, "raw_split")
+
+        assert rebuild_split(backend, manifest, None, files, "run-2") is None  # another run lists the store again
+        again = rebuild_split(backend, manifest, None, files, "run-1")
+        assert traffic.calls == []  # no listing, no HEAD, no footer read
+        assert (again.fingerprint, again.kind, again.num_rows) == (split.fingerprint, split.kind, split.num_rows)
+        assert [p.key for p in again.pieces] == [p.key for p in split.pieces]
+        assert again.schema == split.schema and again.files == split.files
+        columns = ["caption", "width", "height"]
+        assert again.read(columns).equals(split.read(columns))  # now the data is read, by the record's footers
