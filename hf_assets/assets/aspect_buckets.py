@@ -6,10 +6,11 @@ from hf_assets.assets.conditioning_pairs import paired_output
 from hf_assets.assets.metadata import column_schema, counts_table
 from hf_assets.assets.previews import histogram_metadata
 from hf_assets.assets.retries import retry_only_transient, transient_retry
-from hf_assets.data.backend_buckets import bucket_backend
-from hf_assets.data.buckets import bucket_histogram
+from hf_assets.data.backend_buckets import write_backend_buckets
 from hf_assets.data.split import RawSplit
+from hf_assets.encode.previews import bucket_labels_of
 from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.io_manager import AS_FILE
 
 
 def conditioning_sources(config) -> dict[str, str]:
@@ -22,10 +23,12 @@ def build_aspect_buckets_asset(
 ) -> dg.AssetsDefinition:
     """The `aspect_buckets` asset over the given backend partitions; a conditioning partition (a key of `sources`)
     also reads its source partition's filtered index, to pair with the source's bucket table."""
-    ins = {}
+    # The index arrives unread (a TableFile): it is bucketed batch by batch, never held whole.
+    ins = {"filtered_index": dg.AssetIn("filtered_index", metadata=AS_FILE)}
     if sources:  # Dagster refuses an asset that reads other partitions of itself: the source's index, rebuilt
         mapping = {u: {u} | {d for d, s in sources.items() if s == u} for u in partitions.get_partition_keys()}
-        ins["filtered_index"] = dg.AssetIn("filtered_index", partition_mapping=dg.StaticPartitionMapping(mapping))
+        partition_mapping = dg.StaticPartitionMapping(mapping)
+        ins["filtered_index"] = dg.AssetIn("filtered_index", partition_mapping=partition_mapping, metadata=AS_FILE)
 
     @dg.asset(
         name="aspect_buckets",
@@ -50,33 +53,34 @@ def build_aspect_buckets_asset(
         else:
             indexes = {backend.id: filtered_index}
         if backend.conditioning.is_conditioning:
-            return paired_output(context, dataloader.config(), backend, filtered_index, indexes, raw_split)
+            tables = {key: index.read() for key, index in indexes.items()}
+            return paired_output(context, dataloader.config(), backend, tables[backend.id], tables, raw_split)
         cfg = backend.buckets
-        bucketed = bucket_backend(filtered_index, backend)
-        table, aspect_dropped, undersized = bucketed.table, bucketed.aspect_dropped, bucketed.undersized
+        written = write_backend_buckets(filtered_index, backend, backend.metadata_dir, "aspect_buckets")
+        aspect_dropped, undersized = written.counts.aspect_dropped, written.undersized
         if any(aspect_dropped.values()):
             context.log.info(f"{backend.id}: dropped by bucket aspect ratio: {aspect_dropped}")
         if undersized:
             action = (
                 "dropped (drop_small_buckets: true)"
-                if bucketed.small_dropped
+                if written.small_dropped
                 else "kept; set drop_small_buckets to drop"
             )
             context.log.warning(
                 f"{backend.id}: {len(undersized)} bucket(s) hold fewer than train_batch_size="
                 f"{cfg.train_batch_size} samples: {undersized}; {action}"
             )
-        histogram = bucket_histogram(table)
+        histogram = written.histogram
         return dg.Output(
-            table,
+            written.file,
             metadata={
-                "samples": table.num_rows,
+                "samples": written.file.num_rows,
                 "buckets": len(histogram),
-                **histogram_metadata(table, histogram),
+                **histogram_metadata(bucket_labels_of(written.sizes), histogram),
                 "small_buckets": counts_table(undersized, "bucket", "samples"),
                 "dropped_by_reason": counts_table(aspect_dropped),
-                "dagster/row_count": table.num_rows,
-                "dagster/column_schema": column_schema(table.schema),
+                "dagster/row_count": written.file.num_rows,
+                "dagster/column_schema": column_schema(written.file.schema),
             },
         )
 

@@ -12,6 +12,7 @@ from hf_assets.config import BackendConfig, DataloaderConfig
 from hf_assets.data.buckets import bucket_histogram
 from hf_assets.data.conditioning_buckets import pair_buckets, stale_source_rows
 from hf_assets.data.split import RawSplit
+from hf_assets.encode import previews
 
 DROPPED_PAIRS = "dropped_pairs"  # dropped_pairs.parquet beside the table: side, row, filename, reason
 
@@ -74,7 +75,7 @@ def paired_output(
             "conditioning_type": pairing.type,
             "generator": pairing.generator.kind if pairing.generator else "given",
             "buckets": len(histogram),
-            **histogram_metadata(table, histogram),
+            **histogram_metadata(previews.bucket_labels(table), histogram),
             **_pair_grid(context, backend, source, table, paired.source_table, split),
             "unpaired_by_reason": counts_table(reasons),
             "unpaired_rows": dg.MetadataValue.path(str(backend.metadata_dir / (DROPPED_PAIRS + ".parquet"))),
@@ -93,7 +94,6 @@ def _dropped_pairs(dropped: pa.Table, source_dropped: pa.Table) -> pa.Table:
 def _pair_grid(context, backend: BackendConfig, source: BackendConfig, table, source_table, split) -> dict:
     """Each source crop beside its conditioning image (PNG beside the cache); never fails the table."""
     from hf_assets.data.sources import open_split
-    from hf_assets.encode import previews
     from hf_assets.encode.conditioning_pixels import ConditioningPixels
     from hf_assets.encode.pair_previews import paired_samples
 

@@ -3,9 +3,7 @@ import dagster as dg
 from hf_assets.assets.metadata import column_schema, counts_table, preview
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.columns import ColumnTypeError, MissingColumn
-from hf_assets.data.dropped import save_dropped
-from hf_assets.data.index import build_filtered_index
-from hf_assets.data.lineage import stamp
+from hf_assets.data.index_writer import discard, publish, write_filtered_index
 from hf_assets.data.scan_cache import scan_cache_for
 from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog
@@ -26,7 +24,8 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
     def filtered_index(
         context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, raw_split: RawSplit
     ) -> dg.Output:
-        """Kept samples with their file name, captions and effective size; dropped rows counted by reason."""
+        """Kept samples with their file name, captions and effective size; dropped rows counted by reason (written
+        piece by piece: memory holds one scanned batch)."""
         backend = dataloader.backend(context.partition_key)
         if raw_split.num_rows == 0:
             raise dg.Failure(
@@ -35,41 +34,44 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
             )
         progress = ProgressLog(context.log.info)
         cache = scan_cache_for(raw_split, backend)
+        directory = backend.metadata_dir
         try:
-            index, dropped = build_filtered_index(raw_split, backend, cache, progress)
+            written = write_filtered_index(raw_split, backend, directory, cache, progress)
         except MissingColumn as exc:
             raise MissingColumn(f"backend '{backend.id}': {exc}", exc.path) from None
         except ColumnTypeError as exc:
             raise exc.in_backend(backend.id, getattr(backend, exc.setting, None) if exc.setting else None) from None
-        dropped_path = save_dropped(backend.metadata_dir, dropped.rows)
         cache.prune()
-        index = stamp(index, raw_split.fingerprint, "path" if raw_split.name_column else "row")
+        dropped = written.counts
+        kept = written.staged.num_rows
         context.log.info(f"{backend.id}: scanned {cache.read} piece(s), reused {cache.reused} from {cache.directory}")
-        total_dropped = sum(dropped.values())
-        context.log.info(f"{backend.id}: kept {index.num_rows} of {raw_split.num_rows}; dropped {dropped}")
-        if index.num_rows == 0:
+        context.log.info(f"{backend.id}: kept {kept} of {raw_split.num_rows}; dropped {dropped}")
+        if kept == 0:
             # Never hand an empty index downstream: the encoders would prune their caches to nothing.
+            discard(directory)
             by_reason = ", ".join(f"{reason} {count}" for reason, count in dropped.items() if count)
             raise dg.Failure(
                 f"backend '{backend.id}': all {raw_split.num_rows} rows were dropped: {by_reason}; "
                 "check filter_func / minimum_image_size",
                 metadata={"dropped_by_reason": counts_table(dropped)},
             )
+        index = publish(directory)
+        head = next(index.batches(["filename", "caption", "width", "height"], rows=5))
         return dg.Output(
             index,
             metadata={
-                "kept": index.num_rows,
+                "kept": kept,
                 "pieces_scanned": cache.read,
                 "pieces_reused": cache.reused,
-                "dropped": total_dropped,
+                "dropped": written.dropped.num_rows,
                 "dropped_by_reason": counts_table(dropped),
                 **progress.metadata(),
-                "dropped_rows": dg.MetadataValue.path(str(dropped_path)),
-                "dagster/row_count": index.num_rows,
+                "dropped_rows": dg.MetadataValue.path(str(written.dropped.path)),
+                "dagster/row_count": kept,
                 "dagster/column_schema": column_schema(index.schema),
-                "preview": preview(index, ["filename", "caption", "width", "height"]),
-                "path": dg.MetadataValue.path(str(backend.metadata_dir / "filtered_index.parquet")),
-                # The split these row numbers index; the IO manager records it in filtered_index.json.
+                "preview": preview(head, ["filename", "caption", "width", "height"]),
+                "path": dg.MetadataValue.path(str(index.path)),
+                # The split these row numbers index, also in filtered_index.json and the table's schema metadata.
                 "source_fingerprint": raw_split.fingerprint,
             },
         )

@@ -4,25 +4,27 @@
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.cache.atomic import atomic_write_bytes
-from hf_assets.cache.tables import load_manifest, load_table
+from hf_assets.cache.tables import TableFile, load_manifest, open_table_file
 from hf_assets.config import BackendConfig
 from hf_assets.data.buckets import bucket_histogram, bucket_histogram_png
-from hf_assets.data.dropped import DROPPED_TABLE
+from hf_assets.data.dropped import DROPPED_SCHEMA, DROPPED_TABLE
 from hf_assets.data.preview_rows import PREVIEW_BUDGET, choose_preview_rows, preview_sources
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode import previews
 from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.io_manager import AS_FILE
 
 HISTOGRAM_FILE = "aspect_buckets.png"
 GRID_FILE = "previews.png"
 
 
-def histogram_metadata(table: pa.Table, histogram: list[tuple[str, int]]) -> dict:
-    """The histogram as a small inline SVG (drawn in place by the UI) and a table of samples per bucket."""
-    labels = previews.bucket_labels(table)
+def histogram_metadata(labels: dict[str, str], histogram: list[tuple[str, int]]) -> dict:
+    """The histogram as a small inline SVG (drawn in place by the UI) and a table of samples per bucket; `labels`:
+    each bucket's "aspect · WxH" (`previews.bucket_labels`)."""
     counts = [
         dg.TableRecord({"bucket": bucket, "target": labels.get(bucket, bucket).split(" · ", 1)[-1], "samples": count})
         for bucket, count in histogram
@@ -43,7 +45,7 @@ def histogram_metadata(table: pa.Table, histogram: list[tuple[str, int]]) -> dic
 
 
 def histogram_png_metadata(backend: BackendConfig, table: pa.Table) -> dict:
-    """The histogram drawn as a PNG, in the metadata and beside the cache."""
+    """The histogram drawn as a PNG, in the metadata and beside the cache (`table`: bucket and target size columns)."""
     labels = previews.bucket_labels(table)
     labelled = [(labels.get(b, b).replace(" · ", "\n"), n) for b, n in bucket_histogram(table)]
     png = bucket_histogram_png(labelled, f"{backend.id}: samples per aspect bucket (aspect, target size)")
@@ -55,9 +57,10 @@ def histogram_png_metadata(backend: BackendConfig, table: pa.Table) -> dict:
     }
 
 
-def grid_metadata(context, backend: BackendConfig, table: pa.Table, split: RawSplit) -> dict:
+def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa.Table, split: RawSplit) -> dict:
     """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache);
-    their images are fetched within PREVIEW_BUDGET bytes, only the pages that hold them."""
+    their images are fetched within PREVIEW_BUDGET bytes, only the pages that hold them. `table`: the bucket
+    table's row, bucket and target size columns; the chosen rows' other columns are read from `buckets`."""
     if backend.dataset_type != "image":
         return {}
     if backend.conditioning.is_conditioning:  # aspect_buckets draws its source and conditioning pairs
@@ -69,18 +72,31 @@ def grid_metadata(context, backend: BackendConfig, table: pa.Table, split: RawSp
                 "not drawn: the dataset changed since filtered_index was built; run scan_datasets for this partition"
             )
         }
-    dropped = load_table(backend.metadata_dir, DROPPED_TABLE)
-    kinds = pc.list_element(pc.split_pattern(dropped.column("reason").combine_chunks(), ":", max_splits=1), 0)
+    dropped = open_table_file(backend.metadata_dir, DROPPED_TABLE)
+    lost_rows = pq.read_table(dropped.path, columns=["row", "reason"], read_dictionary=["reason"])
+    reasons = lost_rows.column("reason").combine_chunks()  # a reason's kind is its text before ":"
+    kinds = pc.dictionary_encode(pc.list_element(pc.split_pattern(reasons.dictionary, ":", max_splits=1), 0))
+    kinds = pa.DictionaryArray.from_arrays(kinds.indices.take(reasons.indices), kinds.dictionary)
     choice = choose_preview_rows(
         split,
         backend.image_column,
         (table.column("row").to_numpy(), table.column("bucket").combine_chunks()),
-        (dropped.column("row").to_numpy(), kinds),
+        (lost_rows.column("row").to_numpy(), kinds),
     )
     rows = [row for row, _ in choice.kept + choice.dropped]
     sources, fetched = preview_sources(split, backend.image_column, rows)
-    chosen = _rows_of(table, [row for row, _ in choice.kept])
-    lost = _rows_of(dropped, [row for row, _ in choice.dropped])
+    kept_rows = [row for row, _ in choice.kept]
+    found = (
+        pq.read_table(buckets.path, filters=[("row", "in", kept_rows)]) if kept_rows else buckets.schema.empty_table()
+    )
+    chosen = _rows_of(found, kept_rows)
+    lost_chosen = [row for row, _ in choice.dropped]
+    found = (
+        pq.read_table(dropped.path, filters=[("row", "in", lost_chosen)])
+        if lost_chosen
+        else DROPPED_SCHEMA.empty_table()
+    )
+    lost = _rows_of(found, lost_chosen)
     try:
         kept = list(previews.kept_samples(chosen, sources[: chosen.num_rows], previews.bucket_labels(table)))
         gone = list(
@@ -120,21 +136,24 @@ def build_bucket_previews_asset(partitions: dg.PartitionsDefinition) -> dg.Asset
         group_name="metadata",
         kinds={"png"},
         retry_policy=transient_retry(),
+        ins={"aspect_buckets": dg.AssetIn("aspect_buckets", metadata=AS_FILE)},
     )
     @retry_only_transient
     def bucket_previews(
         context: dg.AssetExecutionContext,
         dataloader: DataloaderConfigResource,
-        aspect_buckets: pa.Table,
+        aspect_buckets: TableFile,
         raw_split: RawSplit,
     ) -> dg.MaterializeResult:
         """A grid of kept samples as encoded and dropped rows with their reason, and the bucket histogram, as PNGs;
         fetches at most 8 MB of images per partition, only the pages that hold the rows shown."""
         backend = dataloader.backend(context.partition_key)
+        columns = ["row", "bucket", "target_width", "target_height"]
+        table = pq.read_table(aspect_buckets.path, columns=columns, read_dictionary=["bucket"])
         return dg.MaterializeResult(
             metadata={
-                **histogram_png_metadata(backend, aspect_buckets),
-                **grid_metadata(context, backend, aspect_buckets, raw_split),
+                **histogram_png_metadata(backend, table),
+                **grid_metadata(context, backend, aspect_buckets, table, raw_split),
             }
         )
 

@@ -1,16 +1,22 @@
-"""Small Arrow tables persisted as Parquet plus a JSON manifest, written atomically and read memory-mapped."""
+"""Arrow tables persisted as Parquet plus a JSON manifest, written atomically (whole, or in pieces as they are made)
+and read back whole, by columns or in batches."""
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hf_assets.cache.atomic import write_json_atomic, write_parquet_atomic
+from hf_assets.cache.atomic import atomic_writer, write_json_atomic, write_parquet_atomic
 
 FORMAT_VERSION = 1
+ROW_GROUP_ROWS = 1 << 17  # rows a table written in pieces gathers before writing a row group
+BATCH_ROWS = 1 << 17  # rows a TableFile reads at once
 
 
 def table_paths(directory: Path, name: str) -> tuple[Path, Path]:
@@ -47,3 +53,78 @@ def load_manifest(directory: Path, name: str) -> dict[str, Any]:
     """The JSON manifest of table `name`, or {} when absent."""
     manifest_path = table_paths(directory, name)[1]
     return json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A table stored as Parquet beside the caches, read when asked: whole, by columns, or batch by batch."""
+
+    path: Path
+    num_rows: int
+    schema: pa.Schema
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """The table (only `columns` when given)."""
+        return pq.read_table(self.path, columns=columns, memory_map=True)
+
+    def batches(self, columns: list[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+        """The table in order, `rows` rows at a time (only `columns` when given); the schema's metadata kept."""
+        schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
+        schema = schema.with_metadata(self.schema.metadata or {})
+        for batch in pq.ParquetFile(self.path, memory_map=True).iter_batches(rows, columns=columns):
+            yield pa.Table.from_batches([batch]).cast(schema)
+
+
+def open_table_file(directory: Path, name: str) -> TableFile:
+    """Table `name` of `directory`, unread; a clear error when it was never materialized."""
+    parquet_path, manifest_path = table_paths(directory, name)
+    if not manifest_path.is_file() or not parquet_path.is_file():
+        raise FileNotFoundError(f"{name} has not been materialized yet: {parquet_path} is missing")
+    metadata = pq.read_metadata(parquet_path)
+    return TableFile(parquet_path, metadata.num_rows, metadata.schema.to_arrow_schema())
+
+
+class TableSink:
+    """Receives a table piece by piece; rows are gathered into row groups of about ROW_GROUP_ROWS."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema):
+        self.writer, self.schema, self.rows = writer, schema, 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append `table`'s rows (cast to the sink's schema)."""
+        if table.num_rows == 0:
+            return
+        self._pending.append(table.cast(self.schema))
+        self._pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.writer.write_table(pa.concat_tables(self._pending), row_group_size=max(self._pending_rows, 1))
+            self._pending, self._pending_rows = [], 0
+
+
+@contextmanager
+def table_writer(directory: Path, name: str, schema: pa.Schema, meta: dict[str, Any] | None = None):
+    """Write table `name` piece by piece (`TableSink.write`): on success it replaces the old file atomically, then
+    its manifest is written (last: it marks the table complete); on error nothing changes."""
+    parquet_path, manifest_path = table_paths(directory, name)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(parquet_path) as tmp:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            sink = TableSink(writer, schema)
+            yield sink
+            sink.flush()
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "rows": sink.rows,
+        "columns": schema.names,
+        "written_at": time.time(),
+        **(meta or {}),
+    }
+    write_json_atomic(manifest, manifest_path)

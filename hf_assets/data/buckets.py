@@ -175,8 +175,29 @@ def sample_aspects(w, h, cfg: BucketConfig, backend_id: str, rows) -> np.ndarray
     return table.aspects[table_rows(codes, w, h, cfg, backend_id, np.asarray(rows), table)]
 
 
-def plan(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> tuple[dict[str, np.ndarray], pa.Array]:
-    """Target, resize-before-crop and crop columns (int64) plus the bucket name of every sample."""
+def _reads_own_aspect(cfg: BucketConfig) -> bool:
+    """False for a square crop or an unweighted random draw: they never read the image's rounded aspect."""
+    downsampled = cfg.crop and cfg.maximum_image_size and cfg.target_downsample_size
+    own_aspect = not cfg.crop or cfg.crop_aspect in ("preserve", "closest") or downsampled
+    return bool(own_aspect or cfg.max_upscale_threshold is not None)
+
+
+def _codes(w: np.ndarray, h: np.ndarray, cfg: BucketConfig) -> np.ndarray:
+    return aspect_codes(w, h, cfg) if _reads_own_aspect(cfg) else np.ones(w.shape, dtype=np.int64)
+
+
+def observed_codes(widths, heights, cfg: BucketConfig) -> np.ndarray:
+    """The distinct aspect codes of these sizes: what `bucket_table` needs of a table read in batches (the union over
+    batches builds the table the whole index would)."""
+    w, h = np.asarray(widths, dtype=np.int64), np.asarray(heights, dtype=np.int64)
+    return np.unique(_codes(w, h, cfg))
+
+
+def plan(
+    widths, heights, cfg: BucketConfig, backend_id: str, rows, table: BucketTable | None = None
+) -> tuple[dict[str, np.ndarray], pa.Array]:
+    """Target, resize-before-crop and crop columns (int64) plus the bucket name of every sample. `table` is the
+    bucket table of the whole index when these rows are one batch of it (default: built from these rows)."""
     w = np.asarray(widths, dtype=np.int64)
     h = np.asarray(heights, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
@@ -184,12 +205,8 @@ def plan(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> tuple[dic
         raise ValueError(f"widths, heights and rows differ in length: {w.shape}, {h.shape}, {rows.shape}")
     if w.size and (w.min() <= 0 or h.min() <= 0):
         raise ValueError("every width and height must be positive")
-    downsampled = cfg.crop and cfg.maximum_image_size and cfg.target_downsample_size
-    own_aspect = not cfg.crop or cfg.crop_aspect in ("preserve", "closest") or downsampled
-    own_aspect = own_aspect or cfg.max_upscale_threshold is not None
-    # A square crop or an unweighted random draw never reads the image's rounded aspect: skip it.
-    codes = aspect_codes(w, h, cfg) if own_aspect else np.ones(w.shape, dtype=np.int64)
-    table = bucket_table(cfg, codes)
+    codes = _codes(w, h, cfg)
+    table = table if table is not None else bucket_table(cfg, codes)
     index = table_rows(codes, w, h, cfg, backend_id, rows, table)
     flat = index * 2 + (w < h)
     downsample = None
@@ -251,23 +268,30 @@ def filename_ids(filenames: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.frombuffer(b"".join(digests), dtype=np.int64).copy() if len(filenames) else np.zeros(0, np.int64)
 
 
-def assign_buckets(index: pa.Table, cfg: BucketConfig, backend_id: str, seed_by_filename: bool = False) -> pa.Table:
+def assign_buckets(
+    index: pa.Table,
+    cfg: BucketConfig,
+    backend_id: str,
+    seed_by_filename: bool = False,
+    table: BucketTable | None = None,
+) -> pa.Table:
     """The filtered index with `bucket`, target, resize and crop columns appended.
 
-    Random choices are seeded by the row, or by the file name when `seed_by_filename` (local folders).
+    Random choices are seeded by the row, or by the file name when `seed_by_filename` (local folders). `table`: the
+    whole index's bucket table when `index` is one batch of it (`bucket_table(cfg, observed codes)`).
     """
     missing = [c for c in ("row", "width", "height") if c not in index.column_names]
     if missing:
         raise ValueError(f"filtered index lacks column(s) {missing}; have {index.column_names}")
     ids = filename_ids(index.column("filename")) if seed_by_filename else _int_column(index, "row")
-    sizes, keys = plan(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids)
+    sizes, keys = plan(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids, table)
     out = index.append_column("bucket", keys)
     for name in BUCKET_COLUMNS:
         out = out.append_column(pa.field(name, pa.int32()), pa.array(sizes[name].astype(np.int32), type=pa.int32()))
     return out
 
 
-def _aspect_of(key: str) -> float:
+def aspect_of(key: str) -> float:
     """Sort key for a bucket name."""
     try:
         return float(key)
@@ -281,7 +305,7 @@ def bucket_histogram(table: pa.Table) -> list[tuple[str, int]]:
         return []
     counts = pc.value_counts(table.column("bucket").combine_chunks())
     pairs = zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
-    return sorted(((str(k), int(n)) for k, n in pairs), key=lambda kv: (_aspect_of(kv[0]), kv[0]))
+    return sorted(((str(k), int(n)) for k, n in pairs), key=lambda kv: (aspect_of(kv[0]), kv[0]))
 
 
 ASPECT_DROP_REASONS = ("aspect_ratio_below_minimum", "aspect_ratio_above_maximum")

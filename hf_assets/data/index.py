@@ -1,5 +1,8 @@
 """Build the filtered index of a split: one row per kept sample with captions and effective size, piece by piece."""
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -144,72 +147,106 @@ def _shift(table: pa.Table, offset: int) -> pa.Table:
     return table.set_column(index, "row", pc.add(table.column("row"), pa.scalar(offset, pa.int64())))
 
 
-def index_piece(piece, split: RawSplit, backend: BackendConfig) -> tuple[pa.Table | None, dict[str, int], pa.Table]:
-    """One piece's kept rows, drop counts and dropped rows (rows counted from the piece's first row), batch by batch."""
+def part_schema(split: RawSplit, backend: BackendConfig) -> pa.Schema:
+    """The schema of a piece's kept rows before assembly: rows counted from the piece's first row, no file name."""
+    schema = pa.schema([f for f in INDEX_SCHEMA if f.name != "filename"])
+    if backend.dataset_type == "video":
+        schema = schema.append(pa.field("num_frames", pa.int32())).append(pa.field("fps", pa.float32()))
+    if split.name_column:
+        schema = schema.append(pa.field("name", pa.string()))
+    return schema
+
+
+def index_schema(backend: BackendConfig) -> pa.Schema:
+    """The filtered index's schema (video backends add num_frames and fps)."""
+    if backend.dataset_type == "video":
+        return INDEX_SCHEMA.append(pa.field("num_frames", pa.int32())).append(pa.field("fps", pa.float32()))
+    return INDEX_SCHEMA
+
+
+def piece_parts(piece, split: RawSplit, backend: BackendConfig) -> Iterator[tuple[pa.Table, dict[str, int], pa.Table]]:
+    """One piece's (kept rows, drop counts, dropped rows) batch by batch, rows counted from the piece's first row."""
     columns = scan_columns(split, backend)
     max_rows = None if sizes_from_columns(backend) else IMAGE_BATCH_ROWS
-    parts, lost, counts, offset = [], [], dict.fromkeys(DROP_REASONS, 0), 0
+    schema, offset = part_schema(split, backend), 0
     for batch in piece.batches(columns, max_rows) if max_rows else piece.batches(columns):
         kept, reasons, dropped = index_batch(batch, split, backend)
-        parts.append(_shift(kept, offset))
-        lost.append(_shift(dropped, offset))
-        for reason, n in count_reasons(reasons).items():
-            counts[reason] = counts.get(reason, 0) + n
+        yield _shift(kept, offset).cast(schema), count_reasons(reasons), _shift(dropped, offset)
         offset += batch.num_rows
-    dropped = pa.concat_tables(lost) if lost else DROPPED_SCHEMA.empty_table()
-    return (pa.concat_tables(parts) if parts else None), counts, dropped
 
 
-def assemble_dropped(parts: list[tuple[int, pa.Table]], backend: BackendConfig) -> pa.Table:
-    """Every piece's dropped rows with split row numbers, named "{row}.jpg" where the source gives no names."""
-    tables = [_shift(t, start) for start, t in parts if t.num_rows]
-    if not tables:
-        return DROPPED_SCHEMA.empty_table()
-    lost = pa.concat_tables(tables).combine_chunks()
+def add_counts(parts) -> dict[str, int]:
+    """Drop counts summed over (kept, counts, dropped) parts; every reason present."""
+    counts = dict.fromkeys(DROP_REASONS, 0)
+    for _, part_counts, _ in parts:
+        for reason, n in part_counts.items():
+            counts[reason] = counts.get(reason, 0) + n
+    return counts
+
+
+@dataclass
+class PieceResult:
+    """A piece's kept and dropped rows (as batches, rows counted from its first row), and its drop counts."""
+
+    start: int
+    kept: Iterable[pa.Table]
+    dropped: Iterable[pa.Table]
+    counts: dict[str, int]
+
+
+def index_results(split: RawSplit, backend: BackendConfig, cache=None, progress=None) -> Iterator[PieceResult]:
+    """Each piece's scan result, in split order: from the scan cache when its identity and settings are unchanged,
+    else scanned now (and, with a cache, written there batch by batch and read back, so no piece is held whole)."""
+    with (progress or quiet()).step("scan", split.num_rows, unit="images") as step:
+        for piece in split.pieces:
+            found = cache.get(piece) if cache is not None else None
+            if found is None and cache is not None:
+                with cache.writing(piece, part_schema(split, backend)) as entry:
+                    for kept, counts, dropped in piece_parts(piece, split, backend):
+                        entry.add(kept, counts, dropped)
+                found = cache.get(piece, fresh=True)
+            if found is None:  # no cache: the piece's parts in memory
+                parts = list(piece_parts(piece, split, backend))
+                found = PieceResult(0, [k for k, _, _ in parts], [d for _, _, d in parts], add_counts(parts))
+            found.start = piece.start
+            yield found
+            step.advance(piece.num_rows)
+
+
+def finish_kept(part: pa.Table, start: int, backend: BackendConfig) -> pa.Table:
+    """A piece's kept rows as filtered-index rows: split row numbers, file names, the index's schema."""
+    kept = _shift(part, start)
+    rows = kept.column("row")
+    names = kept.column("name") if "name" in kept.column_names else virtual_filenames(rows, backend.file_extension)
+    schema = index_schema(backend)
+    columns = [names] + [kept.column(name) for name in schema.names[1:]]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def finish_dropped(part: pa.Table, start: int, backend: BackendConfig) -> pa.Table:
+    """A piece's dropped rows with split row numbers, named "{row}.jpg" where the source gives no names."""
+    lost = _shift(part, start)
     virtual = virtual_filenames(lost.column("row"), backend.file_extension)
     names = pc.coalesce(lost.column("filename"), virtual)
     return lost.set_column(1, "filename", names).cast(DROPPED_SCHEMA)
 
 
-def assemble_index(parts: list[tuple[int, pa.Table | None]], backend: BackendConfig) -> pa.Table:
-    """The filtered index from per-piece results (piece start, kept rows): global rows, file names, final schema."""
-    tables = [_shift(t, start) for start, t in parts if t is not None and t.num_rows]
-    if not tables:
-        return INDEX_SCHEMA.empty_table()
-    kept = pa.concat_tables(tables).combine_chunks()
-    rows = kept.column("row").combine_chunks()
-    names = kept.column("name") if "name" in kept.column_names else virtual_filenames(rows, backend.file_extension)
-    columns = {"filename": names, **{name: kept.column(name) for name in INDEX_SCHEMA.names[1:]}}
-    schema = INDEX_SCHEMA
-    for extra, kind in (("num_frames", pa.int32()), ("fps", pa.float32())):
-        if extra in kept.column_names:
-            columns[extra] = kept.column(extra)
-            schema = schema.append(pa.field(extra, kind))
-    return pa.Table.from_pydict(columns, schema=schema)
-
-
 def build_filtered_index(
     split: RawSplit, backend: BackendConfig, cache=None, progress: ProgressLog | None = None
 ) -> tuple[pa.Table, DropCounts]:
-    """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason.
+    """The kept rows with filename, captions, effective size and tile box; plus drop counts by reason, in memory
+    (the filtered_index asset writes the same rows piece by piece: data.index_writer).
 
     With a `ScanCache`, a piece whose identity and settings are unchanged is not read again.
     """
-    parts, lost, counts = [], [], dict.fromkeys(DROP_REASONS, 0)
-    with (progress or quiet()).step("scan", split.num_rows, unit="images") as step:
-        for piece in split.pieces:
-            found = cache.get(piece) if cache is not None else None
-            if found is None:
-                found = index_piece(piece, split, backend)
-                if cache is not None:
-                    cache.put(piece, *found)
-            kept, piece_counts, dropped = found
-            parts.append((piece.start, kept))
-            lost.append((piece.start, dropped))
-            for reason, n in piece_counts.items():
-                counts[reason] = counts.get(reason, 0) + n
-            step.advance(piece.num_rows)
-    index, dropped = assemble_index(parts, backend), assemble_dropped(lost, backend)
+    kept, lost, counts = [], [], dict.fromkeys(DROP_REASONS, 0)
+    for result in index_results(split, backend, cache, progress):
+        kept += [finish_kept(part, result.start, backend) for part in result.kept]
+        lost += [finish_dropped(part, result.start, backend) for part in result.dropped]
+        for reason, n in result.counts.items():
+            counts[reason] = counts.get(reason, 0) + n
+    index = pa.concat_tables(kept).combine_chunks() if kept else index_schema(backend).empty_table()
+    dropped = pa.concat_tables(lost).combine_chunks() if lost else DROPPED_SCHEMA.empty_table()
     if backend.max_num_samples is not None:  # after every filter: N samples are trained on when N remain
         index, beyond = limit_samples(index, backend.id, backend.max_num_samples)
         counts[SUBSET_REASON] = beyond.num_rows

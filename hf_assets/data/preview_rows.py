@@ -94,7 +94,10 @@ class _Planner:
 
 def _coded(rows, labels) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(rows, label code of each, label names) with codes numbered by frequency, most frequent first."""
-    encoded = pc.dictionary_encode(pa.array(labels, pa.string()) if not isinstance(labels, pa.Array) else labels)
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    labels = labels if isinstance(labels, pa.Array) else pa.array(labels, pa.string())
+    encoded = labels if pa.types.is_dictionary(labels.type) else pc.dictionary_encode(labels)
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     names = encoded.dictionary.to_pylist()
     by_count = np.argsort(-np.bincount(codes, minlength=len(names)), kind="stable")

@@ -2,18 +2,20 @@
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hf_assets.cache.atomic import write_parquet_atomic
+from hf_assets.cache.atomic import atomic_writer, write_json_atomic
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data import captions, composite, dropped, filters, index, sizes, video_index
+from hf_assets.data.dropped import DROPPED_SCHEMA
 from hf_assets.data.split import RawSplit
 
-SCAN_FORMAT = 2
-COUNTS_KEY = b"hf_assets.drop_counts"
+SCAN_FORMAT = 3  # 3: kept and dropped rows written batch by batch, counts in a JSON file written last
 # The code whose change changes a scan result: editing any of these modules invalidates every cached piece.
 _CODE = [captions, composite, dropped, filters, index, sizes, video_index]
 
@@ -47,9 +49,23 @@ def scan_settings(split: RawSplit, backend: BackendConfig) -> str:
     return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=16).hexdigest()
 
 
+class PieceWriter:
+    """Receives a piece's scan result batch by batch (kept rows, drop counts, dropped rows)."""
+
+    def __init__(self, kept: pq.ParquetWriter, lost: pq.ParquetWriter):
+        self.kept, self.lost = kept, lost
+        self.counts: dict[str, int] = {}
+
+    def add(self, kept: pa.Table, counts: dict[str, int], lost: pa.Table) -> None:
+        self.kept.write_table(kept)
+        self.lost.write_table(lost.cast(DROPPED_SCHEMA))
+        for reason, n in counts.items():
+            self.counts[reason] = self.counts.get(reason, 0) + n
+
+
 class ScanCache:
-    """`get`/`put` a piece's (kept rows, drop counts, dropped rows) under `directory`; `prune` removes the entries
-    this run did not use."""
+    """A piece's scan result (kept rows, drop counts, dropped rows) under `directory`, written batch by batch and
+    read back batch by batch; `prune` removes the entries this run did not use."""
 
     def __init__(self, directory: Path, settings: str):
         self.directory = Path(directory)
@@ -58,41 +74,53 @@ class ScanCache:
         self.read = 0  # pieces read from the source
         self.reused = 0  # pieces answered from the cache
 
-    def _paths(self, piece) -> tuple[Path, Path]:
+    def _paths(self, piece) -> tuple[Path, Path, Path]:
         name = hashlib.blake2b(f"{self.settings}|{piece.key}".encode(), digest_size=16).hexdigest()
-        self.used.update({name + ".parquet", name + ".dropped.parquet"})
-        return self.directory / f"{name}.parquet", self.directory / f"{name}.dropped.parquet"
+        self.used.update({name + ".parquet", name + ".dropped.parquet", name + ".json"})
+        files = self.directory / f"{name}.parquet", self.directory / f"{name}.dropped.parquet"
+        return files, self.directory / f"{name}.json"
 
-    def get(self, piece) -> tuple[pa.Table | None, dict[str, int], pa.Table] | None:
-        kept_path, dropped_path = self._paths(piece)
-        if not kept_path.is_file():  # written last: its presence means the entry is whole
+    def get(self, piece, fresh: bool = False):
+        """The piece's cached result (an `index.PieceResult` reading its files), or None; `fresh`: just written."""
+        (kept_path, dropped_path), counts_path = self._paths(piece)
+        if not counts_path.is_file():  # written last: its presence means the entry is whole
             return None
         try:
-            table = pq.read_table(kept_path)
-            counts = json.loads(table.schema.metadata[COUNTS_KEY])
-            lost = pq.read_table(dropped_path)
+            counts = json.loads(counts_path.read_text())
+            kept_file, dropped_file = pq.ParquetFile(kept_path), pq.ParquetFile(dropped_path)
         except Exception:  # noqa: BLE001 - a damaged entry is only a miss: the piece is read again
             return None
-        self.reused += 1
-        return (table if table.num_rows else None), counts, lost
+        if not fresh:
+            self.reused += 1
+        return index.PieceResult(0, _groups(kept_file), _groups(dropped_file), counts)
 
-    def put(self, piece, kept: pa.Table | None, counts: dict[str, int], lost: pa.Table) -> None:
+    @contextmanager
+    def writing(self, piece, schema: pa.Schema) -> Iterator[PieceWriter]:
+        """Write the piece's result as it is made; its counts file is written last, when every batch is in."""
         self.read += 1
         self.directory.mkdir(parents=True, exist_ok=True)
-        kept_path, dropped_path = self._paths(piece)
-        table = kept if kept is not None else pa.table({"row": pa.array([], pa.int64())})
-        table = table.replace_schema_metadata({COUNTS_KEY: json.dumps(counts).encode()})
-        write_parquet_atomic(lost, dropped_path)
-        write_parquet_atomic(table, kept_path)
+        (kept_path, dropped_path), counts_path = self._paths(piece)
+        counts_path.unlink(missing_ok=True)
+        with atomic_writer(kept_path) as kept_tmp, atomic_writer(dropped_path) as dropped_tmp:
+            with pq.ParquetWriter(kept_tmp, schema) as kept, pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA) as lost:
+                writer = PieceWriter(kept, lost)
+                yield writer
+        write_json_atomic(writer.counts, counts_path)
 
     def prune(self) -> int:
         """Delete entries of pieces or settings this run did not use; returns how many."""
         removed = 0
-        for path in self.directory.glob("*.parquet") if self.directory.is_dir() else []:  # also *.dropped.parquet
-            if path.name not in self.used:
+        for path in sorted(self.directory.iterdir()) if self.directory.is_dir() else []:
+            if path.suffix in (".parquet", ".json") and path.name not in self.used:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _groups(file: pq.ParquetFile) -> Iterator[pa.Table]:
+    """A cached file's rows, one row group (one scanned batch) at a time."""
+    for group in range(file.metadata.num_row_groups):
+        yield file.read_row_group(group)
 
 
 def scan_cache_for(split: RawSplit, backend: BackendConfig) -> ScanCache:

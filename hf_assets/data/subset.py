@@ -27,12 +27,18 @@ def sample_ranks(backend_id: str, filenames: pa.Array | pa.ChunkedArray) -> np.n
 
 def keep_mask(backend_id: str, filenames: pa.Array | pa.ChunkedArray, limit: int | None) -> np.ndarray:
     """True for the rows kept: all of them without a limit, else the `limit` lowest-ranked (ties by position)."""
-    count = len(filenames)
-    keep = np.ones(count, dtype=bool)
-    if limit is None or count <= limit:
+    if limit is None or len(filenames) <= limit:
+        return np.ones(len(filenames), dtype=bool)
+    return limit_mask(sample_ranks(backend_id, filenames), limit)
+
+
+def limit_mask(ranks: np.ndarray, limit: int | None) -> np.ndarray:
+    """True for the `limit` lowest ranks (ties by position); all True without a limit. Ranks of a table read in
+    batches, concatenated, give the mask of the whole table."""
+    keep = np.ones(len(ranks), dtype=bool)
+    if limit is None or len(ranks) <= limit:
         return keep
-    order = np.lexsort((np.arange(count), sample_ranks(backend_id, filenames)))
-    keep[order[limit:]] = False
+    keep[np.lexsort((np.arange(len(ranks)), ranks))[limit:]] = False
     return keep
 
 

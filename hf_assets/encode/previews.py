@@ -22,15 +22,19 @@ def bucket_labels(table: pa.Table) -> dict[str, str]:
     if table.num_rows == 0:
         return {}
     grouped = table.group_by(["bucket", "target_width", "target_height"]).aggregate([("bucket", "count")])
-    sizes: dict[str, list[tuple[int, int, int]]] = {}
-    for record in grouped.to_pylist():
-        sizes.setdefault(str(record["bucket"]), []).append(
-            (record["bucket_count"], record["target_width"], record["target_height"])
-        )
+    sizes = {(r["bucket"], r["target_width"], r["target_height"]): r["bucket_count"] for r in grouped.to_pylist()}
+    return bucket_labels_of(sizes)
+
+
+def bucket_labels_of(sizes: dict[tuple[str, int, int], int]) -> dict[str, str]:
+    """`bucket_labels` from samples counted per (bucket, target width, target height)."""
+    options: dict[str, list[tuple[int, int, int]]] = {}
+    for (bucket, width, height), count in sizes.items():
+        options.setdefault(str(bucket), []).append((count, width, height))
     labels = {}
-    for bucket, options in sizes.items():
-        _, width, height = max(options)
-        extra = f" +{len(options) - 1}" if len(options) > 1 else ""
+    for bucket, found in options.items():
+        _, width, height = max(found)
+        extra = f" +{len(found) - 1}" if len(found) > 1 else ""
         labels[bucket] = f"{bucket} · {width}×{height}{extra}"
     return labels
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from hf_assets.cache.tables import load_manifest, load_table, save_table, table_paths
+from hf_assets.cache.tables import TableFile, load_manifest, load_table, open_table_file, save_table, table_paths
 from hf_assets.cache.view import CacheView
 from hf_assets.data.lineage import source_fingerprint, stale_split_message
 from hf_assets.data.sources import RawSplit, open_split
@@ -15,6 +15,9 @@ from hf_assets.resources.dataloader import cached_config
 from hf_assets.resources.step_values import STEPS_DIR
 
 _WARNED: set[tuple[str, str]] = set()  # (run id, message): several steps of one run load the same input
+# An input declared with this metadata (`dg.AssetIn(..., metadata=AS_FILE)`) gets a stored table unread, as a
+# `TableFile` to read by columns or in batches; other inputs (and a trainer's load_asset_value) get the pa.Table.
+AS_FILE = {"hf_assets/load": "file"}
 
 
 def warn_once_per_run(context, message: str) -> None:
@@ -55,6 +58,11 @@ CACHES = {
 }
 
 
+def _as_file(context) -> bool:
+    metadata = getattr(context, "definition_metadata", None) or {}
+    return all(metadata.get(k) == v for k, v in AS_FILE.items())
+
+
 class HFAssetsIOManager(dg.ConfigurableIOManager):
     """Arrow tables go to `<cache_dir>/huggingface_metadata/<id>/<asset>.parquet`, a split as its files table and
     manifest (plus an image folder's listing), read back as they were stored; encoder caches reopen lazily."""
@@ -75,8 +83,8 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         elif isinstance(obj, pa.Table):
             meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(obj), STORED_AS: "table"}
             save_table(backend.metadata_dir, name, obj, meta)
-        elif isinstance(obj, CacheView):
-            return  # an encoder cache: the asset wrote and committed its own files
+        elif isinstance(obj, (TableFile, CacheView)):
+            return  # written by the asset itself (a table written in pieces, an encoder cache), manifest included
         else:
             raise TypeError(f"{name}: cannot store a {type(obj).__name__}")
 
@@ -85,7 +93,8 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         name = context.asset_key.path[-1]
         if len(keys) > 1:  # a mapped input (a conditioning dataset's and its source's tables): one value per backend
             config = cached_config(self.config_path)
-            return {key: load_table(config.backend(key).metadata_dir, name) for key in keys}
+            read = open_table_file if _as_file(context) else load_table
+            return {key: read(config.backend(key).metadata_dir, name) for key in keys}
         backend = self._backend(context)
         if name in CACHES:
             folder, opener = CACHES[name]
@@ -94,7 +103,7 @@ class HFAssetsIOManager(dg.ConfigurableIOManager):
         stored = load_manifest(backend.metadata_dir, name)
         if stored.get(STORED_AS, "split" if declared_type(context) is RawSplit else "table") == "split":
             return self._load_split(context, backend, stored)
-        return load_table(backend.metadata_dir, name)
+        return (open_table_file if _as_file(context) else load_table)(backend.metadata_dir, name)
 
     def _load_split(self, context, backend, stored: dict) -> RawSplit:
         """The split as raw_split stored it; when it cannot be rebuilt (another kind, a changed local file, remote

@@ -18,16 +18,20 @@ def backend_for(tmp_path, entry):
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Every Parquet read of rows: (file name, columns); footers are not counted."""
+    """Every Parquet read of the dataset's rows: (file name, columns); footers and the scan cache are not counted."""
     seen: list[tuple[str, tuple[str, ...]]] = []
     original_groups, original_group = pq.ParquetFile.read_row_groups, pq.ParquetFile.read_row_group
 
+    def note(parquet_file, columns) -> None:
+        if "/scan/" not in str(parquet_file._source_name):
+            seen.append((_name(parquet_file), tuple(columns or ())))
+
     def read_row_groups(self, row_groups, columns=None, **kwargs):
-        seen.append((_name(self), tuple(columns or ())))
+        note(self, columns)
         return original_groups(self, row_groups, columns=columns, **kwargs)
 
     def read_row_group(self, i, columns=None, **kwargs):
-        seen.append((_name(self), tuple(columns or ())))
+        note(self, columns)
         return original_group(self, i, columns=columns, **kwargs)
 
     monkeypatch.setattr(pq.ParquetFile, "read_row_groups", read_row_groups)
@@ -189,4 +193,5 @@ def test_a_changed_setting_rescans_and_prune_drops_stale_entries(tmp_path, hub_d
     cache = scan_cache_for(split, strict)
     index, dropped = build_filtered_index(split, strict, cache)
     assert cache.read == 2 and dropped["collection"] > 0
-    assert cache.prune() == 4 and len(list(cache.directory.glob("*.parquet"))) == 4  # kept + dropped per file
+    # kept rows, dropped rows and counts per file: the unfiltered entries go, the strict ones stay
+    assert cache.prune() == 6 and len(list(cache.directory.glob("*.parquet"))) == 4

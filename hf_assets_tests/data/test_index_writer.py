@@ -1,0 +1,85 @@
+"""The filtered index and the bucket table written piece by piece equal the tables built at once, and the writers
+never hold a whole table."""
+
+import pyarrow.compute as pc
+import pytest
+
+from hf_assets.cache import tables
+from hf_assets.cache.tables import TableFile
+from hf_assets.config import parse_config
+from hf_assets.data.backend_buckets import bucket_backend, write_backend_buckets
+from hf_assets.data.index import build_filtered_index
+from hf_assets.data.index_writer import publish, write_filtered_index
+from hf_assets.data.lineage import source_fingerprint
+from hf_assets.data.scan_cache import scan_cache_for
+from hf_assets.data.sources import open_split
+from hf_assets_tests.conftest import photo_rows, write_hub_dataset
+
+
+def backend_of(tmp_path, **entry):
+    base = {
+        "id": "photos",
+        "type": "huggingface",
+        "dataset_name": "data/photos",
+        "caption_column": ["caption", "metadata.caption"],
+        "width_column": "width",
+        "height_column": "height",
+        "resolution": 128,
+        "resolution_type": "pixel",
+        "cache_dir": "cache",
+    }
+    return parse_config([{**base, **entry}], tmp_path / "dataloader.json").backends[0]
+
+
+@pytest.fixture
+def photos(tmp_path):
+    write_hub_dataset(tmp_path / "data" / "photos", photo_rows(60), shards=3)
+    return tmp_path
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    """Row groups of 7 rows and batches of 5: every table is written and read in many pieces."""
+    monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 7)
+    original = TableFile.batches
+    monkeypatch.setattr(TableFile, "batches", lambda self, columns=None, rows=5: original(self, columns, rows))
+
+
+@pytest.mark.parametrize("entry", [{}, {"max_num_samples": 20}, {"minimum_image_size": 400}])
+def test_the_index_written_in_pieces_equals_the_index_built_at_once(photos, small_pieces, entry):
+    backend = backend_of(photos, **entry)
+    split = open_split(backend)
+    expected, dropped = build_filtered_index(split, backend)
+    written = write_filtered_index(split, backend, photos / "out", scan_cache_for(split, backend))
+    index = publish(photos / "out")
+    assert index.read().equals(expected) and index.num_rows == expected.num_rows
+    assert written.counts == dict(dropped)
+    lost = written.dropped.read()
+    assert lost.sort_by("row").equals(dropped.rows)  # listed in scan order, then the max_num_samples rows
+    assert source_fingerprint(index.read()) == split.fingerprint  # stamped with the split it numbers
+
+
+@pytest.mark.parametrize(
+    "buckets",
+    [
+        {},
+        {"crop": True, "crop_aspect": "random", "crop_aspect_buckets": [0.75, 1.0, 1.5], "crop_style": "random"},
+        {"crop": True, "crop_aspect": "closest", "crop_aspect_buckets": [0.5, 1.0, 2.0]},
+        {"train_batch_size": 8, "drop_small_buckets": True, "maximum_aspect_ratio": 2.5},
+        {"resolution_type": "area", "resolution": 0.05, "minimum_aspect_ratio": 0.6},
+    ],
+)
+def test_buckets_written_batch_by_batch_equal_the_table_bucketed_at_once(photos, small_pieces, monkeypatch, buckets):
+    backend = backend_of(photos, **buckets)
+    split = open_split(backend)
+    write_filtered_index(split, backend, photos / "out")
+    index = publish(photos / "out")
+    expected = bucket_backend(index.read(), backend)
+    monkeypatch.setattr(TableFile, "read", lambda *a, **k: pytest.fail("the whole index was read at once"))
+    written = write_backend_buckets(index, backend, photos / "out", "aspect_buckets")
+    monkeypatch.undo()
+    table = written.file.read()
+    assert table.equals(expected.table)
+    assert written.counts.aspect_dropped == expected.aspect_dropped and written.undersized == expected.undersized
+    counted = pc.value_counts(table.column("bucket").combine_chunks()).to_pylist()
+    assert dict(written.histogram) == {c["values"]: c["counts"] for c in counted}
