@@ -118,6 +118,19 @@ class EntryReader:
     def _warn(self, entry: Entry, message: str) -> None:
         self.report.warn(entry.id, entry.where, message)
 
+    def _example_choice(self, entry: Entry, key: Key, value: Any, block: str | None = None) -> Any:
+        """SimpleTuner's template configs list every choice ("random|center|corner"); such a value loads as its first
+        choice, with a warning to pick one, so the template's backends still show. Other bad values stay refused."""
+        choices = _example_choices(key, value)
+        if not choices:
+            return value
+        self._warn(
+            entry,
+            f"key '{key.name}' lists the choices of an example config ({json.dumps(value)}): using the first, "
+            f"{json.dumps(choices[0])}; set one of them to silence this warning",
+        )
+        return choices[0]
+
     def _checked(self, entry: Entry, key: Key, value: Any, block: str | None = None) -> bool:
         """True when `value` is well typed and not refused; files the problem or the warning otherwise."""
         where = entry.where + (f', "{block}"' if block else "")
@@ -149,6 +162,7 @@ class EntryReader:
         key = R.lookup(entry.scope, name)
         if key is None:
             return self._unknown(entry, name, entry.scope)
+        value = self._example_choice(entry, key, value)
         if not self._checked(entry, key, value):
             return
         if name == HUGGINGFACE:
@@ -187,6 +201,7 @@ class EntryReader:
                 else:
                     self._unknown(entry, name, HUGGINGFACE, ', "huggingface" block')
                 continue
+            value = self._example_choice(entry, key, value, "huggingface")
             if not self._checked(entry, key, value, "huggingface"):
                 continue
             if name in BLOCKS:
@@ -204,7 +219,9 @@ class EntryReader:
             key = R.lookup(scope, sub)
             if key is None:
                 self._unknown(entry, sub, scope, f', "{name}"')
-            elif value is not None and self._checked(entry, key, value, name):
+            elif value is not None and self._checked(
+                entry, key, (value := self._example_choice(entry, key, value)), name
+            ):
                 kept[sub] = value
         return kept
 
@@ -222,8 +239,17 @@ class EntryReader:
         return dict(item)
 
 
+def _example_choices(key: Key, value: Any) -> list[str]:
+    """The choices of a value that lists them all, as SimpleTuner's example configs do ("random|center|corner"):
+    only when the value itself is invalid and every part of it is a valid choice."""
+    if not (isinstance(value, str) and "|" in value and key.check is not None) or key.check.check(value):
+        return []
+    parts = [part.strip() for part in value.split("|")]
+    return parts if all(part and key.check.check(part) for part in parts) else []
+
+
 def _hint(key: Key, value: Any) -> str:
-    """A fix for values that list every choice, as SimpleTuner's example configs do ("random|center|corner")."""
+    """A fix for values that list some valid choices among bad ones ("random|diagonal")."""
     if isinstance(value, str) and "|" in value and key.check is not None:
         choices = [part for part in value.split("|") if key.check.check(part)]
         if choices:

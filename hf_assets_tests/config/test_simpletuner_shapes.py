@@ -240,8 +240,17 @@ def test_refused_storage_types_say_why(tmp_path):
     assert "backend 'w': type \"webshart\" is not supported" in text
 
 
-def test_the_choices_of_an_example_config_are_refused_with_a_pick_one_hint(tmp_path):
-    text = refused(tmp_path, {**HUB, "crop_style": "random|center|corner"})
+def test_the_choices_of_an_example_config_load_as_the_first_choice_with_a_warning(tmp_path):
+    config = load(tmp_path, {**HUB, "crop_style": "random|center|corner", "crop_aspect": "square|preserve"})
+    backend = config.backend("hub")
+    assert backend.buckets.crop_style == "random" and backend.buckets.crop_aspect == "square"
+    warned = " ".join(backend.warnings)
+    assert "key 'crop_style' lists the choices of an example config" in warned and '"random"' in warned
+    assert "key 'crop_aspect' lists the choices" in warned
+
+
+def test_a_choice_list_with_a_bad_choice_is_refused_with_a_pick_one_hint(tmp_path):
+    text = refused(tmp_path, {**HUB, "crop_style": "random|diagonal"})
     assert "key 'crop_style' must be one of" in text and 'pick one, e.g. "random"' in text
 
 
