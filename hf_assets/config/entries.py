@@ -10,7 +10,7 @@ from typing import Any
 from hf_assets.config import fields as F
 from hf_assets.config import placeholders
 from hf_assets.config import registry as R
-from hf_assets.config.keyspec import BLOCKS, CACHE, CONDITIONING, DATASET, HUGGINGFACE, Key
+from hf_assets.config.keyspec import BLOCKS, CACHE, CONDITIONING, DATASET, HUGGINGFACE, SCOPES, Key
 
 CACHE_TYPES = ("text_embeds", "image_embeds", "conditioning_image_embeds")
 PATH_KEYS = ("cache_dir", "cache_dir_vae", "instance_data_dir")
@@ -82,6 +82,7 @@ class EntryReader:
             if stand_ins:
                 entry.placeholder_stand_ins[key] = stand_ins
             self._top_level(entry, key, value)
+        self._conditioning_by_type(entry)
         for (where, why), names in entry.unused.items():  # one warning per reason
             keys = (
                 "key " + f"'{names[0]}' is"
@@ -90,6 +91,20 @@ class EntryReader:
             )
             self.report.warn(entry.id, where, f"{keys} accepted but not used ({why})")
         return entry
+
+    def _conditioning_by_type(self, entry: Entry) -> None:
+        """As in SimpleTuner, a dataset that sets `conditioning_type` is a conditioning dataset whatever its
+        `dataset_type` says (guides name a reference set by `conditioning_type` alone)."""
+        if entry.scope != DATASET or "conditioning_type" not in entry.values or entry.dataset_type == "conditioning":
+            return
+        if "dataset_type" in entry.values:
+            self._warn(
+                entry,
+                f"key 'conditioning_type' makes it a conditioning dataset, as in SimpleTuner, although "
+                f'dataset_type is {json.dumps(entry.dataset_type)}; set "dataset_type": "conditioning" to say so',
+            )
+        entry.values["dataset_type"] = "conditioning"
+        entry.places["dataset_type"] = "entry"
 
     def _id(self, index: int, value: Any, scope: str) -> str | None:
         """The entry's id when usable (dataset ids become folder names and partition keys); else files a problem."""
@@ -156,6 +171,9 @@ class EntryReader:
             known += list(R.keys_in(HUGGINGFACE))
         hint = F.closest_key(key, known)
         fix = f"did you mean '{hint}'?" if hint else "remove it or check its spelling"
+        if hint == key:  # a known key in the wrong place: say where it goes, not "did you mean" itself
+            homes = [f'the "{s}" block' for s in SCOPES if s not in (scope, DATASET, CACHE) and R.lookup(s, key)]
+            fix = f"it belongs in {' or '.join(homes) or 'another kind of entry'}, not here"
         self.report.problem(entry.id, f"{entry.where}{where}", f"unknown key '{key}'; {fix}")
 
     def _top_level(self, entry: Entry, name: str, value: Any) -> None:

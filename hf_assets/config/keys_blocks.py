@@ -61,7 +61,7 @@ DATASET_KEYS = [
         F.STR,
     ),
     Key("bbox_column", (HUGGINGFACE,), "warned", "spatial grounding is not prepared", F.STR),
-    Key("audio_column", (HUGGINGFACE,), "warned", AUDIO, F.STR),
+    Key("audio_column", EITHER, "warned", AUDIO, F.STR),
     Key("lyrics_column", (HUGGINGFACE,), "warned", AUDIO, F.STR),
     Key("audio_caption_fields", (HUGGINGFACE,), "warned", AUDIO, F.ANY),
 ]

@@ -10,7 +10,7 @@ from hf_assets.config.backend_build import BackendBuilder, CacheEntry
 from hf_assets.config.conditioning_links import link_conditioning
 from hf_assets.config.entries import Entry, EntryReader, Report
 from hf_assets.config.errors import ConfigError
-from hf_assets.config.keyspec import CACHE
+from hf_assets.config.keyspec import CACHE, DATASET
 from hf_assets.config.models import inherit_models
 from hf_assets.config.schema import BackendConfig, DataloaderConfig
 
@@ -61,6 +61,7 @@ def parse_config(entries: Any, path: Path, strict: bool = True) -> DataloaderCon
             entry = None
         if entry is not None:
             read.append(entry)
+    _conditioning_by_reference(read, report)
     caches, default_text = _cache_entries(read, path.parent, report)
     builder = BackendBuilder(
         path.parent,
@@ -88,6 +89,25 @@ def parse_config(entries: Any, path: Path, strict: bool = True) -> DataloaderCon
     backends = [b for b in backends if b.id not in failed and b.conditioning.source not in failed]
     backends = inherit_models(backends)
     return _finish(path, entries, read, backends, caches, default_text, report, strict)
+
+
+def _conditioning_by_reference(read: list[Entry], report: Report) -> None:
+    """An image dataset that another dataset names in `conditioning_data` is that dataset's conditioning set, as
+    SimpleTuner links it (some of its guides omit `"dataset_type": "conditioning"`); a warning says so."""
+    by_id = {e.id: e for e in read if e.scope == DATASET}
+    for entry in by_id.values():
+        named = entry.values.get("conditioning_data")
+        for target_id in [named] if isinstance(named, str) else named if isinstance(named, list) else []:
+            target = by_id.get(target_id) if isinstance(target_id, str) else None
+            if target is None or target is entry or target.values.get("dataset_type", "image") != "image":
+                continue
+            target.values["dataset_type"] = "conditioning"
+            report.warn(
+                target.id,
+                target.where,
+                f"backend '{entry.id}' names it in conditioning_data, so it is prepared as a conditioning dataset "
+                f"paired with '{entry.id}' (and not drawn for training); set dataset_type \"conditioning\" to say so",
+            )
 
 
 def _cache_entries(read: list[Entry], base: Path, report: Report) -> tuple[dict[str, CacheEntry], str | None]:

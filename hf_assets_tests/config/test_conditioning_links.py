@@ -117,3 +117,27 @@ def test_a_conditioning_dataset_without_a_model_of_its_own_is_encoded_by_its_sou
     config = load(tmp_path, source, {**own, "source_dataset_id": "photos"})
     assert config.backend("photos_conditioning_canny").model == "org/sdxl"  # generated: the source's
     assert config.backend("control").model == "org/other"  # given with its own: its own
+
+
+def test_a_dataset_with_a_conditioning_type_is_a_conditioning_dataset_as_in_simpletuner(tmp_path):
+    source = {**PHOTOS_ENTRY, "conditioning_data": ["refs"]}
+    refs = {"id": "refs", "type": "local", "instance_data_dir": "refs", "conditioning_type": "reference_strict"}
+    config = load(tmp_path, source, refs)
+    assert config.backend("refs").dataset_type == "conditioning" and not config.backend("refs").trains
+    assert config.backend("refs").conditioning.source == "photos"
+    assert not any("refs" in w and "dataset_type" in w for w in config.warnings)  # no dataset_type given: silent
+    labelled = load(tmp_path, source, {**refs, "dataset_type": "image"})
+    assert labelled.backend("refs").dataset_type == "conditioning"
+    assert any("key 'conditioning_type' makes it a conditioning dataset" in w for w in labelled.warnings)
+
+
+def test_an_image_dataset_named_in_conditioning_data_becomes_its_conditioning_set_with_a_warning(tmp_path):
+    source = {**PHOTOS_ENTRY, "conditioning_data": "refs"}
+    refs = {"id": "refs", "type": "local", "instance_data_dir": "refs"}
+    config = load(tmp_path, source, refs)
+    assert config.backend("refs").dataset_type == "conditioning" and not config.backend("refs").trains
+    assert config.backend("refs").conditioning.source == "photos"
+    assert any("backend 'photos' names it in conditioning_data" in w for w in config.warnings)
+    video = {**refs, "dataset_type": "video"}  # only image datasets are taken as conditioning sets
+    with pytest.raises(ConfigError, match="no conditioning dataset of this config"):
+        load(tmp_path, source, video)

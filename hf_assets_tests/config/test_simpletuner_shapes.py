@@ -281,3 +281,8 @@ def test_the_parquet_caption_strategy_needs_its_table_and_files(tmp_path):
     text = refused(tmp_path, folder, {**HUB, "caption_strategy": "parquet", "parquet": block})
     assert "backend 'f': caption_strategy \"parquet\" needs a \"parquet\" block with its 'path'" in text
     assert "backend 'hub': caption_strategy \"parquet\" reads files beside the images" in text
+
+
+def test_a_known_key_in_the_wrong_place_says_where_it_belongs_not_did_you_mean_itself(tmp_path):
+    text = refused(tmp_path, {**HUB, "lyrics_column": "lyrics"})
+    assert "unknown key 'lyrics_column'; it belongs in the \"huggingface\" block" in text and "did you mean" not in text
