@@ -121,6 +121,13 @@ def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa
     }
 
 
+def read_bucket_columns(path) -> pa.Table:
+    """The bucket table's row, bucket and target size columns, `bucket` dictionary-encoded with one dictionary: a
+    table written in pieces has a dictionary per row group, which Arrow's group_by cannot combine."""
+    columns = ["row", "bucket", "target_width", "target_height"]
+    return pq.read_table(path, columns=columns, read_dictionary=["bucket"]).unify_dictionaries()
+
+
 def _rows_of(table: pa.Table, rows: list[int]) -> pa.Table:
     """The records of `table` whose `row` is each of `rows`, in that order."""
     positions = pc.index_in(pa.array(rows, pa.int64()), value_set=table.column("row").combine_chunks())
@@ -148,8 +155,7 @@ def build_bucket_previews_asset(partitions: dg.PartitionsDefinition) -> dg.Asset
         """A grid of kept samples as encoded and dropped rows with their reason, and the bucket histogram, as PNGs;
         fetches at most 8 MB of images per partition, only the pages that hold the rows shown."""
         backend = dataloader.backend(context.partition_key)
-        columns = ["row", "bucket", "target_width", "target_height"]
-        table = pq.read_table(aspect_buckets.path, columns=columns, read_dictionary=["bucket"])
+        table = read_bucket_columns(aspect_buckets.path)
         return dg.MaterializeResult(
             metadata={
                 **histogram_png_metadata(backend, table),

@@ -4,9 +4,14 @@ import base64
 import io
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image
 
+from hf_assets.assets.previews import read_bucket_columns
+from hf_assets.data.buckets import bucket_histogram
 from hf_assets.definitions import build_definitions
+from hf_assets.encode.previews import bucket_labels
 from hf_assets_tests.assets.test_encoder_graph import metadata
 from hf_assets_tests.conftest import write_config
 
@@ -33,3 +38,26 @@ def test_histogram_inline_and_preview_grid_in_the_metadata(tmp_path, hub_dataset
     for key in ("histogram_file", "preview_grid_file"):
         assert open(pictures[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert 0 < pictures["preview_bytes_fetched"] <= pictures["preview_budget_bytes"]
+
+
+def test_a_bucket_table_written_in_pieces_is_labelled_and_counted(tmp_path):
+    # aspect_buckets writes its table batch by batch: each row group holds its own dictionary of bucket names
+    schema = pa.schema(
+        [("row", pa.int64()), ("bucket", pa.string()), ("target_width", pa.int32()), ("target_height", pa.int32())]
+    )
+    pieces = [
+        {
+            "row": [0, 1, 2],
+            "bucket": ["1.0", "1.5", "1.0"],
+            "target_width": [1024, 1216, 1024],
+            "target_height": [1024, 832, 1024],
+        },
+        {"row": [3, 4], "bucket": ["0.67", "1.0"], "target_width": [832, 1024], "target_height": [1216, 1024]},
+    ]
+    with pq.ParquetWriter(tmp_path / "aspect_buckets.parquet", schema) as writer:
+        for piece in pieces:
+            writer.write_table(pa.table(piece, schema=schema))
+    table = read_bucket_columns(tmp_path / "aspect_buckets.parquet")
+    assert table.column("bucket").num_chunks == 2  # read per row group, as bucket_previews reads it
+    assert bucket_labels(table) == {"1.0": "1.0 · 1024×1024", "1.5": "1.5 · 1216×832", "0.67": "0.67 · 832×1216"}
+    assert dict(bucket_histogram(table)) == {"0.67": 1, "1.0": 3, "1.5": 1}
