@@ -13,14 +13,15 @@ RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
 class Traffic:
-    """Body bytes sent, per path, and requests seen (`calls`: method and path of each); `fail_next` makes that many
-    GETs answer 503."""
+    """Body bytes sent, per path, and requests seen (`calls`: method and path of each; `ranges`: path, first byte and
+    length of each file body sent); `fail_next` makes that many GETs answer 503."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.bytes: dict[str, int] = {}
         self.requests = 0
         self.calls: list[tuple[str, str]] = []
+        self.ranges: list[tuple[str, int, int]] = []
         self.fail_next = 0
         self.failed = 0
 
@@ -29,9 +30,10 @@ class Traffic:
         with self.lock:
             return sum(1 for method, path in self.calls if method == "GET" and path.endswith("/"))
 
-    def add(self, path: str, n: int) -> None:
+    def add(self, path: str, n: int, start: int = 0) -> None:
         with self.lock:
             self.bytes[path] = self.bytes.get(path, 0) + n
+            self.ranges.append((path, start, n))
 
     @property
     def total(self) -> int:
@@ -43,6 +45,7 @@ class Traffic:
             self.bytes.clear()
             self.requests = 0
             self.calls.clear()
+            self.ranges.clear()
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
@@ -108,7 +111,7 @@ class RangeHandler(SimpleHTTPRequestHandler):
             fp.seek(start)
             data = fp.read(length)
         self.wfile.write(data)
-        self.traffic.add(self.path, len(data))
+        self.traffic.add(self.path, len(data), start)
 
 
 @contextmanager
