@@ -534,6 +534,7 @@ def dataloader_config() -> list[dict]:
             "train_batch_size": 4,
             "cache_dir": "cache/photos",
             "pretrained_model_name_or_path": IMAGE_MODEL,
+            "max_drop_rate": 0.6,  # the quality filter drops about half of the photos on purpose
         },
         {
             "id": "grids",

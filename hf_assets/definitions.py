@@ -8,6 +8,7 @@ import dagster as dg
 from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset, conditioning_sources
 from hf_assets.assets.cache_checks import build_latent_checks, build_text_checks
 from hf_assets.assets.filtered_index import build_filtered_index_asset
+from hf_assets.assets.metadata_checks import build_metadata_checks
 from hf_assets.assets.partitions import backend_partitions
 from hf_assets.assets.previews import build_bucket_previews_asset
 from hf_assets.assets.raw_split import build_raw_split_asset
@@ -73,7 +74,11 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=[build_latent_checks(partitions), build_text_checks(partitions)],
+        asset_checks=[
+            *build_metadata_checks(partitions),
+            build_latent_checks(partitions),
+            build_text_checks(partitions),
+        ],
         jobs=[prepare, scan],
         schedules=[build_refresh_schedule(prepare, config.backend_ids)],
         sensors=build_change_sensors(prepare, config.backend_ids, config.path, hub_api),

@@ -36,7 +36,17 @@ def test_dg_check_defs_passes_and_dg_list_defs_lists_assets_checks_jobs_and_auto
     )
     assert assets["vae_latents"]["group_name"] == "encoders" and assets["raw_split"]["group_name"] == "metadata"
     checks = {c["key"] for c in defs["asset_checks"]}
-    assert {"vae_latents:latents_finite", "text_embeds:text_embeds_complete"} <= checks
+    assert checks == {
+        "raw_split:split_current",
+        "filtered_index:drop_rate",
+        "aspect_buckets:buckets_not_empty",
+        "vae_latents:latents_complete",
+        "vae_latents:latent_shapes",
+        "vae_latents:latents_finite",
+        "text_embeds:text_embeds_complete",
+        "text_embeds:text_embed_shapes",
+        "text_embeds:text_embeds_finite",
+    }
     assert {j["name"] for j in defs["jobs"]} == {"prepare_datasets", "scan_datasets"}
     assert [s["name"] for s in defs["schedules"]] == ["nightly_refresh"]
     assert {s["name"] for s in defs["sensors"]} == {"refresh_photos_on_change", "refresh_photos_2_on_change"}

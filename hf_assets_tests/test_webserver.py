@@ -103,7 +103,8 @@ def test_make_ui_serves_every_asset_runs_the_daemon_and_hides_internal_run_tags(
             "text_embeds",
         }
         assert all(n["partitionDefinition"] for n in nodes)
-        assert by_key["vae_latents"]["hasAssetChecks"] and by_key["text_embeds"]["hasAssetChecks"]
+        checked = {"raw_split", "filtered_index", "aspect_buckets", "vae_latents", "text_embeds"}
+        assert {key for key, node in by_key.items() if node["hasAssetChecks"]} == checked
         assert by_key["vae_latents"]["groupName"] == "encoders" and by_key["raw_split"]["groupName"] == "metadata"
         assert by_key["aspect_buckets"]["description"].startswith("Each sample's aspect bucket")
         daemons = wait_for(port, server, log, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]

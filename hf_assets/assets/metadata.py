@@ -41,19 +41,23 @@ def reason_counts(dropped: dict[str, str]) -> dict[str, int]:
 
 
 def check_result(
-    context, name: str, finding, repaired: dict | None = None, asset: str | None = None
+    context,
+    name: str,
+    finding,
+    repaired: dict | None = None,
+    asset: str | None = None,
+    figures: dict | None = None,
 ) -> dg.AssetCheckResult:
     """A check result (of `asset`, else the step's asset) for this run's partition from a `cache.verify.Finding`:
-    failures with examples, and what the cache's last plan repaired before it was checked (unreadable shards, NaN
-    entries, a lost manifest)."""
+    failures with examples, what the cache's last plan repaired before it was checked (unreadable shards, NaN
+    entries, a lost manifest; encoder caches only), and the figures the check measured."""
+    metadata = {
+        "partition": context.partition_key,
+        "failures": finding.count,
+        "examples": dg.MetadataValue.json(finding.examples),
+    }
+    if repaired is not None:
+        metadata["repaired"] = dg.MetadataValue.json(repaired)
     return dg.AssetCheckResult(
-        asset_key=asset,
-        check_name=name,
-        passed=finding.passed,
-        metadata={
-            "partition": context.partition_key,
-            "failures": finding.count,
-            "examples": dg.MetadataValue.json(finding.examples),
-            "repaired": dg.MetadataValue.json(repaired or {}),
-        },
+        asset_key=asset, check_name=name, passed=finding.passed, metadata={**metadata, **(figures or {})}
     )

@@ -14,17 +14,21 @@ def backend_partitions(config: DataloaderConfig) -> dg.StaticPartitionsDefinitio
 
 
 def partition_check_specs(
-    asset: str, checks: dict[str, str], partitions: dg.PartitionsDefinition, reads: list[str] = ()
+    asset: str,
+    checks: dict[str, str],
+    partitions: dg.PartitionsDefinition,
+    reads: list[str] = (),
+    blocking: bool = True,
 ) -> list[dg.AssetCheckSpec]:
-    """Blocking checks whose results belong to one backend partition each (shown per partition in the UI);
-    `reads`: the other assets they load."""
+    """Checks whose results belong to one backend partition each (shown per partition in the UI; blocking unless
+    told otherwise); `reads`: the other assets they load."""
     with warnings.catch_warnings():  # partitioned check specs are a preview feature of dagster 1.13
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
             dg.AssetCheckSpec(
                 name,
                 asset=asset,
-                blocking=True,
+                blocking=blocking,
                 description=text,
                 partitions_def=partitions,
                 additional_deps=list(reads),

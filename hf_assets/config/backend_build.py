@@ -11,6 +11,7 @@ from hf_assets.config.keyspec import DATASET
 from hf_assets.config.placeholders import VARIABLES
 from hf_assets.config.registry import keys_in
 from hf_assets.config.schema import (
+    DEFAULT_MAX_DROP_RATE,
     BackendConfig,
     CaptionConfig,
     CaptionTableConfig,
@@ -97,6 +98,7 @@ class BackendBuilder:
                 end_step=m.get("end_step"),
             ),
             max_num_samples=m.get("max_num_samples"),
+            max_drop_rate=float(m.get("max_drop_rate", DEFAULT_MAX_DROP_RATE)),
             captions=self._captions(m, strategy, kind),
             filters=_filters(filt, video),
             composite=CompositeConfig(

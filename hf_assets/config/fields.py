@@ -56,6 +56,7 @@ NUM_NONNEG = Field(lambda v: _is_number(v) and v >= 0, "a number >= 0")
 STR_OR_LIST = Field(_is_str_or_str_list, "a column name or a non-empty list of column names")
 OBJECT = Field(lambda v: isinstance(v, dict), "a JSON object")
 NUMBER = Field(_is_number, "a number")
+FRACTION = Field(lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1 (a share: 0.5 is half)")
 ANY = Field(lambda v: True, "any JSON value")
 STR_OR_STRS = Field(_is_str_or_str_list, "a string or a non-empty list of strings")
 OBJECT_OR_OBJECTS = Field(

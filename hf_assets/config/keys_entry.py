@@ -186,7 +186,7 @@ CAPTIONS = [
 ]
 
 # hf_assets's own keys (SimpleTuner has none of them in a dataloader entry): the model that encodes a backend (its
-# trainer arguments of the same names, given per backend).
+# trainer arguments of the same names, given per backend), and the bound of a metadata check.
 EXTENSIONS = [
     Key(
         "pretrained_model_name_or_path",
@@ -204,6 +204,14 @@ EXTENSIONS = [
         "hf_assets extension: a VAE (folder or hub id) replacing the pipeline's for this backend (e.g. "
         "madebyollin/sdxl-vae-fp16-fix); unset: HF_ASSETS_VAE, else the pipeline's own",
         F.STR,
+    ),
+    Key(
+        "max_drop_rate",
+        (DATASET,),
+        "honoured",
+        "hf_assets extension: filtered_index's `drop_rate` check fails when filters, size limits and corrupt rows "
+        "drop more than this share of the split (rows left out by max_num_samples not counted); default 0.5",
+        F.FRACTION,
     ),
 ]
 

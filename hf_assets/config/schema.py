@@ -198,6 +198,9 @@ class ConditioningConfig:
         return self.is_conditioning and self.type in STRICT_TYPES
 
 
+DEFAULT_MAX_DROP_RATE = 0.5  # max_drop_rate unset: more than half the split dropped is a filter set wrong
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     """One dataset backend: one Dagster partition."""
@@ -222,6 +225,7 @@ class BackendConfig:
     repeats: int = 0
     schedule: DrawSchedule = field(default_factory=DrawSchedule)
     max_num_samples: int | None = None  # keep at most this many samples (lowest hash of backend id and file name)
+    max_drop_rate: float = DEFAULT_MAX_DROP_RATE  # filtered_index's check fails above this share of rows dropped
     captions: CaptionConfig = field(default_factory=CaptionConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     composite: CompositeConfig = field(default_factory=CompositeConfig)

@@ -56,7 +56,7 @@ def test_full_graph_passes_its_checks_and_values_load_lazily(graph):
     defs, instance, tmp_path = graph
     result = run(defs, instance)
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert len(checks) == 6 and all(checks.values())
+    assert len(checks) == 9 and all(checks.values())  # 3 metadata checks, 3 per encoder cache
     buckets = defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
     latents = defs.load_asset_value("vae_latents", partition_key="photos", instance=instance)
     embeds = defs.load_asset_value("text_embeds", partition_key="photos", instance=instance)
@@ -104,7 +104,7 @@ def test_truncated_shard_and_deleted_manifest_are_repaired_by_the_next_run(graph
     (tmp_path / "cache" / "text" / "photos" / "manifest.parquet").unlink()
     result = run(defs, instance)
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert len(checks) == 6 and all(checks.values())
+    assert len(checks) == 9 and all(checks.values())  # 3 metadata checks, 3 per encoder cache
     repaired = metadata(result, "vae_latents")["repaired"]
     assert list(repaired["unreadable_shards"]) == [shard.name] and not shard.exists()
     assert metadata(result, "vae_latents")["encoded"] == repaired["unreadable_entries"] > 0

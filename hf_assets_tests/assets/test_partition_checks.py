@@ -29,9 +29,19 @@ def run(defs, instance, partition):
 def test_check_specs_are_partitioned_like_their_asset(graph):
     defs, _, _ = graph
     specs = [spec for checks in defs.asset_checks for spec in checks.check_specs]  # their own steps
-    assert {s.asset_key.to_user_string() for s in specs} == {"vae_latents", "text_embeds"} and len(specs) == 6
+    by_asset = {}
+    for spec in specs:
+        by_asset.setdefault(spec.asset_key.to_user_string(), set()).add(spec.name)
+    assert by_asset == {
+        "raw_split": {"split_current"},
+        "filtered_index": {"drop_rate"},
+        "aspect_buckets": {"buckets_not_empty"},
+        "vae_latents": {"latents_complete", "latent_shapes", "latents_finite"},
+        "text_embeds": {"text_embeds_complete", "text_embed_shapes", "text_embeds_finite"},
+    }
     assert all(s.partitions_def.get_partition_keys() == ["photos", "photos_b"] for s in specs)
-    assert all(s.blocking for s in specs)
+    # The encoder checks stop text_embeds after bad latents; the metadata checks show red but let the run go on.
+    assert {s.name for s in specs if s.blocking} == by_asset["vae_latents"] | by_asset["text_embeds"]
 
 
 def test_each_check_result_is_recorded_for_its_partition_and_blocks_only_it(graph, tiny_sdxl, monkeypatch):

@@ -58,8 +58,9 @@ ALLOWED_ENTRY_KEYS = {
     # SimpleTuner's ControlNet keys
     "conditioning_type",
     "source_dataset_id",
-    # hf_assets's extension: the model that encodes each backend
+    # hf_assets's extensions: the model that encodes each backend, the drop-rate check's bound
     "pretrained_model_name_or_path",
+    "max_drop_rate",
 }
 
 
