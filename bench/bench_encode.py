@@ -102,7 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     from hf_assets.encode.compiled import resolve_compile
     from hf_assets.encode.cores import default_decode_workers, usable_cores
-    from hf_assets.encode.encoders import resolve_device
+    from hf_assets.encode.encoder_set import resolve_device
 
     try:
         args.device = resolve_device(args.device)
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
         gpu_decode.torchvision_decode = lambda: encode_diagnostics.stored_pixels
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join([Path(sys.executable).name, "-m", "bench.bench_encode", *given])
-    from hf_assets.encode.models import as_dtype
+    from hf_assets.encode.model_loading import as_dtype
 
     settings = encode_stages.StageSettings(
         args.device,

@@ -15,7 +15,7 @@ from PIL import Image
 from bench.bench_sizes import best_seconds
 from bench.machine import cpu_model
 from examples.demo_images import photo
-from hf_assets.config.conditioning import parse_conditioning_entry
+from hf_assets.config.conditioning_generators import parse_conditioning_entry
 from hf_assets.encode.generators import generate, sample_rng
 from hf_assets.encode.images import load_pixels
 

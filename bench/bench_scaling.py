@@ -27,7 +27,7 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
     torch.set_num_threads(1)
     from hf_assets.config.loader import load_config
     from hf_assets.data.sources import open_split
-    from hf_assets.encode.encoders import Encoders
+    from hf_assets.encode.encoder_set import Encoders
     from hf_assets.encode.engine_types import LatentPlan
     from hf_assets.encode.image_media import IMAGES
     from hf_assets.encode.latents_shard import encode_shard
@@ -55,7 +55,7 @@ def _encode_shards(args: tuple) -> tuple[int, float, float]:
 
 def run(workers: int, prepared, model: str, device: str, out: Path, shards: int, batch: int) -> tuple[int, float]:
     """Plan into a fresh cache, encode its shards on `workers` processes at once; (encoded, wall seconds)."""
-    from hf_assets.encode.encoders import Encoders
+    from hf_assets.encode.encoder_set import Encoders
     from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
     from hf_assets.encode.image_media import IMAGES, wanted_latents
     from hf_assets.encode.latents_plan import plan_latents

@@ -14,7 +14,7 @@ from PIL import Image
 
 from bench.machine import cpu_model
 from examples.demo_images import encode_image
-from hf_assets.data.sizes import image_size, image_sizes
+from hf_assets.data.header_sizes import image_size, image_sizes
 
 
 def best_seconds(fn, repeats: int) -> float:

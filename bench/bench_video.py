@@ -102,9 +102,9 @@ def clip_dataset(folder: Path, args) -> Path:
 def prepare(data: Path, args, run_dir: Path):
     from hf_assets.config import parse_config
     from hf_assets.data.buckets import assign_buckets
+    from hf_assets.data.frame_selection import assign_frames
     from hf_assets.data.index import build_filtered_index
     from hf_assets.data.sources import open_split
-    from hf_assets.data.video_frames import assign_frames
 
     entry = {
         "id": "bench",
@@ -166,8 +166,8 @@ def bench_pipeline(vae, models, backend, split, buckets, args, directory: Path) 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from hf_assets.encode.encoders import Encoders
-    from hf_assets.encode.models import as_dtype
+    from hf_assets.encode.encoder_set import Encoders
+    from hf_assets.encode.model_loading import as_dtype
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

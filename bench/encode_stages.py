@@ -105,7 +105,7 @@ def vae_folder(spec: str | None, work_dir: Path, log: Callable[[str], None]) -> 
 
 def load_encoders(folder: Path, device: torch.device, dtype: torch.dtype, log: Callable[[str], None]):
     """hf_assets' encoders for a pipeline folder (model=) or a bare AutoencoderKL folder (vae_path=)."""
-    from hf_assets.encode.encoders import Encoders
+    from hf_assets.encode.encoder_set import Encoders
 
     if (folder / "model_index.json").is_file():
         return Encoders(str(folder), device=device, dtype=dtype, log=log)

@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 
 from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset, conditioning_sources
+from hf_assets.assets.bucket_previews import build_bucket_previews_asset
 from hf_assets.assets.cache_checks import build_latent_checks, build_text_checks
 from hf_assets.assets.filtered_index import build_filtered_index_asset
 from hf_assets.assets.metadata_checks import build_metadata_checks
 from hf_assets.assets.partitions import backend_partitions
-from hf_assets.assets.previews import build_bucket_previews_asset
 from hf_assets.assets.raw_split import build_raw_split_asset
 from hf_assets.assets.text_embeds import build_text_embeds_asset
 from hf_assets.assets.vae_latents import build_vae_latents_asset

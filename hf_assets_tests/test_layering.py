@@ -95,6 +95,17 @@ def test_no_module_cycle():
     assert [sorted(c) for c in cycles if len(c) > 1] == []
 
 
+def test_no_module_name_means_two_things():
+    """A file name names one module: `previews.py` in two packages, or `sizes.py` beside `sizing.py`, reads as one
+    thing and is two."""
+    by_name: dict[str, list[str]] = {}
+    for name, path in MODULES.items():
+        if path.name != "__init__.py":
+            by_name.setdefault(path.stem, []).append(name)
+    assert {stem: names for stem, names in by_name.items() if len(names) > 1} == {}
+    assert not ({"sizes", "sizing"} <= {p.stem for p in (ROOT / "data").glob("*.py")})
+
+
 def test_the_check_sees_function_local_and_relative_imports_and_cycles():
     """The reader counts an import inside a function and a relative one; the cycle finder finds a two-module cycle."""
     source = "from . import engine_types\ndef f():\n    from hf_assets.encode import media\n"

@@ -2,13 +2,13 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from hf_assets.assets.bucket_previews import histogram_metadata
 from hf_assets.assets.conditioning_pairs import paired_output
 from hf_assets.assets.metadata import column_schema, counts_table
-from hf_assets.assets.previews import histogram_metadata
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.backend_buckets import write_backend_buckets
 from hf_assets.data.split import RawSplit
-from hf_assets.encode.previews import bucket_labels_of
+from hf_assets.encode.bucket_drawing import bucket_labels_of
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.io_manager import AS_FILE
 

@@ -4,15 +4,15 @@ recorded, and a preview of each source crop beside its conditioning image."""
 import dagster as dg
 import pyarrow as pa
 
+from hf_assets.assets.bucket_previews import GRID_FILE, histogram_metadata
 from hf_assets.assets.metadata import column_schema, counts_table
-from hf_assets.assets.previews import GRID_FILE, histogram_metadata
 from hf_assets.cache.atomic import atomic_write_bytes
 from hf_assets.cache.tables import load_table, save_table
 from hf_assets.config import BackendConfig, DataloaderConfig
 from hf_assets.data.buckets import bucket_histogram
 from hf_assets.data.conditioning_buckets import pair_buckets, stale_source_rows
 from hf_assets.data.split import RawSplit
-from hf_assets.encode import previews
+from hf_assets.encode import bucket_drawing
 
 DROPPED_PAIRS = "dropped_pairs"  # dropped_pairs.parquet beside the table: side, row, filename, reason
 
@@ -75,7 +75,7 @@ def paired_output(
             "conditioning_type": pairing.type,
             "generator": pairing.generator.kind if pairing.generator else "given",
             "buckets": len(histogram),
-            **histogram_metadata(previews.bucket_labels(table), histogram),
+            **histogram_metadata(bucket_drawing.bucket_labels(table), histogram),
             **_pair_grid(context, backend, source, table, paired.source_table, split),
             "unpaired_by_reason": counts_table(reasons),
             "unpaired_rows": dg.MetadataValue.path(str(backend.metadata_dir / (DROPPED_PAIRS + ".parquet"))),
@@ -114,13 +114,13 @@ def _pair_grid(context, backend: BackendConfig, source: BackendConfig, table, so
             )
         )
         title = f"{backend.id}: each sample of '{source.id}' as encoded, beside its {pairing.type} image"
-        png = previews.preview_grid_png(tiles, [], title)
-        jpeg = previews.preview_grid_png(tiles, [], title, image_format="jpeg")
+        png = bucket_drawing.preview_grid_png(tiles, [], title)
+        jpeg = bucket_drawing.preview_grid_png(tiles, [], title, image_format="jpeg")
     except Exception as exc:  # noqa: BLE001 - a preview must never fail the bucket table
         context.log.warning(f"{backend.id}: no preview grid ({type(exc).__name__}: {exc})")
         return {}
     atomic_write_bytes(backend.metadata_dir / GRID_FILE, png)
     return {
-        "preview_grid": dg.MetadataValue.md(previews.jpeg_data_markdown(jpeg, "source and conditioning")),
+        "preview_grid": dg.MetadataValue.md(bucket_drawing.jpeg_data_markdown(jpeg, "source and conditioning")),
         "preview_grid_file": dg.MetadataValue.path(str(backend.metadata_dir / GRID_FILE)),
     }

@@ -32,9 +32,9 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         """Text-encoder embeddings of every caption variant of every encoded sample, each distinct text once."""
         # torch-backed modules load here, not when the webserver or daemon imports the definitions
         from hf_assets.cache import verify
-        from hf_assets.cache.text_embeds import open_text_embeds
+        from hf_assets.cache.text_embed_cache import open_text_embeds
         from hf_assets.encode.compiled import compile_text_encoders
-        from hf_assets.encode.encoders import text_identity
+        from hf_assets.encode.encoder_set import text_identity
         from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 
         # Record this run's worker (a run that dies now can be reaped) and reap dead runs; vae_latents' first step

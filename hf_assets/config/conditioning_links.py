@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from hf_assets.config.conditioning import generated_id, parse_conditioning
+from hf_assets.config.conditioning_generators import generated_id, parse_conditioning
 from hf_assets.config.schema import BackendConfig
 
 DEFAULT_GIVEN_TYPE = "controlnet"

@@ -7,11 +7,11 @@ from typing import Any
 
 from hf_assets import env
 from hf_assets.config.backend_build import BackendBuilder, CacheEntry
+from hf_assets.config.backend_models import inherit_models
 from hf_assets.config.conditioning_links import link_conditioning
 from hf_assets.config.entries import Entry, EntryReader, Report
 from hf_assets.config.errors import ConfigError
 from hf_assets.config.keyspec import CACHE, DATASET
-from hf_assets.config.models import inherit_models
 from hf_assets.config.schema import BackendConfig, DataloaderConfig
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "dataloader.json"

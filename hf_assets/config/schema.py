@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hf_assets.config.conditioning import STRICT_TYPES, GeneratorConfig
+from hf_assets.config.conditioning_generators import STRICT_TYPES, GeneratorConfig
 from hf_assets.config.errors import ConfigError
 
 ResolutionType = Literal["pixel", "area", "pixel_area"]

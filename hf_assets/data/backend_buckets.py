@@ -26,8 +26,8 @@ from hf_assets.data.buckets import (
     drop_by_aspect_ratio,
     observed_codes,
 )
+from hf_assets.data.frame_selection import assign_frames
 from hf_assets.data.lineage import carry, row_names, source_fingerprint
-from hf_assets.data.video_frames import assign_frames
 
 Batches = Callable[[list[str] | None], Iterator[pa.Table]]  # columns (None: all) -> the index's batches, in order
 

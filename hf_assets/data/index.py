@@ -13,7 +13,7 @@ from hf_assets.data.columns import resolve_column, top_level_columns
 from hf_assets.data.composite import tile_boxes
 from hf_assets.data.dropped import DROPPED_SCHEMA, DropCounts, dropped_rows
 from hf_assets.data.filters import DROP_REASONS, count_reasons, drop_reasons
-from hf_assets.data.sizes import image_sizes
+from hf_assets.data.header_sizes import image_sizes
 from hf_assets.data.split import RawSplit
 from hf_assets.data.subset import REASON as SUBSET_REASON
 from hf_assets.data.subset import limit_samples

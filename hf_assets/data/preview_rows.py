@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hf_assets.data.header_sizes import image_value, resolve_image_path
 from hf_assets.data.page_reader import PieceReader
 from hf_assets.data.parquet_files import ParquetPiece
-from hf_assets.data.sizes import image_value, resolve_image_path
 from hf_assets.data.split import RawSplit
 
 PREVIEW_BUDGET = 8 << 20  # image bytes a partition's preview may fetch (README: "Pictures in the UI")

@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 
 from hf_assets.cache.atomic import atomic_writer, write_json_atomic
 from hf_assets.config.schema import BackendConfig
-from hf_assets.data import captions, composite, dropped, filters, index, sizes, video_index
+from hf_assets.data import captions, composite, dropped, filters, header_sizes, index, video_index
 from hf_assets.data.dropped import DROPPED_SCHEMA
 from hf_assets.data.split import RawSplit
 
 SCAN_FORMAT = 3  # 3: kept and dropped rows written batch by batch, counts in a JSON file written last
 # The code whose change changes a scan result: editing any of these modules invalidates every cached piece.
-_CODE = [captions, composite, dropped, filters, index, sizes, video_index]
+_CODE = [captions, composite, dropped, filters, header_sizes, index, video_index]
 
 
 def _code_hash() -> str:

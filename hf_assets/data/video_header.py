@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from hf_assets.data.sizes import _binary_views, _image_columns, resolve_image_path
+from hf_assets.data.header_sizes import _binary_views, _image_columns, resolve_image_path
 
 # Why a clip's header cannot be used; each becomes the row's drop reason.
 UNREADABLE = "unreadable_video"  # empty, truncated or not a container at all

@@ -8,8 +8,8 @@ import pyarrow.compute as pc
 
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data.columns import resolve_column
+from hf_assets.data.frame_selection import TOO_MANY_FRAMES, too_many_frames_mask
 from hf_assets.data.sources import RawSplit
-from hf_assets.data.video_frames import TOO_MANY_FRAMES, too_many_frames_mask
 from hf_assets.data.video_header import video_headers
 
 

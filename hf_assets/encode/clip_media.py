@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from hf_assets.data.frame_selection import latent_frames, trim_to_rule
 from hf_assets.data.sources import RawSplit
-from hf_assets.data.video_frames import latent_frames, trim_to_rule
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
+from hf_assets.encode.frame_decode import CorruptVideo, FramePlan, load_clip
 from hf_assets.encode.media import Media, keyed_rows
 from hf_assets.encode.prefetch import group_batches, prefetch
-from hf_assets.encode.video_frames import CorruptVideo, FramePlan, load_clip
 from hf_assets.encode.video_vae import encode_clips, prepare_video_vae
 from hf_assets.progress import ProgressLog
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from hf_assets.cache.atomic import atomic_write_bytes
 from hf_assets.config import BackendConfig
-from hf_assets.config.conditioning import GeneratorConfig
+from hf_assets.config.conditioning_generators import GeneratorConfig
 from hf_assets.encode.conditioning_pixels import ConditioningPixels
 from hf_assets.encode.image_media import ImageMedia
 from hf_assets.encode.media import keyed_rows

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from hf_assets import env
-from hf_assets.config.conditioning import GeneratorConfig
+from hf_assets.config.conditioning_generators import GeneratorConfig
 from hf_assets.encode.generators import generate, sample_rng
 
 STORED = {"controlnet": "pixels", "mask": "mask"}  # conditioning type -> the tensor stored beside the latents

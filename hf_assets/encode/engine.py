@@ -77,7 +77,7 @@ def plan(
     """Write the plan of bringing `backend`'s latent cache up to its bucket table: every sample keyed by its bytes
     and by every setting that shapes its latent, what the cache lacks split into `shards` by key.
 
-    `encoders` (an `hf_assets.encode.encoders.Encoders`) gives the VAE's identity and config; no weights load.
+    `encoders` (an `hf_assets.encode.encoder_set.Encoders`) gives the VAE's identity and config; no weights load.
     Raises ValueError, with the fix, when its VAE cannot encode this backend's kind of sample.
     """
     from hf_assets.encode.latents_plan import plan_latents

@@ -5,7 +5,8 @@ cropped: uint8 (H, W, 3)) to an image of the same size, so a generated sample is
 pixel. Every random choice comes from a generator seeded by (source backend id, sample, parameters) (`sample_rng`),
 so a rerun reproduces it and a changed parameter changes only its own dataset; parameters that only change how a draw
 is shown (a mask's output mode) are left out of the seed, so two datasets of one source can share their masks.
-Parameter names and defaults are SimpleTuner's (`hf_assets.config.conditioning`). Depth needs a model: `encode.depth`.
+Parameter names and defaults are SimpleTuner's (`hf_assets.config.conditioning_generators`).
+Depth needs a model: `encode.depth`.
 
 Edge detector: OpenCV's `cv2.Canny` (opencv-python-headless). It is the detector ControlNet canny models are trained
 and used with (diffusers' and SimpleTuner's examples call `cv2.Canny(image, 100, 200)`), so `low_threshold` and
@@ -22,7 +23,7 @@ import json
 import numpy as np
 from PIL import Image, ImageFilter
 
-from hf_assets.config.conditioning import GeneratorConfig
+from hf_assets.config.conditioning_generators import GeneratorConfig
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}  # Pillow's JPEG `subsampling` values
 JPEG_BLOCK = 8

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hf_assets.data.sizes import exif_orientation
+from hf_assets.data.header_sizes import exif_orientation
 from hf_assets.encode.images import Box, CorruptImage, check_size, checked_box, load_pixels, oriented_size
 
 DEVICE_FORMATS = {"JPEG", "MPO"}  # MPO: a camera's multi-picture JPEG; its first picture is the image
@@ -151,7 +151,7 @@ def _to_device(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def orient(chw: torch.Tensor, orientation: int) -> torch.Tensor:
-    """Stored (C, H, W) pixels turned as EXIF `orientation` says (the transposes of data.sizes, on tensors)."""
+    """Stored (C, H, W) pixels turned as EXIF `orientation` says (the transposes of data.header_sizes, on tensors)."""
     if orientation in (2, 4, 3):
         return chw.flip({2: (2,), 4: (1,), 3: (1, 2)}[orientation])
     if orientation == 5:

@@ -13,7 +13,7 @@ from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
 from hf_assets.encode.gpu_decode import DeviceDecoder, plan_decode
 from hf_assets.encode.images import load_pixels
 from hf_assets.encode.media import Media, keyed_rows
-from hf_assets.encode.models import is_video_vae
+from hf_assets.encode.model_loading import is_video_vae
 from hf_assets.encode.overlap import in_background, stacked_batches
 from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.vae import vae_factors_from_config

@@ -8,8 +8,8 @@ import pyarrow as pa
 
 from hf_assets.cache.hashing import content_hash, file_stamp
 from hf_assets.cache.tables import load_manifest, load_table, save_table
+from hf_assets.data.header_sizes import image_value, resolve_image_path
 from hf_assets.data.row_fetch import FETCH_CONCURRENCY, RowFetcher
-from hf_assets.data.sizes import image_value, resolve_image_path
 from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog, quiet
 
@@ -28,7 +28,7 @@ class ImageSource:
     def sources(self, rows: np.ndarray) -> Iterator[bytes | str | None]:
         """For each row, in order: its image bytes, else its file path (absolute), else None."""
         for value in self.fetcher.fetch(np.asarray(rows, dtype=np.int64).tolist()):
-            blob, path = image_value(value)  # the types the scan accepted (data.sizes)
+            blob, path = image_value(value)  # the types the scan accepted (data.header_sizes)
             yield blob if blob else str(resolve_image_path(path, self.split.base_dir)) if path else None
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hf_assets.data.sizes import SWAPPING_ORIENTATIONS, exif_orientation, orientation_transpose
+from hf_assets.data.header_sizes import SWAPPING_ORIENTATIONS, exif_orientation, orientation_transpose
 
 Box = tuple[int, int, int, int]
 WHITE = (255, 255, 255)
@@ -25,7 +25,7 @@ def load_pixels(
 ) -> np.ndarray:
     """uint8 (H, W, 3): decode, EXIF-orient, RGB (alpha over white), crop tile, LANCZOS resize, crop box."""
     # Boxes are (left, top, right, bottom): tile_box in the oriented full image, crop_box in the resized tile.
-    # The orientation is read from the header before decoding, exactly as data/sizes.py reads it for the scan
+    # The orientation is read from the header before decoding, exactly as data/header_sizes.py reads it for the scan
     # (a PNG eXIf chunk after the pixel data is ignored by both), so the boxes and the pixels agree.
     # expected_size: the oriented (width, height) the boxes were computed from (the dataset's size columns);
     # an image of another size raises CorruptImage instead of being cropped to the wrong region.

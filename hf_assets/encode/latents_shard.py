@@ -18,7 +18,7 @@ from hf_assets.data.sources import RawSplit
 from hf_assets.encode.engine_types import LatentPlan, ShardReport
 from hf_assets.encode.image_source import fetch_windows
 from hf_assets.encode.media import Media
-from hf_assets.encode.models import as_dtype
+from hf_assets.encode.model_loading import as_dtype
 from hf_assets.encode.overlap import BackgroundWrites, HostCopy
 from hf_assets.encode.vae import encode_with_oom_backoff
 from hf_assets.progress import ProgressLog, quiet

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from hf_assets.data.pairing import PARTNER
+from hf_assets.encode.bucket_drawing import Sample, bucket_labels, pick_kept
 from hf_assets.encode.conditioning_pixels import ConditioningPixels
-from hf_assets.encode.previews import Sample, bucket_labels, pick_kept
 
 
 def paired_samples(

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field, PrivateAttr, ValidationError
 
-from hf_assets.config.models import ModelChoice, choose_model
+from hf_assets.config.backend_models import ModelChoice, choose_model
 from hf_assets.env import resource_variable
 
 RESOURCE_KEY = "encoders"  # the key this resource is bound to in the Definitions (its run config lives under it)
@@ -198,7 +198,7 @@ class EncodersResource(dg.ConfigurableResource):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        from hf_assets.encode.encoders import resolve_device, resolve_dtype  # torch: runs only
+        from hf_assets.encode.encoder_set import resolve_device, resolve_dtype  # torch: runs only
 
         # Only the device and dtype: the models are the backends' (`for_backend`), found and loaded when a step
         # first needs them, so a run of assets that need no model never asks for one.
@@ -218,8 +218,8 @@ class EncodersResource(dg.ConfigurableResource):
         return choose_model(backend, self.model, self.vae, self._given, f"run config resources.{RESOURCE_KEY}.config")
 
     def for_backend(self, backend, log: Callable[[str], None] | None = None):
-        """This process's `hf_assets.encode.encoders.Encoders` for `backend` (models load when first used)."""
-        from hf_assets.encode.encoders import shared_encoders
+        """This process's `hf_assets.encode.encoder_set.Encoders` for `backend` (models load when first used)."""
+        from hf_assets.encode.encoder_set import shared_encoders
 
         log = log or self._log
         choice = self.model_choice(backend)
@@ -277,7 +277,7 @@ class EncodersResource(dg.ConfigurableResource):
         import torch
 
         from hf_assets.encode.devices import claim_device
-        from hf_assets.encode.encoders import shared_encoders
+        from hf_assets.encode.encoder_set import shared_encoders
         from hf_assets.executors import executor_name
 
         loaded = self.for_backend(backend, log)
@@ -307,7 +307,7 @@ class EncodersResource(dg.ConfigurableResource):
     @property
     def resolved_latent_dtype(self):
         """The torch dtype latents are stored in: the latent_dtype setting, "auto" resolved for the device."""
-        from hf_assets.encode.encoders import resolve_dtype
+        from hf_assets.encode.encoder_set import resolve_dtype
 
         return resolve_dtype(self.latent_dtype, self.resolved_device)
 

@@ -54,7 +54,7 @@ STORED_AS = "stored_as"  # the manifest field saying what handle_output stored: 
 # The encoder caches their assets write and commit themselves, by asset: (the backend's folder of it, opener).
 CACHES = {
     "vae_latents": ("vae_dir", "hf_assets.cache.latents:open_latents"),
-    "text_embeds": ("text_dir", "hf_assets.cache.text_embeds:open_text_embeds"),
+    "text_embeds": ("text_dir", "hf_assets.cache.text_embed_cache:open_text_embeds"),
 }
 
 

@@ -1,11 +1,12 @@
 """Tiny diffusers-layout pipeline folders for tests, the demo and the benches: real classes, tiny configs, seeded
-RANDOM weights (their latents and embeddings mean nothing). The real encoders are loaded by hf_assets.encode.models."""
+RANDOM weights (their latents and embeddings mean nothing). The real encoders are loaded by
+hf_assets.encode.model_loading."""
 
 import json
 import string
 from pathlib import Path
 
-from hf_assets.encode.models import ENCODERS, MODEL_CLASSES
+from hf_assets.encode.model_loading import ENCODERS, MODEL_CLASSES
 
 FAMILY_CLASS = {
     "sd": "StableDiffusionPipeline",
@@ -24,7 +25,7 @@ VAE_SETTINGS = {
     "flux": (16, 0.3611, 0.1159),
 }
 
-# family -> hidden width of each text encoder, in the order of encode.models.ENCODERS (subfolders and kinds)
+# family -> hidden width of each text encoder, in the order of encode.model_loading.ENCODERS (subfolders and kinds)
 WIDTHS = {"sd": (32,), "sdxl": (32, 48), "sd3": (32, 48, 96), "flux": (32, 64), "wan": (32,)}
 TOKENIZER_CLASS = {
     "clip": "CLIPTokenizer",

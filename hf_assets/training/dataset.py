@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from hf_assets.cache.latents import LatentCache
-from hf_assets.cache.text_embeds import TextEmbedCache
-from hf_assets.training.conditioning import ConditioningSamples
+from hf_assets.cache.text_embed_cache import TextEmbedCache
+from hf_assets.training.conditioning_samples import ConditioningSamples
 
 # SDXL micro-conditioning, in the order the UNet reads it: original (h, w), crop top-left (top, left), target (h, w).
 # "original" is the image the sample shows before it was resized (after EXIF and the composite split), as in the

@@ -10,7 +10,7 @@ import torch
 from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets_tests.conftest import write_config
-from hf_assets_tests.encode.test_video_latents import ENTRY as CLIP_ENTRY
+from hf_assets_tests.encode.test_clip_media import ENTRY as CLIP_ENTRY
 from hf_assets_tests.jobs import prepare_job, prepare_job_again
 
 pytestmark = pytest.mark.slow

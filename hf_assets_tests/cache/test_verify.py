@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from hf_assets.cache import health, verify
 from hf_assets.cache.encoded import EncodedCache
-from hf_assets.encode.models import load_vae
+from hf_assets.encode.model_loading import load_vae
 from hf_assets.encode.vae import encode_latents
 from hf_assets_tests.imagegen import pixels
 

@@ -11,7 +11,7 @@ from PIL import Image
 from hf_assets.config import ConfigError, load_config
 from hf_assets.config.schema import CompositeConfig
 from hf_assets.data.composite import grid_shape, tile_boxes
-from hf_assets.data.sizes import image_sizes, orientation_transpose
+from hf_assets.data.header_sizes import image_sizes, orientation_transpose
 from hf_assets_tests.imagegen import pixels
 
 WIDTHS = np.array([1024, 1001, 3, 640, 4096], dtype=np.int32)

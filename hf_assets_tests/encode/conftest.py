@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def loaded(tiny_pipelines):
     """family -> (vae, text encoders), loaded through from_pretrained once per session."""
-    from hf_assets.encode.models import load_text_encoders, load_vae
+    from hf_assets.encode.model_loading import load_text_encoders, load_vae
 
     cache = {}
 

@@ -67,7 +67,7 @@ def test_each_new_shape_is_compiled_once_and_logged():
 
 
 def test_text_encoders_compile_in_place_once_and_give_the_same_embeddings(tiny_pipelines):
-    from hf_assets.encode.models import load_text_encoders
+    from hf_assets.encode.model_loading import load_text_encoders
     from hf_assets.encode.text import encode_captions
 
     encoders = load_text_encoders(tiny_pipelines["sdxl"])

@@ -15,14 +15,14 @@ from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
 from hf_assets.encode import engine
 from hf_assets.encode.depth import load_depth_model
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine_types import EncodeSettings
 from hf_assets.encode.generators import generate, sample_rng
 from hf_assets.encode.image_source import iter_images, read_source
 from hf_assets.encode.images import load_pixels
 from hf_assets.encode.latents_plan import remove_plan
 from hf_assets.testing.tiny_pipelines import build_tiny_dpt
-from hf_assets.training.conditioning import ConditioningSamples
+from hf_assets.training.conditioning_samples import ConditioningSamples
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
 
 SETTINGS = EncodeSettings(batch_size=3, decode_workers=2)

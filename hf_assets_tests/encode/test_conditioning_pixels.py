@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_assets.config.conditioning import parse_conditioning_entry
+from hf_assets.config.conditioning_generators import parse_conditioning_entry
 from hf_assets.encode.conditioning_pixels import ConditioningPixels
 from hf_assets.encode.depth import load_depth_model
 from hf_assets.encode.generators import generate, sample_rng

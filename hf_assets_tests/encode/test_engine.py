@@ -7,16 +7,16 @@ import torch
 from hf_assets.cache.latents import open_latents
 from hf_assets.config import parse_config
 from hf_assets.data.buckets import assign_buckets
+from hf_assets.data.frame_selection import assign_frames
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
-from hf_assets.data.video_frames import assign_frames
 from hf_assets.encode import engine
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine_types import EncodeSettings, LatentPlan
 from hf_assets.encode.latents_plan import PLANS_DIR
-from hf_assets_tests.encode.test_latents_update import prepare
-from hf_assets_tests.encode.test_video_latents import ENTRY as CLIP_ENTRY
-from hf_assets_tests.encode.test_video_latents import dataset as clip_dataset  # noqa: F401 - fixture
+from hf_assets_tests.encode.test_clip_media import ENTRY as CLIP_ENTRY
+from hf_assets_tests.encode.test_clip_media import dataset as clip_dataset  # noqa: F401 - fixture
+from hf_assets_tests.encode.test_image_media import prepare
 
 SETTINGS = EncodeSettings(batch_size=4, decode_workers=2)
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hf_assets.config.conditioning import parse_conditioning_entry
+from hf_assets.config.conditioning_generators import parse_conditioning_entry
 from hf_assets.encode.generators import generate, jpeg_round_trip, sample_rng
 from hf_assets_tests.imagegen import photo as demo_photo
 

@@ -19,7 +19,7 @@ from hf_assets.encode.image_source import (
     read_source,
 )
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import prepare
+from hf_assets_tests.encode.test_image_media import prepare
 from hf_assets_tests.imagegen import corrupt_bytes, encode_image
 
 FORMATS = [(64, 48, "JPEG"), (40, 56, "PNG"), (50, 50, "WEBP"), (90, 30, "JPEG")]
@@ -79,7 +79,7 @@ def test_plain_binary_column_yields_its_bytes(images, kind):
 
 
 def test_a_column_the_scan_refuses_is_refused_here_too(tmp_path, images):
-    from hf_assets.data.sizes import image_sizes
+    from hf_assets.data.header_sizes import image_sizes
 
     (tmp_path / "x.jpg").write_bytes(images[0])
     column = pa.array(["x.jpg", None])

@@ -166,7 +166,7 @@ def test_every_exif_orientation_matches_pillow_exif_transpose(orientation):
 
 
 def test_png_exif_chunk_after_pixel_data_is_ignored_so_scan_and_encode_agree():
-    from hf_assets.data.sizes import image_size
+    from hf_assets.data.header_sizes import image_size
 
     data = png_with_late_exif(60, 40, orientation=6, seed=3)
     assert ImageOps.exif_transpose(Image.open(io.BytesIO(data))).size == (40, 60)  # Pillow alone would rotate

@@ -13,12 +13,12 @@ from PIL import Image
 
 from hf_assets.cache.latents import open_latents
 from hf_assets.encode import image_media
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine_types import LatentSettings
 from hf_assets.encode.image_media import wanted_latents
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
+from hf_assets_tests.encode.test_image_media import prepare, run
 from hf_assets_tests.encode.test_images import png_with_late_exif
-from hf_assets_tests.encode.test_latents_update import prepare, run
 from hf_assets_tests.imagegen import encode_image, truncated_jpeg
 
 SIZE_COLUMNS = {"width_column": "width", "height_column": "height"}

@@ -10,7 +10,7 @@ import torch
 
 from hf_assets.cache.encoded import CacheBusyError, EncodedCache
 from hf_assets.cache.latents import open_latents
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine_types import CacheNotShared, LatentSettings, require_visible
 from hf_assets.encode.image_media import IMAGES, wanted_latents
 from hf_assets.encode.latents_commit import commit_latents
@@ -18,7 +18,7 @@ from hf_assets.encode.latents_plan import plan_latents, shard_of
 from hf_assets.encode.latents_shard import encode_shard
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import encode_settings, prepare, run
+from hf_assets_tests.encode.test_image_media import encode_settings, prepare, run
 
 
 def hex_keys(n: int, salt: str = "") -> pa.Array:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hf_assets.config.conditioning import parse_conditioning_entry
+from hf_assets.config.conditioning_generators import parse_conditioning_entry
 from hf_assets.encode.generators import generate, sample_rng
 from hf_assets.encode.masks import feather
 from hf_assets_tests.imagegen import photo

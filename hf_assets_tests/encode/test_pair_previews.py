@@ -8,14 +8,14 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from hf_assets.config.conditioning import parse_conditioning_entry
+from hf_assets.config.conditioning_generators import parse_conditioning_entry
 from hf_assets.config.schema import BackendConfig, BucketConfig
 from hf_assets.data.backend_buckets import bucket_backend
 from hf_assets.data.pairing import pair_generated, pair_given
 from hf_assets.data.split import RawSplit
+from hf_assets.encode.bucket_drawing import preview_grid_png
 from hf_assets.encode.conditioning_pixels import ConditioningPixels
 from hf_assets.encode.pair_previews import paired_samples
-from hf_assets.encode.previews import preview_grid_png
 from hf_assets_tests.data.test_pairing import index_table
 from hf_assets_tests.imagegen import photo
 

@@ -17,13 +17,13 @@ from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.shards import list_shards
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine import update_latents
 from hf_assets.encode.engine_types import LatentSettings
 from hf_assets.encode.image_media import wanted_latents
 from hf_assets.encode.vae import vae_factors_from_config
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import encode_settings, prepare
+from hf_assets_tests.encode.test_image_media import encode_settings, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 40  # row 5 is corrupt and filtered out before bucketing: 39 samples

@@ -116,7 +116,7 @@ def test_max_length_sets_t5_length_only(loaded):
 
 
 def test_generic_recipe(tiny_pipelines):
-    from hf_assets.encode.models import load_text_encoders
+    from hf_assets.encode.model_loading import load_text_encoders
 
     encoders = load_text_encoders(tiny_pipelines["sd"], "generic")
     (item,) = encode_captions(encoders, ["a photo of the cat"], "generic", max_length=16)

@@ -7,12 +7,12 @@ import torch
 
 from hf_assets.cache.manifest import read_manifest
 from hf_assets.cache.shards import list_shards
-from hf_assets.cache.text_embeds import open_text_embeds
-from hf_assets.encode.encoders import Encoders, text_identity
+from hf_assets.cache.text_embed_cache import open_text_embeds
+from hf_assets.encode.encoder_set import Encoders, text_identity
 from hf_assets.encode.text import encode_captions
 from hf_assets.encode.text_update import update_text_embeds, wanted_captions
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import prepare
+from hf_assets_tests.encode.test_image_media import prepare
 
 N = 12  # row 5 is corrupt and filtered out: 11 samples
 SDXL_SHAPES = {"prompt_embeds": (77, 32 + 48), "pooled_prompt_embeds": (40,)}

@@ -29,7 +29,7 @@ def test_latent_distribution_shapes(loaded, family):
 
 
 def test_encode_latents_casts_pixels_to_the_vae_dtype(tiny_pipelines):
-    from hf_assets.encode.models import load_vae
+    from hf_assets.encode.model_loading import load_vae
 
     vae = load_vae(tiny_pipelines["sdxl"], dtype=torch.bfloat16)
     mean, std = encode_latents(vae, torch.zeros(1, 3, 64, 64))

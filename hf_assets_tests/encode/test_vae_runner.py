@@ -4,7 +4,7 @@ give the eager latents, and a batch size that ran out of memory is remembered pe
 import pytest
 import torch
 
-from hf_assets.encode.models import load_vae
+from hf_assets.encode.model_loading import load_vae
 from hf_assets.encode.vae import encode_latents
 from hf_assets.encode.vae_runner import (
     CPU_BATCH,

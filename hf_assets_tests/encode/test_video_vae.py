@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from hf_assets.encode.models import is_video_vae, load_vae
+from hf_assets.encode.model_loading import is_video_vae, load_vae
 from hf_assets.encode.video_vae import encode_clips, video_vae_factors
 
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from hf_assets.cache import verify
 from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
-from hf_assets.cache.text_embeds import open_text_embeds
+from hf_assets.cache.text_embed_cache import open_text_embeds
 from hf_assets_tests.faults.conftest import Project
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,12 @@ from hf_assets.cache.tables import load_table
 from hf_assets.cache.verify import latent_shape_mismatches
 from hf_assets.config import parse_config
 from hf_assets.data.buckets import assign_buckets
+from hf_assets.data.frame_selection import assign_frames
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
-from hf_assets.data.video_frames import assign_frames
 from hf_assets.encode import clip_media
 from hf_assets.encode.clip_media import video_factors_for, wanted_video_latents
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine import update_latents
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
 from hf_assets.encode.video_vae import encode_clips
@@ -130,7 +130,7 @@ def test_rerun_encodes_nothing_and_a_changed_num_frames_reencodes_exactly_the_af
 def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_bare_vae_forward(dataset, wan):
     import av
 
-    from hf_assets.encode.video_frames import FramePlan, load_clip
+    from hf_assets.encode.frame_decode import FramePlan, load_clip
 
     backend, buckets, _, _, _ = encode(dataset, wan)
     row = next(r for r in buckets.to_pylist() if r["filename"] == "0.mp4")
@@ -223,7 +223,7 @@ def test_wan_caption_embeddings_equal_the_pipelines_encode_prompt(wan):
 def test_t5_video_caption_embeddings_equal_the_pipelines_encode_prompt(tmp_path, family):
     import diffusers
 
-    from hf_assets.encode.models import TextEncoder
+    from hf_assets.encode.model_loading import TextEncoder
     from hf_assets.encode.text import encode_captions
     from hf_assets.testing.tiny_pipelines import _save_t5_tokenizer, _t5_model
 

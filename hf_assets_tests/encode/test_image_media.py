@@ -14,7 +14,7 @@ from hf_assets.config import parse_config
 from hf_assets.data.buckets import assign_buckets
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.sources import open_split
-from hf_assets.encode.encoders import Encoders
+from hf_assets.encode.encoder_set import Encoders
 from hf_assets.encode.engine import update_latents
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
 from hf_assets.encode.image_media import wanted_latents

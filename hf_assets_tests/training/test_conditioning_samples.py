@@ -9,7 +9,7 @@ from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.hashing import content_hash, settings_hash
 from hf_assets.cache.latents import open_latents
 from hf_assets.training import BucketBatchSampler, CachedSamples
-from hf_assets.training.conditioning import ConditioningSamples
+from hf_assets.training.conditioning_samples import ConditioningSamples
 
 META = {"scaling_factor": 0.13025, "downscale": 8, "latent_channels": 4}
 

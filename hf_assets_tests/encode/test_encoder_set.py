@@ -5,8 +5,8 @@ import shutil
 import pytest
 import torch
 
-from hf_assets.encode import encoders as encoders_module
-from hf_assets.encode.encoders import Encoders, resolve_device, resolve_dtype, text_identity
+from hf_assets.encode import encoder_set
+from hf_assets.encode.encoder_set import Encoders, resolve_device, resolve_dtype, text_identity
 from hf_assets.encode.model_files import ModelNotFound
 from hf_assets.testing.tiny_pipelines import build_tiny_pipeline
 
@@ -107,7 +107,7 @@ def test_vae_only_configuration_encodes_latents_but_refuses_text(other_sdxl):
 
 def test_vae_and_text_encoders_load_lazily_exactly_once(tiny_sdxl, monkeypatch):
     calls = {"vae": 0, "text": 0}
-    real_vae, real_text = encoders_module.load_vae, encoders_module.load_text_encoders
+    real_vae, real_text = encoder_set.load_vae, encoder_set.load_text_encoders
 
     def counting_vae(*args, **kwargs):
         calls["vae"] += 1
@@ -117,8 +117,8 @@ def test_vae_and_text_encoders_load_lazily_exactly_once(tiny_sdxl, monkeypatch):
         calls["text"] += 1
         return real_text(*args, **kwargs)
 
-    monkeypatch.setattr(encoders_module, "load_vae", counting_vae)
-    monkeypatch.setattr(encoders_module, "load_text_encoders", counting_text)
+    monkeypatch.setattr(encoder_set, "load_vae", counting_vae)
+    monkeypatch.setattr(encoder_set, "load_text_encoders", counting_text)
     enc = Encoders(str(tiny_sdxl))
     # Identities, config and family are read without loading any weights.
     enc.vae_identity(), enc.vae_config(), enc.family(), text_identity(enc, 77)

@@ -11,7 +11,7 @@ import torch
 
 from hf_assets import env
 from hf_assets.encode.model_files import component_config, component_identity, model_identity, resolve_root
-from hf_assets.encode.models import as_dtype, detect_family, load_text_encoders, load_vae
+from hf_assets.encode.model_loading import as_dtype, detect_family, load_text_encoders, load_vae
 
 _LOAD_LOCK = threading.RLock()  # threads of one process (a Dask worker) load a model once between them
 

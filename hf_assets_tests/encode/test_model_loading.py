@@ -11,7 +11,7 @@ from huggingface_hub.utils import filter_repo_objects
 
 from hf_assets import env
 from hf_assets.encode.model_files import ModelNotFound, download_patterns, model_identity, resolve_root
-from hf_assets.encode.models import as_dtype, detect_family, load_text_encoders, load_vae
+from hf_assets.encode.model_loading import as_dtype, detect_family, load_text_encoders, load_vae
 
 CLASSES = {
     "sd": ["CLIPTextModel"],
@@ -411,7 +411,7 @@ def test_importing_the_encode_package_loads_neither_diffusers_nor_transformers()
 
     code = (
         "import sys\n"
-        "import hf_assets.encode.images, hf_assets.encode.models, hf_assets.encode.prefetch\n"
+        "import hf_assets.encode.images, hf_assets.encode.model_loading, hf_assets.encode.prefetch\n"
         "import hf_assets.encode.text, hf_assets.testing.tiny_pipelines, hf_assets.encode.vae\n"
         "print(sorted(m for m in ('diffusers', 'transformers', 'dagster') if m in sys.modules))\n"
     )

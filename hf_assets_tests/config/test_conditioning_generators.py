@@ -2,7 +2,7 @@
 
 import pytest
 
-from hf_assets.config.conditioning import (
+from hf_assets.config.conditioning_generators import (
     PARAMETERS,
     generated_id,
     parse_captions,

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from hf_assets.assets.previews import read_bucket_columns
+from hf_assets.assets.bucket_previews import read_bucket_columns
 from hf_assets.data.buckets import bucket_histogram
 from hf_assets.definitions import build_definitions
-from hf_assets.encode.previews import bucket_labels
+from hf_assets.encode.bucket_drawing import bucket_labels
 from hf_assets_tests.assets.test_encoder_graph import metadata
 from hf_assets_tests.conftest import write_config
 

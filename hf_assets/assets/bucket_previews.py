@@ -14,7 +14,7 @@ from hf_assets.data.buckets import bucket_histogram, bucket_histogram_png
 from hf_assets.data.dropped import DROPPED_SCHEMA, DROPPED_TABLE
 from hf_assets.data.preview_rows import PREVIEW_BUDGET, choose_preview_rows, preview_sources
 from hf_assets.data.sources import RawSplit
-from hf_assets.encode import previews
+from hf_assets.encode import bucket_drawing
 from hf_assets.resources.dataloader import DataloaderConfigResource
 from hf_assets.resources.io_manager import AS_FILE
 
@@ -24,7 +24,7 @@ GRID_FILE = "previews.png"
 
 def histogram_metadata(labels: dict[str, str], histogram: list[tuple[str, int]]) -> dict:
     """The histogram as a small inline SVG (drawn in place by the UI) and a table of samples per bucket; `labels`:
-    each bucket's "aspect · WxH" (`previews.bucket_labels`)."""
+    each bucket's "aspect · WxH" (`bucket_drawing.bucket_labels`)."""
     counts = [
         dg.TableRecord({"bucket": bucket, "target": labels.get(bucket, bucket).split(" · ", 1)[-1], "samples": count})
         for bucket, count in histogram
@@ -38,7 +38,7 @@ def histogram_metadata(labels: dict[str, str], histogram: list[tuple[str, int]])
     )
     return {
         "histogram": dg.MetadataValue.md(
-            previews.svg_markdown(previews.histogram_svg(histogram, labels), "samples per bucket")
+            bucket_drawing.svg_markdown(bucket_drawing.histogram_svg(histogram, labels), "samples per bucket")
         ),
         "samples_per_bucket": dg.MetadataValue.table(counts, schema) if counts else dg.MetadataValue.text("none"),
     }
@@ -46,13 +46,13 @@ def histogram_metadata(labels: dict[str, str], histogram: list[tuple[str, int]])
 
 def histogram_png_metadata(backend: BackendConfig, table: pa.Table) -> dict:
     """The histogram drawn as a PNG, in the metadata and beside the cache (`table`: bucket and target size columns)."""
-    labels = previews.bucket_labels(table)
+    labels = bucket_drawing.bucket_labels(table)
     labelled = [(labels.get(b, b).replace(" · ", "\n"), n) for b, n in bucket_histogram(table)]
     png = bucket_histogram_png(labelled, f"{backend.id}: samples per aspect bucket (aspect, target size)")
     backend.metadata_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(backend.metadata_dir / HISTOGRAM_FILE, png)
     return {
-        "histogram_png": dg.MetadataValue.md(previews.png_data_markdown(png, "samples per bucket")),
+        "histogram_png": dg.MetadataValue.md(bucket_drawing.png_data_markdown(png, "samples per bucket")),
         "histogram_file": dg.MetadataValue.path(str(backend.metadata_dir / HISTOGRAM_FILE)),
     }
 
@@ -98,22 +98,26 @@ def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa
     )
     lost = _rows_of(found, lost_chosen)
     try:
-        kept = list(previews.kept_samples(chosen, sources[: chosen.num_rows], previews.bucket_labels(table)))
+        kept = list(
+            bucket_drawing.kept_samples(chosen, sources[: chosen.num_rows], bucket_drawing.bucket_labels(table))
+        )
         gone = list(
-            previews.dropped_samples(
+            bucket_drawing.dropped_samples(
                 lost.column("filename").to_pylist(), lost.column("reason").to_pylist(), sources[chosen.num_rows :]
             )
         )
         title = f"{backend.id}: kept samples as they will be encoded; dropped rows with their reason"
-        png = previews.preview_grid_png(kept, gone, title)
-        jpeg = previews.preview_grid_png(kept, gone, title, image_format="jpeg")  # a lighter copy for the event log
+        png = bucket_drawing.preview_grid_png(kept, gone, title)
+        jpeg = bucket_drawing.preview_grid_png(
+            kept, gone, title, image_format="jpeg"
+        )  # a lighter copy for the event log
     except Exception as exc:  # noqa: BLE001 - a picture must never fail the step
         context.log.warning(f"{backend.id}: no preview grid ({type(exc).__name__}: {exc})")
         return {}
     atomic_write_bytes(backend.metadata_dir / GRID_FILE, png)
     skipped = ", ".join(sorted(set(choice.skipped))) or "none"
     return {
-        "preview_grid": dg.MetadataValue.md(previews.jpeg_data_markdown(jpeg, "preview grid")),
+        "preview_grid": dg.MetadataValue.md(bucket_drawing.jpeg_data_markdown(jpeg, "preview grid")),
         "preview_grid_file": dg.MetadataValue.path(str(backend.metadata_dir / GRID_FILE)),
         "preview_bytes_fetched": fetched,
         "preview_budget_bytes": PREVIEW_BUDGET,

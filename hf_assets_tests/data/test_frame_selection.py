@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 
 from hf_assets.config.schema import VideoConfig
-from hf_assets.data.video_frames import (
+from hf_assets.data.frame_selection import (
     assign_frames,
     latent_frames,
     selected_frames,

@@ -10,11 +10,11 @@ from hf_assets.config import parse_config
 from hf_assets.data.index import build_filtered_index
 from hf_assets.data.preview_rows import choose_preview_rows, preview_sources
 from hf_assets.data.sources import open_split
-from hf_assets.encode import previews
+from hf_assets.encode import bucket_drawing
 from hf_assets.encode.image_source import iter_images
 from hf_assets.encode.images import load_pixels
 from hf_assets_tests.conftest import photo_rows, write_hub_dataset
-from hf_assets_tests.encode.test_latents_update import ENTRY, prepare
+from hf_assets_tests.encode.test_image_media import ENTRY, prepare
 
 
 def test_bucket_labels_show_aspect_and_target_size():
@@ -25,15 +25,15 @@ def test_bucket_labels_show_aspect_and_target_size():
             "target_height": [512, 512, 576, 576, 578],
         }
     )
-    assert previews.bucket_labels(table) == {"1.0": "1.0 · 512×512", "0.78": "0.78 · 448×576 +1"}
+    assert bucket_drawing.bucket_labels(table) == {"1.0": "1.0 · 512×512", "0.78": "0.78 · 448×576 +1"}
 
 
 def test_histogram_svg_is_small_enough_to_show_inline_for_a_few_buckets():
     histogram = [(str(round(0.5 + i / 10, 2)), 10 * i + 1) for i in range(7)]
     labels = {b: f"{b} · {512 + 64 * i}×512" for i, (b, _) in enumerate(histogram)}
-    markdown = previews.svg_markdown(previews.histogram_svg(histogram, labels), "h")
-    assert markdown.startswith("![h](data:image/svg+xml;base64,") and len(markdown) < previews.INLINE_LIMIT
-    assert "704x512" in previews.histogram_svg(histogram, labels)
+    markdown = bucket_drawing.svg_markdown(bucket_drawing.histogram_svg(histogram, labels), "h")
+    assert markdown.startswith("![h](data:image/svg+xml;base64,") and len(markdown) < bucket_drawing.INLINE_LIMIT
+    assert "704x512" in bucket_drawing.histogram_svg(histogram, labels)
 
 
 def kept_choice(split, backend, buckets, count):
@@ -51,7 +51,7 @@ def test_kept_samples_are_the_exact_pixels_the_encoder_gets(tmp_path):
     write_hub_dataset(tmp_path / "data" / "photos", photo_rows(16))
     backend, split, buckets = prepare(tmp_path)
     chosen, sources = kept_choice(split, backend, buckets, 3)
-    samples = list(previews.kept_samples(chosen, sources, previews.bucket_labels(buckets)))
+    samples = list(bucket_drawing.kept_samples(chosen, sources, bucket_drawing.bucket_labels(buckets)))
     assert len(samples) == 6
     assert len(set(chosen.column("bucket").to_pylist())) == min(3, len(set(buckets["bucket"].to_pylist())))
     expected_sources = list(iter_images(split, backend.image_column, chosen.column("row").to_numpy()))
@@ -95,7 +95,7 @@ def test_dropped_samples_show_several_reasons_with_thumbnails(tmp_path):
     rows = [row for row, _ in choice.dropped]
     sources, _ = preview_sources(split, backend.image_column, rows)
     names = [f"{row}.jpg" for row in rows]
-    samples = list(previews.dropped_samples(names, [reason for _, reason in choice.dropped], sources))
+    samples = list(bucket_drawing.dropped_samples(names, [reason for _, reason in choice.dropped], sources))
     reasons = {s.caption for s in samples}
     assert {"unreadable_image", "too_small"} <= reasons
     assert all(s.title.endswith(": dropped") for s in samples)
@@ -107,7 +107,7 @@ def test_grid_png_has_a_tile_per_sample(tmp_path):
     write_hub_dataset(tmp_path / "data" / "photos", photo_rows(8))
     backend, split, buckets = prepare(tmp_path)
     chosen, sources = kept_choice(split, backend, buckets, 2)
-    kept = list(previews.kept_samples(chosen, sources, previews.bucket_labels(buckets)))
-    png = previews.preview_grid_png(kept, [previews.Sample("9.jpg: dropped", "too_small", None)], "photos")
+    kept = list(bucket_drawing.kept_samples(chosen, sources, bucket_drawing.bucket_labels(buckets)))
+    png = bucket_drawing.preview_grid_png(kept, [bucket_drawing.Sample("9.jpg: dropped", "too_small", None)], "photos")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.width > image.height > 200

@@ -10,8 +10,14 @@ import pyarrow as pa
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from hf_assets.data import sizes as sizes_module
-from hf_assets.data.sizes import HEADER_PREFIX_BYTES, UnreadableImage, image_size, image_sizes, orientation_transpose
+from hf_assets.data import header_sizes
+from hf_assets.data.header_sizes import (
+    HEADER_PREFIX_BYTES,
+    UnreadableImage,
+    image_size,
+    image_sizes,
+    orientation_transpose,
+)
 from hf_assets_tests.imagegen import FORMATS, corrupt_bytes, encode_image, pixels, truncated_jpeg
 
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -272,9 +278,9 @@ def test_default_threads_read_files_in_parallel_and_keep_bytes_on_one_thread(tmp
         pool_sizes.append(max_workers)
         return ThreadPoolExecutor(max_workers, **kwargs)
 
-    monkeypatch.setattr(sizes_module, "ROWS_PER_TASK", 2)
-    monkeypatch.setattr(sizes_module.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(sizes_module, "ThreadPoolExecutor", recording_pool)
+    monkeypatch.setattr(header_sizes, "ROWS_PER_TASK", 2)
+    monkeypatch.setattr(header_sizes.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(header_sizes, "ThreadPoolExecutor", recording_pool)
     for i in range(8):
         (tmp_path / f"{i}.jpg").write_bytes(encode_image(20 + i, 10, "JPEG"))
     from_files = image_column([{"bytes": None, "path": f"{i}.jpg"} for i in range(8)])
