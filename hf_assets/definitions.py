@@ -89,7 +89,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
             "encoders": encoder_resource(),
         },
         # HF_ASSETS_EXECUTOR: in_process (default: one process per run, models loaded once, no step start-up),
-        # multiprocess (one step per GPU at a time), dask or k8s (see README "Running on a cluster").
+        # multiprocess (one step per GPU at a time), dask or k8s (see docs/cluster/README.md).
         executor=executor_from_env(),
     )
 

@@ -7,7 +7,7 @@ handlers), with their integer truncations, so that a SimpleTuner dataloader conf
 sizes. Targets depend only on the aspect and the image's orientation, so they are computed once per
 (aspect, orientation) in a small table and gathered per row; only the resize is per row.
 
-Two of SimpleTuner's results contradict its own intent and are corrected here (README, "Where we differ
+Two of SimpleTuner's results contradict its own intent and are corrected here (docs/simpletuner.md, "Where we differ
 from SimpleTuner"): a resize that does not cover the target, or that is more than 2% off the image's own
 aspect, becomes the aspect-preserving cover of the target at the same scale.
 """

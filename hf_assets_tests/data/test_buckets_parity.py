@@ -104,7 +104,7 @@ def test_bucketing_agrees_with_simpletuner_on_every_case_but_the_documented_devi
         _check_settings(index, outcome)
     total = sum(outcome.values())
     assert total == len(TABLE["cases"])
-    # The deviations stay the exception: README "Where we differ from SimpleTuner, and why".
+    # The deviations stay the exception: docs/simpletuner.md "Where we differ from SimpleTuner, and why".
     assert outcome["agree"] / total > 0.93, outcome
     assert outcome["one_size_per_bucket"] / total < 0.05 and outcome["resize_fixed"] / total < 0.05, outcome
 

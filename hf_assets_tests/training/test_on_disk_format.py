@@ -1,4 +1,4 @@
-"""The README's on-disk format: pyarrow and safetensors alone read what the hf_assets readers give."""
+"""The on-disk format of docs/cache-format.md: pyarrow and safetensors alone read what the hf_assets readers give."""
 
 import json
 
@@ -8,7 +8,7 @@ from safetensors import safe_open
 
 
 def read_entry(root, filename, variant=None):
-    """The README's recipe: one manifest row by filename, its tensors from the shard it names."""
+    """The recipe of docs/cache-format.md: one manifest row by filename, its tensors from the shard it names."""
     rows = pq.read_table(root / "manifest.parquet", filters=[("filename", "=", filename)]).to_pylist()
     (row,) = [r for r in rows if variant is None or r["variant"] == variant]
     with safe_open(str(root / "shards" / row["shard"]), "pt") as shard:
