@@ -15,10 +15,15 @@ runs once on a fresh instance and cache. Recorded per run:
 - with --remote: the dataset is served by hf_assets_tests/range_server.py (HTTP with Range requests) as
   `<url>/data/*.parquet`, bucket_previews is selected too, and the bytes, GETs and HEADs the server answered are
   counted;
+- CPU seconds (user + system of the child and its children): on a shared machine, where wall time also counts the
+  waits for a core, the figure that load disturbs least;
+- aspect_buckets' core once more in the bench's own process (write_backend_buckets on the stored index): its CPU
+  and wall seconds;
 - load: the 1-minute load average before and after (the machine may be shared).
 Rows/s is marginal: (rows - base rows) / (time at rows - time at base rows), which removes fixed start-up costs;
 it is given on the wall time and on the run's own time (RUN_START to RUN_SUCCESS in its event log, which leaves
-out the noise of Python and Dagster starting on a busy machine).
+out the noise of Python and Dagster starting on a busy machine), and on CPU seconds against the baselines' own
+CPU seconds.
 The baselines (bench/bench_metadata.py's idiomatic `datasets` and per-row loop sides) run at the same two sizes,
 side by side, and their rows/s is marginal the same way.
 """
@@ -119,6 +124,20 @@ def step_times(home: Path) -> dict:
         return {"status": run.status.value, "run_s": run_s, "steps": steps, "metadata": metadata}
 
 
+def bucketing_cpu(work: Path) -> dict:
+    """aspect_buckets' core (`write_backend_buckets` on the index the run stored) once more, in this process: its
+    CPU seconds (all threads) and wall seconds, a figure of the step's own work that a busy machine disturbs less."""
+    from hf_assets.cache.tables import open_table_file
+    from hf_assets.config.loader import parse_config
+    from hf_assets.data.backend_buckets import write_backend_buckets
+
+    backend = parse_config(json.loads((work / "dataloader.json").read_text()), work / "dataloader.json").backends[0]
+    index = open_table_file(backend.metadata_dir, "filtered_index")
+    cpu, wall = time.process_time(), time.perf_counter()
+    write_backend_buckets(index, backend, work / "bucketing_again", "aspect_buckets")
+    return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall, "kept": index.num_rows}
+
+
 def run_cli(dataset_name: str, work: Path, select: str) -> dict:
     """One first run of the CLI on a fresh instance and cache under `work`."""
     from bench.bench_metadata import entry
@@ -152,11 +171,13 @@ def run_cli(dataset_name: str, work: Path, select: str) -> dict:
         raise SystemExit(f"the CLI failed ({proc.returncode}); see {work / 'cli.log'}")
     return {
         "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "tree_rss_mb": sampler.peak_mb,
         "load_before": load,
         "load_after": os.getloadavg()[0],
         **step_times(home),
+        "bucketing_again": bucketing_cpu(work),
         "command": " ".join(["dagster", *cmd[1:]]),
     }
 
@@ -221,37 +242,49 @@ def report(small: dict | None, big: dict, args) -> str:
         f"{args.row_group_rows:,}; {big['parquet_bytes'] / 1e6:,.0f} MB of Parquet, {where}",
         f"machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gb():.0f} GiB RAM (shared: see load)",
         "",
-        "| side | rows | wall s | run s (event log) | marginal rows/s (wall) | marginal rows/s (run) | "
-        "ours ÷ side (wall) | ours ÷ side (run) | peak RSS MB (largest process) | peak RSS MB (tree) | "
-        "load 1-min (before→after) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| side | rows | wall s | run s (event log) | CPU s | marginal rows/s (wall) | marginal rows/s (run) | "
+        "marginal rows/CPU-s | ours ÷ side (wall) | ours ÷ side (run) | ours ÷ side (CPU) | "
+        "peak RSS MB (largest process) | peak RSS MB (tree) | load 1-min (before→after) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     sizes = [small, big] if small else [big]
     ours_wall = marginal(big, small, lambda r: r["cli"]["wall_s"])
     ours_run = marginal(big, small, lambda r: r["cli"]["run_s"])
+    ours_cpu = marginal(big, small, lambda r: r["cli"]["cpu_s"])
     for res in sizes:
         c = res["cli"]
-        rates = f"{rate_text(ours_wall)} | {rate_text(ours_run)}" if res is big else " | "
+        rates = (
+            " |  | " if res is not big else f"{rate_text(ours_wall)} | {rate_text(ours_run)} | {rate_text(ours_cpu)}"
+        )
         lines.append(
-            f"| CLI (ours) | {res['rows']:,} | {c['wall_s']:.2f} | {c['run_s']:.2f} | {rates} |  |  | "
+            f"| CLI (ours) | {res['rows']:,} | {c['wall_s']:.2f} | {c['run_s']:.2f} | {c['cpu_s']:.2f} | {rates} "
+            "|  |  |  | "
             f"{c['peak_rss_mb']:,.0f} | {c['tree_rss_mb']:,.0f} | {c['load_before']:.1f}→{c['load_after']:.1f} |"
         )
     for side in args.baselines:
         rate = marginal(big, small, lambda x, s=side: x[s]["seconds"])
+        cpu = marginal(big, small, lambda x, s=side: x[s]["cpu_s"])
         for res in sizes:
             r = res[side]
             cells = (
-                f"{rate_text(rate)} | {rate_text(rate)} | {ratio_text(ours_wall, rate)} | {ratio_text(ours_run, rate)}"
+                f"{rate_text(rate)} | {rate_text(rate)} | {rate_text(cpu)} | {ratio_text(ours_wall, rate)} | "
+                f"{ratio_text(ours_run, rate)} | {ratio_text(ours_cpu, cpu)}"
                 if res is big
-                else " |  |  | "
+                else " |  |  |  |  | "
             )
             lines.append(
                 f"| {side} (in-process, imports excluded) | {res['rows']:,} | {r['seconds']:.2f} | "
-                f"{r['seconds']:.2f} | {cells} | {r['peak_rss_mb']:,.0f} |  | "
+                f"{r['seconds']:.2f} | {r['cpu_s']:.2f} | {cells} | {r['peak_rss_mb']:,.0f} |  | "
                 f"{r['load_before']:.1f}→{r['load_after']:.1f} |"
             )
     lines += ["", "| step (at the larger size) | seconds |", "|---|---|"]
     lines += [f"| {step} | {sec:.2f} |" for step, sec in cli["steps"].items()]
+    again = cli["bucketing_again"]
+    lines += [
+        "",
+        f"aspect_buckets' core again in the bench's process (write_backend_buckets on the stored index of "
+        f"{again['kept']:,} kept rows): {again['cpu_s']:.2f} CPU s, {again['wall_s']:.2f} s wall",
+    ]
     if args.remote:
         share = cli["sent_bytes"] / big["parquet_bytes"]
         lines += [
