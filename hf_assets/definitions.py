@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from hf_assets.assets.aspect_buckets import build_aspect_buckets_asset, conditioning_sources
+from hf_assets.assets.asset_attributes import with_spec_attributes
 from hf_assets.assets.bucket_previews import build_bucket_previews_asset
 from hf_assets.assets.cache_checks import build_latent_checks, build_text_checks
 from hf_assets.assets.filtered_index import build_filtered_index_asset
@@ -52,6 +53,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
             problem,
         )
     partitions = backend_partitions(config)
+    encoders = encoder_resource()
     assets = [
         build_raw_split_asset(partitions),
         build_filtered_index_asset(partitions),
@@ -60,6 +62,8 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
         build_vae_latents_asset(partitions, shard_count()),
         build_text_embeds_asset(partitions),
     ]
+    # Owners (HF_ASSETS_OWNERS), links to each asset's source, and code versions of code + settings.
+    assets = with_spec_attributes(assets, config, encoders.result_settings())
     prepare = dg.define_asset_job(
         "prepare_datasets",
         selection=dg.AssetSelection.all(),
@@ -86,7 +90,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
             "dataloader": DataloaderConfigResource(path=str(config.path)),
             "io_manager": HFAssetsIOManager(config_path=str(config.path)),
             "step_io_manager": StepValueIOManager(config_path=str(config.path)),
-            "encoders": encoder_resource(),
+            "encoders": encoders,
         },
         # HF_ASSETS_EXECUTOR: in_process (default: one process per run, models loaded once, no step start-up),
         # multiprocess (one step per GPU at a time), dask or k8s (see docs/cluster/README.md).

@@ -5,6 +5,7 @@ the constants below name the ones the code reads outside the resource as well.
 """
 
 import os
+import re
 
 PREFIX = "HF_ASSETS_"
 
@@ -35,6 +36,10 @@ OUTPUT_DIR = "HF_ASSETS_OUTPUT_DIR"
 
 # The demo (examples/run_demo.py): the model its video backends encode with.
 VIDEO_MODEL = "HF_ASSETS_VIDEO_MODEL"
+
+# The owners every asset shows in the UI: comma-separated e-mail addresses or team:<name> (default team:hf_assets).
+OWNERS = "HF_ASSETS_OWNERS"
+DEFAULT_OWNERS = ("team:hf_assets",)
 
 # Hugging Face's own variables, read as huggingface_hub reads them.
 HUB_OFFLINE = "HF_HUB_OFFLINE"
@@ -84,6 +89,20 @@ def progress_seconds() -> float:
     if not seconds > 0:
         raise ValueError(f"{PROGRESS_SECONDS}={value!r}: give a number of seconds above 0, e.g. 10")
     return seconds
+
+
+def owners() -> tuple[str, ...]:
+    """HF_ASSETS_OWNERS as a tuple of owners (default: team:hf_assets); a clear error for anything Dagster refuses."""
+    value = os.environ.get(OWNERS, "").strip()
+    if not value:
+        return DEFAULT_OWNERS
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    email, team = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+"), re.compile(r"team:[A-Za-z0-9_.-]+")
+    if not names or not all(email.fullmatch(n) or team.fullmatch(n) for n in names):
+        raise ValueError(
+            f"{OWNERS}={value!r}: give comma-separated e-mail addresses or team:<name>, e.g. team:data,ana@example.com"
+        )
+    return names
 
 
 def resource_variable(setting: str) -> str:

@@ -81,6 +81,7 @@ def build_aspect_buckets_asset(
                 "dropped_by_reason": counts_table(aspect_dropped),
                 "dagster/row_count": written.file.num_rows,
                 "dagster/column_schema": column_schema(written.file.schema),
+                "path": dg.MetadataValue.path(str(written.file.path)),
             },
         )
 

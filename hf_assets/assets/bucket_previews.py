@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hf_assets.assets.metadata import human_size
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.cache.atomic import atomic_write_bytes
 from hf_assets.cache.tables import TableFile, load_manifest, open_table_file
@@ -121,6 +122,7 @@ def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa
         "preview_grid_file": dg.MetadataValue.path(str(backend.metadata_dir / GRID_FILE)),
         "preview_bytes_fetched": fetched,
         "preview_budget_bytes": PREVIEW_BUDGET,
+        "preview_fetched": f"{human_size(fetched)} of {human_size(PREVIEW_BUDGET)}",
         "preview_not_shown": dg.MetadataValue.text(f"no row within the budget for: {skipped}"),
     }
 

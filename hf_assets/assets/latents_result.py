@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow as pa
 
 from hf_assets.assets.cache_repairs import cache_result
-from hf_assets.assets.metadata import counts_table, reason_counts
+from hf_assets.assets.metadata import counts_table, human_size, reason_counts
 from hf_assets.config import BackendConfig
 from hf_assets.encode import engine
 from hf_assets.encode.engine_types import EncodeReport, LatentPlan
@@ -48,6 +48,7 @@ def latents_result(
             f"encode_{unit}_per_s": rate,
             "shards": plan.shards,
             "cache_bytes": report.size_bytes,
+            "cache_size": human_size(report.size_bytes),
             **factors,
         },
     )

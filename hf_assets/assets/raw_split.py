@@ -1,9 +1,23 @@
 import dagster as dg
 
-from hf_assets.assets.metadata import column_schema
+from hf_assets.assets.metadata import column_schema, human_size
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.sources import open_split
 from hf_assets.resources.dataloader import DataloaderConfigResource
+
+
+def column_roles(backend) -> dict[str, str]:
+    """The split's columns the backend's config names: top-level column -> the config key naming it."""
+    captions = backend.captions
+    named = {
+        "image_column": [backend.image_column],
+        "caption_column": list(captions.columns),
+        "fallback_caption_column": [captions.fallback_column],
+        "description_column": [captions.description_column],
+        "width_column": [backend.width_column],
+        "height_column": [backend.height_column],
+    }
+    return {column.split(".")[0]: key for key, columns in named.items() for column in columns if column}
 
 
 def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -39,8 +53,11 @@ def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
                 "rows": split.num_rows,
                 "files": len(files),
                 "file_bytes": sum(sizes) if sizes else dg.MetadataValue.null(),
+                "file_size": human_size(sum(sizes) if sizes else None),
                 "dagster/row_count": split.num_rows,
-                "dagster/column_schema": column_schema(split.schema),
+                "dagster/column_schema": column_schema(split.schema, column_roles(backend)),
+                # The record the IO manager stores: the files table, its manifest beside it.
+                "path": dg.MetadataValue.path(str(backend.metadata_dir / "raw_split.parquet")),
                 "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in backend.warnings) or "none"),
             },
         )

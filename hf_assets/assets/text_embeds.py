@@ -3,6 +3,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hf_assets.assets.cache_repairs import cache_result, start_full_verification
+from hf_assets.assets.metadata import human_size
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.automation.reap import reap_before_pool
 from hf_assets.progress import ProgressLog
@@ -79,6 +80,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
                 "throughput_captions_per_s": round(report.throughput, 2),
                 **progress.metadata(),
                 "cache_bytes": report.size_bytes,
+                "cache_size": human_size(report.size_bytes),
                 "family": identity["family"],
             },
             lambda manifest: {"shapes": dg.MetadataValue.json(verify.inconsistent_shapes(manifest)[1])},

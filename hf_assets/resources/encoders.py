@@ -28,6 +28,8 @@ Dtype = Literal["auto", "bf16", "fp16", "fp32"]
 Compile = Literal["auto", "off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 MemoryFormat = Literal["auto", "nchw", "channels_last"]
 Decode = Literal["pillow", "nvjpeg"]
+# The settings that change what is encoded (the others change only how fast).
+RESULT_SETTINGS = ("model", "vae", "depth_model", "device", "dtype", "latent_dtype", "max_length", "decode")
 Device = Literal["auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(MAX_CUDA_INDEX))]  # type: ignore[valid-type]
 
 
@@ -133,6 +135,11 @@ class EncodersResource(dg.ConfigurableResource):
     def env_names(cls) -> dict[str, str]:
         """setting -> the environment variable that sets it."""
         return {name: resource_variable(name) for name in cls.model_fields}
+
+    def result_settings(self) -> dict[str, str]:
+        """The settings that change what is encoded (models, device, dtypes, caption length, decode path), as text:
+        part of the encoder assets' code version. Batch sizes, workers, compilation and shard size are not."""
+        return {name: str(getattr(self, name)) for name in RESULT_SETTINGS}
 
     @classmethod
     def from_environment(

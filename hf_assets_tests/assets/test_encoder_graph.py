@@ -1,10 +1,13 @@
 """The whole graph through Dagster: encoders in the gpu pool, blocking checks, incremental reruns, lazy values."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from hf_assets.assets.metadata import human_size
 from hf_assets.cache.latents import LatentCache
 from hf_assets.definitions import build_definitions
 from hf_assets_tests.conftest import write_config
@@ -66,6 +69,10 @@ def test_full_graph_passes_its_checks_and_values_load_lazily(graph):
     assert [d["prompt_embeds"].shape[0] for d in embeds[first["filename"]]] == [77] * len(first["captions"])
     assert embeds.captions(first["filename"]) == first["captions"]
     assert (tmp_path / "cache" / "text" / "photos" / "manifest.parquet").is_file()
+    for asset in ("vae_latents", "text_embeds"):  # the byte count the reports read, and a size people read
+        found = metadata(result, asset)
+        assert found["cache_bytes"] > 0 and found["cache_size"] == human_size(found["cache_bytes"])
+        assert (Path(found["cache_dir"]) / "manifest.parquet").is_file()
 
 
 def test_rerun_with_nothing_changed_encodes_nothing(graph):
