@@ -8,9 +8,6 @@ from dataclasses import dataclass, replace
 from hf_assets import env
 from hf_assets.config.schema import BackendConfig
 
-MODEL_KEY = "pretrained_model_name_or_path"
-VAE_KEY = "pretrained_vae_model_name_or_path"
-
 
 def inherit_models(backends: list[BackendConfig]) -> list[BackendConfig]:
     """The backends, each conditioning dataset without a model of its own given its source's model and VAE."""

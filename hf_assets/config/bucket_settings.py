@@ -13,7 +13,6 @@ from typing import Any
 from hf_assets.config.schema import BucketConfig
 
 Report = Callable[[str], None]
-CROP_STYLES = ("center", "centre", "corner", "random")
 MAX_EDGE = 32768  # pixels; larger is a typo (1e308 would overflow to a 64 x 64 target)
 MAX_MEGAPIXELS = 64.0
 

@@ -10,11 +10,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from hf_assets.config import fields as F
 
-ConditioningType = Literal["controlnet", "mask", "reference_strict", "reference_loose"]
 CONDITIONING_TYPES: tuple[str, ...] = ("controlnet", "mask", "reference_strict", "reference_loose")
 # Conditioning samples of these types take their source sample's bucket, resize and crop exactly.
 STRICT_TYPES: frozenset[str] = frozenset({"controlnet", "mask", "reference_strict"})

@@ -1,12 +1,8 @@
 """The per-row record of what the filtered index dropped: row, file name and reason, beside its table."""
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from hf_assets.cache.tables import save_table
 
 DROPPED_TABLE = "dropped"  # dropped.parquet + dropped.json beside filtered_index.parquet
 DROPPED_SCHEMA = pa.schema([("row", pa.int64()), ("filename", pa.string()), ("reason", pa.string())])
@@ -36,13 +32,3 @@ def dropped_rows(reasons: pa.Array, filenames: pa.Array, details: pa.Array | Non
     if len(filenames) != len(rows):
         raise ValueError(f"dropped_rows: {len(filenames)} file names for {len(rows)} dropped rows")
     return pa.Table.from_arrays([rows, filenames.cast(pa.string()), reason], schema=DROPPED_SCHEMA)
-
-
-def save_dropped(directory: Path, rows: pa.Table) -> Path:
-    """Write dropped.parquet (row, filename, reason) and its manifest atomically into `directory`."""
-    return save_table(
-        Path(directory),
-        DROPPED_TABLE,
-        rows.cast(DROPPED_SCHEMA),
-        {"description": "rows of the split that filtered_index dropped, with the reason of each"},
-    )

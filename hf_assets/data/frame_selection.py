@@ -7,7 +7,6 @@ import pyarrow.compute as pc
 from hf_assets.config.schema import VideoConfig
 
 TOO_MANY_FRAMES = "too_many_frames"
-TOO_FEW_FRAMES = "too_few_frames"
 
 
 def selected_frames(available, cfg: VideoConfig) -> np.ndarray:

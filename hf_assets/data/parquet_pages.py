@@ -101,10 +101,6 @@ class ChunkPages:
         end = self.first_rows[page + 1] if page + 1 < len(self.first_rows) else self.rows
         return self.first_rows[page], end
 
-    def cost(self, pages) -> int:
-        """Bytes to read these data pages (and the dictionary page, when the chunk has one)."""
-        return sum(self.sizes[p] for p in set(pages)) + (self.dictionary[1] if self.dictionary and pages else 0)
-
 
 def chunk_pages(
     ranges: ByteRanges, footer: dict, row_group: int, leaf: int, leaf_name: str, max_def: int, max_rep: int

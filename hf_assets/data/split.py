@@ -3,7 +3,6 @@
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import pyarrow as pa
 
@@ -16,24 +15,6 @@ BATCH_ROWS = 1 << 18  # rows of metadata columns read at once; row groups larger
 
 class DatasetNotFound(FileNotFoundError):
     """The configured dataset could not be opened; says what was tried."""
-
-
-class Piece(Protocol):
-    """A contiguous run of the split's rows that reads its columns lazily (a Parquet file, or an in-memory table)."""
-
-    key: str  # changes whenever the piece's rows change (file identity plus the slice taken of it)
-    start: int  # the split row of its first row
-    num_rows: int
-    record: dict  # what raw_split stores about it: path, size, identity, rows
-
-    def batches(self, columns: list[str], max_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-        """The piece's rows, in order, as tables of only `columns`, each of at most max_rows rows where possible."""
-
-    def take(self, column: str, local_rows: list[int]) -> pa.Array:
-        """One column at the given piece-local rows (ascending), reading only what holds them."""
-
-    def take_tasks(self, column: str, local_rows: list[int]) -> list[tuple[list[int], object]]:
-        """(rows, callable returning their values) per unit of reading (a row group), to run concurrently."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +52,10 @@ class RawSplit:
     `datasets`), or "image_folder". `name_column` holds each row's file name when rows have stable
     names (image folders); otherwise rows are named "{row}.jpg". `captions` overrides the backend's
     caption settings when the source itself supplies the caption column.
+
+    Each piece is a contiguous run of the split's rows (`TablePiece`, `ParquetPiece`, `S3FolderPiece`) with `key`
+    (changes whenever its rows change), `start` (the split row of its first row), `num_rows`, `record` (what
+    raw_split stores about it), and lazy readers: `batches(columns)`, `take(column, rows)` and `take_tasks`.
     """
 
     backend_id: str
