@@ -134,7 +134,7 @@ def wanted(args, name: str) -> bool:
     return name in args.stages and not (args.skip & {name, *name.split("_")})
 
 
-def plan_stages(args, results: EncodeResults, vae, encoders, data, settings, run_dir: Path) -> list:
+def stages_to_run(args, results: EncodeResults, vae, encoders, data, settings, run_dir: Path) -> list:
     """(name, run(round) -> figures) of every stage to run, in the table's order."""
     from hf_assets.encode.vae_runner import runner_for
 
@@ -271,7 +271,7 @@ def main(argv=None) -> int:
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(results.as_json(), indent=2, default=str) + "\n")
 
-        stages = plan_stages(args, results, vae, encoders, data, settings, run_dir)
+        stages = stages_to_run(args, results, vae, encoders, data, settings, run_dir)
         run_stages(args, results, stages, started, save)
         encode_diagnostics.run_all(args, results, vae, data, settings, run_dir, log)
         results.machine = machine_info(args.device)

@@ -36,7 +36,7 @@ def bench_decode_only(data: Prepared, settings: StageSettings, decode: str = "pi
     """The encoder's decode path without a VAE: `prefetch` threads running load_pixels (pillow) or reading JPEG
     headers for the device decoder (nvjpeg), batches of one size stacked as the encoder stacks them."""
     from hf_assets.encode.cores import prefetch_depth
-    from hf_assets.encode.gpu_decode import DeviceDecoder, plan_decode
+    from hf_assets.encode.gpu_decode import DeviceDecoder, prepare_decode
     from hf_assets.encode.images import load_pixels
     from hf_assets.encode.overlap import stack_host
     from hf_assets.encode.prefetch import prefetch
@@ -44,7 +44,7 @@ def bench_decode_only(data: Prepared, settings: StageSettings, decode: str = "pi
     records, sources = decode_records(data)
     decoder = DeviceDecoder(settings.device) if decode == "nvjpeg" else None
     batch = settings.batch or 8
-    read = plan_decode if decoder is not None else load_pixels
+    read = prepare_decode if decoder is not None else load_pixels
 
     def load(job):
         record, source = job
@@ -120,7 +120,7 @@ def matmul_peak_tflops(device: torch.device, dtype: torch.dtype) -> float:
 def decode_agreement(data: Prepared, device: torch.device, limit: int = 16) -> dict:
     """PSNR of the device decode path's pixels against Pillow's over the first `limit` images (JPEGs the device
     decodes; other formats are Pillow's on both paths)."""
-    from hf_assets.encode.gpu_decode import DeviceDecoder, plan_decode
+    from hf_assets.encode.gpu_decode import DeviceDecoder, prepare_decode
     from hf_assets.encode.images import load_pixels
 
     records, sources = decode_records(data, limit)
@@ -128,7 +128,7 @@ def decode_agreement(data: Prepared, device: torch.device, limit: int = 16) -> d
     squared, count = 0.0, 0
     for record, source in zip(records, sources):
         pillow = load_pixels(source, *boxes(record)).astype(np.float64)
-        (device_pixels,) = decoder([plan_decode(source, *boxes(record))])
+        (device_pixels,) = decoder([prepare_decode(source, *boxes(record))])
         difference = device_pixels.cpu().numpy().astype(np.float64) - pillow
         squared += float(np.sum(difference**2))
         count += difference.size

@@ -38,7 +38,7 @@ def evaluate(
     directory: Path,
     findings: dict[str, Callable[[pa.Table], object]],
 ) -> Iterator[dg.AssetCheckResult]:
-    """Each selected check's result for this partition, from the manifest as stored and what the cache's last plan
+    """Each selected check's result for this partition, from the manifest as stored and what the cache's last triage
     repaired; a cache that was never written fails every check, naming its folder."""
     from hf_assets.cache.manifest import MANIFEST_FILE, read_manifest
     from hf_assets.cache.verify import Finding

@@ -13,7 +13,7 @@ from hf_assets.cache.repairs import read_repairs
 
 
 def start_full_verification(context: dg.AssetExecutionContext, directory: Path) -> None:
-    """Make this run's plan read every shard again, ignoring what verified.json remembers."""
+    """Make this run's triage read every shard again, ignoring what verified.json remembers."""
     context.log.info(f"full verification: every shard under {directory} is read again")
     forget_shards(directory)
 
@@ -30,13 +30,13 @@ REPAIR_KEYS = (
 
 
 def last_repairs(directory: Path) -> dict:
-    """What the cache's last plan repaired, the repairs it made only ({} when none)."""
+    """What the cache's last triage repaired, the repairs it made only ({} when none)."""
     found = read_repairs(directory)
     return {key: found[key] for key in REPAIR_KEYS if found.get(key)}
 
 
 def report_repairs(context: dg.AssetExecutionContext, backend_id: str, directory: Path) -> dict:
-    """Warn about each repair the run's plan made and return them for the metadata ({} when none)."""
+    """Warn about each repair this run's triage made and return them for the metadata ({} when none)."""
     found = repaired = last_repairs(directory)
     if found.get("manifest"):
         context.log.warning(f"{backend_id}: {found['manifest']}; rebuilt from the shards' headers")

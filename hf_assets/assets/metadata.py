@@ -99,7 +99,7 @@ def check_result(
     figures: dict | None = None,
 ) -> dg.AssetCheckResult:
     """A check result (of `asset`, else the step's asset) for this run's partition from a `cache.verify.Finding`:
-    failures with examples, what the cache's last plan repaired before it was checked (unreadable shards, NaN
+    failures with examples, what the cache's last triage repaired before it was checked (unreadable shards, NaN
     entries, a lost manifest; encoder caches only), and the figures the check measured."""
     metadata = {
         "partition": context.partition_key,

@@ -1,4 +1,4 @@
-"""A resumable, content-keyed tensor cache: plan what to encode, write shards + journal, commit."""
+"""A resumable, content-keyed tensor cache: triage what to encode, write shards + journal, commit."""
 
 import contextlib
 import datetime as dt
@@ -80,9 +80,9 @@ def _now() -> str:
 class EncodedCache:
     """One cache directory: `manifest.parquet` + `manifest.json`, `shards/`, and a `journal/` of flushes.
 
-    Usage: `to_encode, reused = cache.plan(wanted)`; `with cache.writer() as w: w.add(key, tensors)`
+    Usage: `to_encode, reused = cache.triage(wanted)`; `with cache.writer() as w: w.add(key, tensors)`
     for each row of `to_encode`; `cache.commit(wanted, meta)`. A killed run loses at most the
-    unflushed buffer: the next `plan` reads the journal and only re-plans what is missing.
+    unflushed buffer: the next `triage` reads the journal and sends only what is missing to encode.
     `wanted` needs `content_hash` and `settings_hash` columns; `key` is derived from them.
     """
 
@@ -191,7 +191,7 @@ class EncodedCache:
         self.repairs = repairs
         return first_per_key(known)
 
-    def plan(self, wanted: pa.Table) -> tuple[pa.Table, pa.Table]:
+    def triage(self, wanted: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Split `wanted` into (rows to encode, one per new key; rows whose entry is already cached).
 
         Entries that cannot be read back (unreadable shard) or hold NaN/inf count as missing, so they are encoded

@@ -1,4 +1,4 @@
-"""What a cache's last plan found wrong and repaired: kept in repairs.json for the checks and the run's metadata."""
+"""What a cache's last triage found wrong and repaired: kept in repairs.json for the checks and the run's metadata."""
 
 import datetime as dt
 import json
@@ -20,13 +20,14 @@ def _now() -> str:
 
 @dataclass
 class Repairs:
-    """What planning found wrong with a cache and repairs by encoding again (or recovered without encoding)."""
+    """What triage (`EncodedCache.triage`) found wrong with a cache and repairs by encoding again (or recovered
+    without encoding)."""
 
     manifest: str | None = None  # why the manifest could not be used (its entries come back from shard headers)
     unreadable_shards: dict[str, str] = field(default_factory=dict)  # shard -> reason; their entries are redone
     unreadable_entries: int = 0
     nonfinite_keys: list[str] = field(default_factory=list)  # entries holding NaN or inf
-    reencode: int = 0  # of those, wanted again by this plan
+    reencode: int = 0  # of those, wanted again by this triage
     recovered_entries: int = 0  # entries found in shards nothing recorded (no re-encoding needed)
 
     @property
@@ -47,7 +48,7 @@ class Repairs:
         }
 
     def record(self, directory: Path) -> None:
-        """Log what was found and write repairs.json (what the last plan repaired) in the cache directory."""
+        """Log what was found and write repairs.json (what the last triage repaired) in the cache directory."""
         if self.manifest:
             log.warning("%s; rebuilding it from the shards' headers", self.manifest)
         if self.recovered_entries:
@@ -67,7 +68,7 @@ class Repairs:
 
 
 def read_repairs(directory: str | os.PathLike) -> dict[str, Any]:
-    """What the last plan of the cache in `directory` found and repaired ({} when it never planned)."""
+    """What the last triage of the cache in `directory` found and repaired ({} when it was never triaged)."""
     try:
         return json.loads((Path(directory) / REPAIRS_FILE).read_text())
     except (OSError, ValueError):

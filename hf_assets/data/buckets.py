@@ -193,7 +193,7 @@ def observed_codes(widths, heights, cfg: BucketConfig) -> np.ndarray:
     return np.unique(_codes(w, h, cfg))
 
 
-def plan(
+def size_columns(
     widths, heights, cfg: BucketConfig, backend_id: str, rows, table: BucketTable | None = None
 ) -> tuple[dict[str, np.ndarray], pa.Array]:
     """Target, resize-before-crop and crop columns (int64) plus the bucket name of every sample. `table` is the
@@ -239,7 +239,7 @@ def plan(
 
 def target_sizes(widths, heights, cfg: BucketConfig, backend_id: str, rows) -> dict[str, np.ndarray]:
     """Target size, resize-before-crop size and crop box (int64 arrays) for every sample; one size per bucket."""
-    return plan(widths, heights, cfg, backend_id, rows)[0]
+    return size_columns(widths, heights, cfg, backend_id, rows)[0]
 
 
 def bucket_keys(target_w, target_h, cfg: BucketConfig | None = None) -> pa.Array:
@@ -284,7 +284,7 @@ def assign_buckets(
     if missing:
         raise ValueError(f"filtered index lacks column(s) {missing}; have {index.column_names}")
     ids = filename_ids(index.column("filename")) if seed_by_filename else _int_column(index, "row")
-    sizes, keys = plan(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids, table)
+    sizes, keys = size_columns(_int_column(index, "width"), _int_column(index, "height"), cfg, backend_id, ids, table)
     out = index.append_column("bucket", keys)
     for name in BUCKET_COLUMNS:
         out = out.append_column(pa.field(name, pa.int32()), pa.array(sizes[name].astype(np.int32), type=pa.int32()))

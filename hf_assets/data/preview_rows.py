@@ -25,11 +25,11 @@ PER_KIND = 64  # rows of each bucket / reason considered per row group
 
 @dataclass
 class PreviewRows:
-    """Split rows to show (kept, then dropped, each with its label) and the image bytes planned to fetch them."""
+    """Split rows to show (kept, then dropped, each with its label) and the image bytes budgeted to fetch them."""
 
     kept: list[tuple[int, str]] = field(default_factory=list)
     dropped: list[tuple[int, str]] = field(default_factory=list)
-    planned_bytes: int = 0
+    fetch_bytes: int = 0
     skipped: list[str] = field(default_factory=list)  # labels no row of which fits the budget
 
 
@@ -47,7 +47,7 @@ def _units(split: RawSplit, rows: np.ndarray) -> tuple[np.ndarray, list]:
     return np.searchsorted(np.asarray(starts, dtype=np.int64), rows, side="right") - 1, units
 
 
-class _Planner:
+class _FetchLedger:
     def __init__(self, split: RawSplit, column: str, budget: int):
         self.split, self.column, self.budget = split, column, budget
         self.readers: dict[int, PieceReader] = {}
@@ -121,11 +121,11 @@ def choose_preview_rows(
     budget: int = PREVIEW_BUDGET,
 ) -> PreviewRows:
     """Rows to preview. `kept` and `dropped` are (split rows, label of each row): a bucket, a drop reason."""
-    planner = _Planner(split, column, budget)
+    ledger = _FetchLedger(split, column, budget)
     sides = [_coded(*kept), _coded(*dropped)]
     all_rows = np.concatenate([rows for rows, _, _ in sides])
     unit_of, units = _units(split, all_rows)
-    order = sorted(np.unique(unit_of).tolist(), key=lambda u: (planner.unit_cost(units[u]), u))[:MAX_UNITS]
+    order = sorted(np.unique(unit_of).tolist(), key=lambda u: (ledger.unit_cost(units[u]), u))[:MAX_UNITS]
     counts = (kept_count, dropped_count)
     slots = Counter((side, code) for side, (_, _, names) in enumerate(sides) for code in _slots(names, counts[side]))
     side_units = np.split(unit_of, [len(sides[0][0])])
@@ -139,20 +139,20 @@ def choose_preview_rows(
                 if (side, code) not in slots:
                     continue
                 picked = rows[in_unit[codes[in_unit] == code][:PER_KIND]]
-                costs = planner.page_costs(units[u], picked)
+                costs = ledger.page_costs(units[u], picked)
                 options.setdefault((side, code), []).extend((*c, r) for c, r in zip(costs, picked.tolist()))
     result, taken = PreviewRows(), set()
     for side, (count, (_, _, names)) in enumerate(zip(counts, sides)):
         for code in _slots(names, count):
             candidates = [option for option in options.get((side, code), []) if option[3] not in taken]
-            best = min(candidates, key=lambda o: planner.marginal(*o[:3]), default=None)
-            if best is None or planner.spent + planner.marginal(*best[:3]) > budget:
+            best = min(candidates, key=lambda o: ledger.marginal(*o[:3]), default=None)
+            if best is None or ledger.spent + ledger.marginal(*best[:3]) > budget:
                 result.skipped.append(names[code])
                 continue
-            planner.take(*best[:3])
+            ledger.take(*best[:3])
             taken.add(best[3])
             (result.kept if side == 0 else result.dropped).append((best[3], names[code]))
-    result.planned_bytes = planner.spent
+    result.fetch_bytes = ledger.spent
     return result
 
 

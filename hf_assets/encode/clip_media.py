@@ -13,7 +13,7 @@ import torch
 from hf_assets.data.frame_selection import latent_frames, trim_to_rule
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
-from hf_assets.encode.frame_decode import CorruptVideo, FramePlan, load_clip
+from hf_assets.encode.frame_decode import ClipSpec, CorruptVideo, load_clip
 from hf_assets.encode.media import Media, keyed_rows
 from hf_assets.encode.prefetch import group_batches, prefetch
 from hf_assets.encode.video_vae import encode_clips, prepare_video_vae
@@ -99,8 +99,8 @@ class ClipMedia(Media):
     def batch_size(self, settings: EncodeSettings) -> int:
         return max(1, settings.batch_size // CLIPS_PER_IMAGE_BATCH)
 
-    def spec(self, record: dict) -> FramePlan:
-        return FramePlan(
+    def spec(self, record: dict) -> ClipSpec:
+        return ClipSpec(
             start=0,
             count=record["num_frames"],
             resize=(record["resize_width"], record["resize_height"]),
@@ -113,10 +113,10 @@ class ClipMedia(Media):
             source=(record["source_width"], record["source_height"]),
         )
 
-    def shape(self, spec: FramePlan) -> tuple:
+    def shape(self, spec: ClipSpec) -> tuple:
         return spec.crop[2] - spec.crop[0], spec.crop[3] - spec.crop[1], spec.count
 
-    def load(self, spec: FramePlan, source):
+    def load(self, spec: ClipSpec, source):
         if source is None:
             raise CorruptVideo("no clip bytes or path")
         return load_clip(source, spec)

@@ -18,7 +18,7 @@ class CorruptVideo(ValueError):
 
 
 @dataclass(frozen=True)
-class FramePlan:
+class ClipSpec:
     """Which frames of a clip to take and how to shape each one (the same box for every frame)."""
 
     start: int  # first frame (0: the clip's beginning, as SimpleTuner trains)
@@ -44,37 +44,37 @@ def _decoded_frames(container, stream, start: int) -> Iterator:
     yield from container.decode(stream)
 
 
-def shaped(frame_image: Image.Image, plan: FramePlan) -> np.ndarray:
-    """One frame resized (LANCZOS, as images are) and cropped to the plan's box: uint8 (H, W, 3)."""
-    if plan.source is not None and frame_image.size != tuple(plan.source):
+def shaped(frame_image: Image.Image, spec: ClipSpec) -> np.ndarray:
+    """One frame resized (LANCZOS, as images are) and cropped to the spec's box: uint8 (H, W, 3)."""
+    if spec.source is not None and frame_image.size != tuple(spec.source):
         raise CorruptVideo(
             f"decoded frame is {frame_image.size[0]}x{frame_image.size[1]}, "
-            f"the index says {plan.source[0]}x{plan.source[1]}"
+            f"the index says {spec.source[0]}x{spec.source[1]}"
         )
     img = frame_image.convert("RGB")
-    if img.size != tuple(plan.resize):
-        img = img.resize(tuple(int(v) for v in plan.resize), Image.Resampling.LANCZOS)
-    return np.asarray(img.crop(tuple(int(v) for v in plan.crop)), dtype=np.uint8)
+    if img.size != tuple(spec.resize):
+        img = img.resize(tuple(int(v) for v in spec.resize), Image.Resampling.LANCZOS)
+    return np.asarray(img.crop(tuple(int(v) for v in spec.crop)), dtype=np.uint8)
 
 
-def load_clip(source: bytes | str | Path, plan: FramePlan) -> np.ndarray:
-    """uint8 (T, H, W, 3): frames [start, start + count) of the clip, each resized and cropped by the plan."""
-    if plan.count < 1:
-        raise ValueError(f"a clip needs at least one frame, the plan asks for {plan.count}")
+def load_clip(source: bytes | str | Path, spec: ClipSpec) -> np.ndarray:
+    """uint8 (T, H, W, 3): frames [start, start + count) of the clip, each resized and cropped by the spec."""
+    if spec.count < 1:
+        raise ValueError(f"a clip needs at least one frame, the spec asks for {spec.count}")
     try:
         container = open_clip(source)
     except UnreadableVideo as exc:
         raise CorruptVideo(str(exc)) from exc
-    width, height = plan.crop[2] - plan.crop[0], plan.crop[3] - plan.crop[1]
-    out = np.empty((plan.count, height, width, 3), dtype=np.uint8)
+    width, height = spec.crop[2] - spec.crop[0], spec.crop[3] - spec.crop[1]
+    out = np.empty((spec.count, height, width, 3), dtype=np.uint8)
     got = 0
     try:
         stream = video_stream(container)
         stream.thread_type = "AUTO"
-        for frame in _decoded_frames(container, stream, plan.start):
-            out[got] = shaped(frame.to_image(), plan)
+        for frame in _decoded_frames(container, stream, spec.start):
+            out[got] = shaped(frame.to_image(), spec)
             got += 1
-            if got == plan.count:
+            if got == spec.count:
                 break
     except UnreadableVideo as exc:
         raise CorruptVideo(str(exc)) from exc
@@ -85,6 +85,6 @@ def load_clip(source: bytes | str | Path, plan: FramePlan) -> np.ndarray:
         raise CorruptVideo(f"{type(exc).__name__} after {got} frame(s): {message}") from exc
     finally:
         container.close()
-    if got < plan.count:
-        raise CorruptVideo(f"decoded {got} frame(s) from frame {plan.start}, expected {plan.count}")
+    if got < spec.count:
+        raise CorruptVideo(f"decoded {got} frame(s) from frame {spec.start}, expected {spec.count}")
     return out

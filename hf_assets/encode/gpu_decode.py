@@ -33,7 +33,7 @@ class JpegJob:
     crop: Box | None
 
 
-def plan_decode(
+def prepare_decode(
     data: bytes,
     tile_box: Box | None = None,
     resize_wh: tuple[int, int] | None = None,

@@ -10,7 +10,7 @@ import pyarrow as pa
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.cores import prefetch_depth
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
-from hf_assets.encode.gpu_decode import DeviceDecoder, plan_decode
+from hf_assets.encode.gpu_decode import DeviceDecoder, prepare_decode
 from hf_assets.encode.images import load_pixels
 from hf_assets.encode.media import Media, keyed_rows
 from hf_assets.encode.model_loading import is_video_vae
@@ -109,7 +109,7 @@ class ImageMedia(Media):
     def _load_for_device(self, job):
         """A JPEG's header checked and its bytes kept for the device decoder; any other image decoded by Pillow."""
         _, spec, source = job
-        return plan_decode(
+        return prepare_decode(
             _source_bytes(source), spec["tile"], spec["resize"], spec["crop"], expected_size=spec["source"]
         )
 

@@ -75,7 +75,7 @@ def plan_latents(
         **dict.fromkeys(wanted.filter(unreadable).column("filename").to_pylist(), media.unreadable),
     }
     readable = cache.with_keys(wanted.filter(pc.invert(unreadable)))
-    to_encode, reused = cache.plan(readable)
+    to_encode, reused = cache.triage(readable)
     carried: dict[str, str] = {}
     earlier = earlier_decode_failures(directory, log, media.decoder, media.decode_failure)
     if earlier and to_encode.num_rows:

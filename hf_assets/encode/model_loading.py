@@ -135,14 +135,14 @@ def load_text_encoders(
         index = model_index(root.path)
         parts = _generic_parts(root, setting, path_or_id)
         return [_load_auto(root, enc, tok, index.get(enc or ""), dtype, device) for enc, tok in parts]
-    plan = [part for part in ENCODERS[family] if part[3] or (root.path / part[0] / "config.json").is_file()]
-    missing = [n for enc, tok, _, _ in plan for n in (enc, tok) if not (root.path / n).is_dir()]
+    parts = [part for part in ENCODERS[family] if part[3] or (root.path / part[0] / "config.json").is_file()]
+    missing = [n for enc, tok, _, _ in parts for n in (enc, tok) if not (root.path / n).is_dir()]
     if missing:
         raise ModelNotFound(
             f"{setting}={str(path_or_id)!r}: the {family} recipe needs {missing}, missing in {root.path}"
         )
     t5_length = T5_LENGTH.get(family, 512)
-    return [_load_known(root, enc, tok, kind, t5_length, dtype, device) for enc, tok, kind, _ in plan]
+    return [_load_known(root, enc, tok, kind, t5_length, dtype, device) for enc, tok, kind, _ in parts]
 
 
 def _load_known(root: ModelRoot, enc_name: str, tok_name: str, kind: str, t5_length: int, dtype, device):

@@ -60,7 +60,7 @@ def update_text_embeds(
     report = EncodeReport()
     progress = progress or quiet()
     cache = EncodedCache(directory, prefix="text", max_bytes=shard_bytes)
-    to_encode, reused = cache.plan(wanted)
+    to_encode, reused = cache.triage(wanted)
     report.reused = pc.count_distinct(reused.column("key")).as_py() if reused.num_rows else 0
     if to_encode.num_rows:
         log(f"encoding {to_encode.num_rows} distinct captions ({report.reused} reused) into {directory}")

@@ -41,7 +41,7 @@ def sample_tensors(filename: str) -> dict[str, torch.Tensor]:
 
 
 def encode_all(cache, to_encode: pa.Table, max_bytes: int = SHARD_BYTES) -> list[str]:
-    """Encode every planned row into `cache`; return the file names encoded."""
+    """Encode every row triage sent to encode into `cache`; return the file names encoded."""
     done = []
     with cache.writer(max_bytes=max_bytes) as w:
         for row in to_encode.select(["key", "filename"]).to_pylist():

@@ -93,7 +93,7 @@ def test_cache_files_follow_the_process_umask_like_any_new_file(tmp_path, umask)
         plain.write_text("written by open()")
         cache = EncodedCache(tmp_path / "cache")
         wanted = wanted_table(4)
-        encode_all(cache, cache.plan(wanted)[0])
+        encode_all(cache, cache.triage(wanted)[0])
         cache.commit(wanted, {"scaling_factor": 0.13})
     finally:
         os.umask(old)

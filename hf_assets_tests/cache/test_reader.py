@@ -36,7 +36,7 @@ def mixed_tensors(i: int) -> dict[str, torch.Tensor]:
 def latents(tmp_path):
     cache = EncodedCache(tmp_path / "latents", max_bytes=SHARD_BYTES)
     wanted = wanted_table(7)
-    encode_all(cache, cache.plan(wanted)[0])
+    encode_all(cache, cache.triage(wanted)[0])
     cache.commit(wanted, {"scaling_factor": 0.18215, "shift_factor": 0.0, "vae": "sd15"})
     return cache.directory
 
@@ -78,7 +78,7 @@ def test_uncommitted_cache_is_an_error(tmp_path):
 def test_fp32_bf16_fp16_and_odd_shapes_round_trip_exactly(tmp_path):
     cache = EncodedCache(tmp_path, max_bytes=4 << 20)
     wanted = wanted_table(5)
-    to_encode, _ = cache.plan(wanted)
+    to_encode, _ = cache.triage(wanted)
     with cache.writer() as w:
         for i, key in enumerate(to_encode.column("key").to_pylist()):
             w.add(key, mixed_tensors(i))
@@ -114,7 +114,7 @@ def test_grouped_mode_returns_variants_in_order(tmp_path):
     files = {"0.jpg": ["a cat", "a cat on a mat"], "1.jpg": ["a dog"], "2.jpg": ["a cat", "sky", "tree"]}
     wanted = captions_wanted(files)
     cache = EncodedCache(tmp_path, max_bytes=SHARD_BYTES)
-    to_encode, _ = cache.plan(wanted)
+    to_encode, _ = cache.triage(wanted)
     assert sorted(to_encode.column("caption").to_pylist()) == ["a cat", "a cat on a mat", "a dog", "sky", "tree"]
     with cache.writer() as w:
         for row in to_encode.to_pylist():

@@ -21,7 +21,7 @@ N = 9  # three shards of three entries
 def committed(tmp_path) -> tuple[EncodedCache, object]:
     cache = EncodedCache(tmp_path / "cache", max_bytes=SHARD_BYTES)
     wanted = wanted_table(N)
-    encode_all(cache, cache.plan(wanted)[0])
+    encode_all(cache, cache.triage(wanted)[0])
     cache.commit(wanted, {"scaling_factor": 0.13})
     return cache, wanted
 
@@ -35,7 +35,7 @@ def rerun(cache_dir) -> tuple[EncodedCache, list[str]]:
     """A new process's run: plan, encode what is missing, commit."""
     cache = EncodedCache(cache_dir, max_bytes=SHARD_BYTES)
     wanted = wanted_table(N)
-    to_encode, _ = cache.plan(wanted)
+    to_encode, _ = cache.triage(wanted)
     done = encode_all(cache, to_encode)
     cache.commit(wanted, {"scaling_factor": 0.13})
     return cache, done

@@ -23,7 +23,7 @@ from hf_assets_tests.cache.helpers import SHARD_BYTES, sample_tensors, wanted_ta
 
 directory, mode, stop_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cache = EncodedCache(directory, max_bytes=SHARD_BYTES)
-to_encode, _ = cache.plan(wanted_table({N}))
+to_encode, _ = cache.triage(wanted_table({N}))
 with cache.writer() as w:
     for row in to_encode.to_pylist():
         w.add(row["key"], sample_tensors(row["filename"]))
@@ -55,7 +55,7 @@ def resume_and_check(directory: Path, flushed_by_child: int) -> None:
     journaled = cache.journal_entries()
     assert journaled.num_rows >= 3 * flushed_by_child
     wanted = wanted_table(N)
-    to_encode, reused = cache.plan(wanted)
+    to_encode, reused = cache.triage(wanted)
     assert reused.num_rows == journaled.num_rows and to_encode.num_rows == N - journaled.num_rows
     assert not set(to_encode.column("key").to_pylist()) & set(journaled.column("key").to_pylist())
     encode_all(cache, to_encode)
@@ -107,7 +107,7 @@ def test_stale_temp_from_a_killed_flush_is_cleaned(tmp_path):
     temp = cache.shards_dir / f".shard-dead.safetensors.tmp-{dead_pid}-deadbeef"
     temp.write_bytes(b"half a shard")
     wanted = wanted_table(2)
-    encode_all(cache, cache.plan(wanted)[0])
+    encode_all(cache, cache.triage(wanted)[0])
     assert not temp.exists()
     cache.commit(wanted)
     assert len(list_shards(cache.shards_dir)) == 1

@@ -30,7 +30,7 @@ def latent_cache(tmp_path, shapes: dict[str, tuple], poison: dict[str, float] | 
         }
     )
     cache = EncodedCache(tmp_path / "vae")
-    to_encode, _ = cache.plan(wanted)
+    to_encode, _ = cache.triage(wanted)
     with cache.writer() as writer:
         for name, key in zip(to_encode.column("filename").to_pylist(), to_encode.column("key").to_pylist()):
             mean = torch.randn(shapes[name])
@@ -134,7 +134,7 @@ def vae_cache(directory, vae, names: list[str]) -> EncodedCache:
         }
     )
     cache = EncodedCache(directory)
-    to_encode, _ = cache.plan(wanted)
+    to_encode, _ = cache.triage(wanted)
     todo = to_encode.column("filename").to_pylist()
     if todo:
         images = torch.stack(

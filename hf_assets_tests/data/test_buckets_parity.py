@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hf_assets.config.schema import BucketConfig
-from hf_assets.data.buckets import aspect_codes, bucket_table, plan, sample_aspects
+from hf_assets.data.buckets import aspect_codes, bucket_table, sample_aspects, size_columns
 from hf_assets.data.filters import below_minimum_image_size
 from hf_assets.data.sizing import ASPECT_TOLERANCE, upscale_allowed
 
@@ -49,7 +49,7 @@ def _check_settings(index: int, outcome: Counter) -> None:
     w = np.array([c["w"] for c in cases])
     h = np.array([c["h"] for c in cases])
     rows = np.arange(len(cases))
-    sizes, keys = plan(w, h, cfg, "parity", rows)
+    sizes, keys = size_columns(w, h, cfg, "parity", rows)
     ours = np.stack(
         [sizes[k] for k in ("target_width", "target_height", "resize_width", "resize_height", "crop_left", "crop_top")],
         axis=1,
@@ -122,5 +122,5 @@ def test_bucketing_agrees_with_simpletuner_on_every_case_but_the_documented_devi
     ],
 )
 def test_worked_examples_from_the_issue(w, h, settings, expected):
-    sizes, keys = plan([w], [h], config_of(settings), "x", [0])
+    sizes, keys = size_columns([w], [h], config_of(settings), "x", [0])
     assert (int(sizes["target_width"][0]), int(sizes["target_height"][0]), keys[0].as_py()) == expected

@@ -87,7 +87,7 @@ def test_one_row_per_bucket_and_reason_from_the_cheapest_row_group_within_the_bu
     rows = [row for row, _ in choice.kept + choice.dropped]
     traffic.reset()
     sources, fetched = preview_sources(split, "image", rows)
-    assert 0 < choice.planned_bytes <= fetched <= choice.planned_bytes + 64 << 10
+    assert 0 < choice.fetch_bytes <= fetched <= choice.fetch_bytes + 64 << 10
     assert settled(traffic) == fetched  # what the server sent is what the reader counted
     assert looked < 40 << 10  # two footers and the page layouts (offset indexes or page headers), no page
     expected = split.read(["image"]).column("image").combine_chunks().take(pa.array(rows)).field("bytes").to_pylist()
@@ -98,7 +98,7 @@ def test_a_budget_below_every_page_fetches_nothing_and_says_what_is_missing(tmp_
     url, traffic = served
     split, _, kept, lost = scanned(tmp_path, url)
     choice = choose_preview_rows(split, "image", kept, lost, budget=1000)
-    assert choice.kept == [] and choice.dropped == [] and choice.planned_bytes == 0
+    assert choice.kept == [] and choice.dropped == [] and choice.fetch_bytes == 0
     assert len(choice.skipped) == 8
     traffic.reset()
     assert preview_sources(split, "image", []) == ([], 0) and traffic.total == 0
@@ -112,6 +112,6 @@ def test_in_memory_splits_cost_nothing(tmp_path):
     choice = choose_preview_rows(
         split, "image", (np.arange(10), table.column("bucket")), (np.array([], np.int64), pa.array([], pa.string()))
     )
-    assert sorted(label for _, label in choice.kept) == ["0.5", "0.5", "1.0", "1.0"] and choice.planned_bytes == 0
+    assert sorted(label for _, label in choice.kept) == ["0.5", "0.5", "1.0", "1.0"] and choice.fetch_bytes == 0
     sources, fetched = preview_sources(split, "image", [row for row, _ in choice.kept])
     assert fetched == 0 and all(isinstance(s, bytes) and s[:2] == b"\xff\xd8" for s in sources)

@@ -130,13 +130,13 @@ def test_rerun_encodes_nothing_and_a_changed_num_frames_reencodes_exactly_the_af
 def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_bare_vae_forward(dataset, wan):
     import av
 
-    from hf_assets.encode.frame_decode import FramePlan, load_clip
+    from hf_assets.encode.frame_decode import ClipSpec, load_clip
 
     backend, buckets, _, _, _ = encode(dataset, wan)
     row = next(r for r in buckets.to_pylist() if r["filename"] == "0.mp4")
     data = open_split(backend).table.column("video")[0].as_py()
     data = data["bytes"] if isinstance(data, dict) else data
-    plan = FramePlan(
+    spec = ClipSpec(
         0,
         17,
         (row["resize_width"], row["resize_height"]),
@@ -147,7 +147,7 @@ def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_ba
             row["crop_top"] + row["target_height"],
         ),
     )
-    clip = load_clip(data, plan)
+    clip = load_clip(data, spec)
     from io import BytesIO
 
     from PIL import Image
@@ -156,12 +156,12 @@ def test_streamed_decode_matches_a_whole_clip_decode_and_the_latent_matches_a_ba
         frames = [f.to_image() for f in container.decode(video=0)]
     reference = np.stack(
         [
-            np.asarray(f.convert("RGB").resize(plan.resize, Image.Resampling.LANCZOS).crop(plan.crop))
+            np.asarray(f.convert("RGB").resize(spec.resize, Image.Resampling.LANCZOS).crop(spec.crop))
             for f in frames[:17]
         ]
     )
     assert np.array_equal(clip, reference)
-    later = load_clip(data, FramePlan(8, 5, plan.resize, plan.crop))  # seeks instead of decoding from the top
+    later = load_clip(data, ClipSpec(8, 5, spec.resize, spec.crop))  # seeks instead of decoding from the top
     assert np.array_equal(later, reference[8:13])
     vae = Encoders(str(wan)).vae()
     mean, _ = encode_clips(vae, clip_media.ClipEncoder(vae).pixels([clip]))
