@@ -21,7 +21,7 @@ from hf_assets.automation.sensors import build_change_sensors
 from hf_assets.config import config_path_from_env, load_config
 from hf_assets.env import shard_count
 from hf_assets.executors import executor_from_env
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
 from hf_assets.resources.io_manager import HFAssetsIOManager
 from hf_assets.resources.step_values import StepValueIOManager
@@ -87,7 +87,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
         schedules=[build_refresh_schedule(prepare, config.backend_ids)],
         sensors=build_change_sensors(prepare, config.backend_ids, config.path, hub_api),
         resources={
-            "dataloader": DataloaderConfigResource(path=str(config.path)),
+            "dataloader_config": DataloaderConfigResource(path=str(config.path)),
             "io_manager": HFAssetsIOManager(config_path=str(config.path)),
             "step_io_manager": StepValueIOManager(config_path=str(config.path)),
             "encoders": encoders,

@@ -9,7 +9,7 @@ from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.backend_buckets import write_backend_buckets
 from hf_assets.data.split import RawSplit
 from hf_assets.encode.bucket_drawing import bucket_labels_of
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.io_manager import AS_FILE
 
 
@@ -41,20 +41,20 @@ def build_aspect_buckets_asset(
     @retry_only_transient
     def aspect_buckets(
         context: dg.AssetExecutionContext,
-        dataloader: DataloaderConfigResource,
+        dataloader_config: DataloaderConfigResource,
         filtered_index,
         raw_split: RawSplit,
     ) -> dg.Output:
         """Each sample's aspect bucket, target size, resize size and crop box (deterministic per backend and file);
         a conditioning dataset's are its source sample's (strict) or its own (loose), paired by sample."""
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         if isinstance(filtered_index, dict):  # this partition's index and its source's
             indexes, filtered_index = filtered_index, filtered_index[backend.id]
         else:
             indexes = {backend.id: filtered_index}
         if backend.conditioning.is_conditioning:
             tables = {key: index.read() for key, index in indexes.items()}
-            return paired_output(context, dataloader.config(), backend, tables[backend.id], tables, raw_split)
+            return paired_output(context, dataloader_config.config(), backend, tables[backend.id], tables, raw_split)
         cfg = backend.buckets
         written = write_backend_buckets(filtered_index, backend, backend.metadata_dir, "aspect_buckets")
         aspect_dropped, undersized = written.counts.aspect_dropped, written.undersized

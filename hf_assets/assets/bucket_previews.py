@@ -16,7 +16,7 @@ from hf_assets.data.dropped import DROPPED_SCHEMA, DROPPED_TABLE
 from hf_assets.data.preview_rows import PREVIEW_BUDGET, choose_preview_rows, preview_sources
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode import bucket_drawing
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.io_manager import AS_FILE
 
 HISTOGRAM_FILE = "aspect_buckets.png"
@@ -154,13 +154,13 @@ def build_bucket_previews_asset(partitions: dg.PartitionsDefinition) -> dg.Asset
     @retry_only_transient
     def bucket_previews(
         context: dg.AssetExecutionContext,
-        dataloader: DataloaderConfigResource,
+        dataloader_config: DataloaderConfigResource,
         aspect_buckets: TableFile,
         raw_split: RawSplit,
     ) -> dg.MaterializeResult:
         """A grid of kept samples as encoded and dropped rows with their reason, and the bucket histogram, as PNGs;
         fetches at most 8 MB of images per partition, only the pages that hold the rows shown."""
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         table = read_bucket_columns(aspect_buckets.path)
         return dg.MaterializeResult(
             metadata={

@@ -11,7 +11,7 @@ import pyarrow as pa
 from hf_assets.assets.cache_repairs import last_repairs
 from hf_assets.assets.metadata import check_result
 from hf_assets.assets.partitions import partition_check_specs
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 LATENT_CHECKS = {
     "latents_complete": "Every bucketed sample has a latent, or was dropped with a reason (corrupt image).",
@@ -75,13 +75,13 @@ def build_latent_checks(partitions: dg.PartitionsDefinition) -> dg.AssetChecksDe
         name="check_vae_latents",
     )
     def check_vae_latents(
-        context: dg.AssetCheckExecutionContext, dataloader: DataloaderConfigResource, aspect_buckets: pa.Table
+        context: dg.AssetCheckExecutionContext, dataloader_config: DataloaderConfigResource, aspect_buckets: pa.Table
     ):
         """Read vae_latents' stored cache: complete against the bucket table, shaped by the VAE, finite."""
         from hf_assets.cache import verify
         from hf_assets.cache.manifest import read_manifest
 
-        directory = dataloader.backend(context.partition_key).vae_dir
+        directory = dataloader_config.backend(context.partition_key).vae_dir
         meta = read_manifest(directory).meta
         yield from evaluate(
             context,
@@ -111,7 +111,7 @@ def build_text_checks(partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefi
         name="check_text_embeds",
     )
     def check_text_embeds(
-        context: dg.AssetCheckExecutionContext, dataloader: DataloaderConfigResource, aspect_buckets: pa.Table
+        context: dg.AssetCheckExecutionContext, dataloader_config: DataloaderConfigResource, aspect_buckets: pa.Table
     ):
         """Read text_embeds' stored cache: every caption variant of every sample with a latent, one shape per
         tensor name, finite."""
@@ -119,7 +119,7 @@ def build_text_checks(partitions: dg.PartitionsDefinition) -> dg.AssetChecksDefi
         from hf_assets.cache.manifest import read_manifest
         from hf_assets.encode.text_update import wanted_captions
 
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         names = selected(context, "text_embeds", TEXT_CHECKS)
 
         def complete(manifest: pa.Table):

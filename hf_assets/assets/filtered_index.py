@@ -7,7 +7,7 @@ from hf_assets.data.index_writer import discard, publish, write_filtered_index
 from hf_assets.data.scan_cache import scan_cache_for
 from hf_assets.data.split import RawSplit
 from hf_assets.progress import ProgressLog
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 
 def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -22,11 +22,11 @@ def build_filtered_index_asset(partitions: dg.PartitionsDefinition) -> dg.Assets
     )
     @retry_only_transient
     def filtered_index(
-        context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource, raw_split: RawSplit
+        context: dg.AssetExecutionContext, dataloader_config: DataloaderConfigResource, raw_split: RawSplit
     ) -> dg.Output:
         """Kept samples with their file name, captions and effective size; dropped rows counted by reason (written
         piece by piece: memory holds one scanned batch)."""
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         if raw_split.num_rows == 0:
             raise dg.Failure(
                 f"backend '{backend.id}': the split is empty (0 rows in {raw_split.source}); "

@@ -7,7 +7,7 @@ import dagster as dg
 
 from hf_assets.assets.metadata import check_result
 from hf_assets.assets.partitions import partition_check_specs
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 SPLIT_CHECKS = {
     "split_current": "The split raw_split stored still matches its source (the same files, sizes and identities); "
@@ -31,30 +31,30 @@ def build_metadata_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetC
     """raw_split's, filtered_index's and aspect_buckets' checks over the given backend partitions."""
 
     @dg.multi_asset_check(specs=_specs("raw_split", partitions), name="check_raw_split")
-    def check_raw_split(context: dg.AssetCheckExecutionContext, dataloader: DataloaderConfigResource):
+    def check_raw_split(context: dg.AssetCheckExecutionContext, dataloader_config: DataloaderConfigResource):
         """Open the source again (a listing, no row read) and compare it with the split raw_split stored."""
         from hf_assets.data.metadata_verify import split_current
         from hf_assets.data.sources import open_split
 
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         finding, figures = split_current(backend.metadata_dir, backend, open_split)
         yield check_result(context, "split_current", finding, asset="raw_split", figures=figures)
 
     @dg.multi_asset_check(specs=_specs("filtered_index", partitions), name="check_filtered_index")
-    def check_filtered_index(context: dg.AssetCheckExecutionContext, dataloader: DataloaderConfigResource):
+    def check_filtered_index(context: dg.AssetCheckExecutionContext, dataloader_config: DataloaderConfigResource):
         """Count the stored index's rows (its footer) and the stored drop record's reasons."""
         from hf_assets.data.metadata_verify import drop_rate
 
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         finding, figures = drop_rate(backend.metadata_dir, backend)
         yield check_result(context, "drop_rate", finding, asset="filtered_index", figures=figures)
 
     @dg.multi_asset_check(specs=_specs("aspect_buckets", partitions), name="check_aspect_buckets")
-    def check_aspect_buckets(context: dg.AssetCheckExecutionContext, dataloader: DataloaderConfigResource):
+    def check_aspect_buckets(context: dg.AssetCheckExecutionContext, dataloader_config: DataloaderConfigResource):
         """Count the stored bucket table's rows and buckets."""
         from hf_assets.data.metadata_verify import buckets_not_empty
 
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         finding, figures = buckets_not_empty(backend.metadata_dir, backend)
         yield check_result(context, "buckets_not_empty", finding, asset="aspect_buckets", figures=figures)
 

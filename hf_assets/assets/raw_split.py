@@ -3,7 +3,7 @@ import dagster as dg
 from hf_assets.assets.metadata import column_schema, human_size
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.sources import open_split
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 
 def column_roles(backend) -> dict[str, str]:
@@ -31,9 +31,9 @@ def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
         retry_policy=transient_retry(),
     )
     @retry_only_transient
-    def raw_split(context: dg.AssetExecutionContext, dataloader: DataloaderConfigResource) -> dg.Output:
+    def raw_split(context: dg.AssetExecutionContext, dataloader_config: DataloaderConfigResource) -> dg.Output:
         """The backend's split as a list of files (identity, row count); no row is read, no image decoded."""
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         split = open_split(backend)
         files = split.files
         context.log.info(

@@ -7,7 +7,7 @@ from hf_assets.assets.metadata import human_size
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.automation.reap import reap_before_pool
 from hf_assets.progress import ProgressLog
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
 
 
@@ -25,7 +25,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
     @retry_only_transient
     def text_embeds(
         context: dg.AssetExecutionContext,
-        dataloader: DataloaderConfigResource,
+        dataloader_config: DataloaderConfigResource,
         encoders: EncodersResource,
         aspect_buckets: pa.Table,
         vae_latents,
@@ -41,7 +41,7 @@ def build_text_embeds_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDef
         # Record this run's worker (a run that dies now can be reaped) and reap dead runs; vae_latents' first step
         # does it before any pool wait, this covers a run of text_embeds alone.
         reap_before_pool(context.instance, context.run, context.log.warning)
-        backend = dataloader.backend(context.partition_key)
+        backend = dataloader_config.backend(context.partition_key)
         if encoders.full_verify:
             start_full_verification(context, backend.text_dir)
         loaded = encoders.for_backend(backend, context.log.info)

@@ -14,7 +14,7 @@ from hf_assets.data.sources import RawSplit
 from hf_assets.encode import engine
 from hf_assets.encode.engine_types import LatentPlan
 from hf_assets.progress import ProgressLog
-from hf_assets.resources.dataloader import DataloaderConfigResource
+from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.encoders import EncodersResource
 
 STEP_IO = "step_io_manager"  # the plan's location travels as JSON on the shared cache dir
@@ -35,13 +35,13 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
     @retry_only_transient
     def plan_vae_latents(
         context: dg.OpExecutionContext,
-        dataloader: DataloaderConfigResource,
+        dataloader_config: DataloaderConfigResource,
         encoders: EncodersResource,
         aspect_buckets: pa.Table,
         raw_split: RawSplit,
     ) -> dg.Output:
         """Find what the cache lacks and split it into shards by cache key; idle shards finish at once."""
-        backend, progress = dataloader.backend(context.partition_key), ProgressLog(context.log.info)
+        backend, progress = dataloader_config.backend(context.partition_key), ProgressLog(context.log.info)
         # The stored bucket table's `row`s number the split it was built from: with another split they would name
         # other samples. Refuse before reading any model.
         require_built_from(backend.metadata_dir, backend.id, "aspect_buckets", raw_split.fingerprint)
@@ -57,7 +57,7 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
     @retry_only_transient
     def encode_vae_shard(
         context: dg.OpExecutionContext,
-        dataloader: DataloaderConfigResource,
+        dataloader_config: DataloaderConfigResource,
         encoders: EncodersResource,
         raw_split: RawSplit,
         plan: dict,
@@ -66,7 +66,7 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
         plan for the commit (dagster-dask hands a fan-in input no values)."""
         written, shard = LatentPlan.from_dict(plan), int(context.op.name.rsplit("_", 1)[1])
         if shard in written.busy_shards:  # an idle shard claims no device and loads no model
-            backend = dataloader.backend(context.partition_key)
+            backend = dataloader_config.backend(context.partition_key)
             with encoders.for_shard(backend, shard, context.log.info) as loaded:
                 progress = ProgressLog(context.log.info)
                 engine.encode_shard(written, shard, raw_split, loaded.vae, progress, context.log.info, loaded.depth)
@@ -74,10 +74,13 @@ def build_vae_latents_asset(partitions: dg.PartitionsDefinition, shards: int) ->
     @dg.op(ins={"shards_done": dg.In(dg.Nothing)}, retry_policy=SHARD_RETRY)
     @retry_only_transient
     def commit_vae_latents(
-        context: dg.OpExecutionContext, dataloader: DataloaderConfigResource, aspect_buckets: pa.Table, plan: dict
+        context: dg.OpExecutionContext,
+        dataloader_config: DataloaderConfigResource,
+        aspect_buckets: pa.Table,
+        plan: dict,
     ):
         """Merge the shards into the cache's manifest atomically; its blocking checks follow in their own step."""
-        backend, written = dataloader.backend(context.partition_key), LatentPlan.from_dict(plan)
+        backend, written = dataloader_config.backend(context.partition_key), LatentPlan.from_dict(plan)
         progress = ProgressLog(context.log.info)
         report = engine.commit(written, progress, context.log.info)
         planning = {**plan.get("progress", {}), **progress.metadata()}

@@ -11,7 +11,7 @@ from hf_assets.cache.view import CacheView
 from hf_assets.data.lineage import source_fingerprint, stale_split_message
 from hf_assets.data.sources import RawSplit, open_split
 from hf_assets.data.split_store import LISTING, files_table, listing, rebuild_split, split_manifest
-from hf_assets.resources.dataloader import cached_config
+from hf_assets.resources.dataloader_config import cached_config
 from hf_assets.resources.step_values import STEPS_DIR
 
 _WARNED: set[tuple[str, str]] = set()  # (run id, message): several steps of one run load the same input

@@ -6,7 +6,7 @@ import socket
 import dagster as dg
 
 from hf_assets.cache.atomic import write_json_atomic
-from hf_assets.resources.dataloader import cached_config
+from hf_assets.resources.dataloader_config import cached_config
 
 STEPS_DIR = "steps"  # <metadata dir>/steps/<run id>/<step key>/<output>[.<mapping key>].json
 
