@@ -49,6 +49,45 @@ def mark_run_canceled(instance: dg.DagsterInstance, run: dg.DagsterRun, message:
     instance.report_run_canceled(run, message=message)
 
 
+def tag_run(instance: dg.DagsterInstance, run_id: str, tags: dict[str, str]) -> None:
+    """Add `tags` to a run that exists already (the reaper's worker tag).
+
+    Why: tags can be given to a run only when it is created through public API; the worker that runs its steps is
+    known only once they start, and `add_run_tags` is not marked public.
+    """
+    instance.add_run_tags(run_id, tags)
+
+
+def engine_event_metadata(instance: dg.DagsterInstance, run_id: str, limit: int = 20) -> list[dict]:
+    """The metadata ({name: MetadataValue}) of a run's first engine events, oldest first (the executor's process
+    records its pid there).
+
+    Why: DagsterInstance's public readers return runs, asset materializations, observations and run status
+    changes, not a run's other events; `get_records_for_run` is not marked public.
+    """
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=limit).records
+    found = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data if event is not None else None
+        found.append(dict(getattr(data, "metadata", None) or {}))
+    return found
+
+
+def latest_check_evaluation(
+    instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, partition: str, history: int = 100
+) -> dg.AssetCheckEvaluation | None:
+    """The latest stored evaluation of `check_key` for one partition (None when none among the last `history`
+    executions of the check).
+
+    Why: no public DagsterInstance method reads an asset check's results; `get_latest_asset_check_evaluation_record`
+    is not marked public either and ignores partitions, so the event log storage's check history is read.
+    """
+    records = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=history)
+    latest = next((r for r in records if r.partition == partition and r.event is not None), None)
+    return latest.event.dagster_event.asset_check_evaluation_data if latest is not None else None
+
+
 def dask_executor_class() -> type:
     """dagster-dask's executor class, to subclass.
 

@@ -12,6 +12,8 @@ import sys
 
 import dagster as dg
 
+from hf_assets.dagster_internals import latest_check_evaluation
+
 SCALARS = (int, float, str, bool)
 
 
@@ -39,9 +41,7 @@ def partition_report(instance: dg.DagsterInstance, defs: dg.Definitions, partiti
             "metadata": _scalar_metadata(materialization.metadata),
         }
         for check_key in sorted(graph.get_check_keys_for_assets({key}), key=lambda k: k.name):
-            history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=100)
-            latest = next((r for r in history if r.partition == partition and r.event is not None), None)
-            evaluation = latest.event.dagster_event.asset_check_evaluation_data if latest else None
+            evaluation = latest_check_evaluation(instance, check_key, partition)
             passed = bool(evaluation and evaluation.passed)
             checks[f"{key.to_user_string()}:{check_key.name}"] = passed if evaluation else None
             ok = ok and passed

@@ -82,3 +82,34 @@ def test_a_plan_context_hands_the_dask_steps_a_run_without_pool_information():
     assert context.dagster_run.run_op_concurrency == pools
     internals.drop_pool_information(context)
     assert context.dagster_run.run_op_concurrency is None and context.dagster_run.run_id == run.run_id
+
+
+def test_a_run_is_tagged_after_it_started(instance):
+    run = started_run(instance)
+    internals.tag_run(instance, run.run_id, {".hf_assets/worker": "host:123:456"})
+    assert instance.get_run_by_id(run.run_id).tags[".hf_assets/worker"] == "host:123:456"
+
+
+def test_a_runs_engine_event_metadata_is_read_back(instance):
+    from dagster._core.events import EngineEventData
+
+    run = started_run(instance)
+    instance.report_engine_event("worker up", run, EngineEventData(metadata={"pid": dg.MetadataValue.int(4321)}))
+    found = internals.engine_event_metadata(instance, run.run_id)
+    assert [m["pid"].value for m in found if "pid" in m] == [4321]
+
+
+def test_the_latest_check_evaluation_of_one_partition_is_read_back(instance):
+    key = dg.AssetCheckKey(dg.AssetKey("vae_latents"), "cache_complete")
+    for partition, passed in (("photos", False), ("grids", True), ("photos", True)):
+        evaluation = dg.AssetCheckEvaluation(
+            asset_key=key.asset_key, check_name=key.name, passed=passed, partition=partition
+        )
+        event = dg.DagsterEvent(
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION.value, "one_step", event_specific_data=evaluation
+        )
+        instance.report_dagster_event(event, started_run(instance).run_id)  # one run each, as a check step's
+    photos = internals.latest_check_evaluation(instance, key, "photos")
+    assert photos is not None and photos.passed and photos.partition == "photos"
+    assert internals.latest_check_evaluation(instance, key, "grids").passed
+    assert internals.latest_check_evaluation(instance, key, "clips") is None

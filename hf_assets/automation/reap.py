@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from hf_assets.dagster_internals import (
+    engine_event_metadata,
     free_pool_slots,
     interrupt_pending,
     mark_run_canceled,
     mark_run_failed,
     pool_holders,
+    tag_run,
 )
 
 # "host:pid:start time" of the process running the run. Dagster's hidden prefix keeps this bookkeeping out of the
@@ -75,11 +77,8 @@ def worker_identity(pid: int | None = None) -> str:
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int:
     """The pid of the process running the run's steps, from the executor's first engine event (this one's if none)."""
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20).records
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        data = event.event_specific_data if event is not None else None
-        pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
+    for metadata in engine_event_metadata(instance, run_id):
+        pid = metadata.get("pid")
         if pid is not None:
             try:
                 return int(pid.value)
@@ -99,7 +98,7 @@ def record_worker(instance: dg.DagsterInstance, run_id: str) -> str:
     if run is not None and run_worker(run):
         return run_worker(run)
     identity = worker_identity(worker_pid(instance, run_id))
-    instance.add_run_tags(run_id, {WORKER_TAG: identity})
+    tag_run(instance, run_id, {WORKER_TAG: identity})
     return identity
 
 
@@ -133,7 +132,7 @@ def reap(
         missing = set(run_ids) - {r.run_id for r in runs}
         done.skipped.update({i: "no such run in this instance" for i in missing})
     else:
-        runs = list(instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)))
+        runs = [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(statuses=UNFINISHED))]
     for run in runs:
         if run.run_id == exclude or run.is_finished:
             continue
