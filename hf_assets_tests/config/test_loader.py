@@ -465,3 +465,16 @@ def test_a_file_that_is_not_utf8_json_is_a_config_error(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ConfigError):
         load_config(path)
+
+
+def test_the_unreadable_value_message_points_to_a_page_and_section_that_exist():
+    import re
+
+    from hf_assets.config import loader
+
+    message = loader._unreadable(TypeError("boom"))
+    found = re.search(r"in (\S+\.md) \(section \"([^\"]+)\"\)", message)
+    assert found, message
+    page = Path(loader.__file__).resolve().parents[2] / found.group(1)
+    headings = [line.lstrip("#").strip() for line in page.read_text().splitlines() if line.startswith("#")]
+    assert found.group(2) in headings
