@@ -52,6 +52,21 @@ def test_cli_materialize_then_load_from_another_process(tmp_path, hub_dataset, p
     assert value["rows"] == value["index_rows"] > 0 and "bucket" in value["cols"]
 
 
+def test_the_metadata_steps_and_their_checks_import_no_torch():
+    # a metadata run executes these in one process: torch alone would add some 190 MB to its peak memory
+    modules = [
+        "hf_assets.data.metadata_verify",
+        "hf_assets.assets.metadata_checks",
+        "hf_assets.data.index_writer",
+        "hf_assets.data.backend_buckets",
+        "hf_assets.assets.bucket_previews",
+    ]
+    probe = f"import sys; import {', '.join(modules)}; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_loading_the_definitions_imports_no_torch_or_model_library(tmp_path, photos_entry):
     config = write_config(tmp_path / "dataloader.json", [photos_entry])
     probe = (

@@ -2,38 +2,20 @@
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hf_assets.cache.findings import EXAMPLES, Finding
 from hf_assets.cache.health import VERIFIED_FILE, inspect_shards  # noqa: F401 - VERIFIED_FILE is read by callers
 from hf_assets.cache.manifest import SHARDS_DIR, read_manifest
 
-EXAMPLES = 5
 LATENT_TENSORS = ("mean", "std")  # the latent distribution of every latent cache entry
 _ROW = "__hf_assets_row"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Finding:
-    """How many entries failed a check, and a few of them."""
-
-    count: int = 0
-    examples: list = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.count == 0
-
-    def add(self, example) -> None:
-        self.count += 1
-        if len(self.examples) < EXAMPLES:
-            self.examples.append(example)
 
 
 def missing(expected: pa.Table, manifest: pa.Table, columns: list[str], excused: set[str] = frozenset()) -> Finding:

@@ -1,6 +1,6 @@
 """Checks on what the metadata assets stored for one backend, read from their files (nothing rebuilt): the split
 raw_split stored still matches its source, filtered_index dropped no more of the split than the backend allows, and
-aspect_buckets' table holds a bucket. Each returns a `cache.verify.Finding` (failures with examples) and the figures
+aspect_buckets' table holds a bucket. Each returns a `cache.findings.Finding` (failures with examples) and the figures
 it measured."""
 
 from collections.abc import Callable
@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hf_assets.cache.findings import Finding
 from hf_assets.cache.tables import load_manifest, load_table, table_paths
-from hf_assets.cache.verify import Finding
 from hf_assets.config.schema import BackendConfig
 from hf_assets.data.dropped import DROPPED_TABLE
 from hf_assets.data.index_writer import INDEX_TABLE
@@ -38,6 +38,28 @@ def never_stored(asset: str, directory: Path, backend_id: str) -> Finding:
     return finding
 
 
+def _batches(directory: Path, name: str, column: str):
+    """Stored table `name`'s `column`, dictionary-encoded, batch by batch (memory holds one batch); none when the
+    table was never written."""
+    parquet, manifest = table_paths(directory, name)
+    if not manifest.is_file() or not parquet.is_file():
+        return
+    yield from pq.ParquetFile(parquet, read_dictionary=[column]).iter_batches(columns=[column])
+
+
+def reason_kind_counts(directory: Path) -> dict[str, int]:
+    """Dropped rows per reason kind (a reason's text before ":", as in "corrupt_image: <detail>"), counted on the
+    stored drop record's dictionary batch by batch: no string per row is made."""
+    counts: dict[str, int] = {}
+    for batch in _batches(directory, DROPPED_TABLE, "reason"):
+        found = pc.value_counts(batch.column(0).cast(pa.dictionary(pa.int32(), pa.string())))
+        values, numbers = found.field("values"), found.field("counts")
+        kinds = pc.list_element(pc.split_pattern(values.dictionary.take(values.indices), ":", max_splits=1), 0)
+        for kind, n in zip(kinds.to_pylist(), numbers.to_pylist()):
+            counts[kind] = counts.get(kind, 0) + n
+    return counts
+
+
 def drop_rate(directory: Path, backend: BackendConfig) -> tuple[Finding, dict]:
     """Fails when filtered_index dropped more than `backend.max_drop_rate` of the split's rows (filters, size,
     corrupt or unreadable rows; rows left out by max_num_samples are a subset asked for, not counted). The examples
@@ -45,12 +67,7 @@ def drop_rate(directory: Path, backend: BackendConfig) -> tuple[Finding, dict]:
     kept = stored_rows(directory, INDEX_TABLE)
     if kept is None:
         return never_stored("filtered_index", directory, backend.id), {}
-    try:
-        reasons = load_table(directory, DROPPED_TABLE).column("reason").combine_chunks()
-    except FileNotFoundError:
-        reasons = pa.array([], pa.string())
-    kinds = pc.list_element(pc.split_pattern(reasons, ":", max_splits=1), 0)  # "corrupt_image: <detail>"
-    counts = {row["values"]: row["counts"] for row in pc.value_counts(kinds).to_pylist()}
+    counts = reason_kind_counts(directory)
     subset = counts.pop(SUBSET_REASON, 0)
     dropped = sum(counts.values())
     rows = kept + dropped + subset
@@ -75,10 +92,11 @@ def buckets_not_empty(directory: Path, backend: BackendConfig) -> tuple[Finding,
     rows = stored_rows(directory, BUCKET_TABLE)
     if rows is None:
         return never_stored("aspect_buckets", directory, backend.id), {}
-    buckets = 0
-    if rows:
-        column = pq.read_table(table_paths(directory, BUCKET_TABLE)[0], columns=["bucket"]).column("bucket")
-        buckets = len(pc.unique(column))
+    names: set[str] = set()
+    for batch in _batches(directory, BUCKET_TABLE, "bucket"):
+        column = batch.column(0)
+        names.update(column.dictionary.take(pc.unique(column.indices)).to_pylist())
+    buckets = len(names)
     finding = Finding()
     if rows == 0:
         finding.add(
