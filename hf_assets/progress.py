@@ -31,6 +31,11 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def format_rate(per_second: float) -> str:
+    """A rate with one decimal, or two significant digits below 1 ("0.031"), so a slow step never reads "0.0"."""
+    return f"{per_second:,.1f}" if per_second >= 1 or per_second == 0 else f"{per_second:.2g}"
+
+
 @dataclass(frozen=True)
 class ProgressSummary:
     """The numbers of a finished (or running) step, in one unit."""
@@ -118,8 +123,8 @@ class Progress:
             line = self.line(now)
         self._log(line)
 
-    def line(self, now: float | None = None) -> str:
-        """The current progress as one log line."""
+    def line(self, now: float | None = None, final: bool = False) -> str:
+        """The current progress as one log line (`final`: no ETA, the step is over)."""
         elapsed = (self._clock() if now is None else now) - self._started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         parts = [f"{self.step}: {self.done:,}"]
@@ -127,8 +132,8 @@ class Progress:
             parts[0] += f"/{self.total:,} {self.unit} ({100 * self.done / self.total:.0f}%)"
         else:
             parts[0] += f" {self.unit}"
-        parts.append(f"{rate:,.1f} {self.unit}/s")
-        if self.total and rate > 0 and self.done < self.total:
+        parts.append(f"{format_rate(rate)} {self.unit}/s")
+        if self.total and rate > 0 and self.done < self.total and not final:
             parts.append(f"ETA {format_duration((self.total - self.done) / rate)}")
         parts.append(f"elapsed {format_duration(elapsed)}")
         return ", ".join(parts)
@@ -139,7 +144,7 @@ class Progress:
             if self._finished is None:
                 now = self._clock()
                 self._finished = ProgressSummary(self.step, self.unit, self.done, self.total, now - self._started)
-                line = self.line(now) + " (done)"
+                line = self.line(now, final=True) + " (done)"
             else:
                 return self._finished
         self._stop.set()

@@ -106,3 +106,14 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
         ProgressLog()
     monkeypatch.delenv("HF_ASSETS_PROGRESS_SECONDS")
     assert ProgressLog().every_seconds == 10.0
+
+
+def test_a_slow_step_shows_its_rate_and_its_last_line_has_no_eta():
+    clock, lines = FakeClock(), []
+    progress = Progress("encode", 9, lines.append, unit="clips", every_seconds=10, clock=clock)
+    clock.now += 245
+    progress.advance(7)  # 7 clips in 4 minutes: 0.029 clips/s, not "0.0"
+    assert lines == ["encode: 7/9 clips (78%), 0.029 clips/s, ETA 1m10s, elapsed 4m05s"]
+    progress.advance(1)  # one clip could not be decoded: the step ends short of its total
+    progress.finish()
+    assert lines[-1] == "encode: 8/9 clips (89%), 0.033 clips/s, elapsed 4m05s (done)"

@@ -9,6 +9,7 @@ from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.backend_buckets import write_backend_buckets
 from hf_assets.data.split import RawSplit
 from hf_assets.encode.bucket_drawing import bucket_labels_of
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.io_manager import AS_FILE
 
@@ -52,11 +53,15 @@ def build_aspect_buckets_asset(
             indexes, filtered_index = filtered_index, filtered_index[backend.id]
         else:
             indexes = {backend.id: filtered_index}
+        progress = ProgressLog(context.log.info)
         if backend.conditioning.is_conditioning:
-            tables = {key: index.read() for key, index in indexes.items()}
-            return paired_output(context, dataloader_config.config(), backend, tables[backend.id], tables, raw_split)
+            with progress.waiting(f"{backend.id}: pairing with its source's buckets"):
+                tables = {key: index.read() for key, index in indexes.items()}
+                return paired_output(
+                    context, dataloader_config.config(), backend, tables[backend.id], tables, raw_split
+                )
         cfg = backend.buckets
-        written = write_backend_buckets(filtered_index, backend, backend.metadata_dir, "aspect_buckets")
+        written = write_backend_buckets(filtered_index, backend, backend.metadata_dir, "aspect_buckets", progress)
         aspect_dropped, undersized = written.counts.aspect_dropped, written.undersized
         if any(aspect_dropped.values()):
             context.log.info(f"{backend.id}: dropped by bucket aspect ratio: {aspect_dropped}")
@@ -79,6 +84,7 @@ def build_aspect_buckets_asset(
                 **histogram_metadata(bucket_labels_of(written.sizes), histogram),
                 "small_buckets": counts_table(undersized, "bucket", "samples"),
                 "dropped_by_reason": counts_table(aspect_dropped),
+                **progress.metadata(),
                 "dagster/row_count": written.file.num_rows,
                 "dagster/column_schema": column_schema(written.file.schema),
                 "path": dg.MetadataValue.path(str(written.file.path)),

@@ -16,6 +16,7 @@ from hf_assets.data.dropped import DROPPED_SCHEMA, DROPPED_TABLE
 from hf_assets.data.preview_rows import PREVIEW_BUDGET, choose_preview_rows, preview_sources
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode import bucket_drawing
+from hf_assets.progress import ProgressLog, quiet
 from hf_assets.resources.dataloader_config import DataloaderConfigResource
 from hf_assets.resources.io_manager import AS_FILE
 
@@ -58,10 +59,19 @@ def histogram_png_metadata(backend: BackendConfig, table: pa.Table) -> dict:
     }
 
 
-def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa.Table, split: RawSplit) -> dict:
+def grid_metadata(
+    context,
+    backend: BackendConfig,
+    buckets: TableFile,
+    table: pa.Table,
+    split: RawSplit,
+    progress: ProgressLog | None = None,
+) -> dict:
     """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache);
     their images are fetched within PREVIEW_BUDGET bytes, only the pages that hold them. `table`: the bucket
-    table's row, bucket and target size columns; the chosen rows' other columns are read from `buckets`."""
+    table's row, bucket and target size columns; the chosen rows' other columns are read from `buckets`;
+    `progress` logs the fetch and the drawing while they run."""
+    progress = progress or quiet()
     if backend.dataset_type != "image":
         return {}
     if backend.conditioning.is_conditioning:  # aspect_buckets draws its source and conditioning pairs
@@ -85,7 +95,8 @@ def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa
         (lost_rows.column("row").to_numpy(), kinds),
     )
     rows = [row for row, _ in choice.kept + choice.dropped]
-    sources, fetched = preview_sources(split, backend.image_column, rows)
+    with progress.waiting(f"{backend.id}: fetching {len(rows)} preview images"):  # remote pages can be slow
+        sources, fetched = preview_sources(split, backend.image_column, rows)
     kept_rows = [row for row, _ in choice.kept]
     found = (
         pq.read_table(buckets.path, filters=[("row", "in", kept_rows)]) if kept_rows else buckets.schema.empty_table()
@@ -99,19 +110,15 @@ def grid_metadata(context, backend: BackendConfig, buckets: TableFile, table: pa
     )
     lost = _rows_of(found, lost_chosen)
     try:
-        kept = list(
-            bucket_drawing.kept_samples(chosen, sources[: chosen.num_rows], bucket_drawing.bucket_labels(table))
-        )
-        gone = list(
-            bucket_drawing.dropped_samples(
-                lost.column("filename").to_pylist(), lost.column("reason").to_pylist(), sources[chosen.num_rows :]
+        with progress.waiting(f"{backend.id}: drawing the preview grid"):
+            kept = list(
+                bucket_drawing.kept_samples(chosen, sources[: chosen.num_rows], bucket_drawing.bucket_labels(table))
             )
-        )
-        title = f"{backend.id}: kept samples as they will be encoded; dropped rows with their reason"
-        png = bucket_drawing.preview_grid_png(kept, gone, title)
-        jpeg = bucket_drawing.preview_grid_png(
-            kept, gone, title, image_format="jpeg"
-        )  # a lighter copy for the event log
+            filenames, reasons = lost.column("filename").to_pylist(), lost.column("reason").to_pylist()
+            gone = list(bucket_drawing.dropped_samples(filenames, reasons, sources[chosen.num_rows :]))
+            title = f"{backend.id}: kept samples as they will be encoded; dropped rows with their reason"
+            png = bucket_drawing.preview_grid_png(kept, gone, title)
+            jpeg = bucket_drawing.preview_grid_png(kept, gone, title, image_format="jpeg")  # lighter, for the event log
     except Exception as exc:  # noqa: BLE001 - a picture must never fail the step
         context.log.warning(f"{backend.id}: no preview grid ({type(exc).__name__}: {exc})")
         return {}
@@ -160,13 +167,11 @@ def build_bucket_previews_asset(partitions: dg.PartitionsDefinition) -> dg.Asset
     ) -> dg.MaterializeResult:
         """A grid of kept samples as encoded and dropped rows with their reason, and the bucket histogram, as PNGs;
         fetches at most 8 MB of images per partition, only the pages that hold the rows shown."""
-        backend = dataloader_config.backend(context.partition_key)
+        backend, progress = dataloader_config.backend(context.partition_key), ProgressLog(context.log.info)
         table = read_bucket_columns(aspect_buckets.path)
-        return dg.MaterializeResult(
-            metadata={
-                **histogram_png_metadata(backend, table),
-                **grid_metadata(context, backend, aspect_buckets, table, raw_split),
-            }
-        )
+        with progress.waiting(f"{backend.id}: drawing the bucket histogram"):
+            histogram = histogram_png_metadata(backend, table)
+        grid = grid_metadata(context, backend, aspect_buckets, table, raw_split, progress)
+        return dg.MaterializeResult(metadata={**histogram, **grid})
 
     return bucket_previews

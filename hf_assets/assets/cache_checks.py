@@ -11,6 +11,7 @@ import pyarrow as pa
 from hf_assets.assets.cache_repairs import last_repairs
 from hf_assets.assets.metadata import check_result
 from hf_assets.assets.partitions import partition_check_specs
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 LATENT_CHECKS = {
@@ -51,8 +52,11 @@ def evaluate(
             yield check_result(context, name, absent, repaired, asset=asset)
         return
     manifest = read_manifest(directory).table
+    progress = ProgressLog(context.log.info)  # a first read of a large cache's shards takes minutes
     for name in names:
-        yield check_result(context, name, findings[name](manifest), repaired, asset=asset)
+        with progress.waiting(f"{name}: reading {manifest.num_rows:,} entries of {directory}"):
+            finding = findings[name](manifest)
+        yield check_result(context, name, finding, repaired, asset=asset)
 
 
 def dropped_files(directory: Path) -> set[str]:

@@ -3,6 +3,7 @@ import dagster as dg
 from hf_assets.assets.metadata import column_schema, human_size
 from hf_assets.assets.retries import retry_only_transient, transient_retry
 from hf_assets.data.sources import open_split
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 
@@ -34,7 +35,8 @@ def build_raw_split_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefin
     def raw_split(context: dg.AssetExecutionContext, dataloader_config: DataloaderConfigResource) -> dg.Output:
         """The backend's split as a list of files (identity, row count); no row is read, no image decoded."""
         backend = dataloader_config.backend(context.partition_key)
-        split = open_split(backend)
+        with ProgressLog(context.log.info).waiting(f"{backend.id}: listing the split"):  # remote listings take long
+            split = open_split(backend)
         files = split.files
         context.log.info(
             f"{backend.id}: {split.num_rows} rows in {len(files)} piece(s) from {split.source} via {split.kind}"

@@ -28,6 +28,7 @@ from hf_assets.data.buckets import (
 )
 from hf_assets.data.frame_selection import assign_frames
 from hf_assets.data.lineage import carry, row_names, source_fingerprint
+from hf_assets.progress import ProgressLog, quiet
 
 Batches = Callable[[list[str] | None], Iterator[pa.Table]]  # columns (None: all) -> the index's batches, in order
 
@@ -138,19 +139,25 @@ class WrittenBuckets:
         return {key: n for key, n in self.counts.per_size.items() if key[0] not in dropped}
 
 
-def write_backend_buckets(index: TableFile, backend: BackendConfig, directory: Path, name: str) -> WrittenBuckets:
+def write_backend_buckets(
+    index: TableFile, backend: BackendConfig, directory: Path, name: str, progress: ProgressLog | None = None
+) -> WrittenBuckets:
     """Bucket a stored index batch by batch into table `name` of `directory` (the same table `bucket_backend` builds
-    at once), then drop buckets below train_batch_size when asked (a second pass over what was written)."""
+    at once), then drop buckets below train_batch_size when asked (a second pass over what was written); `progress`
+    counts the index's rows as they are written (step "bucket")."""
     counts = BucketCounts()
-    stream = bucketed_batches(index.batches, backend, counts)
-    first = next(stream, None)
-    if first is None:  # no row: the empty table of the right schema
-        first = bucket_backend(index.read(), backend).table
-    meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(first)}
-    with table_writer(directory, name, first.schema, meta) as sink:
-        sink.write(first)
-        for batch in stream:
-            sink.write(batch)
+    with (progress or quiet()).step("bucket", index.num_rows, unit="rows") as step:
+        stream = bucketed_batches(index.batches, backend, counts)
+        first = next(stream, None)
+        if first is None:  # no row: the empty table of the right schema
+            first = bucket_backend(index.read(), backend).table
+        meta = {"backend": backend.id, "source_fingerprint": source_fingerprint(first)}
+        with table_writer(directory, name, first.schema, meta) as sink:
+            sink.write(first)
+            step.advance(first.num_rows)
+            for batch in stream:
+                sink.write(batch)
+                step.advance(batch.num_rows)
     cfg = backend.buckets
     undersized = counts.undersized(cfg.train_batch_size)
     dropping = bool(undersized and cfg.drop_small_buckets)

@@ -67,7 +67,8 @@ def _encode(plan, shard, split, vae_loader, media, log, progress) -> ShardReport
         f"shard {shard}: encoding {to_encode.num_rows} {media.unit} into {plan.cache_dir}"
         + (f" ({report.resumed} already written by an earlier attempt)" if report.resumed else "")
     )
-    encoder = media.encoder(vae_loader(), plan.settings, log)
+    with progress.waiting(f"shard {shard}: loading the VAE"):  # a first download or a slow disk takes minutes
+        encoder = media.encoder(vae_loader(), plan.settings, log)
     report.started = time.time()
     started = time.perf_counter()
     with (

@@ -64,7 +64,8 @@ def update_text_embeds(
     report.reused = pc.count_distinct(reused.column("key")).as_py() if reused.num_rows else 0
     if to_encode.num_rows:
         log(f"encoding {to_encode.num_rows} distinct captions ({report.reused} reused) into {directory}")
-        encoders = encoders_loader()
+        with progress.waiting("loading the text encoders"):
+            encoders = encoders_loader()
         started = time.perf_counter()
         with cache.writer() as writer, progress.step("encode", to_encode.num_rows, unit="captions") as step:
             for start in range(0, to_encode.num_rows, batch_size):
