@@ -7,6 +7,7 @@ import dagster as dg
 
 from hf_assets.assets.metadata import check_result
 from hf_assets.assets.partitions import partition_check_specs
+from hf_assets.progress import ProgressLog
 from hf_assets.resources.dataloader_config import DataloaderConfigResource
 
 SPLIT_CHECKS = {
@@ -37,7 +38,8 @@ def build_metadata_checks(partitions: dg.PartitionsDefinition) -> list[dg.AssetC
         from hf_assets.data.sources import open_split
 
         backend = dataloader_config.backend(context.partition_key)
-        finding, figures = split_current(backend.metadata_dir, backend, open_split)
+        with ProgressLog(context.log.info).waiting(f"{backend.id}: listing the source again"):  # remote: long
+            finding, figures = split_current(backend.metadata_dir, backend, open_split)
         yield check_result(context, "split_current", finding, asset="raw_split", figures=figures)
 
     @dg.multi_asset_check(specs=_specs("filtered_index", partitions), name="check_filtered_index")
