@@ -102,16 +102,6 @@ def pair_generated(source: pa.Table, captions: str | tuple[str, ...] = "source")
     return carry(source, _with_captions(table, source, captions))
 
 
-def drop_unpaired(source: pa.Table, pairings: list[Pairing]) -> tuple[pa.Table, pa.Table]:
-    """The source's samples that kept a partner in every given conditioning dataset, and the others' drop rows."""
-    keep = np.ones(source.num_rows, bool)
-    dropped = [p.source_dropped for p in pairings]
-    for pairing in pairings:
-        keep &= pc.is_in(source.column("filename"), value_set=pairing.source_keep).to_numpy(zero_copy_only=False)
-    table = pa.concat_tables(dropped) if dropped else DROPPED_SCHEMA.empty_table()
-    return source.filter(pa.array(keep)), table
-
-
 def _with_captions(table: pa.Table, partners: pa.Table, captions: str | tuple[str, ...]) -> pa.Table:
     """`table` with the caption columns its policy gives: its own, its partners', or the same fixed list for all."""
     if captions == "own":

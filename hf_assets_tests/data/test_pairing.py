@@ -9,7 +9,7 @@ from PIL import Image
 
 from hf_assets.config.schema import BucketConfig
 from hf_assets.data.buckets import assign_buckets
-from hf_assets.data.pairing import drop_unpaired, match_names, pair_generated, pair_given
+from hf_assets.data.pairing import match_names, pair_generated, pair_given
 from hf_assets.encode.images import load_pixels
 from hf_assets_tests.imagegen import photo
 
@@ -127,9 +127,6 @@ def test_rows_without_a_partner_are_dropped_with_a_reason_on_both_sides():
         {"row": 1, "filename": "b.png", "reason": "no_conditioning_pair: control"}
     ]
     assert pairing.dropped.to_pylist() == [{"row": 2, "filename": "extra.png", "reason": "no_source_sample"}]
-    kept, dropped = drop_unpaired(source, [pairing])
-    assert kept.column("filename").to_pylist() == ["a.png", "c.png"]
-    assert dropped.column("filename").to_pylist() == ["b.png"]
 
 
 def test_loose_references_keep_their_own_bucket():
