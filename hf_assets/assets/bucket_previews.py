@@ -13,7 +13,7 @@ from hf_assets.cache.tables import TableFile, load_manifest, open_table_file
 from hf_assets.config import BackendConfig
 from hf_assets.data.buckets import bucket_histogram, bucket_histogram_png
 from hf_assets.data.dropped import DROPPED_SCHEMA, DROPPED_TABLE
-from hf_assets.data.preview_rows import PREVIEW_BUDGET, choose_preview_rows, preview_sources
+from hf_assets.data.preview_rows import choose_preview_rows, preview_budget, preview_sources
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode import bucket_drawing
 from hf_assets.progress import ProgressLog, quiet
@@ -68,7 +68,7 @@ def grid_metadata(
     progress: ProgressLog | None = None,
 ) -> dict:
     """A grid of kept samples as they will be encoded and of dropped rows with their reasons (PNG beside the cache);
-    their images are fetched within PREVIEW_BUDGET bytes, only the pages that hold them. `table`: the bucket
+    their images are fetched within `preview_budget` bytes, only the pages that hold them. `table`: the bucket
     table's row, bucket and target size columns; the chosen rows' other columns are read from `buckets`;
     `progress` logs the fetch and the drawing while they run."""
     progress = progress or quiet()
@@ -88,11 +88,13 @@ def grid_metadata(
     reasons = lost_rows.column("reason").combine_chunks()  # a reason's kind is its text before ":"
     kinds = pc.dictionary_encode(pc.list_element(pc.split_pattern(reasons.dictionary, ":", max_splits=1), 0))
     kinds = pa.DictionaryArray.from_arrays(kinds.indices.take(reasons.indices), kinds.dictionary)
+    budget = preview_budget(split, backend.image_column, table.column("row").to_numpy())
     choice = choose_preview_rows(
         split,
         backend.image_column,
         (table.column("row").to_numpy(), table.column("bucket").combine_chunks()),
         (lost_rows.column("row").to_numpy(), kinds),
+        budget=budget,
     )
     rows = [row for row, _ in choice.kept + choice.dropped]
     with progress.waiting(f"{backend.id}: fetching {len(rows)} preview images"):  # remote pages can be slow
@@ -128,8 +130,8 @@ def grid_metadata(
         "preview_grid": dg.MetadataValue.md(bucket_drawing.jpeg_data_markdown(jpeg, "preview grid")),
         "preview_grid_file": dg.MetadataValue.path(str(backend.metadata_dir / GRID_FILE)),
         "preview_bytes_fetched": fetched,
-        "preview_budget_bytes": PREVIEW_BUDGET,
-        "preview_fetched": f"{human_size(fetched)} of {human_size(PREVIEW_BUDGET)}",
+        "preview_budget_bytes": budget,
+        "preview_fetched": f"{human_size(fetched)} of {human_size(budget)}",
         "preview_not_shown": dg.MetadataValue.text(f"no row within the budget for: {skipped}"),
     }
 

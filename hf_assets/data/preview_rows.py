@@ -16,9 +16,11 @@ import pyarrow.compute as pc
 from hf_assets.data.header_sizes import image_value, resolve_image_path
 from hf_assets.data.page_reader import PieceReader
 from hf_assets.data.parquet_files import ParquetPiece
+from hf_assets.data.row_fetch import is_remote
 from hf_assets.data.split import RawSplit
 
 PREVIEW_BUDGET = 8 << 20  # image bytes a partition's preview may fetch (README: "Pictures in the UI")
+PREVIEW_SHARE = 0.05  # over a remote source, also at most this share of the kept rows' image bytes
 MAX_UNITS = 16  # row groups whose page layout is looked at (the cheapest ones holding wanted rows)
 PER_KIND = 64  # rows of each bucket / reason considered per row group
 
@@ -109,6 +111,26 @@ def _coded(rows, labels) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def _slots(names: list[str], count: int) -> list[int]:
     """Label codes to fill: each label once (most frequent first), then again, until `count` slots."""
     return [i % len(names) for i in range(count)] if names else []
+
+
+def preview_budget(split: RawSplit, column: str, kept_rows: np.ndarray) -> int:
+    """The image bytes a preview may fetch: PREVIEW_BUDGET, and over a remote source also PREVIEW_SHARE of the
+    kept rows' image bytes (from the footers: each row group's image chunk in proportion to its kept rows), so that
+    on a first run the previews stay a small part of what encoding fetches, however small the dataset."""
+    if not is_remote(split) or len(kept_rows) == 0:
+        return PREVIEW_BUDGET
+    unit_of, units = _units(split, np.asarray(kept_rows, dtype=np.int64))
+    counts = np.bincount(unit_of, minlength=len(units))
+    readers: dict[int, PieceReader] = {}
+    kept_bytes = 0.0
+    for u in np.flatnonzero(counts).tolist():
+        piece, group = units[u]
+        if group is None:
+            continue
+        reader = readers.setdefault(piece, PieceReader(split.pieces[piece]))
+        rows = split.pieces[piece].footer().row_group(group).num_rows
+        kept_bytes += reader.chunk_bytes(group, column) * counts[u] / max(rows, 1)
+    return min(PREVIEW_BUDGET, int(PREVIEW_SHARE * kept_bytes))
 
 
 def choose_preview_rows(

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from hf_assets import env
+from hf_assets.data.parquet_files import ParquetPiece, is_local
 from hf_assets.data.split import RawSplit
 
 FETCH_CONCURRENCY = 8  # row groups read at once (remote requests in flight)
@@ -78,6 +79,17 @@ def window_starts(split: RawSplit, max_rows: int = WINDOW_ROWS) -> np.ndarray:
             filled += rows
             first += rows
     return np.asarray(starts or [0], dtype=np.int64)
+
+
+def fetch_units(split: RawSplit, rows) -> np.ndarray:
+    """The fetch unit of each split row: its row group (a Parquet piece reads its image column a row group at a
+    time), or the row itself in an in-memory piece. Rows grouped by unit never read one chunk twice."""
+    return np.searchsorted(window_starts(split, 1), np.asarray(rows, dtype=np.int64), side="right") - 1
+
+
+def is_remote(split: RawSplit) -> bool:
+    """True when the split's rows are read over a network (an fsspec filesystem other than the local one)."""
+    return any(isinstance(p, ParquetPiece) and not is_local(p.fs) for p in split.pieces)
 
 
 class RowFetcher:

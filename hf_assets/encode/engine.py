@@ -14,6 +14,7 @@ Importing this module loads no torch, PyAV or model library (the Dagster definit
 each step imports what it runs.
 """
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from hf_assets.config import BackendConfig
+from hf_assets.data.row_fetch import fetch_units, is_remote
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.engine_types import EncodeReport, EncodeSettings, LatentPlan, ShardReport
 from hf_assets.progress import ProgressLog
@@ -87,6 +89,9 @@ def plan(
     keys = settings.latent_settings(encoders.vae_identity())
     column = backend.image_column
     wanted, refused = media.wanted(buckets, split, column, keys, factors, backend.metadata_dir, progress)
+    units = None
+    if is_remote(split):  # shards of whole row groups: each is fetched by one shard, once
+        units = functools.partial(fetch_units, split)
     meta = {
         **factors,
         "vae": keys.vae_identity,
@@ -107,6 +112,8 @@ def plan(
         refused=refused,
         plan_id=plan_id,
         log=log,
+        units=units,
+        memo_dir=backend.metadata_dir,
     )
 
 

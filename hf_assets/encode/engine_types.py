@@ -105,6 +105,8 @@ class ShardReport:
     shard: int
     encoded: int = 0
     resumed: int = 0  # entries an earlier attempt of this shard had already written
+    reused: int = 0  # samples keyed by this shard (see encode.fetch_hashes) whose entry the cache already held
+    carried: dict[str, str] = field(default_factory=dict)  # of `failures`: those an earlier run recorded
     failures: dict[str, str] = field(default_factory=dict)  # cache key -> drop reason
     seconds: float = 0.0  # encoding time
     started: float = 0.0  # wall clock (epoch seconds), 0 when nothing was encoded
@@ -141,6 +143,7 @@ class LatentPlan:
     column: str = "image"  # the split's column holding the samples' bytes
     settings: EncodeSettings = EncodeSettings()
     meta: dict = field(default_factory=dict)  # the cache's manifest.json metadata (VAE, factors, dtypes, backend)
+    memo_dir: str = ""  # where the commit records the content hashes its shards computed ("": none were left to them)
 
     @property
     def cache_dir(self) -> Path:
@@ -178,6 +181,11 @@ class LatentPlan:
         paths = sorted((self.directory / REPORTS_DIR).glob("shard-*.json"))
         return [ShardReport.from_dict(json.loads(path.read_text())) for path in paths]
 
+    def pending(self) -> pa.Table:
+        """The samples its shards key as they fetch them (no content hash yet; `encode.fetch_hashes`)."""
+        path = self.directory / "pending.parquet"
+        return pq.read_table(path) if path.is_file() else pa.table({"row": pa.array([], pa.int64())})
+
     def carried_failures(self) -> dict[str, str]:
         """cache key -> reason of samples that failed to decode in an earlier run (not tried again)."""
         table = _read(self.directory / "carried_failures.parquet", self)
@@ -194,6 +202,7 @@ class LatentPlan:
             "column": self.column,
             "settings": self.settings.to_dict(),
             "meta": self.meta,
+            "memo_dir": self.memo_dir,
         }
 
     @classmethod
@@ -208,6 +217,7 @@ class LatentPlan:
             values.get("column", "image"),
             EncodeSettings.from_dict(values.get("settings", {})),
             dict(values.get("meta", {})),
+            values.get("memo_dir", ""),
         )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from hf_assets.data.row_fetch import is_remote
 from hf_assets.data.sources import RawSplit
 from hf_assets.encode.cores import prefetch_depth
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
@@ -28,9 +29,12 @@ def wanted_latents(
     settings: LatentSettings,
     memo_dir: Path | None = None,
     progress: ProgressLog | None = None,
+    defer: bool = False,
 ) -> pa.Table:
-    """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it."""
-    return keyed_rows(buckets, split, image_column, settings.key_fields(), memo_dir=memo_dir, progress=progress)
+    """One row per sample: file name, geometry, content hash of its bytes and hash of every setting that shapes it.
+    With `defer`, a row whose hash is not memoised has none (null): its shard hashes the bytes it fetches."""
+    fields = settings.key_fields()
+    return keyed_rows(buckets, split, image_column, fields, memo_dir=memo_dir, progress=progress, defer=defer)
 
 
 class ImageMedia(Media):
@@ -52,7 +56,8 @@ class ImageMedia(Media):
         return vae_factors_from_config(config)
 
     def wanted(self, buckets, split, column, settings, factors, memo_dir=None, progress=None):
-        return wanted_latents(buckets, split, column, settings, memo_dir, progress), {}
+        # A remote split's images are read once: by the shard that encodes them, which hashes them as it goes.
+        return wanted_latents(buckets, split, column, settings, memo_dir, progress, defer=is_remote(split)), {}
 
     def spec(self, record: dict) -> dict:
         return {
@@ -83,9 +88,10 @@ class ImageMedia(Media):
             vae, settings.memory_format, settings.compile, settings.batch_size, log, settings.compile_cache
         )
 
-    def batches(self, rows, split, column, settings, encoder: VaeRunner, failures, log) -> Iterator:
+    def batches(self, rows, split, column, settings, encoder: VaeRunner, failures, log, keys=None) -> Iterator:
         """(keys, uint8 images) batches of one target size: decoded ahead on the decode threads (JPEGs only read
-        there when `settings.decode` is nvjpeg: decoded on the device) and stacked on a background thread."""
+        there when `settings.decode` is nvjpeg: decoded on the device) and stacked on a background thread; `keys`
+        keys the rows that have none from their fetched bytes (`Media._jobs`)."""
 
         def limit(target: tuple[int, int]) -> int:
             return encoder.batch_limit(target[1], target[0])
@@ -95,7 +101,9 @@ class ImageMedia(Media):
         largest = max(map(limit, zip(*(sizes.column(c).to_pylist() for c in ("target_width", "target_height")))))
         load = self._load if decoder is None else self._load_for_device
         depth = prefetch_depth(largest, settings.decode_workers)
-        items = prefetch(self._jobs(rows, split, column), load, workers=settings.decode_workers, max_in_flight=depth)
+        items = prefetch(
+            self._jobs(rows, split, column, keys), load, workers=settings.decode_workers, max_in_flight=depth
+        )
         groups = group_batches(items, lambda job: job[1]["target"], limit, failures, self.failure_reason, 4 * largest)
         groups = self.ready(groups)
         yield from in_background(stacked_batches(groups, encoder.device, decoder, failures, self.failure_reason))

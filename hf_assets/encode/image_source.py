@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hf_assets.cache.hashing import content_hash, file_stamp
 from hf_assets.cache.tables import load_manifest, load_table, save_table
@@ -15,6 +16,9 @@ from hf_assets.progress import ProgressLog, quiet
 
 HASH_TABLE = "content_hashes"
 MEMO_FORMAT = 3  # 3: entries keyed by piece identity and row within the piece
+_MEMO_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("entry", pa.string()), ("content_hash", pa.string()), ("stamp", pa.string())]
+)
 
 
 class ImageSource:
@@ -59,52 +63,88 @@ def content_hashes(
     rows: np.ndarray,
     memo_dir: Path | None = None,
     progress: ProgressLog | None = None,
+    defer: bool = False,
 ) -> pa.Array:
     """blake2b of each row's image bytes ("" when unreadable), memoised in `memo_dir`.
 
     A memo entry belongs to a row of one piece (a Parquet file, by its identity): it is reused while that
     piece is unchanged, so adding or changing one file re-reads only that file's images; for an image stored
     as a file path, also only while that file's size and modification time are unchanged.
+
+    With `defer`, rows the memo does not know are not read: their hash is null, to be computed where their bytes
+    are fetched anyway (the shard that encodes them, `encode.fetch_hashes`), which records it with `remember`.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    ids = [f"{split.pieces[piece].key}#{local}" for piece, local in split.locate(rows.tolist())]
+    ids = entry_ids(split, rows)
     by_row = dict(zip(rows.tolist(), ids))
-    known: dict[str, tuple[str, str]] = {}  # piece key#local row -> (content hash, file stamp or "" for inline bytes)
-    memo_meta = load_manifest(memo_dir, HASH_TABLE) if memo_dir is not None else {}
-    if memo_meta.get("memo_format") == MEMO_FORMAT:
-        memo = load_table(memo_dir, HASH_TABLE)
-        hashes, stamps = memo.column("content_hash").to_pylist(), memo.column("stamp").to_pylist()
-        known = dict(zip(memo.column("entry").to_pylist(), zip(hashes, stamps)))
-    recheck = np.array([r for r in rows.tolist() if by_row[r] not in known or known[by_row[r]][1]], dtype=np.int64)
+    known = _memo(memo_dir)  # piece key#local row -> (content hash, file stamp or "" for inline bytes)
+    recheck = np.array(
+        [r for r in rows.tolist() if (by_row[r] not in known and not defer) or known.get(by_row[r], ("", ""))[1]],
+        dtype=np.int64,
+    )
     changed = False
     with (progress or quiet()).step("hash", len(recheck), unit="images") as step:
         for row, source in zip(recheck.tolist(), iter_images(split, image_column, recheck)):
             step.advance()
-            stamp, entry = _stamp(source), by_row[row]
+            stamp, entry = stamp_of(source), by_row[row]
             if entry in known and known[entry][1] == stamp and stamp != "missing":
                 continue
             data = read_source(source)
             known[entry] = (content_hash(data) if data else "", stamp)
             changed = True
+    if memo_dir is not None:
+        _save_memo(split, memo_dir, known, changed)
+    return pa.array([known[e][0] if e in known else None for e in ids], pa.string())
+
+
+def entry_ids(split: RawSplit, rows) -> list[str]:
+    """The memo entry of each split row: its piece's identity and its row within the piece."""
+    return [f"{split.pieces[piece].key}#{local}" for piece, local in split.locate([int(r) for r in rows])]
+
+
+def remember(memo_dir: Path, hashed: pa.Table) -> None:
+    """Add hashes computed where the bytes were fetched (`hashed`: row, entry, content_hash, stamp) to the memo of
+    `content_hashes`; a later entry of the same row of the same piece replaces the earlier one."""
+    if not hashed.num_rows:
+        return
+    columns = ["row", "entry", "content_hash", "stamp"]
+    meta = load_manifest(memo_dir, HASH_TABLE)
+    tables = [hashed.select(columns)]
+    if meta.get("memo_format") == MEMO_FORMAT:
+        old = load_table(memo_dir, HASH_TABLE).select(columns)
+        tables.insert(0, old.filter(pc.invert(pc.is_in(old.column("entry"), value_set=hashed.column("entry")))))
+    table = pa.concat_tables(tables).cast(_MEMO_SCHEMA)
+    save_table(memo_dir, HASH_TABLE, table, {"fingerprint": meta.get("fingerprint", ""), "memo_format": MEMO_FORMAT})
+
+
+def _memo(memo_dir: Path | None) -> dict[str, tuple[str, str]]:
+    memo_meta = load_manifest(memo_dir, HASH_TABLE) if memo_dir is not None else {}
+    if memo_meta.get("memo_format") != MEMO_FORMAT:
+        return {}
+    memo = load_table(memo_dir, HASH_TABLE)
+    hashes, stamps = memo.column("content_hash").to_pylist(), memo.column("stamp").to_pylist()
+    return dict(zip(memo.column("entry").to_pylist(), zip(hashes, stamps)))
+
+
+def _save_memo(split: RawSplit, memo_dir: Path, known: dict[str, tuple[str, str]], changed: bool) -> None:
     starts = {piece.key: piece.start for piece in split.pieces}
     kept = {e: v for e, v in known.items() if e.rpartition("#")[0] in starts}  # entries of files still in the split
-    if memo_dir is not None and (changed or len(kept) < len(known)):
-        entries = list(kept)
-        table = pa.table(
-            {
-                "row": pa.array(
-                    [starts[e.rpartition("#")[0]] + int(e.rpartition("#")[2]) for e in entries], pa.int64()
-                ),
-                "entry": pa.array(entries, pa.string()),
-                "content_hash": pa.array([kept[e][0] for e in entries], pa.string()),
-                "stamp": pa.array([kept[e][1] for e in entries], pa.string()),
-            }
-        )
-        save_table(memo_dir, HASH_TABLE, table, {"fingerprint": split.fingerprint, "memo_format": MEMO_FORMAT})
-    return pa.array([known[e][0] for e in ids], pa.string())
+    if not changed and len(kept) == len(known):
+        return
+    entries = list(kept)
+    table = pa.table(
+        {
+            "row": pa.array([starts[e.rpartition("#")[0]] + int(e.rpartition("#")[2]) for e in entries], pa.int64()),
+            "entry": pa.array(entries, pa.string()),
+            "content_hash": pa.array([kept[e][0] for e in entries], pa.string()),
+            "stamp": pa.array([kept[e][1] for e in entries], pa.string()),
+        },
+        schema=_MEMO_SCHEMA,
+    )
+    save_table(memo_dir, HASH_TABLE, table, {"fingerprint": split.fingerprint, "memo_format": MEMO_FORMAT})
 
 
-def _stamp(source: bytes | str | None) -> str:
+def stamp_of(source: bytes | str | None) -> str:
     """ "" for inline bytes; "size:mtime_ns" for a file path; "missing" when there is nothing to read."""
     if isinstance(source, bytes):
         return ""

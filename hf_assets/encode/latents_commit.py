@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -9,6 +10,8 @@ import pyarrow.compute as pc
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.encode.drop_records import save_drops
 from hf_assets.encode.engine_types import EncodeReport, LatentPlan, ShardReport, require_visible
+from hf_assets.encode.fetch_hashes import fetched_hashes, key_pending
+from hf_assets.encode.image_source import remember
 from hf_assets.encode.latents_plan import remove_plan
 from hf_assets.encode.media import Media
 from hf_assets.progress import ProgressLog, quiet
@@ -37,9 +40,12 @@ def commit_latents(
     failures = dict(carried)
     for r in reports:
         failures.update(r.failures)
+        carried.update(r.carried)
+        report.reused += r.reused
     report.dropped.update(plan.refused())  # refused before encoding: no key
     dropped_keys: dict[str, str | None] = {}  # filename -> cache key
-    readable = plan.readable()
+    cache = EncodedCache(plan.cache_dir, prefix="latents")
+    readable = _with_fetched(plan, media, cache, report)
     is_bad = pc.is_in(readable.column("key"), pa.array(list(failures), pa.string()))
     bad = readable.filter(is_bad)
     for name, key in zip(bad.column("filename").to_pylist(), bad.column("key").to_pylist()):
@@ -47,7 +53,6 @@ def commit_latents(
         dropped_keys[name] = key
         if key in carried:
             report.dropped_before.add(name)
-    cache = EncodedCache(plan.cache_dir, prefix="latents")
     with (progress or quiet()).step("commit", unit="entries") as step:
         result = cache.commit(readable.filter(pc.invert(is_bad)), plan.meta)
         step.advance(result.manifest.table.num_rows)
@@ -58,3 +63,19 @@ def commit_latents(
         hosts = sorted({f"{r.host}:{r.pid}" for r in timed})
         log(f"committed {len(reports)} shard(s) encoded by {len(hosts)} process(es): {report.encoded} latents")
     return report
+
+
+def _with_fetched(plan: LatentPlan, media: Media, cache: EncodedCache, report: EncodeReport) -> pa.Table:
+    """The plan's keyed rows and those its shards keyed as they fetched them (`encode.fetch_hashes`), whose hashes
+    join the content-hash memo; those whose bytes could not be read are dropped as unreadable."""
+    readable, pending = plan.readable(), plan.pending()
+    if not pending.num_rows:
+        return readable
+    hashed = fetched_hashes(plan.directory)
+    pending = key_pending(pending, hashed)
+    unreadable = pc.equal(pending.column("content_hash"), "")
+    report.dropped.update(dict.fromkeys(pending.filter(unreadable).column("filename").to_pylist(), media.unreadable))
+    keyed = cache.with_keys(pending.filter(pc.invert(unreadable)))
+    if plan.memo_dir:
+        remember(Path(plan.memo_dir), hashed)
+    return pa.concat_tables([readable, keyed.select(readable.column_names).cast(readable.schema)])

@@ -17,6 +17,7 @@ from hf_assets.cache.atomic import write_json_atomic, write_parquet_atomic
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.encode.drop_records import DROPPED, earlier_decode_failures
 from hf_assets.encode.engine_types import PLAN_FILE, EncodeSettings, LatentPlan
+from hf_assets.encode.fetch_hashes import PENDING_FILE, shards_by_unit
 from hf_assets.encode.media import Media
 
 PLANS_DIR = "plans"  # <cache dir>/plans/<plan id>/: removed by the commit
@@ -59,16 +60,27 @@ def plan_latents(
     refused: dict[str, str] | None = None,
     plan_id: str | None = None,
     log: Callable[[str], None] = logging.getLogger(__name__).info,
+    units: Callable[[np.ndarray], np.ndarray] | None = None,
+    memo_dir: Path | None = None,
 ) -> LatentPlan:
     """Write the plan of bringing the cache at `directory` up to `wanted` (samples of kind `media`, read from the
     split's `column`) into `<directory>/plans/<plan id>/`; `refused` (file name -> reason) are samples dropped
-    before encoding, `meta` the cache's metadata and `settings` how every shard encodes."""
+    before encoding, `meta` the cache's metadata and `settings` how every shard encodes.
+
+    With `units` (split rows -> their fetch units), shards are runs of whole fetch units, so no unit is fetched by
+    two shards; otherwise shards are split by key. Rows of `wanted` without a content hash (null) are keyed by
+    their shard as it fetches them (`encode.fetch_hashes`), which records the hashes in the memo at `memo_dir`;
+    they need `units`."""
     directory = Path(directory)
     plan_id = plan_id or uuid.uuid4().hex[:12]
     if not plan_id.replace("-", "").isalnum():
         raise ValueError(f"plan id {plan_id!r} must be letters, digits and dashes")
     _prune_stale_plans(directory / PLANS_DIR, log)
     cache = EncodedCache(directory, prefix="latents")
+    unknown = pc.is_null(wanted.column("content_hash"))
+    pending, wanted = wanted.filter(unknown), wanted.filter(pc.invert(unknown))
+    if pending.num_rows and units is None:
+        raise ValueError("plan_latents: rows without a content hash need their fetch units (units=...)")
     unreadable = pc.equal(wanted.column("content_hash"), "")
     refused = {
         **(refused or {}),
@@ -88,7 +100,14 @@ def plan_latents(
                 f"(see {directory / (DROPPED + '.parquet')}); a changed one is tried again"
             )
     target = directory / PLANS_DIR / plan_id
-    assignment = shard_of(to_encode.column("key"), shards)
+    if pending.num_rows:
+        write_parquet_atomic(pending, target / PENDING_FILE)
+        keyless = pending.add_column(0, "key", pa.nulls(pending.num_rows, pa.string()))
+        to_encode = pa.concat_tables([to_encode, keyless.select(to_encode.column_names).cast(to_encode.schema)])
+    if units is not None:
+        assignment = shards_by_unit(units(to_encode.column("row").to_numpy()), shards)
+    else:
+        assignment = shard_of(to_encode.column("key"), shards)
     sizes = np.bincount(assignment, minlength=shards)
     for shard in np.flatnonzero(sizes):
         write_parquet_atomic(to_encode.filter(pa.array(assignment == shard)), target / f"shard-{shard:05d}.parquet")
@@ -107,12 +126,14 @@ def plan_latents(
         column,
         settings,
         meta,
+        str(memo_dir) if memo_dir is not None and pending.num_rows else "",
     )
     write_json_atomic({**plan.to_dict(), "created": time.time()}, target / PLAN_FILE)  # written last: marks it whole
     if to_encode.num_rows:
         log(
             f"plan {plan_id}: {to_encode.num_rows} {media.unit} to encode in {len(plan.busy_shards)} of {shards} "
             f"shard(s), {reused.num_rows} reused"
+            + (f"; {pending.num_rows} to be hashed as their shard fetches them" if pending.num_rows else "")
         )
     return plan
 

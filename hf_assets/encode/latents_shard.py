@@ -15,8 +15,10 @@ from hf_assets.cache.atomic import write_json_atomic
 from hf_assets.cache.encoded import EncodedCache
 from hf_assets.cache.shards import list_shards
 from hf_assets.data.sources import RawSplit
+from hf_assets.encode.drop_records import earlier_decode_failures
 from hf_assets.encode.engine_types import LatentPlan, ShardReport
-from hf_assets.encode.image_source import fetch_windows
+from hf_assets.encode.fetch_hashes import HashWhileFetching
+from hf_assets.encode.image_source import entry_ids, fetch_windows
 from hf_assets.encode.media import Media
 from hf_assets.encode.model_loading import as_dtype
 from hf_assets.encode.overlap import BackgroundWrites, HostCopy
@@ -49,6 +51,7 @@ def _encode(plan, shard, split, vae_loader, media, log, progress) -> ShardReport
     progress = progress or quiet()
     cache = EncodedCache(plan.cache_dir, prefix="latents", max_bytes=plan.settings.shard_bytes)
     to_encode = plan.shard_rows(shard)
+    hashing = None
     if to_encode.num_rows:  # what an earlier attempt of this shard flushed (journal only: no shard is read)
         journal = cache.journal_entries()
         flushed = journal.filter(
@@ -57,6 +60,8 @@ def _encode(plan, shard, split, vae_loader, media, log, progress) -> ShardReport
         done = pc.is_in(to_encode.column("key"), value_set=flushed.column("key"))
         report.resumed = pc.sum(done).as_py() or 0
         to_encode = to_encode.filter(pc.invert(done))
+        if to_encode.column("key").null_count:  # keyed here, from the bytes fetched to encode them
+            hashing = _hashing(plan, split, to_encode, cache, flushed, media, log)
     if not to_encode.num_rows:
         return report
     # Fetch window first (each row group of the source is read once), then shape (batches that stack).
@@ -75,12 +80,30 @@ def _encode(plan, shard, split, vae_loader, media, log, progress) -> ShardReport
         cache.writer(lane=f"shard-{shard}") as writer,
         progress.step("encode", to_encode.num_rows, unit=media.unit) as step,
     ):
-        batches = media.batches(to_encode, split, plan.column, plan.settings, encoder, report.failures, log)
+        extra = {"keys": hashing.key} if hashing is not None else {}
+        batches = media.batches(to_encode, split, plan.column, plan.settings, encoder, report.failures, log, **extra)
         dtype = as_dtype(plan.settings.latent_dtype)
         report.encoded += write_latents(batches, encoder, dtype, writer, step, log, media.stored)
     report.seconds = time.perf_counter() - started
     report.finished = time.time()
+    if hashing is not None:
+        hashing.write(plan.directory, shard)
+        report.reused, report.resumed = hashing.reused, report.resumed + hashing.resumed
+        report.carried = hashing.carried
+        report.failures.update(hashing.carried)
     return report
+
+
+def _hashing(plan, split, rows, cache, flushed, media, log) -> HashWhileFetching:
+    """What keys this shard's keyless rows (see encode.fetch_hashes): the cache's readable entries, what an earlier
+    attempt flushed, the decode failures of earlier runs."""
+    keyless = rows.filter(pc.is_null(rows.column("key"))).column("row").to_numpy()
+    entries = dict(zip(keyless.tolist(), entry_ids(split, keyless)))
+    present = set(cache.known_entries().column("key").to_pylist())
+    earlier = earlier_decode_failures(plan.cache_dir, log, media.decoder, media.decode_failure)
+    hashing = HashWhileFetching(entries, present, set(flushed.column("key").to_pylist()), earlier)
+    hashing.seen.update(k for k in rows.column("key").to_pylist() if k is not None)
+    return hashing
 
 
 def write_latents(

@@ -113,10 +113,16 @@ class Media:
         """A sample's drop reason: `decode_failure` when it does not decode (not retried), else retried."""
         return failure_reason(error, self.corrupt, self.decode_failure)
 
-    def _jobs(self, rows: pa.Table, split: RawSplit, column: str) -> Iterator[tuple[str, object, object]]:
+    def _jobs(self, rows: pa.Table, split: RawSplit, column: str, keys=None) -> Iterator[tuple[str, object, object]]:
+        """(cache key, spec, bytes or path) of each row to encode; a row without a key is keyed by `keys(record,
+        source)` from its fetched bytes, and skipped when that gives None (see encode.fetch_hashes)."""
         sources = iter_images(split, column, rows.column("row").to_numpy())  # one stream: reads ahead, once
         for start in range(0, rows.num_rows, SLICE_ROWS):
             for record, source in zip(rows.slice(start, SLICE_ROWS).to_pylist(), sources):
+                if record["key"] is None:
+                    record["key"] = keys(record, source)
+                    if record["key"] is None:
+                        continue
                 yield record["key"], self.spec(record), source
 
     def _load(self, job):
@@ -133,10 +139,11 @@ def keyed_rows(
     hashed: list[np.ndarray] | None = None,
     memo_dir: Path | None = None,
     progress: ProgressLog | None = None,
+    defer: bool = False,
 ) -> pa.Table:
     """The bucket table's file name, row and GEOMETRY, the `extra` columns, each row's content hash ("" when its
-    bytes cannot be read) and its settings hash: `settings` (the same for every row) joined with the row's geometry
-    and the per-row values in `hashed`."""
+    bytes cannot be read; with `defer`, null when it is not known without reading them) and its settings hash:
+    `settings` (the same for every row) joined with the row's geometry and the per-row values in `hashed`."""
     base = settings_hash(settings)
     geometry = np.stack([buckets.column(c).to_numpy(zero_copy_only=False) for c in GEOMETRY] + (hashed or []), axis=1)
     per_row = [row_settings_hash(base, g) for g in geometry.tolist()]
@@ -144,5 +151,5 @@ def keyed_rows(
     for name, values in (extra or {}).items():
         table = table.append_column(name, values)
     rows = table.column("row").to_numpy()
-    table = table.append_column("content_hash", content_hashes(split, column, rows, memo_dir, progress))
+    table = table.append_column("content_hash", content_hashes(split, column, rows, memo_dir, progress, defer))
     return table.append_column("settings_hash", pa.array(per_row, pa.string()))
