@@ -242,7 +242,14 @@ CONDITIONING_KEYS = [
         "the generator's parameters, SimpleTuner's names and defaults (also accepted beside `type`)",
         F.OBJECT,
     ),
-    Key("instance_data_dir", (CONDITIONING,), "warned", "generated images are not written as files", F.STR),
+    Key(
+        "instance_data_dir",
+        (CONDITIONING,),
+        "honoured",
+        "a folder (relative to the config file) where each generated image is also written, as a PNG under its "
+        "source sample's relative path; unset: none is written, the images live only in the latent cache",
+        F.STR,
+    ),
 ]
 
 CONDITIONING_LINKS = [

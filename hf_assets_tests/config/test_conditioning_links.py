@@ -41,6 +41,14 @@ def test_a_generated_datasets_latents_go_under_its_sources_cache_dir_vae(tmp_pat
     assert config.backend("photos_conditioning_canny").vae_dir == tmp_path / "vae/photos/photos_conditioning_canny"
 
 
+def test_a_generators_instance_data_dir_is_where_its_images_go_and_warns_nothing(tmp_path):
+    edges = {"type": "canny", "instance_data_dir": "out/edges"}
+    config = load(tmp_path, {**PHOTOS_ENTRY, "conditioning": [edges, {"type": "jpeg"}]})
+    assert config.backend("photos_conditioning_canny").conditioning.output_dir == tmp_path / "out" / "edges"
+    assert config.backend("photos_conditioning_jpeg").conditioning.output_dir is None  # unset: no files
+    assert not [w for w in config.warnings if "instance_data_dir" in w]  # honoured: the encoder writes there
+
+
 @pytest.mark.parametrize(("captions", "policy"), [(False, ()), ("minecraft", ("minecraft",)), (["a", "b"], ("a", "b"))])
 def test_generated_captions_are_none_one_or_a_list(tmp_path, captions, policy):
     config = load(tmp_path, {**PHOTOS_ENTRY, "conditioning": {"type": "canny", "captions": captions}})
