@@ -11,6 +11,7 @@ from hf_assets.assets.bucket_previews import build_bucket_previews_asset
 from hf_assets.assets.cache_checks import build_latent_checks, build_text_checks
 from hf_assets.assets.filtered_index import build_filtered_index_asset
 from hf_assets.assets.metadata_checks import build_metadata_checks
+from hf_assets.assets.pair_checks import build_pair_checks
 from hf_assets.assets.partitions import backend_partitions
 from hf_assets.assets.raw_split import build_raw_split_asset
 from hf_assets.assets.text_embeds import build_text_embeds_asset
@@ -82,6 +83,7 @@ def build_definitions(config_path: Path | str | None = None, hub_api=default_hub
             *build_metadata_checks(partitions),
             build_latent_checks(partitions),
             build_text_checks(partitions),
+            build_pair_checks(partitions),
         ],
         jobs=[prepare, scan],
         schedules=[build_refresh_schedule(prepare, config.backend_ids)],

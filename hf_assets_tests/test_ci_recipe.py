@@ -45,7 +45,7 @@ def test_the_readme_ci_recipe_materializes_each_partition_and_reads_the_results(
         latents = assets["vae_latents"]["metadata"]
         assert latents["encoded"] + latents["dropped"] == assets["aspect_buckets"]["metadata"]["samples"]
         assert latents["encoded"] > 0
-        assert len(report[partition]["checks"]) == 9 and all(report[partition]["checks"].values())
+        assert len(report[partition]["checks"]) == 10 and all(report[partition]["checks"].values())
         assert {"raw_split:split_current", "filtered_index:drop_rate", "aspect_buckets:buckets_not_empty"} <= set(
             report[partition]["checks"]
         )

@@ -43,6 +43,7 @@ def test_dg_check_defs_passes_and_dg_list_defs_lists_assets_checks_jobs_and_auto
         "vae_latents:latents_complete",
         "vae_latents:latent_shapes",
         "vae_latents:latents_finite",
+        "vae_latents:conditioning_pairs_complete",
         "text_embeds:text_embeds_complete",
         "text_embeds:text_embed_shapes",
         "text_embeds:text_embeds_finite",

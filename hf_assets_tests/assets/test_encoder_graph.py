@@ -59,7 +59,7 @@ def test_full_graph_passes_its_checks_and_values_load_lazily(graph):
     defs, instance, tmp_path = graph
     result = run(defs, instance)
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert len(checks) == 9 and all(checks.values())  # 3 metadata checks, 3 per encoder cache
+    assert len(checks) == 10 and all(checks.values())  # 3 metadata checks, 3 per encoder cache, the pairs' check
     buckets = defs.load_asset_value("aspect_buckets", partition_key="photos", instance=instance)
     latents = defs.load_asset_value("vae_latents", partition_key="photos", instance=instance)
     embeds = defs.load_asset_value("text_embeds", partition_key="photos", instance=instance)

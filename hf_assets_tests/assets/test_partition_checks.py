@@ -36,12 +36,14 @@ def test_check_specs_are_partitioned_like_their_asset(graph):
         "raw_split": {"split_current"},
         "filtered_index": {"drop_rate"},
         "aspect_buckets": {"buckets_not_empty"},
-        "vae_latents": {"latents_complete", "latent_shapes", "latents_finite"},
+        "vae_latents": {"latents_complete", "latent_shapes", "latents_finite", "conditioning_pairs_complete"},
         "text_embeds": {"text_embeds_complete", "text_embed_shapes", "text_embeds_finite"},
     }
     assert all(s.partitions_def.get_partition_keys() == ["photos", "photos_b"] for s in specs)
-    # The encoder checks stop text_embeds after bad latents; the metadata checks show red but let the run go on.
-    assert {s.name for s in specs if s.blocking} == by_asset["vae_latents"] | by_asset["text_embeds"]
+    # The encoder cache checks stop text_embeds after bad latents; the metadata checks and the conditioning pairs'
+    # check show red but let the run go on (a partner never holds back its source).
+    blocking = {"latents_complete", "latent_shapes", "latents_finite"} | by_asset["text_embeds"]
+    assert {s.name for s in specs if s.blocking} == blocking
 
 
 def test_each_check_result_is_recorded_for_its_partition_and_blocks_only_it(graph, tiny_sdxl, monkeypatch):
