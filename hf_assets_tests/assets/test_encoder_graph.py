@@ -111,7 +111,7 @@ def test_truncated_shard_and_deleted_manifest_are_repaired_by_the_next_run(graph
     (tmp_path / "cache" / "text" / "photos" / "manifest.parquet").unlink()
     result = run(defs, instance)
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert len(checks) == 9 and all(checks.values())  # 3 metadata checks, 3 per encoder cache
+    assert len(checks) == 10 and all(checks.values())  # 3 metadata checks, 3 per encoder cache, the pairs' check
     repaired = metadata(result, "vae_latents")["repaired"]
     assert list(repaired["unreadable_shards"]) == [shard.name] and not shard.exists()
     assert metadata(result, "vae_latents")["encoded"] == repaired["unreadable_entries"] > 0
