@@ -54,7 +54,19 @@ def config_settings(backend: BackendConfig) -> dict[str, str]:
 
 def config_digest(backend: BackendConfig) -> str:
     """A digest of every parsed setting of the backend's entry: any edit that changes a setting changes it."""
-    return fingerprint_of([json.dumps(dataclasses.asdict(backend), sort_keys=True, default=str)])
+    return fingerprint_of([json.dumps(_plain(backend), sort_keys=True, default=str)])
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict`'s structure, without its deep copy (which a read-only mapping such as a conditioning
+    generator's parameters refuses): dataclasses and mappings as dicts, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def folder_files(root: Path) -> dict[str, str]:

@@ -23,6 +23,16 @@ def backend(tmp_path, **entry):
     return parse_config([{**base, **entry}], tmp_path / "dataloader.json").backends[0]
 
 
+def test_a_generated_conditioning_datasets_parameters_are_in_its_config_digest(tmp_path):
+    def generated(**params):
+        entry = {"id": "b", "type": "huggingface", "dataset_name": "user/photos", "caption_column": "caption"}
+        config = parse_config([{**entry, "conditioning": {"type": "canny", **params}}], tmp_path / "dataloader.json")
+        return config.backend("b_conditioning_canny")  # its parameters are a read-only mapping
+
+    assert config_digest(generated()) == config_digest(generated())
+    assert config_digest(generated()) != config_digest(generated(low_threshold=20))
+
+
 def test_any_setting_changes_the_config_digest_and_nothing_else_does(tmp_path):
     assert config_digest(backend(tmp_path)) == config_digest(backend(tmp_path))
     assert config_digest(backend(tmp_path)) != config_digest(backend(tmp_path, resolution=512))
