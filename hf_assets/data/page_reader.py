@@ -2,6 +2,7 @@
 costs in bytes before it is made. Chunks that cannot be read by pages fall back to pyarrow's whole-chunk read."""
 
 import bisect
+import functools
 
 import pyarrow as pa
 
@@ -95,6 +96,35 @@ class PieceReader:
         if chunk is None:
             raise Unsupported(f"{leaf} of row group {group} is read whole")
         return read_rows(self.ranges, chunk, rows)
+
+
+PAGE_SAVING = 0.9  # read by pages when they cost less than this share of the whole chunk
+
+
+def by_pages_when_cheaper(reader: PieceReader, column: str, tasks: list[tuple[list[int], object]]) -> list:
+    """`tasks` (piece-local rows of one row group each, and a callable reading the whole chunk) with each task whose
+    rows sit in a few pages of a chunk that has an offset index reading only those pages instead."""
+    out = []
+    for rows, read in tasks:
+        group = reader.locate(rows[0])[0]
+        if _page_cost(reader, group, column, rows) < PAGE_SAVING * reader.chunk_bytes(group, column):
+            read = functools.partial(reader.take, column, list(rows))
+        out.append((rows, read))
+    return out
+
+
+def _page_cost(reader: PieceReader, group: int, column: str, rows: list[int]) -> float:
+    """Bytes of the main leaf's pages holding `rows`; infinite when the chunk has no offset index (walking its page
+    headers would cost a request per page) or cannot be read by pages."""
+    leaf = reader.main_leaf(column)
+    index = reader._leaves.get(leaf)
+    if index is None or not reader.piece.footer().row_group(group).column(index).has_offset_index:
+        return float("inf")
+    pages = reader.pages(group, leaf)
+    if pages is None:
+        return float("inf")
+    needed = {pages.page_of(reader.locate(r)[1]) for r in rows}
+    return sum(pages.sizes[p] for p in needed) + (pages.dictionary[1] if pages.dictionary else 0)
 
 
 def _of(path: str, column: str) -> bool:

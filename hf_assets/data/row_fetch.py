@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from hf_assets import env
+from hf_assets.data.page_reader import PieceReader, by_pages_when_cheaper
 from hf_assets.data.parquet_files import ParquetPiece, is_local
 from hf_assets.data.split import RawSplit
 
@@ -100,6 +101,7 @@ class RowFetcher:
         self.column = column
         self.concurrency = max(1, concurrency)
         self.starts = window_starts(split)
+        self.readers: dict[int, PieceReader] = {}  # remote pieces read by pages where cheaper
 
     def window_ids(self, rows) -> np.ndarray:
         """The fetch window of each split row: order requests by it to read each row group once."""
@@ -124,7 +126,12 @@ class RowFetcher:
         submitted = []
         for piece, locals_ in by_piece.items():
             source = self.split.pieces[piece]
-            for rows, read in source.take_tasks(self.column, sorted(set(locals_))):
+            tasks = source.take_tasks(self.column, sorted(set(locals_)))
+            if isinstance(source, ParquetPiece) and not is_local(source.fs):  # remote: fetch only the pages needed
+                if piece not in self.readers:
+                    self.readers[piece] = PieceReader(source)
+                tasks = by_pages_when_cheaper(self.readers[piece], self.column, tasks)
+            for rows, read in tasks:
                 where = source.record.get("path", self.split.source)
                 what = f"column '{self.column}' of {where} rows {rows[0]}..{rows[-1]}"
                 submitted.append((rows, piece, pool.submit(with_retries, read, what)))
