@@ -106,14 +106,22 @@ def buckets_not_empty(directory: Path, backend: BackendConfig) -> tuple[Finding,
     return finding, {"samples": rows, "buckets": buckets}
 
 
-def split_current(directory: Path, backend: BackendConfig, open_split: Callable[[BackendConfig], RawSplit]):
+def split_current(
+    directory: Path,
+    backend: BackendConfig,
+    open_split: Callable[[BackendConfig], RawSplit],
+    run_id: str | None = None,
+):
     """Fails when the split raw_split stored no longer matches its source (opened again with `open_split`: the same
     listing the asset makes, no row read): the examples name the files added, removed or changed where the stored
-    record tells them, else the two fingerprints."""
+    record tells them, else the two fingerprints. In the run that listed the source (`run_id`) the record is current
+    by construction and the source is not listed again: a run lists its source once."""
     stored = load_manifest(directory, SPLIT_TABLE)
     if not stored.get("fingerprint"):
         return never_stored("raw_split", directory, backend.id), {}
     finding = Finding()
+    if run_id is not None and stored.get("listed_by_run") == run_id:
+        return finding, {"stored_fingerprint": stored["fingerprint"], "listed_in_this_run": True}
     try:
         current = open_split(backend)
     except Exception as exc:  # noqa: BLE001 - a source that cannot be opened is not current; the check says why

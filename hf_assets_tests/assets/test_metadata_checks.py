@@ -151,3 +151,21 @@ def test_checks_run_before_their_asset_fail_saying_what_to_materialize(graph):
         assert found[name].metadata["examples"].value == [
             f"nothing stored at {folder}: materialize {asset} for partition photos first"
         ]
+
+
+def test_split_current_in_the_run_that_listed_the_source_lists_nothing_again(graph):
+    from hf_assets.config import load_config
+    from hf_assets.data.metadata_verify import split_current
+
+    defs, instance, tmp_path = graph
+    result = scan(defs, instance, "local-set")
+    assert result.success and evaluations(result)["split_current"].passed
+    backend = load_config(tmp_path / "dataloader.json").backend("local-set")
+
+    def no_listing(_backend):
+        raise AssertionError("listed again")
+
+    finding, figures = split_current(backend.metadata_dir, backend, no_listing, run_id=result.run_id)
+    assert finding.passed and figures["listed_in_this_run"] is True
+    other, _ = split_current(backend.metadata_dir, backend, no_listing, run_id="another-run")  # another run lists
+    assert not other.passed and "could not be opened again: listed again" in other.examples[0]
