@@ -36,7 +36,8 @@ from PIL import ImageDraw
 
 from examples import demo_images as di
 
-GENERATOR_VERSION = "4"  # 4: the tiny pipelines, named per backend by pretrained_model_name_or_path
+# 4: the tiny pipelines, named per backend by pretrained_model_name_or_path; 5: local-folder's generated canny dataset
+GENERATOR_VERSION = "5"
 MARKER = ".demo_data_version"
 DEFAULT_OUT = Path(__file__).resolve().parent / "demo_data"
 CONFIG_NAME = "dataloader.json"
@@ -571,6 +572,7 @@ def dataloader_config() -> list[dict]:
             "aspect_bucket_alignment": 64,
             "cache_dir": "cache/local-folder",
             "pretrained_model_name_or_path": IMAGE_MODEL,
+            "conditioning": [CANNY_CONDITIONING],
         },
         LOCAL_EDGES_ENTRY,
         {
@@ -619,6 +621,10 @@ LOCAL_EDGES_ENTRY = {
     "instance_data_dir": "local_edges",
     "cache_dir": "cache/local-edges",
 }
+
+# SimpleTuner's generated ControlNet dataset: canny edges made from each local-folder crop (partition
+# local-folder_conditioning_canny), encoded beside its source; no image file is written (no instance_data_dir).
+CANNY_CONDITIONING = {"type": "canny", "conditioning_type": "controlnet", "low_threshold": 50, "high_threshold": 100}
 
 CLIPS_ENTRY = {
     "id": "clips",

@@ -11,7 +11,8 @@ import pytest
 from hf_assets_tests.demo_workspace import ROOT
 
 BIN = Path(sys.executable).parent
-PARTITIONS = ["photos", "local-folder"]  # the demo's image backends with the most and the fewest rows
+# the demo's image backends with the most and the fewest rows, and the canny ControlNet dataset made from the latter
+PARTITIONS = ["photos", "local-folder", "local-folder_conditioning_canny"]
 
 
 def recipe() -> str:
@@ -49,6 +50,18 @@ def test_the_readme_ci_recipe_materializes_each_partition_and_reads_the_results(
         assert {"raw_split:split_current", "filtered_index:drop_rate", "aspect_buckets:buckets_not_empty"} <= set(
             report[partition]["checks"]
         )
+    canny = report["local-folder_conditioning_canny"]["assets"]
+    assert canny["aspect_buckets"]["metadata"]["source"] == "local-folder"
+    assert (
+        canny["vae_latents"]["metadata"]["conditioning_type"],
+        canny["aspect_buckets"]["metadata"]["generator"],
+    ) == (
+        "controlnet",
+        "canny",
+    )
+    source = report["local-folder"]["assets"]
+    assert canny["aspect_buckets"]["metadata"]["samples"] == source["aspect_buckets"]["metadata"]["samples"]
+    assert canny["vae_latents"]["metadata"]["encoded"] == source["vae_latents"]["metadata"]["encoded"]  # pair by pair
 
 
 @pytest.mark.slow

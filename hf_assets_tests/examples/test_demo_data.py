@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from bench.make_bench_dataset import build_bench_dataset
 from examples import make_demo_data as demo
-from hf_assets.config.loader import load_config
+from hf_assets.config.loader import DEMO_CONFIG, load_config
 
 ALLOWED_ENTRY_KEYS = {
     # the spec's keys
@@ -58,6 +58,7 @@ ALLOWED_ENTRY_KEYS = {
     # SimpleTuner's ControlNet keys
     "conditioning_type",
     "source_dataset_id",
+    "conditioning",
     # hf_assets's extensions: the model that encodes each backend, the drop-rate check's bound
     "pretrained_model_name_or_path",
     "max_drop_rate",
@@ -225,6 +226,12 @@ def test_dataloader_json_describes_the_backends(demo_dir):
     local = entries["local-folder"]
     assert local["type"] == "local" and (demo_dir / local["instance_data_dir"]).is_dir()
     assert local["caption_strategy"] == "textfile" and local["crop_aspect_buckets"] == [0.75, 1.0, 1.33]
+    assert local["conditioning"] == [
+        {"type": "canny", "conditioning_type": "controlnet", "low_threshold": 50, "high_threshold": 100}
+    ]
+    canny = config.backend("local-folder_conditioning_canny")  # generated from local-folder's crops
+    assert canny.conditioning.source == "local-folder" and canny.conditioning.generator.kind == "canny"
+    assert canny.conditioning.strict and canny.conditioning.output_dir is None  # no image files written
 
     edges = entries["local-edges"]
     assert edges["dataset_type"] == "conditioning" and edges["source_dataset_id"] == "local-folder"
@@ -264,8 +271,21 @@ def test_the_project_config_loader_accepts_it(demo_dir):
     from hf_assets.config.loader import load_config
 
     config = load_config(demo_dir / "dataloader.json")
-    assert config.backend_ids == ["photos", "grids", "local-folder", "local-edges", "sks-photos", "clips"]
-    assert config.conditioning_of("local-folder") == ("local-edges",)
+    assert config.backend_ids == [
+        "photos",
+        "grids",
+        "local-folder",
+        "local-edges",
+        "local-folder_conditioning_canny",
+        "sks-photos",
+        "clips",
+    ]
+    assert config.conditioning_of("local-folder") == ("local-edges", "local-folder_conditioning_canny")
+    bundled = load_config(DEMO_CONFIG)  # examples/dataloader.json, which `make demo` and `make ui` load
+    assert bundled.backend_ids == config.backend_ids and not bundled.warnings
+    assert bundled.conditioning_of("local-folder") == config.conditioning_of("local-folder")
+    canny, bundled_canny = (c.backend("local-folder_conditioning_canny").conditioning for c in (config, bundled))
+    assert canny.generator == bundled_canny.generator and canny.type == bundled_canny.type == "controlnet"
     assert not config.warnings
     assert config.backend("photos").dataset_name == str(demo_dir / "photos")
     assert config.text_embeds_dir == demo_dir / "cache" / "text_embeds"
