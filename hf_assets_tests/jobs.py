@@ -15,6 +15,11 @@ def prepare_job_again():
     return prepare_job()
 
 
+def prepare_job_on_dask_again():
+    """Another pointer, for the second Dask test: the module's workers still hold the first test's job."""
+    return prepare_job()
+
+
 def prepare_job_for_retries():
     """Another pointer, for the retry test (see `prepare_job_again`)."""
     return prepare_job()

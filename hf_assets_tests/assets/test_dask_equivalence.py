@@ -1,5 +1,6 @@
 """The same asset code on a real Dask LocalCluster (2 worker processes) gives the cache the in-process run gives,
-for an image backend and for a clip backend alike."""
+for an image backend and for a clip backend alike. The two tests share one cluster: its workers start (and import
+dagster, torch and diffusers) once, and take each test's HF_* environment before its run."""
 
 import os
 
@@ -11,7 +12,7 @@ from hf_assets.cache.latents import open_latents
 from hf_assets.cache.manifest import read_manifest
 from hf_assets_tests.conftest import write_config
 from hf_assets_tests.encode.test_clip_media import ENTRY as CLIP_ENTRY
-from hf_assets_tests.jobs import prepare_job, prepare_job_again
+from hf_assets_tests.jobs import prepare_job, prepare_job_again, prepare_job_on_dask_again
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +27,33 @@ def step_hosts(instance, run_id) -> dict[str, int]:
     return {r.step_key: r.dagster_event.pid for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}
 
 
-def run_in_process_then_on_dask(tmp_path, monkeypatch, configure, partition: str, shards: int):
-    """Run prepare_datasets for `partition` in process (config `configure("inproc")`), then on a Dask LocalCluster of
-    two worker processes (config `configure("dask")`); the Dask run's step key -> pid, the workers' pids and its
-    vae_latents metadata."""
+def adopt_environment(environ: dict[str, str]) -> None:
+    """Run in each worker: its HF_* variables become exactly `environ` (the test's), as if it had started now."""
+    for name in [name for name in os.environ if name.startswith("HF_") and name not in environ]:
+        del os.environ[name]
+    os.environ.update(environ)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One Dask LocalCluster of two worker processes for the module's tests: (cluster, the workers' pids)."""
     distributed = pytest.importorskip("distributed")
+    with pytest.MonkeyPatch.context() as patch:  # the workers import this checkout's hf_assets_tests
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+            with distributed.Client(c) as client:
+                workers = set(client.run(os.getpid).values())
+            yield c, workers
+
+
+def run_in_process_then_on_dask(tmp_path, monkeypatch, cluster, configure, partition: str, shards: int, job):
+    """Run prepare_datasets for `partition` in process (config `configure("inproc")`), then on the module's Dask
+    LocalCluster of two worker processes (config `configure("dask")`, the job behind the pointer `job`: a worker
+    keeps the job it last reconstructed per pointer); the Dask run's step key -> pid, the workers' pids and its
+    vae_latents metadata."""
+    import distributed
+
     monkeypatch.setenv("HF_ASSETS_SHARDS", str(shards))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
     (tmp_path / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
     tags = {"dagster/partition": partition}
@@ -43,11 +64,12 @@ def run_in_process_then_on_dask(tmp_path, monkeypatch, configure, partition: str
 
     monkeypatch.setenv("HF_ASSETS_EXECUTOR", "dask")
     monkeypatch.setenv("HF_ASSETS_DATALOADER_CONFIG", str(configure("dask")))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as client:
-            workers = set(client.run(os.getpid).values())
-        existing = {"execution": {"config": {"cluster": {"existing": {"address": cluster.scheduler_address}}}}}
-        result = dg.execute_job(dg.reconstructable(prepare_job_again), instance, run_config=existing, tags=tags)
+    cluster, workers = cluster
+    with distributed.Client(cluster) as client:
+        client.run(adopt_environment, {name: value for name, value in os.environ.items() if name.startswith("HF_")})
+        assert set(client.run(os.getpid).values()) == workers  # the same two processes the whole module
+    existing = {"execution": {"config": {"cluster": {"existing": {"address": cluster.scheduler_address}}}}}
+    result = dg.execute_job(dg.reconstructable(job), instance, run_config=existing, tags=tags)
     assert result.success
     (latents,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("vae_latents")]
     metadata = {k: v.value for k, v in latents.materialization.metadata.items()}
@@ -66,11 +88,17 @@ def assert_equal_caches(local_dir, remote_dir, at_least: int) -> None:
 
 
 def test_dask_local_cluster_and_in_process_give_bitwise_equal_caches(
-    tmp_path, hub_dataset, photos_entry, tiny_sdxl, monkeypatch
+    tmp_path, hub_dataset, photos_entry, tiny_sdxl, monkeypatch, cluster
 ):
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
     ran_on, workers, latents = run_in_process_then_on_dask(
-        tmp_path, monkeypatch, lambda name: configure(tmp_path, photos_entry, name), "photos", shards=3
+        tmp_path,
+        monkeypatch,
+        cluster,
+        lambda name: configure(tmp_path, photos_entry, name),
+        "photos",
+        shards=3,
+        job=prepare_job_again,
     )
     shard_steps = [key for key in ran_on if ".encode_vae_shard_" in key]
     assert len(shard_steps) == 3 and "vae_latents.commit_vae_latents" in ran_on and "text_embeds" in ran_on
@@ -98,7 +126,7 @@ def write_clips(tmp_path) -> dict:
 
 
 def test_a_clip_backend_fans_out_over_dask_workers_like_images_and_its_cache_equals_the_in_process_one(
-    tmp_path, tiny_wan, monkeypatch
+    tmp_path, tiny_wan, monkeypatch, cluster
 ):
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_wan))
     entry = write_clips(tmp_path)
@@ -106,7 +134,9 @@ def test_a_clip_backend_fans_out_over_dask_workers_like_images_and_its_cache_equ
     def configure_clips(name):
         return write_config(tmp_path / f"{name}.json", [{**entry, "cache_dir": f"cache/{name}"}])
 
-    ran_on, workers, latents = run_in_process_then_on_dask(tmp_path, monkeypatch, configure_clips, "clips", shards=3)
+    ran_on, workers, latents = run_in_process_then_on_dask(
+        tmp_path, monkeypatch, cluster, configure_clips, "clips", shards=3, job=prepare_job_on_dask_again
+    )
     busy = [key for key in ran_on if ".encode_vae_shard_" in key]
     assert len(busy) == 3 and set(ran_on.values()) <= workers and len(workers) == 2
     cache = tmp_path / "cache"
