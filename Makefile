@@ -48,6 +48,8 @@ HOST ?= 127.0.0.1
 # named per backend in examples/dataloader.json) it builds first when missing.
 ui: venv $(DAGSTER_HOME)/dagster.yaml
 	if [ -z "$$HF_ASSETS_DATALOADER_CONFIG" ]; then $(PY) -m examples.make_demo_data >/dev/null; fi
+	# the instance's storage first: a webserver and a daemon creating a fresh one at once can race on its schema
+	$(VENV)/bin/dagster instance migrate >/dev/null
 	exec $(VENV)/bin/dg dev -h $(HOST) -p $(PORT)
 
 bench: venv
