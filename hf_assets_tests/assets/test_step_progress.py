@@ -64,7 +64,7 @@ def test_every_long_step_logs_progress_while_it_runs(logged_run):
     assert found(texts, r"encode: (\d+)/\1 captions \(100%\), .* \(done\)$")
     assert found(texts, r"commit: \d+ entries, .* \(done\)$")
     # the checks' own steps: raw_split's lists the source again, the encoder checks read the stored caches
-    assert found(lines["check_raw_split"], r"photos: listing the source again: done in \w+$")
+    assert found(lines["check_raw_split"], r"photos: comparing the stored split with its source: done in \w+$")
     # the checks' own steps read the stored caches: each check's read is announced and timed
     for step, check in (("check_vae_latents", "latents_finite"), ("check_text_embeds", "text_embeds_finite")):
         assert found(lines[step], rf"{check}: reading \d+ entries of .*: done in \w+$"), step
