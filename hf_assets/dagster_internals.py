@@ -110,3 +110,31 @@ def drop_pool_information(plan_context) -> None:
     run = plan_context.dagster_run
     if getattr(run, "run_op_concurrency", None) is not None:
         plan_context._plan_data = plan_context.plan_data._replace(dagster_run=run._replace(run_op_concurrency=None))
+
+
+def sleep_while_steps_wait_for_pools() -> None:
+    """Make a run's in-process executor sleep until its next pool claim check instead of spinning on a CPU core.
+
+    Why: in Dagster 1.13 (checked on 1.13.27 and 1.13.29) `InstanceConcurrencyContext.
+    interval_to_next_pending_claim_check` returns `min(0, time to the next check)`, never a positive number, so the
+    in-process executor's `ActiveExecution.sleep_til_ready` never sleeps: a run whose next step waits for a pool slot
+    (our encoders' `gpu` pool) loops at 100% CPU until it gets one. An "All" backfill of N partitions on one GPU then
+    spins N-1 cores while one run encodes. No public setting changes that loop, so the method is replaced by one
+    that returns the time left until the earliest pending claim is due (0 once one is due). The claim checks keep
+    Dagster's own schedule (its backoff from 1 s up to 15 s); only the busy waiting between them goes. Idempotent.
+    """
+    import time
+
+    from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+
+    if getattr(InstanceConcurrencyContext.interval_to_next_pending_claim_check, "hf_assets_sleeps", False):
+        return
+
+    def interval_to_next_pending_claim_check(self) -> float:
+        due = [self._pending_timeouts.get(key) for key in self._pending_claims]
+        if not due or None in due:
+            return 0.0  # nothing pending, or a claim to check now
+        return max(0.0, min(due) - time.time())
+
+    interval_to_next_pending_claim_check.hf_assets_sleeps = True
+    InstanceConcurrencyContext.interval_to_next_pending_claim_check = interval_to_next_pending_claim_check

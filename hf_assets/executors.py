@@ -62,6 +62,9 @@ def executor_from_env() -> dg.ExecutorDefinition:
     """The executor HF_ASSETS_EXECUTOR selects; the Dask and Kubernetes integrations are imported only when chosen."""
     name = executor_name()
     if name == "in_process":
+        from hf_assets.dagster_internals import sleep_while_steps_wait_for_pools
+
+        sleep_while_steps_wait_for_pools()  # a step waiting for the `gpu` pool would otherwise spin a core
         return dg.in_process_executor
     if name == "multiprocess":
         return multiprocess_executor(visible_gpus())

@@ -3,6 +3,8 @@ moves or changes one fails here, by name."""
 
 import os
 import signal
+import threading
+import time
 
 import dagster as dg
 import pytest
@@ -113,3 +115,30 @@ def test_the_latest_check_evaluation_of_one_partition_is_read_back(instance):
     assert photos is not None and photos.passed and photos.partition == "photos"
     assert internals.latest_check_evaluation(instance, key, "grids").passed
     assert internals.latest_check_evaluation(instance, key, "clips") is None
+
+
+def test_a_step_waiting_for_a_pool_slot_sleeps_instead_of_spinning(instance):
+    """Another run holds the only `gpu` slot for 3 s; the waiting in-process run uses a small share of a core."""
+    internals.sleep_while_steps_wait_for_pools()
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)
+    holder = started_run(instance)
+    assert storage.claim_concurrency_slot("gpu", holder.run_id, "vae_latents.encode_vae_shard_0").is_claimed
+
+    @dg.op(pool="gpu")
+    def encode() -> int:
+        return 1
+
+    @dg.job(executor_def=dg.in_process_executor)
+    def waits_for_the_gpu():
+        encode()
+
+    freeing = threading.Timer(3.0, internals.free_pool_slots, (instance, holder.run_id))
+    freeing.start()
+    cpu, wall = time.process_time(), time.monotonic()
+    result = waits_for_the_gpu.execute_in_process(instance=instance)
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    freeing.join()
+    assert result.success and result.output_for_node("encode") == 1
+    assert wall >= 3.0, "the step ran before the slot was free: the pool was not enforced"
+    assert cpu < 0.5 * wall, f"{cpu:.1f} CPU s in {wall:.1f} s of waiting: the executor spins"
