@@ -43,6 +43,6 @@ def test_every_relative_link_of_the_docs_points_at_a_file():
 
 def test_the_readme_is_short_and_its_headings_are_unique():
     text = README.read_text(encoding="utf-8")
-    assert len(text.splitlines()) < 600
+    assert len(text.splitlines()) < 800  # the key table of every SimpleTuner key is about 180 of them
     headings = re.findall(r"^#+ (.+)$", text, re.M)
     assert len(headings) == len(set(headings))

@@ -1,6 +1,6 @@
 """Every SimpleTuner dataloader key hf_assets knows: where it may appear, and whether it is honoured, accepted with a
 warning (and why) or refused (and why). The one source of the loader's key handling and of the key table in
-docs/simpletuner.md.
+the README ("Your SimpleTuner config").
 
 The keys are declared in `keys_entry.py`, `keys_storage.py` and `keys_blocks.py`; this module indexes them.
 Meanings are SimpleTuner's (`documentation/DATALOADER.md`, `documentation/HUGGINGFACE_DATASETS.md`).
