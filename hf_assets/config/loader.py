@@ -187,5 +187,5 @@ def _with_warnings(backend: BackendConfig, warnings) -> BackendConfig:
 def _unreadable(exc: Exception) -> str:
     return (
         f"could not be read ({type(exc).__name__}: {exc}); check the types of its values "
-        'against the key table in the README (section "Every key")'
+        'against the key table in README.md (section "Every key")'
     )
