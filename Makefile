@@ -23,8 +23,12 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	HF_HUB_OFFLINE=1 $(PY) -m examples.run_demo
 
+# Two pytest workers on a 2-core machine (pytest-xdist; PYTEST_WORKERS=0 runs them in this process).
+PYTEST_WORKERS ?= auto
+PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+
 test: venv chromium
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	$(PYTEST)
 
 # The browser test drives Debian's chromium through Playwright (Playwright's own browser download is not used).
 # Installed here when missing (CI runs as root); without it the browser test is skipped, not failed.
@@ -32,9 +36,9 @@ chromium:
 	@[ -x /usr/bin/chromium ] || (apt-get update && apt-get install -y chromium chromium-driver) || \
 	  echo "chromium could not be installed: the browser test will be skipped"
 
-# The inner loop: everything but the tests marked slow (dagster subprocesses, the browser).
+# The inner loop: everything but the tests marked slow (Dagster runs of the graph, subprocesses, the browser).
 test-fast: venv
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,23 @@ from hf_assets_tests.s3_server import s3_server  # noqa: F401 - a real S3 server
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_ASSETS_RETRY_DELAY", "0")  # retried steps and fetches never sleep on a backoff in tests
+# The dagster processes the tests start encode tiny models beside another pytest worker: one torch thread each, and
+# OpenMP threads that sleep when idle instead of spinning on a core the other worker needs.
+os.environ.setdefault("HF_ASSETS_CPU_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The longest test starts first: `make test` runs two workers (pytest-xdist), and a long test picked up last would
+# leave one of them idle at the end.
+FIRST = ("test_browser.py",)
+TESTS = Path(__file__).resolve().parent
+GRAPH_TESTS = TESTS / "assets"  # every test there materializes the asset graph through Dagster: slow
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: every other test keeps its place
+    for item in items:
+        if GRAPH_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

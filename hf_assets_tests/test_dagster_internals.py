@@ -117,6 +117,7 @@ def test_the_latest_check_evaluation_of_one_partition_is_read_back(instance):
     assert internals.latest_check_evaluation(instance, key, "clips") is None
 
 
+@pytest.mark.slow  # it waits 3 s on purpose
 def test_a_step_waiting_for_a_pool_slot_sleeps_instead_of_spinning(instance):
     """Another run holds the only `gpu` slot for 3 s; the waiting in-process run uses a small share of a core."""
     internals.sleep_while_steps_wait_for_pools()

@@ -1,6 +1,8 @@
 """The filtered index and the bucket table written piece by piece equal the tables built at once, and the writers
 never hold a whole table."""
 
+import shutil
+
 import pyarrow.compute as pc
 import pytest
 
@@ -31,9 +33,18 @@ def backend_of(tmp_path, **entry):
     return parse_config([{**base, **entry}], tmp_path / "dataloader.json").backends[0]
 
 
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+    """60 rows of real images in 3 Parquet files, written once for the module."""
+    folder = tmp_path_factory.mktemp("photos") / "photos"
+    write_hub_dataset(folder, photo_rows(60), shards=3)
+    return folder
+
+
 @pytest.fixture
-def photos(tmp_path):
-    write_hub_dataset(tmp_path / "data" / "photos", photo_rows(60), shards=3)
+def photos(tmp_path, photo_files):
+    """A test's own folder: a copy of the dataset (its config, caches and tables beside it)."""
+    shutil.copytree(photo_files, tmp_path / "data" / "photos")
     return tmp_path
 
 

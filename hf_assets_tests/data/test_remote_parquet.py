@@ -165,6 +165,7 @@ def test_a_missing_remote_file_fails_with_the_file_named_not_retried_forever(tmp
         moved.with_suffix(".gone").rename(moved)
 
 
+@pytest.mark.slow  # the metadata assets through Dagster
 def test_the_metadata_assets_run_over_http_through_dagster_listing_once_per_run(tmp_path, served):
     from hf_assets.definitions import build_definitions
 

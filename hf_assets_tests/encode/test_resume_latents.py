@@ -138,6 +138,7 @@ def assert_no_final_file_is_half_written(directory: Path) -> None:
         read_manifest(directory)
 
 
+@pytest.mark.slow  # a dagster subprocess, killed, then a rerun
 def test_sigkilled_encode_keeps_its_completed_shards_and_the_resume_matches_a_clean_run(tmp_path, tiny_sdxl):
     write_hub_dataset(tmp_path / "data" / "photos", photo_rows(N))
     backend, split, wanted, encoders, meta = setup(tmp_path, tiny_sdxl)  # also writes the content-hash memo
