@@ -18,7 +18,7 @@ os.environ.setdefault("HF_ASSETS_RETRY_DELAY", "0")  # retried steps and fetches
 os.environ.setdefault("HF_ASSETS_CPU_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# The longest test starts first: `make test` runs two workers (pytest-xdist), and a long test picked up last would
+# The longest test starts first: `make test` runs several workers (pytest-xdist), and a long test picked up last would
 # leave one of them idle at the end.
 FIRST = ("test_browser.py",)
 TESTS = Path(__file__).resolve().parent

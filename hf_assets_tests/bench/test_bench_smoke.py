@@ -56,17 +56,18 @@ def test_bench_metadata_on_a_small_dataset(tmp_path):
 
 
 @pytest.mark.slow
-def test_bench_metadata_cli_runs_the_cli_locally_and_over_http(tmp_path):
+def test_bench_metadata_cli_runs_the_cli_over_http_beside_both_baselines(tmp_path):
+    """One run of the bench (each CLI run is a dagster process): the remote source, both baselines at both sizes."""
     args = ["--rows", "600", "--base-rows", "300", "--shards", "1", "--row-group-rows", "200", "--out", str(tmp_path)]
-    out = run("bench_metadata_cli", *args, "--baselines", "idiomatic", "--loop-rows", "50")
+    out = run("bench_metadata_cli", *args, "--baselines", "idiomatic", "loop", "--loop-rows", "50", "--remote")
     assert "| CLI (ours) | 600 |" in out and "| idiomatic (in-process, imports excluded) | 600 |" in out
     assert "| aspect_buckets |" in out and "machine:" in out
-    out = run("bench_metadata_cli", *args, "--baselines", "--remote")
     assert "HTTP: the server sent" in out and "(bucket_previews included)" in out
     big = json.loads((tmp_path / "results-r600-b1000-remote.json").read_text())["big"]
     cli = big["cli"]
     assert cli["status"] == "SUCCESS" and set(cli["steps"]) >= {"aspect_buckets", "bucket_previews"}
     assert 0 < cli["sent_bytes"] and cli["peak_rss_mb"] > 0 and cli["metadata"]["aspect_buckets.samples"] > 0
+    assert set(big) >= {"cli", "idiomatic", "loop"}, sorted(big)
 
 
 @pytest.mark.slow
