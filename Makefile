@@ -26,7 +26,7 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 # pytest-xdist workers: one more than the cores this process may use (many tests wait on dagster subprocesses, and
 # the spare worker fills those waits); PYTEST_WORKERS=0 runs every test in this process.
 PYTEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
-PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 test: venv chromium
 	$(PYTEST)

@@ -25,21 +25,11 @@ TESTS = Path(__file__).resolve().parent
 GRAPH_TESTS = TESTS / "assets"  # every test there materializes the asset graph through Dagster: slow
 
 
-def uses_a_module_fixture(item) -> bool:
-    """Whether the test takes a module-scoped fixture (a dataset written, a graph materialized once per module)."""
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    return any(d.scope == "module" for group in defs for d in group)
-
-
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path.name not in FIRST)  # stable: every other test keeps its place
     for item in items:
         if GRAPH_TESTS in item.path.parents:
             item.add_marker(pytest.mark.slow)
-        if uses_a_module_fixture(item):
-            # one worker runs the module's tests that share it (`--dist loadgroup`), so it is built once, not per worker
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(TESTS))))
 
 
 @pytest.fixture(autouse=True, scope="session")
