@@ -163,7 +163,7 @@ def materialized(request, tmp_path_factory, pipelines):
         yield name, config, defs, instance, results, family, captions
 
 
-def test_each_example_loads_with_its_generated_partition_and_simpletuners_ids(materialized):
+def loads_with_its_generated_partition_and_simpletuners_ids(materialized):
     name, config, _, _, _, _, _ = materialized
     source, generator = EXAMPLES[name][0][0], EXAMPLES[name][0][0]["conditioning"]["type"]
     assert config.backend_ids == [source["id"], f"{source['id']}_conditioning_{generator}"]
@@ -172,7 +172,7 @@ def test_each_example_loads_with_its_generated_partition_and_simpletuners_ids(ma
     assert conditioning.strict  # controlnet and reference_strict take the source's crop
 
 
-def test_each_example_materializes_end_to_end_and_passes_every_check(materialized):
+def materializes_end_to_end_and_passes_every_check(materialized):
     _, config, _, _, results, _, _ = materialized
     for partition, result in results.items():
         assert result.success, partition
@@ -182,7 +182,7 @@ def test_each_example_materializes_end_to_end_and_passes_every_check(materialize
         assert {"raw_split", "filtered_index", "aspect_buckets", "vae_latents", "text_embeds"} <= assets
 
 
-def test_pairs_align_sample_by_sample_with_the_configs_captions(materialized):
+def pairs_align_sample_by_sample_with_the_configs_captions(materialized):
     _, config, defs, instance, _, _, captions = materialized
     source_id, generated_id = config.backend_ids
 
@@ -201,7 +201,7 @@ def test_pairs_align_sample_by_sample_with_the_configs_captions(materialized):
     assert generated.column("captions").to_pylist() == [captions] * 6
 
 
-def test_latents_are_cached_under_cache_dir_vae_and_reach_the_trainer_as_pairs(materialized):
+def latents_are_cached_under_cache_dir_vae_and_reach_the_trainer_as_pairs(materialized):
     from hf_assets.training import CachedSamples
 
     name, config, defs, instance, _, family, _ = materialized
@@ -231,3 +231,12 @@ def test_latents_are_cached_under_cache_dir_vae_and_reach_the_trainer_as_pairs(m
         control = partner["pixel_values"]
         assert control.shape[1:] == (item["latents"].shape[1] * 8, item["latents"].shape[2] * 8)
         assert set(np.unique(control.numpy())) <= {0.0, 1.0}  # canny edges: black or white
+
+
+def test_each_example_loads_materializes_pairs_and_reaches_the_trainer(materialized):
+    """One test per example config, so that a parallel run builds each materialization once (pytest-xdist hands a
+    module's tests to several workers, and each would build the module fixture again)."""
+    loads_with_its_generated_partition_and_simpletuners_ids(materialized)
+    materializes_end_to_end_and_passes_every_check(materialized)
+    pairs_align_sample_by_sample_with_the_configs_captions(materialized)
+    latents_are_cached_under_cache_dir_vae_and_reach_the_trainer_as_pairs(materialized)
