@@ -6,8 +6,10 @@ import functools
 
 import pyarrow as pa
 
+from hf_assets.data.page_rows import read_rows
 from hf_assets.data.parquet_files import ParquetPiece, footer_bytes, is_local
-from hf_assets.data.parquet_pages import ByteRanges, ChunkPages, Unsupported, chunk_pages, parse_footer, read_rows
+from hf_assets.data.parquet_pages import ByteRanges, ChunkPages, Unsupported, chunk_pages, parse_footer
+from hf_assets.data.sparse_pages import estimated_bytes
 
 _FOOTERS: dict[str, dict] = {}  # piece key -> the file's footer as a Thrift struct (offset indexes, page offsets)
 _CHUNKS: dict[tuple[str, int, str], ChunkPages | None] = {}  # (piece key, row group, leaf) -> pages; None: whole only
@@ -102,29 +104,30 @@ PAGE_SAVING = 0.9  # read by pages when they cost less than this share of the wh
 
 
 def by_pages_when_cheaper(reader: PieceReader, column: str, tasks: list[tuple[list[int], object]]) -> list:
-    """`tasks` (piece-local rows of one row group each, and a callable reading the whole chunk) with each task whose
-    rows sit in a few pages of a chunk that has an offset index reading only those pages instead."""
-    out = []
-    for rows, read in tasks:
-        group = reader.locate(rows[0])[0]
-        if _page_cost(reader, group, column, rows) < PAGE_SAVING * reader.chunk_bytes(group, column):
-            read = functools.partial(reader.take, column, list(rows))
-        out.append((rows, read))
-    return out
+    """`tasks` (piece-local rows of one row group each, and a callable reading the whole chunk) with each task
+    reading only the pages (or values) that hold its rows instead, where that is expected to cost less. The choice
+    is made inside the task, so the reads it takes (page headers, an offset index) are retried with the task."""
+    return [(rows, functools.partial(_cheaper_read, reader, column, list(rows), read)) for rows, read in tasks]
+
+
+def _cheaper_read(reader: PieceReader, column: str, rows: list[int], whole) -> pa.Array:
+    group = reader.locate(rows[0])[0]
+    if _page_cost(reader, group, column, rows) < PAGE_SAVING * reader.chunk_bytes(group, column):
+        return reader.take(column, rows)
+    return whole()
 
 
 def _page_cost(reader: PieceReader, group: int, column: str, rows: list[int]) -> float:
-    """Bytes of the main leaf's pages holding `rows`; infinite when the chunk has no offset index (walking its page
-    headers would cost a request per page) or cannot be read by pages."""
+    """Expected bytes of reading `rows` of the main leaf by pages (value by value within large pages); infinite
+    when the chunk cannot be read by pages. Without an offset index the page headers are walked first: a small
+    read per page, which the pages of pyarrow's default layout (one or two per chunk) make cheap."""
     leaf = reader.main_leaf(column)
-    index = reader._leaves.get(leaf)
-    if index is None or not reader.piece.footer().row_group(group).column(index).has_offset_index:
+    if leaf not in reader._leaves:
         return float("inf")
     pages = reader.pages(group, leaf)
     if pages is None:
         return float("inf")
-    needed = {pages.page_of(reader.locate(r)[1]) for r in rows}
-    return sum(pages.sizes[p] for p in needed) + (pages.dictionary[1] if pages.dictionary else 0)
+    return estimated_bytes(pages, [reader.locate(r)[1] for r in rows])
 
 
 def _of(path: str, column: str) -> bool:

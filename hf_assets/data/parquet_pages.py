@@ -1,4 +1,4 @@
-"""Read chosen rows of one Parquet column chunk page by page: only the pages that hold them, each fetched once.
+"""The pages of one Parquet column chunk: where they are and how to decode them (data.page_rows reads chosen rows).
 
 Pages are located with the file's offset index when it has one (one small read per column chunk), else by walking
 the chunk's page headers. Pages are decoded here (PLAIN or dictionary byte arrays, data pages v1 and v2, the codecs
@@ -33,6 +33,7 @@ class ByteRanges:
     def __init__(self, fs, path: str, size: int | None = None):
         self.fs, self.path, self.bytes_read = fs, path, 0
         self._size = size
+        self._handle = None  # an unbuffered file of a filesystem without ranged cat_file
 
     @property
     def size(self) -> int:
@@ -47,10 +48,22 @@ class ByteRanges:
             with open(self.path, "rb") as handle:
                 handle.seek(offset)
                 data = handle.read(end - offset)
+        elif _generic_cat(self.fs):  # one ranged request, not a buffered file's read-ahead blocks
+            if self._handle is None:
+                self._handle = self.fs.open(self.path, "rb", cache_type="none")
+            data = self._handle._fetch_range(offset, end)
         else:
             data = self.fs.cat_file(self.path, start=offset, end=end)
         self.bytes_read += len(data)
         return data
+
+
+def _generic_cat(fs) -> bool:
+    """True when `fs` reads a byte range through fsspec's generic cat_file (a buffered file that reads ahead whole
+    blocks, megabytes for a few bytes: the Hub's filesystem); HTTP, S3 and the like make one ranged request."""
+    from fsspec import AbstractFileSystem
+
+    return type(fs).cat_file is AbstractFileSystem.cat_file and not hasattr(fs, "_cat_file")
 
 
 def _local_size(path: str) -> int:
@@ -211,14 +224,13 @@ def _plain_byte_arrays(buf, count: int) -> list[bytes]:
     return values
 
 
-def _values(encoding: int, buf, count: int, dictionary: list[bytes] | None) -> list[bytes]:
+def _values(encoding: int, buf, count: int, dictionary: list[bytes] | None) -> list:
+    """The page's values; for a dictionary-encoded page without `dictionary`, their dictionary indices."""
     if encoding == PLAIN:
         return _plain_byte_arrays(buf, count)
     if encoding in (PLAIN_DICTIONARY, RLE_DICTIONARY):
-        if dictionary is None:
-            raise Unsupported("a dictionary-encoded page without its dictionary")
-        indices = _rle_hybrid(memoryview(buf)[1:], buf[0], count)
-        return [dictionary[i] for i in indices.tolist()]
+        indices = _rle_hybrid(memoryview(buf)[1:], buf[0], count).tolist() if count else []
+        return indices if dictionary is None else [dictionary[i] for i in indices]
     raise Unsupported(f"page encoding {encoding} is not read page by page")
 
 
@@ -229,15 +241,9 @@ def decode_dictionary(page: bytes, chunk: ChunkPages) -> list[bytes]:
     return _plain_byte_arrays(body, header[7][1])
 
 
-def is_dictionary_encoded(page: bytes) -> bool:
-    """True when a data page's values are dictionary indices."""
-    header, _ = read_struct(memoryview(page))
-    encoding = header[8][4] if header[1] == DATA_PAGE_V2 else header[5][2]
-    return encoding in (PLAIN_DICTIONARY, RLE_DICTIONARY)
-
-
 def decode_page(page: bytes, chunk: ChunkPages, dictionary: list[bytes] | None = None) -> list[bytes | None]:
-    """A data page's value for each of its rows (None where null)."""
+    """A data page's value for each of its rows (None where null); dictionary indices (ints) when it is
+    dictionary-encoded and `dictionary` is not given."""
     header, length = read_struct(memoryview(page))
     body = memoryview(page)[length : length + header[3]]
     bit_width = chunk.max_def.bit_length()
@@ -266,25 +272,3 @@ def decode_page(page: bytes, chunk: ChunkPages, dictionary: list[bytes] | None =
     present = defs == chunk.max_def
     values = iter(_values(encoding, values_raw, int(present.sum()), dictionary))
     return [next(values) if here else None for here in present.tolist()]
-
-
-def read_rows(ranges: ByteRanges, chunk: ChunkPages, rows: list[int]) -> list[bytes | None]:
-    """The values at row-group-local `rows` (any order): each page that holds one is read once, adjacent pages
-    together; the dictionary page only when a page needs it."""
-    wanted = sorted({chunk.page_of(r) for r in rows})
-    pages: dict[int, bytes] = {}
-    run: list[int] = []
-    for page in wanted + [None]:
-        if run and (page is None or page != run[-1] + 1):
-            start = chunk.offsets[run[0]]
-            data = ranges.read(start, chunk.offsets[run[-1]] + chunk.sizes[run[-1]] - start)
-            for p in run:
-                pages[p] = data[chunk.offsets[p] - start : chunk.offsets[p] - start + chunk.sizes[p]]
-            run = []
-        if page is not None:
-            run.append(page)
-    dictionary = None
-    if chunk.dictionary and any(is_dictionary_encoded(pages[p]) for p in wanted):
-        dictionary = decode_dictionary(ranges.read(*chunk.dictionary), chunk)
-    decoded = {p: decode_page(pages[p], chunk, dictionary) for p in wanted}
-    return [decoded[chunk.page_of(r)][r - chunk.first_rows[chunk.page_of(r)]] for r in rows]

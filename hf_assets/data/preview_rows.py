@@ -3,7 +3,8 @@
 One kept row per bucket and one dropped row per reason, as far as the budget allows. Rows are taken from the
 cheapest row groups first (by the image column's compressed bytes) and, within them, from the pages already
 chosen or else the cheapest page holding a row of the wanted kind (pages located by the offset index when the file
-has one). Each chosen page is read once; nothing else of the image column is read.
+has one). Each chosen page is read once, or only the chosen values where the page is large and its codec allows
+(data.sparse_pages); nothing else of the image column is read.
 """
 
 from collections import Counter
@@ -17,6 +18,7 @@ from hf_assets.data.header_sizes import image_value, resolve_image_path
 from hf_assets.data.page_reader import PieceReader
 from hf_assets.data.parquet_files import ParquetPiece
 from hf_assets.data.row_fetch import is_remote
+from hf_assets.data.sparse_pages import row_cost
 from hf_assets.data.split import RawSplit
 
 PREVIEW_BUDGET = 8 << 20  # image bytes a partition's preview may fetch (README: "Pictures in the UI")
@@ -76,10 +78,19 @@ class _FetchLedger:
         local = rows - self.split.pieces[piece].start
         if pages is None:  # read whole: the chunk is one "page"
             return [((piece, group, None), reader.chunk_bytes(group, self.column), 0)] * len(rows)
+        dictionary = pages.dictionary[1] if pages.dictionary else 0
+        dictionary_row = row_cost(pages, dictionary, pages.rows) if dictionary else None
         out = []
         for row in local.tolist():
             page = pages.page_of(reader.locate(row)[1])
-            out.append(((piece, group, page), pages.sizes[page], pages.dictionary[1] if pages.dictionary else 0))
+            first, end = pages.page_rows(page)
+            alone = row_cost(pages, pages.sizes[page], end - first)
+            if alone is None:  # the page is read whole, once for every row chosen from it
+                out.append(((piece, group, page), pages.sizes[page], dictionary))
+            elif dictionary_row is None:  # the value alone, and the dictionary whole
+                out.append(((piece, group, page, row), int(alone), dictionary))
+            else:  # the value alone, from the page or from the dictionary
+                out.append(((piece, group, page, row), int(alone + dictionary_row), 0))
         return out
 
     def marginal(self, key: tuple, size: int, dictionary: int) -> int:

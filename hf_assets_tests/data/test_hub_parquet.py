@@ -86,7 +86,7 @@ def test_a_dataset_not_stored_as_parquet_is_read_from_its_parquet_export(tmp_pat
     assert split.kind == "parquet (hub refs/convert/parquet)" and split.num_rows == 30
 
 
-def test_kept_rows_are_fetched_from_the_hub_by_row_group(tmp_path, hub):
+def test_kept_rows_are_fetched_from_the_hub_value_by_value(tmp_path, hub):
     root, start, monkeypatch = hub
     with start() as (endpoint, traffic):
         monkeypatch.setenv("HF_ENDPOINT", endpoint)
@@ -104,4 +104,7 @@ def test_kept_rows_are_fetched_from_the_hub_by_row_group(tmp_path, hub):
         pq.ParquetFile(root / "main" / "data" / name).metadata.row_group(group).column(0).total_compressed_size
         for name, group in (("train-00000-of-00002.parquet", 0), ("train-00001-of-00002.parquet", 1))
     ]
-    assert sum(chunks) <= traffic.total <= sum(chunks) * 1.05
+    # pyarrow's default layout puts a row group's images in one snappy page: the three values are read out of it
+    # (their bytes, the element tags walked, the page headers), not the two chunks that hold them
+    assert sum(map(len, expected)) <= traffic.total <= 1.1 * sum(map(len, expected)) + (24 << 10)
+    assert traffic.total < sum(chunks) / 4

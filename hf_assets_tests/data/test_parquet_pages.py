@@ -6,7 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hf_assets.data.parquet_pages import ByteRanges, chunk_pages, read_footer, read_rows
+from hf_assets.data.page_rows import read_rows
+from hf_assets.data.parquet_pages import ByteRanges, chunk_pages, read_footer
 from hf_assets_tests.imagegen import encode_image
 
 ROWS, GROUP_ROWS = 300, 150
@@ -23,8 +24,9 @@ def table() -> pa.Table:
     return pa.table({"image": pa.array(images, IMAGE), "raw": pa.array(raw, pa.binary()), "n": range(ROWS)})
 
 
-def write(path, *, compression, version, dictionary, index):
-    # small pages (write_batch_size lets pyarrow close a page every few values) and a dictionary that falls back
+def write(path, *, compression, version, dictionary, index, large=False):
+    # small pages (write_batch_size lets pyarrow close a page every few values) and a dictionary that falls back;
+    # large: pyarrow's default page sizes, so each chunk is one page (or one dictionary page), read value by value
     pq.write_table(
         table(),
         path,
@@ -32,9 +34,9 @@ def write(path, *, compression, version, dictionary, index):
         data_page_version=version,
         use_dictionary=dictionary,
         write_page_index=index,
-        data_page_size=4096,
-        dictionary_pagesize_limit=16384,
-        write_batch_size=8,
+        data_page_size=1 << 20 if large else 4096,
+        dictionary_pagesize_limit=1 << 20 if large else 16384,
+        write_batch_size=1024 if large else 8,
         row_group_size=GROUP_ROWS,
     )
     return path
@@ -44,8 +46,16 @@ def write(path, *, compression, version, dictionary, index):
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
 @pytest.mark.parametrize("dictionary", [True, False])
 @pytest.mark.parametrize("index", [True, False])
-def test_values_at_chosen_rows_equal_pyarrows(tmp_path, compression, version, dictionary, index):
-    path = write(tmp_path / "t.parquet", compression=compression, version=version, dictionary=dictionary, index=index)
+@pytest.mark.parametrize("large", [False, True], ids=["small pages", "one page"])
+def test_values_at_chosen_rows_equal_pyarrows(tmp_path, compression, version, dictionary, index, large):
+    path = write(
+        tmp_path / "t.parquet",
+        compression=compression,
+        version=version,
+        dictionary=dictionary,
+        index=index,
+        large=large,
+    )
     file = pq.ParquetFile(path)
     ranges = ByteRanges(None, str(path))
     footer = read_footer(ranges)
@@ -93,3 +103,24 @@ def test_rows_on_one_page_read_it_once(tmp_path):
     before = ranges.bytes_read
     read_rows(ranges, chunk, list(range(first, end)) * 2)
     assert ranges.bytes_read - before == chunk.sizes[4]
+
+
+@pytest.mark.parametrize("compression", ["none", "snappy"])
+@pytest.mark.parametrize("dictionary", [True, False])
+def test_a_few_rows_of_a_one_page_chunk_cost_their_own_bytes(tmp_path, compression, dictionary):
+    path = write(
+        tmp_path / "t.parquet", compression=compression, version="1.0", dictionary=dictionary, index=False, large=True
+    )
+    ranges = ByteRanges(None, str(path))
+    footer = read_footer(ranges)
+    file = pq.ParquetFile(path)
+    leaf = [file.schema.column(i).path for i in range(file.metadata.num_columns)].index("raw")
+    chunk = chunk_pages(ranges, footer, 1, leaf, "raw", 1, 0)
+    assert len(chunk.offsets) == 1 and (chunk.dictionary is not None) is dictionary
+    rows = [3, 40, 41, 149]
+    expected = table().column("raw").to_pylist()[GROUP_ROWS:]
+    before = ranges.bytes_read
+    assert read_rows(ranges, chunk, rows) == [expected[r] for r in rows]
+    wanted = sum(len(expected[r] or b"") for r in rows)
+    chunk_bytes = file.metadata.row_group(1).column(leaf).total_compressed_size
+    assert ranges.bytes_read - before <= wanted + (12 << 10) < chunk_bytes / 4
