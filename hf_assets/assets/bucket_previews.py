@@ -1,6 +1,9 @@
 """The pictures of a backend's buckets: the inline histogram aspect_buckets shows, and the `bucket_previews` asset
 (a grid of kept and dropped samples and the histogram as PNGs beside the cache), off aspect_buckets' path."""
 
+import hashlib
+import json
+
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +25,8 @@ from hf_assets.resources.io_manager import AS_FILE
 
 HISTOGRAM_FILE = "aspect_buckets.png"
 GRID_FILE = "previews.png"
+GRID_JPEG = "previews.jpg"  # the same grid, lighter, for the event log
+GRID_KEY = "previews.key"  # what the grid shows (rows, records, split version): a rerun showing the same reuses it
 
 
 def histogram_metadata(labels: dict[str, str], histogram: list[tuple[str, int]]) -> dict:
@@ -97,8 +102,6 @@ def grid_metadata(
         budget=budget,
     )
     rows = [row for row, _ in choice.kept + choice.dropped]
-    with progress.waiting(f"{backend.id}: fetching {len(rows)} preview images"):  # remote pages can be slow
-        sources, fetched = preview_sources(split, backend.image_column, rows)
     kept_rows = [row for row, _ in choice.kept]
     found = (
         pq.read_table(buckets.path, filters=[("row", "in", kept_rows)]) if kept_rows else buckets.schema.empty_table()
@@ -111,11 +114,17 @@ def grid_metadata(
         else DROPPED_SCHEMA.empty_table()
     )
     lost = _rows_of(found, lost_chosen)
+    labels = bucket_drawing.bucket_labels(table)
+    key = _grid_key(split.fingerprint, chosen, lost, labels)
+    reused = _reused_grid(backend, key)
+    if reused is not None:  # the same rows of the same files, drawn the same way: no image fetched again
+        png, jpeg = reused
+        return _grid_result(backend, png, jpeg, choice, 0, budget, reused=True)
+    with progress.waiting(f"{backend.id}: fetching {len(rows)} preview images"):  # remote pages can be slow
+        sources, fetched = preview_sources(split, backend.image_column, rows)
     try:
         with progress.waiting(f"{backend.id}: drawing the preview grid"):
-            kept = list(
-                bucket_drawing.kept_samples(chosen, sources[: chosen.num_rows], bucket_drawing.bucket_labels(table))
-            )
+            kept = list(bucket_drawing.kept_samples(chosen, sources[: chosen.num_rows], labels))
             filenames, reasons = lost.column("filename").to_pylist(), lost.column("reason").to_pylist()
             gone = list(bucket_drawing.dropped_samples(filenames, reasons, sources[chosen.num_rows :]))
             title = f"{backend.id}: kept samples as they will be encoded; dropped rows with their reason"
@@ -125,13 +134,37 @@ def grid_metadata(
         context.log.warning(f"{backend.id}: no preview grid ({type(exc).__name__}: {exc})")
         return {}
     atomic_write_bytes(backend.metadata_dir / GRID_FILE, png)
+    atomic_write_bytes(backend.metadata_dir / GRID_JPEG, jpeg)
+    atomic_write_bytes(backend.metadata_dir / GRID_KEY, key.encode())  # last: it vouches for the two pictures
+    return _grid_result(backend, png, jpeg, choice, fetched, budget, reused=False)
+
+
+def _grid_key(fingerprint: str, chosen: pa.Table, lost: pa.Table, labels: dict) -> str:
+    """What a grid shows: the split's version, the chosen rows' records (bucket, crop, reason) and the labels."""
+    described = json.dumps([fingerprint, chosen.to_pylist(), lost.to_pylist(), labels], sort_keys=True, default=str)
+    return hashlib.sha256(described.encode()).hexdigest()
+
+
+def _reused_grid(backend: BackendConfig, key: str) -> tuple[bytes, bytes] | None:
+    """The pictures of the last grid when it showed exactly this (same key), else None."""
+    folder = backend.metadata_dir
+    try:
+        if (folder / GRID_KEY).read_text() == key:
+            return (folder / GRID_FILE).read_bytes(), (folder / GRID_JPEG).read_bytes()
+    except OSError:
+        pass
+    return None
+
+
+def _grid_result(backend: BackendConfig, png: bytes, jpeg: bytes, choice, fetched: int, budget: int, reused: bool):
     skipped = ", ".join(sorted(set(choice.skipped))) or "none"
+    note = " (unchanged since the last run: the grid is reused)" if reused else ""
     return {
         "preview_grid": dg.MetadataValue.md(bucket_drawing.jpeg_data_markdown(jpeg, "preview grid")),
         "preview_grid_file": dg.MetadataValue.path(str(backend.metadata_dir / GRID_FILE)),
         "preview_bytes_fetched": fetched,
         "preview_budget_bytes": budget,
-        "preview_fetched": f"{human_size(fetched)} of {human_size(budget)}",
+        "preview_fetched": f"{human_size(fetched)} of {human_size(budget)}{note}",
         "preview_not_shown": dg.MetadataValue.text(f"no row within the budget for: {skipped}"),
     }
 

@@ -2,6 +2,7 @@
 
 import base64
 import io
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -38,6 +39,23 @@ def test_histogram_inline_and_preview_grid_in_the_metadata(tmp_path, hub_dataset
     for key in ("histogram_file", "preview_grid_file"):
         assert open(pictures[key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert 0 < pictures["preview_bytes_fetched"] <= pictures["preview_budget_bytes"]
+
+    # A rerun that would show the same rows of the same files reuses the grid: no image is fetched again.
+    drawn = open(pictures["preview_grid_file"], "rb").read()
+    again = metadata(
+        defs.resolve_job_def("scan_datasets").execute_in_process(partition_key="photos", instance=instance),
+        "bucket_previews",
+    )
+    assert again["preview_bytes_fetched"] == 0 and "reused" in again["preview_fetched"]
+    assert again["preview_grid"] == grid and open(again["preview_grid_file"], "rb").read() == drawn
+    # One that would draw a row differently (the key no longer matches) fetches and draws again.
+    key = Path(pictures["preview_grid_file"]).with_name("previews.key")
+    key.write_text("another grid")
+    redrawn = metadata(
+        defs.resolve_job_def("scan_datasets").execute_in_process(partition_key="photos", instance=instance),
+        "bucket_previews",
+    )
+    assert redrawn["preview_bytes_fetched"] > 0 and key.read_text() != "another grid"
 
 
 def test_a_bucket_table_written_in_pieces_is_labelled_and_counted(tmp_path):
