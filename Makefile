@@ -9,11 +9,16 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 venv: $(VENV)/.installed
 
+# torch through pip, which follows this machine's pip configuration (the CPU build from local disk); the rest through
+# uv, which installs it in about 25 s where pip takes about 60 s. pip does it all where uv cannot be installed.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[test,dask,k8s]"
+	if $(PY) -m pip install -q uv 2>/dev/null; then \
+	  $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e ".[test,dask,k8s]"; \
+	else \
+	  $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e ".[test,dask,k8s]"; \
+	fi
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
