@@ -7,6 +7,7 @@ check as the latent encoder, so the grid shows exactly the pixels that will be e
 import base64
 import io
 import textwrap
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -177,9 +178,12 @@ def preview_grid_png(
         ax.set_xlabel("\n".join(textwrap.wrap(sample.caption, 40)[:3]), fontsize=7, color=color)
     if not tiles:
         fig.text(0.5, 0.5, "no samples", ha="center")
-    fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=image_format, **({"pil_kwargs": {"quality": 80}} if image_format == "jpeg" else {}))
+    with warnings.catch_warnings():
+        # A caption's emoji or script that the bundled font lacks is drawn as a box; the run's log is no place for it.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.tight_layout()
+        fig.savefig(buffer, format=image_format, **({"pil_kwargs": {"quality": 80}} if image_format == "jpeg" else {}))
     return buffer.getvalue()
 
 

@@ -111,3 +111,11 @@ def test_grid_png_has_a_tile_per_sample(tmp_path):
     png = bucket_drawing.preview_grid_png(kept, [bucket_drawing.Sample("9.jpg: dropped", "too_small", None)], "photos")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.width > image.height > 200
+
+
+def test_a_caption_with_glyphs_the_font_lacks_draws_a_grid_without_warnings(recwarn):
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    kept = [bucket_drawing.Sample("a.jpg", "a red fox \U0001f98a on \U0001f7eb bricks", pixels, (4, 4, 60, 44))]
+    png = bucket_drawing.preview_grid_png(kept, [], "emoji")
+    assert Image.open(io.BytesIO(png)).size[0] > 0
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
