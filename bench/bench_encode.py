@@ -100,8 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
+    from hf_assets.cores import usable_cores
     from hf_assets.encode.compiled import resolve_compile
-    from hf_assets.encode.cores import default_decode_workers, usable_cores
+    from hf_assets.encode.decode_workers import default_decode_workers
     from hf_assets.encode.encoder_set import resolve_device
 
     try:

@@ -35,7 +35,7 @@ def boxes(record: dict) -> tuple[tuple, tuple, tuple]:
 def bench_decode_only(data: Prepared, settings: StageSettings, decode: str = "pillow") -> dict:
     """The encoder's decode path without a VAE: `prefetch` threads running load_pixels (pillow) or reading JPEG
     headers for the device decoder (nvjpeg), batches of one size stacked as the encoder stacks them."""
-    from hf_assets.encode.cores import prefetch_depth
+    from hf_assets.encode.decode_workers import prefetch_depth
     from hf_assets.encode.gpu_decode import DeviceDecoder, prepare_decode
     from hf_assets.encode.images import load_pixels
     from hf_assets.encode.overlap import stack_host

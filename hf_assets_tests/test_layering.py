@@ -10,7 +10,7 @@ import hf_assets
 ROOT = Path(hf_assets.__file__).parent
 # Bottom to top: a module may import its own layer and the layers below it, never one above.
 LAYERS = [
-    {"env", "progress"},
+    {"env", "progress", "cores"},
     {"config"},
     {"cache", "data"},
     {"encode", "training", "testing"},
@@ -18,7 +18,7 @@ LAYERS = [
     {"assets"},
     {"definitions", "instance_report"},
 ]
-CORE = {"env", "progress", "config", "cache", "data", "encode", "training", "testing"}
+CORE = {"env", "progress", "cores", "config", "cache", "data", "encode", "training", "testing"}
 SHELL_LIBRARIES = ("dagster", "dagster_dask", "dagster_k8s", "dagster_webserver")
 
 

@@ -91,10 +91,19 @@ def column_encodings(table: pa.Table) -> dict[str, Any]:
     text (file names, captions) gains nothing from either and cost about half the write time of a bucket table."""
     flat = [f for f in table.schema if not pa.types.is_nested(f.type)]
     few = max(1000, table.num_rows // 10)
-    dictionary = [f.name for f in flat if pc.count_distinct(table.column(f.name)).as_py() <= few]
+    dictionary = [f.name for f in flat if _few_distinct(table.column(f.name), few)]
     text = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
     statistics = [f.name for f in flat if not any(is_text(f.type) for is_text in text)]
     return {"use_dictionary": dictionary, "write_statistics": statistics}
+
+
+def _few_distinct(column: pa.ChunkedArray, few: int) -> bool:
+    """At most `few` distinct values. A column whose first 4,096 values already hold more than 1,000 is taken to
+    have many without counting the rest: hashing every unique file name or caption cost more than the write."""
+    head = column.slice(0, 4096)
+    if len(head) < len(column) and pc.count_distinct(head).as_py() > 1000:
+        return False
+    return pc.count_distinct(column).as_py() <= few
 
 
 class TableSink:

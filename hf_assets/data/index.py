@@ -14,7 +14,7 @@ from hf_assets.data.composite import tile_boxes
 from hf_assets.data.dropped import DROPPED_SCHEMA, DropCounts, dropped_rows
 from hf_assets.data.filters import DROP_REASONS, count_reasons, drop_reasons
 from hf_assets.data.header_sizes import image_sizes
-from hf_assets.data.split import RawSplit
+from hf_assets.data.split import BATCH_ROWS, RawSplit
 from hf_assets.data.subset import REASON as SUBSET_REASON
 from hf_assets.data.subset import limit_samples
 from hf_assets.data.video_index import video_columns, video_drop_reasons
@@ -164,12 +164,17 @@ def index_schema(backend: BackendConfig) -> pa.Schema:
     return INDEX_SCHEMA
 
 
-def piece_parts(piece, split: RawSplit, backend: BackendConfig) -> Iterator[tuple[pa.Table, dict[str, int], pa.Table]]:
-    """One piece's (kept rows, drop counts, dropped rows) batch by batch, rows counted from the piece's first row."""
+def piece_parts(
+    piece, split: RawSplit, backend: BackendConfig, share: int = 1
+) -> Iterator[tuple[pa.Table, dict[str, int], pa.Table]]:
+    """One piece's (kept rows, drop counts, dropped rows) batch by batch, rows counted from the piece's first row.
+    `share`: how many pieces are scanned at once. The rows held at once stay those of one scan: each of the `share`
+    scans and the reader of their results (which runs beside them) holds a part."""
     columns = scan_columns(split, backend)
-    max_rows = None if sizes_from_columns(backend) else IMAGE_BATCH_ROWS
+    max_rows = BATCH_ROWS if sizes_from_columns(backend) else IMAGE_BATCH_ROWS
+    holders = 1 if share <= 1 else share + 1
     schema, offset = part_schema(split, backend), 0
-    for batch in piece.batches(columns, max_rows) if max_rows else piece.batches(columns):
+    for batch in piece.batches(columns, max(1, max_rows // holders)):
         kept, reasons, dropped = index_batch(batch, split, backend)
         yield _shift(kept, offset).cast(schema), count_reasons(reasons), _shift(dropped, offset)
         offset += batch.num_rows
@@ -194,20 +199,27 @@ class PieceResult:
     counts: dict[str, int]
 
 
-def index_results(split: RawSplit, backend: BackendConfig, cache=None, progress=None) -> Iterator[PieceResult]:
+def index_results(
+    split: RawSplit, backend: BackendConfig, cache=None, progress=None, workers: int = 1
+) -> Iterator[PieceResult]:
     """Each piece's scan result, in split order: from the scan cache when its identity and settings are unchanged,
-    else scanned now (and, with a cache, written there batch by batch and read back, so no piece is held whole)."""
+    else scanned now. With a cache, pieces are scanned into it by `workers` threads ahead of the one being yielded
+    (each holds one batch: the results go to disk batch by batch and are read back), so the caller's writing
+    overlaps the scanning; without one, each piece's parts are held in memory in turn."""
     with (progress or quiet()).step("scan", split.num_rows, unit="images") as step:
-        for piece in split.pieces:
-            found = cache.get(piece) if cache is not None else None
-            if found is None and cache is not None:
-                with cache.writing(piece, part_schema(split, backend)) as entry:
-                    for kept, counts, dropped in piece_parts(piece, split, backend):
-                        entry.add(kept, counts, dropped)
-                found = cache.get(piece, fresh=True)
-            if found is None:  # no cache: the piece's parts in memory
+        if cache is None:
+            for piece in split.pieces:
                 parts = list(piece_parts(piece, split, backend))
-                found = PieceResult(0, [k for k, _, _ in parts], [d for _, _, d in parts], add_counts(parts))
+                yield PieceResult(piece.start, [k for k, _, _ in parts], [d for _, _, d in parts], add_counts(parts))
+                step.advance(piece.num_rows)
+            return
+        schema = part_schema(split, backend)
+
+        def scan(piece, entry) -> None:
+            for kept, counts, dropped in piece_parts(piece, split, backend, share=workers):
+                entry.add(kept, counts, dropped)
+
+        for piece, found in cache.results(split.pieces, scan, schema, workers):
             found.start = piece.start
             yield found
             step.advance(piece.num_rows)

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from hf_assets.cache.atomic import write_json_atomic
 from hf_assets.cache.tables import TableFile, load_manifest, open_table_file, table_paths, table_writer
 from hf_assets.config.schema import BackendConfig
+from hf_assets.cores import usable_cores
 from hf_assets.data.dropped import DROPPED_SCHEMA, DROPPED_TABLE
 from hf_assets.data.filters import DROP_REASONS
 from hf_assets.data.index import finish_dropped, finish_kept, index_results, index_schema
@@ -34,11 +35,13 @@ class WrittenIndex:
 
 
 def write_filtered_index(
-    split: RawSplit, backend: BackendConfig, directory: Path, cache=None, progress=None
+    split: RawSplit, backend: BackendConfig, directory: Path, cache=None, progress=None, workers: int | None = None
 ) -> WrittenIndex:
     """Scan `split` piece by piece (reusing the scan cache) into a staged index table and dropped.parquet (row,
     filename, reason) in `directory`; apply max_num_samples over the whole index (a second pass). `publish` then
-    makes the staged table the filtered index, unless the caller refuses it (no row kept)."""
+    makes the staged table the filtered index, unless the caller refuses it (no row kept).
+
+    With a cache, `workers` threads (default: the usable cores) scan pieces ahead while this one writes."""
     names = "path" if split.name_column else "row"
     schema = stamp(index_schema(backend).empty_table(), split.fingerprint, names).schema
     meta = {"backend": backend.id, "source_fingerprint": split.fingerprint}
@@ -46,7 +49,7 @@ def write_filtered_index(
     counts = dict.fromkeys(DROP_REASONS, 0)
     with table_writer(directory, DROPPED_TABLE, DROPPED_SCHEMA, described) as lost:
         with table_writer(directory, STAGED, schema, meta) as kept:
-            for result in index_results(split, backend, cache, progress):
+            for result in index_results(split, backend, cache, progress, workers or usable_cores()):
                 for part in result.kept:
                     kept.write(finish_kept(part, result.start, backend))
                 for part in result.dropped:

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from hf_assets.data.row_fetch import is_remote
 from hf_assets.data.sources import RawSplit
-from hf_assets.encode.cores import prefetch_depth
+from hf_assets.encode.decode_workers import prefetch_depth
 from hf_assets.encode.engine_types import EncodeSettings, LatentSettings
 from hf_assets.encode.gpu_decode import DeviceDecoder, prepare_decode
 from hf_assets.encode.images import load_pixels

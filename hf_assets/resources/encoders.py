@@ -253,8 +253,9 @@ class EncodersResource(dg.ConfigurableResource):
 
     def encode_settings(self):
         """The `hf_assets.encode.engine_types.EncodeSettings` of a latent encoding job with these settings."""
+        from hf_assets.cores import usable_cores
         from hf_assets.encode.compiled import resolve_compile
-        from hf_assets.encode.cores import default_decode_workers, usable_cores
+        from hf_assets.encode.decode_workers import default_decode_workers
         from hf_assets.encode.engine_types import EncodeSettings
 
         device = self.resolved_device

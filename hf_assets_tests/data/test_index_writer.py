@@ -2,6 +2,7 @@
 never hold a whole table."""
 
 import shutil
+from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -56,12 +57,16 @@ def small_pieces(monkeypatch):
     monkeypatch.setattr(TableFile, "batches", lambda self, columns=None, rows=5: original(self, columns, rows))
 
 
+@pytest.mark.parametrize("workers", [1, 3], ids=["one_scanner", "three_scanners"])
 @pytest.mark.parametrize("entry", [{}, {"max_num_samples": 20}, {"minimum_image_size": 400}])
-def test_the_index_written_in_pieces_equals_the_index_built_at_once(photos, small_pieces, entry):
+def test_the_index_written_in_pieces_equals_the_index_built_at_once(photos, small_pieces, entry, workers):
     backend = backend_of(photos, **entry)
     split = open_split(backend)
+    assert len(split.pieces) == 3
     expected, dropped = build_filtered_index(split, backend)
-    written = write_filtered_index(split, backend, photos / "out", scan_cache_for(split, backend))
+    cache = scan_cache_for(split, backend)
+    written = write_filtered_index(split, backend, photos / "out", cache, workers=workers)
+    assert (cache.read, cache.reused) == (3, 0)
     index = publish(photos / "out")
     assert index.read().equals(expected) and index.num_rows == expected.num_rows
     assert written.counts == dict(dropped)
@@ -94,3 +99,20 @@ def test_buckets_written_batch_by_batch_equal_the_table_bucketed_at_once(photos,
     assert written.counts.aspect_dropped == expected.aspect_dropped and written.undersized == expected.undersized
     counted = pc.value_counts(table.column("bucket").combine_chunks()).to_pylist()
     assert dict(written.histogram) == {c["values"]: c["counts"] for c in counted}
+
+
+def test_a_piece_that_fails_its_scan_fails_the_index_and_the_pieces_scanned_beside_it_are_kept(photos):
+    backend = backend_of(photos)
+    split = open_split(backend)
+    broken = Path(split.pieces[1].path)
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[:4] + bytes(len(whole) - 12) + whole[-8:])  # column chunks zeroed, footer kept
+    with pytest.raises(OSError):
+        write_filtered_index(split, backend, photos / "out", scan_cache_for(split, backend), workers=3)
+    assert not (photos / "out" / "filtered_index.staged.parquet").exists()  # nothing half-written where it belongs
+    broken.write_bytes(whole)
+    cache = scan_cache_for(split, backend)
+    write_filtered_index(split, backend, photos / "out", cache, workers=3)
+    assert cache.read == 1 and cache.reused == 2  # only the failed piece is scanned again
+    expected, _ = build_filtered_index(split, backend)
+    assert publish(photos / "out").read().equals(expected)

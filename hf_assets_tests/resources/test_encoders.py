@@ -100,7 +100,8 @@ def job_settings_in_a_run(run_config: dict | None = None) -> dict:
 
 
 def test_speed_settings_default_to_what_the_device_runs_best(monkeypatch, tiny_sdxl):
-    from hf_assets.encode.cores import default_decode_workers, usable_cores
+    from hf_assets.cores import usable_cores
+    from hf_assets.encode.decode_workers import default_decode_workers
 
     monkeypatch.setenv("HF_ASSETS_MODEL", str(tiny_sdxl))
     monkeypatch.setenv("HF_ASSETS_DEVICE", "cpu")

@@ -1,5 +1,5 @@
-"""How many threads decode images for one encoding process: the cores it may use, shared among the devices that
-encode at once on its machine."""
+"""The cores this process may use: its CPU affinity, capped by a container's CPU quota (used by the scan's and the
+decoders' thread counts)."""
 
 import math
 import os
@@ -27,16 +27,3 @@ def cgroup_quota(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
     if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
         return None
     return max(1, math.ceil(int(quota) / int(period)))
-
-
-def default_decode_workers(cores: int, devices: int) -> int:
-    """Decode threads for one process: its share of `cores` when `devices` processes (one per GPU) encode at once
-    on the machine, less the one core its own thread needs to drive the device; at least 1."""
-    share = cores // max(1, devices)
-    return max(1, share - 1)
-
-
-def prefetch_depth(batch_size: int, workers: int) -> int:
-    """Images decoded ahead of the device: two batches, plus one in the hands of each worker, so that the next
-    batch is ready while one is encoded and every worker always has an image to decode."""
-    return 2 * max(1, batch_size) + max(0, workers)
