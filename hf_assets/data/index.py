@@ -204,8 +204,8 @@ def index_results(
 ) -> Iterator[PieceResult]:
     """Each piece's scan result, in split order: from the scan cache when its identity and settings are unchanged,
     else scanned now. With a cache, pieces are scanned into it by `workers` threads ahead of the one being yielded
-    (each holds one batch: the results go to disk batch by batch and are read back), so the caller's writing
-    overlaps the scanning; without one, each piece's parts are held in memory in turn."""
+    (results go to disk batch by batch and are read back, and the scans share one batch's rows), so the caller's
+    writing overlaps the scanning; without one, each piece's parts are held in memory in turn."""
     with (progress or quiet()).step("scan", split.num_rows, unit="images") as step:
         if cache is None:
             for piece in split.pieces:
@@ -215,8 +215,8 @@ def index_results(
             return
         schema = part_schema(split, backend)
 
-        def scan(piece, entry) -> None:
-            for kept, counts, dropped in piece_parts(piece, split, backend, share=workers):
+        def scan(piece, entry, share: int) -> None:
+            for kept, counts, dropped in piece_parts(piece, split, backend, share):
                 entry.add(kept, counts, dropped)
 
         for piece, found in cache.results(split.pieces, scan, schema, workers):

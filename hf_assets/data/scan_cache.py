@@ -117,28 +117,34 @@ class ScanCache:
 
     def results(self, pieces, scan, schema: pa.Schema, workers: int = 1):
         """(piece, its result) in order: cached ones as they are, the others first scanned into the cache by
-        `scan(piece, writer)` on `workers` threads, ahead of the piece being yielded. A scan's error is raised when
-        its piece's turn comes; pieces not yet started are then not scanned."""
+        `scan(piece, writer, share)` on `workers` threads (`share`: how many scans run at once), ahead of the piece
+        being yielded. Results are opened at their turn, so scans far ahead hold no file open. A scan's error is
+        raised at its piece's turn; pieces not yet started are then not scanned."""
         pieces = list(pieces)
         missing = [i for i, piece in enumerate(pieces) if not self._paths(piece)[1].is_file()]
+        share = workers if workers > 1 and len(missing) > 1 else 1
 
-        def fill(piece):
+        def fill(piece, share: int = 1) -> None:
             with self._lock:
                 self.read += 1
             with self.writing(piece, schema) as writer:
-                scan(piece, writer)
-            return self.get(piece, fresh=True)
+                scan(piece, writer, share)
 
         def result(piece, ahead=None):
-            found = ahead.result() if ahead is not None else self.get(piece)
-            return found if found is not None else fill(piece)  # a damaged entry is scanned again
+            if ahead is not None:
+                ahead.result()
+            found = self.get(piece, fresh=ahead is not None)
+            if found is None:  # not cached yet, or a damaged entry: scanned now
+                fill(piece)
+                found = self.get(piece, fresh=True)
+            return found
 
-        if workers <= 1 or len(missing) <= 1:
+        if share == 1:
             for piece in pieces:
                 yield piece, result(piece)
             return
         with ThreadPoolExecutor(workers, thread_name_prefix="scan") as pool:
-            ahead = {i: pool.submit(fill, pieces[i]) for i in missing}
+            ahead = {i: pool.submit(fill, pieces[i], share) for i in missing}
             try:
                 for i, piece in enumerate(pieces):
                     yield piece, result(piece, ahead.get(i))

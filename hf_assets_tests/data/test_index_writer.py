@@ -2,6 +2,7 @@
 never hold a whole table."""
 
 import shutil
+import threading
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -116,3 +117,24 @@ def test_a_piece_that_fails_its_scan_fails_the_index_and_the_pieces_scanned_besi
     assert cache.read == 1 and cache.reused == 2  # only the failed piece is scanned again
     expected, _ = build_filtered_index(split, backend)
     assert publish(photos / "out").read().equals(expected)
+
+
+def test_pieces_scanned_ahead_are_opened_only_at_their_turn(photos, monkeypatch):
+    """Scans run ahead on threads; their results are opened by the writer in split order, so however far ahead the
+    scans get, no piece's cached files are held open before its turn."""
+    from hf_assets.data.scan_cache import ScanCache
+
+    opened: list[tuple[str, int]] = []
+    original = ScanCache.get
+
+    def get(self, piece, fresh=False):
+        opened.append((threading.current_thread().name, piece.start))
+        return original(self, piece, fresh)
+
+    monkeypatch.setattr(ScanCache, "get", get)
+    backend = backend_of(photos)
+    split = open_split(backend)
+    write_filtered_index(split, backend, photos / "out", scan_cache_for(split, backend), workers=3)
+    main = threading.current_thread().name
+    assert [start for _, start in opened] == [piece.start for piece in split.pieces]
+    assert {name for name, _ in opened} == {main}
