@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test test-fast lint ui venv bench clean-demo chromium bytecode
+.PHONY: demo test test-fast lint ui venv bench clean-demo chromium
 
 venv: $(VENV)/.installed
 
@@ -33,12 +33,7 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 PYTEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(len(os.sched_getaffinity(0)) + 1)")
 PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
-# The project's bytecode, compiled once: the suite starts many Python processes (dagster CLI runs, workers), and where
-# PYTHONDONTWRITEBYTECODE is set each would compile every module it imports again.
-bytecode: venv
-	$(PY) -m compileall -q -j 0 hf_assets hf_assets_tests examples bench >/dev/null
-
-test: venv chromium bytecode
+test: venv chromium
 	$(PYTEST)
 
 # The browser test drives Debian's chromium through Playwright (Playwright's own browser download is not used).
@@ -48,7 +43,7 @@ chromium:
 	  echo "chromium could not be installed: the browser test will be skipped"
 
 # The inner loop: everything but the tests marked slow (Dagster runs of the graph, subprocesses, the browser).
-test-fast: venv bytecode
+test-fast: venv
 	$(PYTEST) -m "not slow"
 
 lint: venv
