@@ -110,8 +110,10 @@ class RangeHandler(SimpleHTTPRequestHandler):
         with open(path, "rb") as fp:
             fp.seek(start)
             data = fp.read(length)
-        self.wfile.write(data)
+        # counted before it is sent: a client that has its bytes finds them counted (counted after, a busy
+        # machine could let a test reset the count between the client's read and this thread's count)
         self.traffic.add(self.path, len(data), start)
+        self.wfile.write(data)
 
 
 @contextmanager
